@@ -1,0 +1,1 @@
+"""The compose implementation: a client of nerdpy.engine's public API only."""

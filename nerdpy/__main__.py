@@ -1,0 +1,4 @@
+"""`python -m nerdpy` runs the command line."""
+from nerdpy.cli import main
+
+main()

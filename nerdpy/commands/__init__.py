@@ -1,0 +1,1 @@
+"""Thin click command modules: flags -> engine call -> rendering. Loaded lazily by nerdpy.cli."""
