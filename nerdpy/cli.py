@@ -1,0 +1,157 @@
+"""The click root group: global flags, lazy loading of command modules, and the mapping of
+engine errors to docker's exit codes (125 for an error of nerdpy itself).
+
+Only click is imported here; each command module is imported when its command runs, so
+`nerdpy --version` and `nerdpy --help` stay cheap (no requests, rich or yaml).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from nerdpy import __version__
+
+# command name -> (module under nerdpy.commands, attribute, short help for --help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "pull": ("pull", "pull", "Download an image from a registry"),
+    "images": ("images", "images", "List images"),
+    "image": ("images", "image", "Manage images"),
+    "tag": ("images", "tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "rmi": ("images", "rmi", "Remove one or more images"),
+}
+
+EXIT_ERROR = 125
+
+
+class DebugState:
+    debug = False
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands live in modules imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr, _ = self.lazy[name]
+            mod = importlib.import_module(f"nerdpy.commands.{module}")
+            return getattr(mod, attr)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # list lazy commands from the table, without importing their modules
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows += [
+            (name, cmd.get_short_help_str(60))
+            for name, cmd in sorted(self.commands.items())
+            if not cmd.hidden and name not in self.lazy
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class Context:
+    """What every command receives: the settings and a store opened on first use."""
+
+    def __init__(self, overrides: dict):
+        self.overrides = overrides
+        self._settings = None
+        self._store = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from nerdpy.engine.config import load_settings
+
+            self._settings = load_settings(self.overrides)
+        return self._settings
+
+    def store(self):
+        if self._store is None:
+            from nerdpy.engine.store import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-v", "--version", prog_name="nerdpy", message="nerdpy version %(version)s")
+@click.option("--data-root", metavar="DIR", help="Root of persistent state [default: /var/lib/nerdpy]")
+@click.option("-n", "--namespace", metavar="NS", help="Namespace to use [default: default]")
+@click.option("--debug", is_flag=True, default=None, help="Show debug output and tracebacks")
+@click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST",
+              help="Allow plain HTTP and unverified TLS for this registry (repeatable)")
+@click.option("--hosts-dir", metavar="DIRS",
+              help="Colon-separated dirs holding hosts.toml files "
+                   "[default: /etc/nerdpy/certs.d:/etc/containerd/certs.d:/etc/docker/certs.d]")
+@click.pass_context
+def cli(ctx: click.Context, data_root, namespace, debug, insecure_registries, hosts_dir) -> None:
+    """A Docker-compatible container command line with an embedded, daemonless engine."""
+    overrides = {
+        "data_root": os.path.abspath(data_root) if data_root else None,
+        "namespace": namespace,
+        "debug": debug,
+        "insecure_registries": list(insecure_registries) or None,
+        "hosts_dirs": [d for d in hosts_dir.split(":") if d] if hosts_dir else None,
+    }
+    if debug or os.environ.get("NERDPY_DEBUG", "").lower() in ("1", "true", "yes"):
+        DebugState.debug = True
+    ctx.obj = Context(overrides)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    click.echo(f"nerdpy: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from nerdpy.engine.errors import NerdpyError
+
+    try:
+        cli.main(args=argv, prog_name="nerdpy", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        if isinstance(e, click.UsageError):
+            msg = e.format_message()
+            hint = ""
+            if e.ctx is not None:
+                hint = f"\nSee '{e.ctx.command_path} --help'."
+            click.echo(f"nerdpy: {msg}{hint}", err=True)
+            sys.exit(EXIT_ERROR)
+        click.echo(f"nerdpy: {e.format_message()}", err=True)
+        sys.exit(EXIT_ERROR if e.exit_code in (1, 2) else e.exit_code)
+    except NerdpyError as e:
+        if DebugState.debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"nerdpy: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as e:  # an error we did not plan for: still one line unless --debug
+        if DebugState.debug:
+            raise
+        click.echo(f"nerdpy: internal error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(0)

@@ -1,0 +1,97 @@
+"""Engine settings: where state lives and how registries are reached.
+
+Values come, lowest precedence first, from built-in defaults, `/etc/nerdpy/nerdpy.toml`
+(or `$NERDPY_CONFIG`), `NERDPY_*` environment variables, and finally command-line flags,
+which the CLI passes in as overrides.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+from nerdpy.engine.errors import InvalidArgument
+
+DEFAULT_CONFIG_PATH = "/etc/nerdpy/nerdpy.toml"
+DEFAULT_HOSTS_DIRS = ("/etc/nerdpy/certs.d", "/etc/containerd/certs.d", "/etc/docker/certs.d")
+
+
+@dataclass
+class Settings:
+    data_root: str = "/var/lib/nerdpy"
+    run_root: str = "/run/nerdpy"
+    namespace: str = "default"
+    debug: bool = False
+    insecure_registries: list[str] = field(default_factory=list)
+    hosts_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_HOSTS_DIRS))
+    cni_path: list[str] = field(default_factory=lambda: ["/usr/lib/cni", "/opt/cni/bin"])
+    cni_netconfpath: str = "/etc/cni/net.d"
+    runc: str = "runc"
+
+
+# toml key / env suffix -> Settings attribute
+_KEYS = {
+    "data_root": "data_root",
+    "run_root": "run_root",
+    "namespace": "namespace",
+    "debug": "debug",
+    "insecure_registry": "insecure_registries",
+    "insecure_registries": "insecure_registries",
+    "hosts_dir": "hosts_dirs",
+    "cni_path": "cni_path",
+    "cni_netconfpath": "cni_netconfpath",
+    "runc": "runc",
+}
+
+
+def _coerce(attr: str, value: object, source: str) -> object:
+    kind = {f.name: f.type for f in fields(Settings)}[attr]
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    if kind.startswith("list"):
+        if isinstance(value, str):
+            sep = "," if attr == "insecure_registries" else ":"
+            return [v for v in value.replace(",", sep).split(sep) if v]
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        raise InvalidArgument(f"{source}: {attr} must be a string or a list")
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{source}: {attr} must be a string")
+    return value
+
+
+def load_settings(overrides: dict | None = None, env: dict | None = None) -> Settings:
+    """Build the settings from the config file, the environment and explicit overrides."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = env.get("NERDPY_CONFIG", DEFAULT_CONFIG_PATH)
+    if os.path.exists(path):
+        import tomllib
+
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise InvalidArgument(f"cannot read {path}: {e}") from None
+        for key, value in doc.items():
+            attr = _KEYS.get(key.replace("-", "_"))
+            if attr is not None:
+                setattr(settings, attr, _coerce(attr, value, path))
+    for key, attr in _KEYS.items():
+        value = env.get("NERDPY_" + key.upper())
+        if value is not None and value != "":
+            setattr(settings, attr, _coerce(attr, value, "NERDPY_" + key.upper()))
+    for attr, value in (overrides or {}).items():
+        if value is None or value == () or value == []:
+            continue
+        setattr(settings, attr, value)
+    if not _valid_namespace(settings.namespace):
+        raise InvalidArgument(f"invalid namespace {settings.namespace!r}: use [a-z0-9][a-z0-9_.-]*")
+    return settings
+
+
+def _valid_namespace(ns: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,75}", ns) is not None

@@ -1,0 +1,108 @@
+"""The metadata database: images, snapshots and (later) containers, networks and volumes.
+
+One SQLite file (`<data-root>/meta.db`) in WAL mode. Every change is one transaction
+(`with db.write() as cur:` takes the write lock up front with BEGIN IMMEDIATE), so a crash at
+any point leaves either the old or the new state. Readers never see a half-made object.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,          -- normalised reference: docker.io/library/busybox:latest
+    target      TEXT NOT NULL,          -- digest the name points at (manifest or index)
+    media_type  TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    manifest    TEXT NOT NULL,          -- the platform manifest used by default
+    config      TEXT NOT NULL,          -- its config digest: the image ID
+    created_at  REAL NOT NULL,          -- when the name was first stored
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE INDEX IF NOT EXISTS images_config ON images(namespace, config);
+CREATE TABLE IF NOT EXISTS snapshots (
+    chain_id    TEXT PRIMARY KEY,
+    id          INTEGER NOT NULL UNIQUE, -- directory name under snapshots/
+    parent      TEXT,                    -- parent chain id, NULL for a base layer
+    diff_id     TEXT NOT NULL,
+    size        INTEGER NOT NULL,        -- bytes of file content in this layer
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS active_snapshots (
+    key         TEXT PRIMARY KEY,        -- the owner's key, e.g. ns/container-id
+    id          INTEGER NOT NULL UNIQUE,
+    parent      TEXT,                    -- committed chain id it sits on
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name        TEXT PRIMARY KEY,
+    value       INTEGER NOT NULL
+);
+"""
+
+
+class Metadata:
+    """A connection to the metadata database, safe to share between the threads of one process."""
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA busy_timeout = 60000")
+        mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            with self.write() as cur:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        cur.execute(stmt)
+                cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction: committed when the block ends, rolled back on an exception."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+
+def next_counter(cur: sqlite3.Cursor, name: str) -> int:
+    """Increment and return a named counter inside the caller's transaction (never reused)."""
+    cur.execute(
+        "INSERT INTO counters(name, value) VALUES (?, 1) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        (name,),
+    )
+    return cur.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0]

@@ -1,0 +1,80 @@
+"""The store: one open data root (metadata DB, content store, snapshotter) for one namespace.
+
+Everything the engine does goes through a `Store`. Opening one is cheap (a SQLite connection
+and a few mkdirs), so each CLI command opens its own.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from nerdpy.engine.config import Settings
+from nerdpy.engine.content import ContentStore
+from nerdpy.engine.errors import StoreError
+from nerdpy.engine.metadata import Metadata
+from nerdpy.engine.snapshots import Snapshotter
+
+
+@dataclass
+class Store:
+    settings: Settings
+    db: Metadata
+    content: ContentStore
+    snapshots: Snapshotter
+    _registry: object | None = field(default=None, repr=False)
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    @property
+    def data_root(self) -> str:
+        return self.settings.data_root
+
+    def registry_client(self):
+        """The registry client (imports requests: only paths that talk to registries call this)."""
+        if self._registry is None:
+            from nerdpy.engine.registry import RegistryClient
+
+            self._registry = RegistryClient(
+                hosts_dirs=list(self.settings.hosts_dirs),
+                insecure=list(self.settings.insecure_registries),
+            )
+        return self._registry
+
+    @contextmanager
+    def gc_lock(self, exclusive: bool = False, wait: bool = True) -> Iterator[bool]:
+        """Writers that add content hold the shared lock; garbage collection holds it
+        exclusively, so it never deletes what a running pull has fetched but not yet named.
+        Yields False when `wait` is False and the lock is busy."""
+        fd = os.open(os.path.join(self.data_root, "gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, flags | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_store(settings: Settings) -> Store:
+    root = settings.data_root
+    try:
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        db = Metadata(os.path.join(root, "meta.db"))
+    except OSError as e:
+        raise StoreError(f"cannot open data root {root}: {e.strerror or e}") from None
+    except Exception as e:  # sqlite3.DatabaseError and friends
+        raise StoreError(f"cannot open metadata in {root}: {e}") from None
+    content = ContentStore(os.path.join(root, "content"))
+    snaps = Snapshotter(os.path.join(root, "snapshots"), db)
+    return Store(settings=settings, db=db, content=content, snapshots=snaps)
