@@ -1,0 +1,1 @@
+"""Benchmarks comparing nerdpy with the baselines (run by hand, never by CI)."""
