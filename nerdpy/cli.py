@@ -21,6 +21,19 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "image": ("images", "image", "Manage images"),
     "tag": ("images", "tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "rmi": ("images", "rmi", "Remove one or more images"),
+    "run": ("run", "run", "Create and run a new container from an image"),
+    "create": ("run", "create", "Create a new container"),
+    "ps": ("ps", "ps", "List containers"),
+    "start": ("containers", "start", "Start one or more stopped containers"),
+    "stop": ("containers", "stop", "Stop one or more running containers"),
+    "restart": ("containers", "restart", "Restart one or more containers"),
+    "kill": ("containers", "kill", "Kill one or more running containers"),
+    "rm": ("containers", "rm", "Remove one or more containers"),
+    "wait": ("containers", "wait", "Block until containers stop, then print their exit codes"),
+    "logs": ("containers", "logs", "Fetch the logs of a container"),
+    "exec": ("containers", "exec_", "Execute a command in a running container"),
+    "inspect": ("containers", "inspect", "Return low-level information on objects"),
+    "container": ("containers", "container", "Manage containers"),
 }
 
 EXIT_ERROR = 125

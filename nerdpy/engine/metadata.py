@@ -12,7 +12,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -41,6 +41,25 @@ CREATE TABLE IF NOT EXISTS active_snapshots (
     id          INTEGER NOT NULL UNIQUE,
     parent      TEXT,                    -- committed chain id it sits on
     created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containers (
+    namespace   TEXT NOT NULL,
+    id          TEXT NOT NULL,           -- 64 hex digits
+    name        TEXT NOT NULL,
+    image       TEXT NOT NULL,           -- the image as the user named it
+    image_id    TEXT NOT NULL,           -- config digest
+    config      TEXT NOT NULL,           -- JSON: what was asked for (Config + HostConfig)
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (namespace, id),
+    UNIQUE (namespace, name)
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    labels      TEXT NOT NULL DEFAULT '{}',
+    anonymous   INTEGER NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (namespace, name)
 );
 CREATE TABLE IF NOT EXISTS counters (
     name        TEXT PRIMARY KEY,

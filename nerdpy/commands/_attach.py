@@ -1,0 +1,188 @@
+"""The client side of the monitor's attach socket: stream a container's output to our stdout and
+stderr, send our stdin, follow the terminal's size, and detach on ctrl-p ctrl-q.
+
+Frames are docker's stdcopy framing: 1 byte stream (1 stdout, 2 stderr, 3 exit), 3 zero bytes,
+4 bytes big-endian length, then the payload.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+
+C_STDIN, C_RESIZE, C_CLOSE_STDIN = 0, 1, 2
+DETACHED = -1
+
+
+def connect(sock_path: str, stdin: bool, stdout: bool = True, stderr: bool = True,
+            size: tuple[int, int] | None = None) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    hello = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
+    if size:
+        hello["resize"] = list(size)
+    s.sendall(json.dumps(hello).encode() + b"\n")
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = s.recv(1)
+        if not chunk:
+            raise ConnectionError("the container's monitor closed the connection")
+        line += chunk
+    return s
+
+
+def terminal_size(fd: int) -> tuple[int, int] | None:
+    try:
+        sz = os.get_terminal_size(fd)
+        return sz.lines, sz.columns
+    except OSError:
+        return None
+
+
+def _frame(kind: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxI", kind, len(data)) + data
+
+
+def parse_detach_keys(text: str | None) -> bytes:
+    """docker's --detach-keys: 'ctrl-p,ctrl-q' (default), letters, 'ctrl-<x>'."""
+    if text is None:
+        text = "ctrl-p,ctrl-q"
+    if text == "":
+        return b""
+    out = b""
+    for key in text.split(","):
+        key = key.strip().lower()
+        if key.startswith("ctrl-") and len(key) == 6:
+            c = key[5]
+            if "a" <= c <= "z":
+                out += bytes([ord(c) - ord("a") + 1])
+            elif c in "@[\\]^_":
+                out += bytes([{"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[c]])
+            else:
+                raise ValueError(f"invalid detach key {key!r}")
+        elif len(key) == 1:
+            out += key.encode()
+        else:
+            raise ValueError(f"invalid detach key {key!r}")
+    return out
+
+
+def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: bytes = b"\x10\x11",
+         close_stdin_on_eof: bool = True) -> int:
+    """Copy until the container exits (returns its code) or the user detaches (DETACHED)."""
+    out = sys.stdout.buffer
+    err = sys.stderr.buffer
+    buf = b""
+    pending_keys = b""
+    exit_code: int | None = None
+    wake_r = None
+    if tty and stdin_fd is not None and os.isatty(stdin_fd):
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+
+        def on_winch(*_):
+            os.write(wake_w, b"w")
+
+        signal.signal(signal.SIGWINCH, on_winch)
+    fds: list = [sock]
+    if stdin_fd is not None:
+        fds.append(stdin_fd)
+    if wake_r is not None:
+        fds.append(wake_r)
+    while True:
+        try:
+            r, _, _ = select.select(fds, [], [])
+        except InterruptedError:
+            continue
+        if wake_r is not None and wake_r in r:
+            os.read(wake_r, 64)
+            size = terminal_size(stdin_fd)
+            if size:
+                sock.sendall(_frame(C_RESIZE, json.dumps(list(size)).encode()))
+        if stdin_fd is not None and stdin_fd in r:
+            try:
+                data = os.read(stdin_fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                fds.remove(stdin_fd)
+                if close_stdin_on_eof:
+                    try:
+                        sock.sendall(_frame(C_CLOSE_STDIN, b""))
+                    except OSError:
+                        pass
+            else:
+                if tty and detach_keys:
+                    data, detached, pending_keys = _scan_detach(pending_keys + data, detach_keys)
+                    if detached:
+                        if data:
+                            sock.sendall(_frame(C_STDIN, data))
+                        return DETACHED
+                if data:
+                    try:
+                        sock.sendall(_frame(C_STDIN, data))
+                    except OSError:
+                        pass
+        if sock in r:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return exit_code if exit_code is not None else 0
+            buf += chunk
+            while len(buf) >= 8:
+                kind, size = struct.unpack(">BxxxI", buf[:8])
+                if len(buf) < 8 + size:
+                    break
+                payload, buf = buf[8:8 + size], buf[8 + size:]
+                if kind == 1:
+                    out.write(payload)
+                    out.flush()
+                elif kind == 2:
+                    err.write(payload)
+                    err.flush()
+                elif kind == 3:
+                    try:
+                        exit_code = json.loads(payload)["exit_code"]
+                    except (ValueError, KeyError):
+                        exit_code = 0
+
+
+def _scan_detach(data: bytes, keys: bytes) -> tuple[bytes, bool, bytes]:
+    """Find the detach sequence; returns (bytes to forward, detached?, bytes held back)."""
+    idx = data.find(keys)
+    if idx >= 0:
+        return data[:idx], True, b""
+    # hold back a partial match at the end
+    for n in range(min(len(keys) - 1, len(data)), 0, -1):
+        if data.endswith(keys[:n]):
+            return data[:-n], False, data[-n:]
+    return data, False, b""
+
+
+class RawTerminal:
+    """Put a terminal in raw mode for `-t` sessions and restore it afterwards."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.saved = None
+
+    def __enter__(self):
+        import termios
+        import tty
+
+        if os.isatty(self.fd):
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd)
+        return self
+
+    def __exit__(self, *exc):
+        import termios
+
+        if self.saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)

@@ -1,0 +1,363 @@
+"""Container commands: start, stop, restart, kill, rm, wait, logs, exec, inspect, ps, and the
+`container` group (with the hidden `cleanup` the monitor calls)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from nerdpy.commands._util import human_duration, local_time, parse_time, since, store_of
+
+
+def _each(ctx, names, fn) -> None:
+    """Run fn(store, container) for each name; print errors per name like docker; exit 1 if any failed."""
+    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.errors import NerdpyError
+
+    store = store_of(ctx)
+    failed = False
+    for name in names:
+        try:
+            fn(store, find_container(store, name), name)
+        except NerdpyError as e:
+            click.echo(f"nerdpy: {e}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+@click.command("start")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
+@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container")
+@click.pass_context
+def start(ctx, containers, attach, interactive, detach_keys):
+    """Start one or more stopped containers."""
+    from nerdpy.engine.containers import container_state, find_container
+    from nerdpy.engine.lifecycle import prepare_start
+
+    if attach or interactive:
+        if len(containers) > 1:
+            raise click.UsageError("you cannot start and attach multiple containers at once")
+        from nerdpy.commands.run import attach_and_start
+
+        store = store_of(ctx)
+        c = find_container(store, containers[0])
+        if container_state(store, c).running:
+            raise click.UsageError(f"container {containers[0]} is already running")
+        handle = prepare_start(store, c)
+        sys.exit(attach_and_start(store, c, handle, interactive and c.spec.get("stdin_open"),
+                                  bool(c.spec.get("tty")), True, detach_keys))
+
+    def one(store, c, name):
+        if container_state(store, c).running:
+            click.echo(name)
+            return
+        prepare_start(store, c).start()
+        click.echo(name)
+
+    _each(ctx, containers, one)
+
+
+@click.command("stop")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container")
+@click.option("-s", "--signal", "sig", help="Signal to send to the container")
+@click.pass_context
+def stop(ctx, containers, timeout, sig):
+    """Stop one or more running containers."""
+    from nerdpy.engine.lifecycle import stop_container
+
+    def one(store, c, name):
+        stop_container(store, c, timeout=timeout, sig=sig)
+        click.echo(name)
+
+    _each(ctx, containers, one)
+
+
+@click.command("restart")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container")
+@click.pass_context
+def restart(ctx, containers, timeout):
+    """Restart one or more containers."""
+    from nerdpy.engine.lifecycle import prepare_start, stop_container
+
+    def one(store, c, name):
+        stop_container(store, c, timeout=timeout)
+        prepare_start(store, c).start()
+        click.echo(name)
+
+    _each(ctx, containers, one)
+
+
+@click.command("kill")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-s", "--signal", "sig", default="KILL", help="Signal to send to the container")
+@click.pass_context
+def kill(ctx, containers, sig):
+    """Kill one or more running containers."""
+    from nerdpy.engine.lifecycle import kill_container, parse_signal
+
+    parse_signal(sig)
+
+    def one(store, c, name):
+        kill_container(store, c, sig)
+        click.echo(name)
+
+    _each(ctx, containers, one)
+
+
+@click.command("rm")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL)")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes associated with the container")
+@click.pass_context
+def rm(ctx, containers, force, volumes):
+    """Remove one or more containers."""
+    from nerdpy.engine.lifecycle import remove_container
+
+    def one(store, c, name):
+        remove_container(store, c, force=force, volumes=volumes)
+        click.echo(name)
+
+    _each(ctx, containers, one)
+
+
+@click.command("wait")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def wait(ctx, containers):
+    """Block until one or more containers stop, then print their exit codes."""
+    from nerdpy.engine.lifecycle import wait_container
+
+    def one(store, c, name):
+        code = wait_container(store, c)
+        click.echo(code if code is not None else 0)
+
+    _each(ctx, containers, one)
+
+
+@click.command("logs")
+@click.argument("container")
+@click.option("-f", "--follow", is_flag=True, help="Follow log output")
+@click.option("-n", "--tail", default="all", help="Number of lines to show from the end of the logs")
+@click.option("--since", help="Show logs since timestamp or relative (e.g. 42m)")
+@click.option("--until", help="Show logs before a timestamp or relative (e.g. 42m)")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@click.pass_context
+def logs(ctx, container, follow, tail, since, until, timestamps):
+    """Fetch the logs of a container."""
+    from nerdpy.engine.containers import container_state, find_container
+    from nerdpy.engine.logs import read_logs
+
+    store = store_of(ctx)
+    c = find_container(store, container)
+    if tail != "all" and not tail.lstrip("-").isdigit():
+        raise click.UsageError(f"invalid --tail value {tail!r}")
+    t0 = _parse_since(since)
+    t1 = _parse_since(until)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for entry in read_logs(store, c, tail=None if tail == "all" else int(tail), since=t0, until=t1,
+                           follow=follow, running=lambda: container_state(store, c).running):
+        data = entry["log"].encode()
+        if timestamps:
+            data = entry["time"].encode() + b" " + data
+        (err if entry.get("stream") == "stderr" else out).write(data)
+        if follow:
+            (err if entry.get("stream") == "stderr" else out).flush()
+
+
+def _parse_since(text: str | None) -> float | None:
+    if not text:
+        return None
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", text)
+    if m:
+        return time.time() - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    t = parse_time(text)
+    if t is None:
+        raise click.UsageError(f"invalid time {text!r}")
+    return t
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
+@click.option("-e", "--env", multiple=True, help="Set environment variables")
+@click.option("-w", "--workdir", help="Working directory inside the container")
+@click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+@click.option("--privileged", is_flag=True, help="Give extended privileges to the command")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, container, command):
+    """Execute a command in a running container."""
+    from nerdpy.engine.containers import container_state, find_container
+    from nerdpy.engine.exec import exec_argv
+
+    store = store_of(ctx)
+    c = find_container(store, container)
+    state = container_state(store, c)
+    if state.status != "running":
+        from nerdpy.engine.errors import Conflict
+
+        raise Conflict(f"container {container} is not running")
+    argv, cleanup = exec_argv(store, c, list(command), env=list(env), workdir=workdir, user=user,
+                              tty=tty and sys.stdin.isatty(), detach=detach, privileged=privileged)
+    import subprocess
+
+    try:
+        if detach:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+            if r.returncode != 0:
+                raise click.ClickException(r.stderr.decode(errors="replace").strip())
+            return
+        stdin = None if interactive else subprocess.DEVNULL
+        r = subprocess.run(argv, stdin=stdin)
+    finally:
+        cleanup()
+    sys.exit(r.returncode)
+
+
+@click.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", help="Format output using a custom template")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@click.option("--type", "kind", type=click.Choice(["container", "image", "volume"]), help="Return JSON for specified type")
+@click.pass_context
+def inspect(ctx, names, fmt, size, kind):
+    """Return low-level information on containers or images."""
+    from nerdpy.engine.containers import ContainerNotFound, find_container
+    from nerdpy.engine.errors import ImageNotFound
+    from nerdpy.engine.inspect import container_json
+
+    store = store_of(ctx)
+    results, missing = [], []
+    for name in names:
+        obj = None
+        if kind in (None, "container"):
+            try:
+                obj = container_json(store, find_container(store, name))
+            except ContainerNotFound:
+                obj = None
+        if obj is None and kind in (None, "image"):
+            from nerdpy.commands.images import inspect_json
+            from nerdpy.engine.images import resolve_image
+
+            try:
+                obj = inspect_json(store, resolve_image(store, name))
+            except ImageNotFound:
+                obj = None
+        if obj is None and kind == "volume":
+            from nerdpy.commands.volumes import volume_json
+            from nerdpy.engine.volumes import get_volume
+
+            v = get_volume(store, name)
+            obj = volume_json(store, v) if v else None
+        if obj is None:
+            missing.append(name)
+        else:
+            results.append(obj)
+    _print_inspect(results, fmt)
+    for name in missing:
+        click.echo(f"nerdpy: no such object: {name}", err=True)
+    if missing:
+        sys.exit(1)
+
+
+def _print_inspect(results, fmt):
+    if fmt:
+        from nerdpy.template import render
+
+        tmpl = fmt.replace("\\t", "\t").replace("\\n", "\n")
+        if tmpl.strip() == "json":
+            tmpl = "{{json .}}"
+        for r in results:
+            sys.stdout.write(render(tmpl, r) + "\n")
+    else:
+        sys.stdout.write(json.dumps(results, indent=4) + "\n")
+
+
+@click.command("container-inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", help="Format output using a custom template")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@click.pass_context
+def container_inspect(ctx, names, fmt, size):
+    """Display detailed information on one or more containers."""
+    from nerdpy.engine.containers import ContainerNotFound, find_container
+    from nerdpy.engine.inspect import container_json
+
+    store = store_of(ctx)
+    results, missing = [], []
+    for name in names:
+        try:
+            results.append(container_json(store, find_container(store, name)))
+        except ContainerNotFound:
+            missing.append(name)
+    _print_inspect(results, fmt)
+    for name in missing:
+        click.echo(f"nerdpy: no such container: {name}", err=True)
+    if missing:
+        sys.exit(1)
+
+
+@click.command("cleanup", hidden=True)
+@click.argument("cid")
+@click.pass_context
+def cleanup(ctx, cid):
+    """(internal) Called by a container's monitor when the container has stopped."""
+    from nerdpy.engine.lifecycle import cleanup_container
+
+    cleanup_container(store_of(ctx), cid)
+
+
+@click.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.pass_context
+def prune(ctx, force):
+    """Remove all stopped containers."""
+    from nerdpy.engine.containers import container_state, list_containers
+    from nerdpy.engine.lifecycle import remove_container
+
+    if not force:
+        if not sys.stdin.isatty():
+            raise click.UsageError("refusing to prune without confirmation: use -f/--force")
+        if not click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"):
+            return
+    store = store_of(ctx)
+    click.echo("Deleted Containers:")
+    for c in list_containers(store):
+        if not container_state(store, c).running:
+            remove_container(store, c)
+            click.echo(c.id)
+    click.echo("")
+    click.echo("Total reclaimed space: 0B")
+
+
+@click.group("container")
+def container():
+    """Manage containers."""
+
+
+def _register():
+    from nerdpy.commands.ps import ps
+    from nerdpy.commands.run import create, run
+
+    for cmd, name in ((start, "start"), (stop, "stop"), (restart, "restart"), (kill, "kill"),
+                      (rm, "rm"), (rm, "remove"), (wait, "wait"), (logs, "logs"), (exec_, "exec"),
+                      (container_inspect, "inspect"), (cleanup, "cleanup"), (prune, "prune"),
+                      (ps, "ls"), (ps, "list"), (ps, "ps"), (run, "run"), (create, "create")):
+        container.add_command(cmd, name)
+
+
+_register()

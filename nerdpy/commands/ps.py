@@ -1,0 +1,169 @@
+"""`ps` / `container ls`: docker's columns, filters and --format over the containers' state."""
+from __future__ import annotations
+
+import fnmatch
+import sys
+import time
+
+import click
+
+from nerdpy.commands._util import human_duration, human_size, local_time, parse_time, store_of
+
+PS_HEADERS = {
+    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED", "Ports": "PORTS", "Status": "STATUS", "Names": "NAMES",
+    "Labels": "LABELS", "Mounts": "MOUNTS", "Size": "SIZE", "State": "STATE", "Networks": "NETWORKS",
+}
+
+
+def status_text(state) -> str:
+    """docker's STATUS column."""
+    now = time.time()
+    if state.status == "created":
+        return "Created"
+    if state.status in ("running", "paused"):
+        started = parse_time(state.started_at) or now
+        text = "Up " + human_duration(now - started)
+        if state.status == "paused":
+            text += " (Paused)"
+        if state.health and state.health.get("Status"):
+            h = state.health["Status"]
+            text += " (health: starting)" if h == "starting" else f" ({h})"
+        return text
+    if state.status == "restarting":
+        finished = parse_time(state.finished_at) or now
+        return f"Restarting ({state.exit_code}) {human_duration(now - finished)} ago"
+    finished = parse_time(state.finished_at)
+    if finished is None:
+        return f"Exited ({state.exit_code})"
+    return f"Exited ({state.exit_code}) {human_duration(now - finished)} ago"
+
+
+def _command_text(c, no_trunc: bool) -> str:
+    args = c.spec.get("_args") or []
+    text = " ".join(args)
+    if not no_trunc and len(text) > 20:
+        text = text[:19] + "…"
+    return f'"{text}"'
+
+
+def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
+    from nerdpy.engine.containers import container_state
+
+    rows = []
+    for c in containers:
+        st = container_state(store, c)
+        labels = {**((c.spec.get("_image_config") or {}).get("Labels") or {}), **(c.spec.get("labels") or {})}
+        row = {
+            "ID": c.id if no_trunc else c.id[:12],
+            "Image": c.image,
+            "Command": _command_text(c, no_trunc),
+            "CreatedAt": local_time(c.created_at),
+            "RunningFor": human_duration(time.time() - c.created_at) + " ago",
+            "Ports": "",
+            "Status": status_text(st),
+            "State": st.status,
+            "Names": c.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+            "Mounts": ",".join(m.get("source") or m["target"] for m in c.spec.get("mounts") or []),
+            "Networks": c.spec.get("network") or "none",
+            "Size": "",
+            "_labels": labels,
+            "_state": st,
+            "_c": c,
+        }
+        if size:
+            from nerdpy.engine.containers import snapshot_key
+
+            try:
+                upper = store.snapshots.upper_dir(snapshot_key(store, c.id))
+                row["Size"] = human_size(_du(upper))
+            except Exception:
+                row["Size"] = "0B"
+        rows.append(row)
+    return rows
+
+
+def _du(path: str) -> int:
+    import os
+
+    total = 0
+    for d, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(d, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _filter(store, rows, filters):
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise click.UsageError(f"bad format of filter (expected name=value): {f}")
+        key = key.lower()
+        if key == "id":
+            rows = [r for r in rows if r["_c"].id.startswith(value)]
+        elif key == "name":
+            rows = [r for r in rows if value in r["_c"].name or fnmatch.fnmatchcase(r["_c"].name, value)]
+        elif key == "label":
+            k, eq, v = value.partition("=")
+            rows = [r for r in rows if k in r["_labels"] and (not eq or r["_labels"][k] == v)]
+        elif key == "status":
+            if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+                raise click.UsageError(f"invalid filter 'status={value}'")
+            rows = [r for r in rows if r["_state"].status == value]
+        elif key == "exited":
+            rows = [r for r in rows if r["_state"].status == "exited" and str(r["_state"].exit_code) == value]
+        elif key == "ancestor":
+            from nerdpy.engine.images import lookup_images
+
+            ids = {i.config for i in lookup_images(store, value)}
+            rows = [r for r in rows if r["_c"].image_id in ids or r["_c"].image == value]
+        elif key == "volume":
+            rows = [r for r in rows if any(m.get("source") == value or m["target"] == value
+                                           for m in r["_c"].spec.get("mounts") or [])]
+        elif key == "health":
+            rows = [r for r in rows if (r["_state"].health or {}).get("Status", "none") == value]
+        else:
+            raise click.UsageError(f"invalid filter '{key}'")
+    return rows
+
+
+@click.command("ps")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
+@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states)")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states)")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided")
+@click.option("--format", "fmt", help="Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
+@click.pass_context
+def ps(ctx, all_, quiet, last, latest, size, no_trunc, filters, fmt):
+    """List containers."""
+    from nerdpy.engine.containers import list_containers
+    from nerdpy.template import format_output
+
+    store = store_of(ctx)
+    containers = list_containers(store)
+    if latest:
+        last = 1
+    if last >= 0:
+        containers = containers[:last]
+        all_ = True
+    rows = container_rows(store, containers, no_trunc, size)
+    if not all_:
+        rows = [r for r in rows if r["_state"].status in ("running", "paused", "restarting")]
+    rows = _filter(store, rows, filters)
+    if quiet:
+        sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
+        return
+    default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    if size:
+        default += "\t{{.Size}}"
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    for p, r in zip(public, rows):
+        p["Label"] = r["_labels"]
+    sys.stdout.write(format_output(fmt, public, default_table=default, headers=PS_HEADERS))

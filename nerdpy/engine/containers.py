@@ -1,0 +1,278 @@
+"""Containers: records, state, and the lifecycle (create, start, stop, kill, remove, cleanup).
+
+A container is a DB row (what was asked for), an active snapshot (its writable layer), a
+directory under `<data-root>/containers/<ns>/<id>` (bundle, log, state written by the monitor)
+and, while it runs, a directory under `<run-root>/<ns>/<id>` (the monitor's pid and sockets).
+There is no daemon: the state users see is read from the monitor's records, checked against
+the processes that really exist.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError, NotFound
+from nerdpy.engine.store import Store
+
+
+class ContainerNotFound(NotFound):
+    """No such container."""
+
+
+class CommandNotFound(NerdpyError):
+    exit_code = 127
+
+
+class CommandNotInvokable(NerdpyError):
+    exit_code = 126
+
+
+@dataclass
+class MountSpec:
+    type: str                 # bind, volume, tmpfs
+    target: str
+    source: str = ""
+    readonly: bool = False
+    options: dict = field(default_factory=dict)   # tmpfs size/mode, bind propagation, nocopy
+
+
+@dataclass
+class ContainerSpec:
+    """What `run`/`create` asked for, in docker's terms."""
+
+    image: str
+    name: str | None = None
+    cmd: list[str] | None = None
+    entrypoint: list[str] | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    hostname: str | None = None
+    domainname: str = ""
+    tty: bool = False
+    stdin_open: bool = False
+    stdin_once: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    auto_remove: bool = False
+    restart: str = "no"
+    mounts: list[MountSpec] = field(default_factory=list)
+    read_only: bool = False
+    network: str = "none"
+    memory: int | None = None
+    memory_swap: int | None = None
+    memory_reservation: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)
+    shm_size: int | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    init: bool = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    healthcheck: dict | None = None       # docker's Healthcheck: Test, Interval, Timeout, Retries, StartPeriod (ns)
+    no_healthcheck: bool = False
+    log_opts: dict[str, str] = field(default_factory=dict)
+    oom_score_adj: int | None = None
+
+
+@dataclass
+class Container:
+    namespace: str
+    id: str
+    name: str
+    image: str
+    image_id: str
+    spec: dict
+    created_at: float
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@dataclass
+class ContainerState:
+    status: str = "created"      # created, running, paused, restarting, exited, dead
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    restart_count: int = 0
+    health: dict | None = None
+    monitor_alive: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "paused", "restarting")
+
+
+# paths ------------------------------------------------------------------------------------
+def container_dir(store: Store, cid: str) -> str:
+    return os.path.join(store.data_root, "containers", store.namespace, cid)
+
+
+def run_dir(store: Store, cid: str) -> str:
+    return os.path.join(store.settings.run_root, store.namespace, cid)
+
+
+def runc_root(store: Store) -> str:
+    return os.path.join(store.settings.run_root, "runc", store.namespace)
+
+
+def log_path(store: Store, cid: str) -> str:
+    return os.path.join(container_dir(store, cid), f"{cid}-json.log")
+
+
+def snapshot_key(store: Store, cid: str) -> str:
+    return f"{store.namespace}/{cid}"
+
+
+# records ----------------------------------------------------------------------------------
+def _row(r) -> Container:
+    return Container(r["namespace"], r["id"], r["name"], r["image"], r["image_id"],
+                     json.loads(r["config"]), r["created_at"])
+
+
+def list_containers(store: Store) -> list[Container]:
+    rows = store.db.query("SELECT * FROM containers WHERE namespace = ? ORDER BY created_at DESC",
+                          (store.namespace,))
+    return [_row(r) for r in rows]
+
+
+def find_container(store: Store, query: str) -> Container:
+    """By full ID, exact name (with or without a leading slash) or unique ID prefix."""
+    q = query.lstrip("/")
+    if not q:
+        raise InvalidArgument("container name or ID must not be empty")
+    r = store.db.query_one("SELECT * FROM containers WHERE namespace = ? AND (id = ? OR name = ?)",
+                           (store.namespace, q, q))
+    if r is not None:
+        return _row(r)
+    if all(c in "0123456789abcdef" for c in q):
+        rows = store.db.query("SELECT * FROM containers WHERE namespace = ? AND id LIKE ?",
+                              (store.namespace, q + "%"))
+        if len(rows) == 1:
+            return _row(rows[0])
+        if len(rows) > 1:
+            raise InvalidArgument(f"multiple containers match the ID prefix {query!r}: use more characters")
+    raise ContainerNotFound(f"no such container: {query}")
+
+
+_ADJ = ("admiring adoring affectionate agitated amazing angry awesome blissful bold boring brave busy "
+        "charming clever cool compassionate competent condescending confident cranky crazy dazzling "
+        "determined distracted dreamy eager ecstatic elastic elated elegant eloquent epic fervent "
+        "festive flamboyant focused friendly frosty gallant gifted goofy gracious happy hardcore "
+        "heuristic hopeful hungry infallible inspiring jolly jovial keen kind laughing loving lucid "
+        "magical modest musing mystifying naughty nervous nice nifty nostalgic objective optimistic "
+        "peaceful pedantic pensive practical priceless quirky quizzical relaxed reverent romantic sad "
+        "serene sharp silly sleepy stoic strange stupefied suspicious sweet tender thirsty trusting "
+        "upbeat vibrant vigilant vigorous wizardly wonderful xenodochial youthful zealous zen").split()
+_NAMES = ("albattani allen almeida archimedes ardinghelli aryabhata austin babbage banach bardeen "
+          "bartik bassi beaver bell benz bhabha bhaskara blackwell bohr booth borg bose bouman boyd "
+          "brahmagupta brattain brown buck burnell cannon carson cartwright chandrasekhar chaplygin "
+          "chatelet chatterjee chebyshev cohen colden cori cray curie darwin davinci dewdney dhawan "
+          "diffie dijkstra dirac driscoll dubinsky easley edison einstein elbakyan elgamal elion "
+          "ellis engelbart euclid euler faraday feistel fermat fermi feynman franklin gagarin galileo "
+          "gates gauss germain goldberg goldstine goldwasser golick goodall gould greider grothendieck "
+          "haibt hamilton haslett hawking heisenberg hellman hermann herschel hertz heyrovsky hodgkin "
+          "hofstadter hoover hopper hugle hypatia jackson jang jennings jepsen johnson joliot jones "
+          "kalam kapitsa kare keldysh keller kepler khayyam khorana kilby kirch knuth kowalevski "
+          "lalande lamarr lamport leakey leavitt lederberg lehmann lewin lichterman liskov lovelace "
+          "lumiere mahavira margulis matsumoto maxwell mayer mccarthy mcclintock mclaren mclean "
+          "mcnulty meitner mendel mendeleev meninsky merkle mestorf mirzakhani montalcini moore morse "
+          "moser murdock napier nash neumann newton nightingale nobel noether northcutt noyce panini "
+          "pare pascal pasteur payne perlman pike poincare poitras proskuriakova ptolemy raman "
+          "ramanujan rhodes ride ritchie robinson roentgen rosalind rubin saha sammet sanderson "
+          "satoshi shamir shannon shaw shirley shockley shtern sinoussi snyder solomon spence "
+          "stonebraker sutherland swanson swartz swirles taussig tesla tharp thompson torvalds tu "
+          "turing varahamihira vaughan villani visvesvaraya volhard wescoff wilbur wiles williams "
+          "williamson wilson wing wozniak wright wu yalow yonath zhukovsky").split()
+
+
+def random_name() -> str:
+    return f"{secrets.choice(_ADJ)}_{secrets.choice(_NAMES)}"
+
+
+def _valid_name(name: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
+
+
+# state ------------------------------------------------------------------------------------
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _proc_start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def monitor_alive(store: Store, cid: str) -> bool:
+    try:
+        with open(os.path.join(run_dir(store, cid), "monitor.pid")) as f:
+            pid_s, start = f.read().split()
+    except (OSError, ValueError):
+        return False
+    return _proc_start_time(int(pid_s)) == start
+
+
+def container_state(store: Store, c: Container) -> ContainerState:
+    st = _read_json(os.path.join(container_dir(store, c.id), "state.json"))
+    if not st:
+        return ContainerState(status="created")
+    state = ContainerState(
+        status=st.get("status", "created"),
+        pid=st.get("pid", 0),
+        exit_code=st.get("exit_code", 0),
+        error=st.get("error", ""),
+        started_at=st.get("started_at", ""),
+        finished_at=st.get("finished_at", ""),
+        restart_count=st.get("restart_count", 0),
+    )
+    if state.status in ("running", "restarting"):
+        state.monitor_alive = monitor_alive(store, c.id)
+        if not state.monitor_alive:
+            # the monitor died (kill -9, reboot): trust only what the kernel says
+            if state.pid and os.path.exists(f"/proc/{state.pid}") and _runc_knows(store, c.id):
+                state.error = "monitor is gone; exit status will not be recorded"
+            else:
+                state.status = "exited"
+                state.exit_code = st.get("exit_code") or 255
+                state.error = state.error or "monitor exited unexpectedly"
+                state.pid = 0
+        elif os.path.exists(os.path.join(run_dir(store, c.id), "paused")) and state.status == "running":
+            state.status = "paused"
+    if c.spec.get("healthcheck") and state.status in ("running", "paused"):
+        state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
+    elif c.spec.get("healthcheck"):
+        state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
+    return state
+
+
+def _runc_knows(store: Store, cid: str) -> bool:
+    return os.path.exists(os.path.join(runc_root(store), cid, "state.json"))

@@ -1,0 +1,60 @@
+"""Running a process inside a running container: a `runc exec` argv built from docker's flags."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Callable
+
+from nerdpy.engine.containers import Container, container_dir, runc_root
+from nerdpy.engine.store import Store
+
+
+def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] = (), workdir: str | None = None,
+              user: str | None = None, tty: bool = False, detach: bool = False,
+              privileged: bool = False) -> tuple[list[str], Callable[[], None]]:
+    """The argv of `runc exec` for this process, and a cleanup to call afterwards."""
+    from nerdpy.engine.etcfiles import lookup_user
+    from nerdpy.engine.runtime import runc_path
+
+    with open(os.path.join(container_dir(store, c.id), "config.json")) as f:
+        spec = json.load(f)
+    proc = dict(spec["process"])
+    rootfs = os.path.join(container_dir(store, c.id), "rootfs")
+    if user:
+        uid, gid, gids, home = lookup_user(rootfs, user)
+        proc["user"] = {"uid": uid, "gid": gid, "additionalGids": gids}
+    base = {e.split("=", 1)[0]: e for e in proc.get("env", [])}
+    for e in env:
+        k, sep, v = e.partition("=")
+        if not sep:
+            if k in os.environ:
+                base[k] = f"{k}={os.environ[k]}"
+            continue
+        base[k] = e
+    proc["env"] = list(base.values())
+    proc["args"] = command
+    proc["terminal"] = tty
+    if workdir:
+        proc["cwd"] = workdir
+    if privileged:
+        from nerdpy.engine.oci import ALL_CAPS
+
+        proc["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
+    fd, path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=container_dir(store, c.id))
+    with os.fdopen(fd, "w") as f:
+        json.dump(proc, f)
+    argv = [runc_path(store.settings.runc), "--root", runc_root(store), "exec", "--process", path]
+    if tty:
+        argv.append("--tty")
+    if detach:
+        argv.append("--detach")
+    argv.append(c.id)
+
+    def cleanup() -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    return argv, cleanup

@@ -1,0 +1,588 @@
+"""Container lifecycle: create, start (through the monitor), stop, kill, remove, wait, cleanup.
+
+Every step that makes host state undoes it when a later step fails, so a failed `create` or
+`run` leaves no mount, no DB row, no snapshot and no runc state behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal as _signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+from nerdpy.engine.containers import (
+    CommandNotFound,
+    CommandNotInvokable,
+    Container,
+    ContainerSpec,
+    ContainerState,
+    _valid_name,
+    container_dir,
+    container_state,
+    find_container,
+    log_path,
+    random_name,
+    run_dir,
+    runc_root,
+    snapshot_key,
+)
+from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
+from nerdpy.engine.store import Store
+
+MONITOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor.py")
+
+
+# create -----------------------------------------------------------------------------------
+def create_container(store: Store, spec: ContainerSpec) -> Container:
+    """Record a container and prepare its writable layer. The image must be in the store."""
+    from nerdpy.engine.images import image_chain_id, image_config, resolve_image
+
+    image = resolve_image(store, spec.image)
+    config = image_config(store, image)
+    if spec.name is not None and not _valid_name(spec.name):
+        raise InvalidArgument(f"invalid container name {spec.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    workdir = spec.workdir or (config.get("config") or {}).get("WorkingDir") or "/"
+    if not workdir.startswith("/"):
+        raise InvalidArgument(f"the working directory {workdir!r} is invalid: it needs to be an absolute path")
+    if workdir == "/proc" or workdir.startswith("/proc/"):
+        raise InvalidArgument(f"working directory {workdir!r} is under /proc: refused")
+    args = _command(spec, config)
+    if not args:
+        raise InvalidArgument("no command specified")
+    cid = secrets.token_hex(32)
+    record = asdict(spec)
+    record["_args"] = args
+    record["_workdir"] = workdir
+    record["_image_config"] = config.get("config") or {}
+    record["_image_name"] = image.name
+    parent = image_chain_id(store, image)
+    key = snapshot_key(store, cid)
+    cdir = container_dir(store, cid)
+    with store.gc_lock(exclusive=False):
+        name = spec.name
+        for attempt in range(10):
+            name = spec.name or random_name()
+            try:
+                with store.db.write() as cur:
+                    clash = cur.execute("SELECT id FROM containers WHERE namespace = ? AND name = ?",
+                                        (store.namespace, name)).fetchone()
+                    if clash is not None:
+                        if spec.name:
+                            raise Conflict(
+                                f'the container name "/{name}" is already in use by container '
+                                f'"{clash["id"]}". You have to remove (or rename) that container '
+                                "to be able to reuse that name")
+                        continue
+                    cur.execute(
+                        "INSERT INTO containers(namespace, id, name, image, image_id, config, created_at)"
+                        " VALUES (?,?,?,?,?,?,?)",
+                        (store.namespace, cid, name, spec.image, image.config, json.dumps(record), time.time()),
+                    )
+                break
+            except Conflict:
+                raise
+        try:
+            store.snapshots.prepare(key, parent)
+            os.makedirs(os.path.join(cdir, "rootfs"), mode=0o711, exist_ok=True)
+        except BaseException:
+            _remove_everything(store, cid)
+            raise
+    return find_container(store, cid)
+
+
+def _command(spec: ContainerSpec, config: dict) -> list[str]:
+    cfg = config.get("config") or {}
+    if spec.entrypoint is not None:
+        entry = list(spec.entrypoint)
+        cmd = list(spec.cmd) if spec.cmd else []
+    else:
+        entry = list(cfg.get("Entrypoint") or [])
+        cmd = list(spec.cmd) if spec.cmd else list(cfg.get("Cmd") or [])
+    return entry + cmd
+
+
+# start ------------------------------------------------------------------------------------
+class StartHandle:
+    """A container created by runc but not yet started: attach now, then call `start()`."""
+
+    def __init__(self, store: Store, container: Container, sync: socket.socket, pid: int):
+        self.store = store
+        self.container = container
+        self.sync = sync
+        self.pid = pid
+
+    def start(self) -> int:
+        _send(self.sync, {"start": True})
+        reply = _recv(self.sync, timeout=60)
+        self.sync.close()
+        if reply is None or "error" in reply:
+            msg = (reply or {}).get("error", "the monitor exited before starting the container")
+            cleanup_container(self.store, self.container.id, after_failure=True)
+            raise _start_error(msg)
+        return reply["started"]
+
+    def abort(self) -> None:
+        try:
+            _send(self.sync, {"start": False})
+            self.sync.close()
+        finally:
+            cleanup_container(self.store, self.container.id, after_failure=True)
+
+
+def prepare_start(store: Store, c: Container) -> StartHandle:
+    """Mount the rootfs, write the bundle and have a monitor `runc create` the container."""
+    state = container_state(store, c)
+    if state.running:
+        raise Conflict(f"container {c.name} is already running")
+    rdir = run_dir(store, c.id)
+    cdir = container_dir(store, c.id)
+    os.makedirs(rdir, mode=0o700, exist_ok=True)
+    for stale in ("stop-requested", "paused", "monitor.pid"):
+        try:
+            os.unlink(os.path.join(rdir, stale))
+        except FileNotFoundError:
+            pass
+    try:
+        os.unlink(os.path.join(cdir, "state.json"))
+    except FileNotFoundError:
+        pass
+    try:
+        rootfs = _mount_rootfs(store, c)
+        spec = _build_spec(store, c, rootfs)
+        _write_json(os.path.join(cdir, "config.json"), spec)
+        mon_cfg = _monitor_config(store, c)
+        mon_path = os.path.join(rdir, "monitor.json")
+        _write_json(mon_path, mon_cfg)
+        parent_sock, child_sock = socket.socketpair()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-E", MONITOR, mon_path, str(child_sock.fileno())],
+                pass_fds=[child_sock.fileno()], start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                cwd="/",
+            )
+        finally:
+            child_sock.close()
+        proc.wait()
+        reply = _recv(parent_sock, timeout=60)
+        if reply is None or "error" in reply:
+            parent_sock.close()
+            raise _start_error((reply or {}).get("error", "the monitor failed to start"))
+        return StartHandle(store, c, parent_sock, reply["created"])
+    except BaseException:
+        cleanup_container(store, c.id, after_failure=True)
+        raise
+
+
+def start_container(store: Store, c: Container) -> int:
+    return prepare_start(store, c).start()
+
+
+def _start_error(msg: str) -> NerdpyError:
+    low = msg.lower()
+    if "executable file not found" in low or "no such file or directory" in low and "exec" in low:
+        return CommandNotFound(_tidy(msg))
+    if "permission denied" in low and "exec" in low:
+        return CommandNotInvokable(_tidy(msg))
+    return NerdpyError(_tidy(msg))
+
+
+def _tidy(msg: str) -> str:
+    for prefix in ("runc create failed: ", "runc run failed: "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg
+
+
+def _mount_rootfs(store: Store, c: Container) -> str:
+    from nerdpy.engine.mount import is_mounted, mount_all
+
+    rootfs = os.path.join(container_dir(store, c.id), "rootfs")
+    os.makedirs(rootfs, mode=0o711, exist_ok=True)
+    if not is_mounted(rootfs):
+        mount_all(store.snapshots.mounts(snapshot_key(store, c.id)), rootfs)
+    return rootfs
+
+
+def _build_spec(store: Store, c: Container, rootfs: str) -> dict:
+    from nerdpy.engine.etcfiles import hosts_file, lookup_user, resolv_conf, write_atomic
+    from nerdpy.engine.oci import SpecOptions, build_spec
+    from nerdpy.engine.volumes import oci_mounts
+
+    s = c.spec
+    img = s.get("_image_config") or {}
+    uid, gid, gids, home = lookup_user(rootfs, s.get("user") or img.get("User") or "", s.get("group_add") or [])
+    hostname = s.get("hostname") or c.id[:12]
+    env = _merge_env(img.get("Env") or [], s.get("env") or [])
+    keys = {e.split("=", 1)[0] for e in env}
+    if "PATH" not in keys:
+        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.append(f"HOSTNAME={hostname}") if "HOSTNAME" not in keys else None
+    if s.get("tty") and "TERM" not in keys:
+        env.append("TERM=xterm")
+    if "HOME" not in keys:
+        env.append(f"HOME={home}")
+    cdir = container_dir(store, c.id)
+    net = s.get("network") or "none"
+    write_atomic(os.path.join(cdir, "hostname"), hostname + "\n")
+    write_atomic(os.path.join(cdir, "hosts"), hosts_file(hostname))
+    write_atomic(os.path.join(cdir, "resolv.conf"), resolv_conf(net == "host"))
+    mounts = [
+        {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(cdir, "hostname"), "options": ["rbind", "rprivate"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(cdir, "hosts"), "options": ["rbind", "rprivate"]},
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": os.path.join(cdir, "resolv.conf"), "options": ["rbind", "rprivate"]},
+    ]
+    mounts += oci_mounts(store, c, rootfs)
+    args = list(s["_args"])
+    if s.get("init"):
+        tini = shutil.which("tini-static") or shutil.which("tini") or "/usr/bin/tini-static"
+        if not os.path.exists(tini):
+            raise InvalidArgument("--init needs tini: apt-get install tini")
+        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": tini, "options": ["rbind", "ro"]})
+        args = ["/sbin/docker-init", "--"] + args
+    seccomp = "default"
+    nnp = False
+    for opt in s.get("security_opt") or []:
+        k, _, v = opt.partition("=") if "=" in opt else opt.partition(":")
+        if k == "seccomp":
+            seccomp = v or "default"
+            if seccomp == "unconfined":
+                seccomp = "unconfined"
+        elif k == "no-new-privileges":
+            nnp = v in ("", "true")
+        elif k in ("apparmor", "label"):
+            pass
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    devices = [_device(d) for d in s.get("devices") or []]
+    o = SpecOptions(
+        rootfs=rootfs,
+        args=args,
+        env=env,
+        cwd=s["_workdir"],
+        uid=uid, gid=gid, additional_gids=gids,
+        terminal=bool(s.get("tty")),
+        hostname=hostname,
+        domainname=s.get("domainname") or "",
+        readonly_rootfs=bool(s.get("read_only")),
+        privileged=bool(s.get("privileged")),
+        cap_add=s.get("cap_add") or [],
+        cap_drop=s.get("cap_drop") or [],
+        seccomp=seccomp,
+        no_new_privileges=nnp,
+        mounts=mounts,
+        netns="host" if net == "host" else None,
+        memory=s.get("memory"),
+        memory_swap=s.get("memory_swap"),
+        memory_reservation=s.get("memory_reservation"),
+        cpus=s.get("cpus"),
+        cpu_shares=s.get("cpu_shares"),
+        pids_limit=s.get("pids_limit"),
+        ulimits=[tuple(u) for u in s.get("ulimits") or []],
+        shm_size=s.get("shm_size") or (64 << 20),
+        sysctls=s.get("sysctls") or {},
+        devices=devices,
+        cgroups_path=f"/nerdpy/{store.namespace}-{c.id[:12]}",
+        oom_score_adj=s.get("oom_score_adj"),
+    )
+    return build_spec(o)
+
+
+def _device(text: str) -> dict:
+    import stat as _stat
+
+    parts = text.split(":")
+    host = parts[0]
+    dest = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+    access = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+    try:
+        st = os.stat(host)
+    except OSError:
+        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: no such file") from None
+    if _stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif _stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise InvalidArgument(f"{host} is not a device")
+    return {"path": host, "container_path": dest, "type": kind, "major": os.major(st.st_rdev),
+            "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777}
+
+
+def _merge_env(base: list[str], extra: list[str]) -> list[str]:
+    out: dict[str, str] = {}
+    for e in list(base) + list(extra):
+        k, sep, v = e.partition("=")
+        if not sep:
+            val = os.environ.get(k)
+            if val is None:
+                continue
+            v = val
+        out[k] = v
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def _monitor_config(store: Store, c: Container) -> dict:
+    from nerdpy.engine.runtime import runc_path
+
+    s = c.spec
+    restart = parse_restart(s.get("restart") or "no")
+    hc = effective_healthcheck(s)
+    opts = s.get("log_opts") or {}
+    return {
+        "id": c.id,
+        "dir": container_dir(store, c.id),
+        "run_dir": run_dir(store, c.id),
+        "bundle": container_dir(store, c.id),
+        "runc": runc_path(store.settings.runc),
+        "runc_root": runc_root(store),
+        "log_path": log_path(store, c.id),
+        "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,
+        "log_max_file": int(opts.get("max-file", "1")),
+        "tty": bool(s.get("tty")),
+        "stdin": bool(s.get("stdin_open")),
+        "stdin_once": bool(s.get("stdin_once")),
+        "restart": restart,
+        "healthcheck": hc,
+        "cleanup": [sys.executable, "-m", "nerdpy", "--data-root", store.data_root, "-n", store.namespace,
+                    "container", "cleanup", c.id],
+        "cleanup_env": {"NERDPY_RUN_ROOT": store.settings.run_root},
+    }
+
+
+def parse_restart(text: str) -> dict:
+    name, _, count = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy {text!r}")
+    if count and name != "on-failure":
+        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count only with on-failure")
+    if count and not count.isdigit():
+        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count must be a number")
+    return {"name": name, "max": int(count or 0)}
+
+
+def effective_healthcheck(s: dict) -> dict | None:
+    """The healthcheck the monitor runs: flags over the image's HEALTHCHECK; seconds, not ns."""
+    if s.get("no_healthcheck"):
+        return None
+    img = (s.get("_image_config") or {}).get("Healthcheck") or {}
+    mine = s.get("healthcheck") or {}
+    test = mine.get("Test") or img.get("Test")
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] not in ("CMD", "CMD-SHELL"):
+        test = ["CMD"] + list(test)
+
+    def secs(key: str, default: float) -> float:
+        v = mine.get(key) or img.get(key)
+        return v / 1e9 if v else default
+
+    return {
+        "test": test,
+        "interval": secs("Interval", 30.0),
+        "timeout": secs("Timeout", 30.0),
+        "start_period": secs("StartPeriod", 0.0),
+        "retries": mine.get("Retries") or img.get("Retries") or 3,
+    }
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().lower()
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    if t.endswith("ib"):
+        t = t[:-2]
+    elif t.endswith("b") and len(t) > 1 and t[-2] in units:
+        t = t[:-1]
+    mult = 1
+    if t and t[-1] in units:
+        mult = units[t[-1]]
+        t = t[:-1]
+    try:
+        value = float(t)
+    except ValueError:
+        raise InvalidArgument(f"invalid size: {text!r}") from None
+    if value < 0:
+        raise InvalidArgument(f"invalid size: {text!r}")
+    return int(value * mult)
+
+
+def _write_json(path: str, obj: dict) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.rename(tmp, path)
+
+
+def _send(sock: socket.socket, obj: dict) -> None:
+    try:
+        sock.sendall(json.dumps(obj).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _recv(sock: socket.socket, timeout: float) -> dict | None:
+    sock.settimeout(timeout)
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    except OSError:
+        return None
+    try:
+        return json.loads(buf) if buf.strip() else None
+    except ValueError:
+        return None
+
+
+# stop, kill, wait -------------------------------------------------------------------------
+SIGNALS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
+           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(_signal, name), int)}
+
+
+def parse_signal(text: str) -> int:
+    t = text.strip().upper()
+    if t.isdigit():
+        return int(t)
+    if t.startswith("SIG"):
+        t = t[3:]
+    if t not in SIGNALS:
+        raise InvalidArgument(f"invalid signal: {text}")
+    return SIGNALS[t]
+
+
+def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
+    from nerdpy.engine.runtime import Runc
+
+    state = container_state(store, c)
+    if not state.running or state.status == "restarting":
+        raise Conflict(f"cannot kill container: {c.name} is not running")
+    num = parse_signal(sig)
+    Runc(runc_root(store), store.settings.runc).kill(c.id, str(num))
+
+
+def request_stop(store: Store, c: Container) -> None:
+    rdir = run_dir(store, c.id)
+    os.makedirs(rdir, exist_ok=True)
+    open(os.path.join(rdir, "stop-requested"), "w").close()
+
+
+def stop_container(store: Store, c: Container, timeout: int | None = None, sig: str | None = None) -> None:
+    """docker stop: the stop signal, then SIGKILL after the timeout. Honoured by restart policies."""
+    from nerdpy.engine.runtime import Runc
+
+    state = container_state(store, c)
+    request_stop(store, c)
+    if not state.running:
+        return
+    if timeout is None:
+        timeout = c.spec.get("stop_timeout") if c.spec.get("stop_timeout") is not None else 10
+    sig = sig or c.spec.get("stop_signal") or (c.spec.get("_image_config") or {}).get("StopSignal") or "TERM"
+    runc = Runc(runc_root(store), store.settings.runc)
+    if state.status == "paused":
+        try:
+            runc.resume(c.id)
+        except NerdpyError:
+            pass
+    try:
+        runc.kill(c.id, str(parse_signal(sig)))
+    except NerdpyError:
+        pass
+    if wait_container(store, c, timeout=timeout) is None:
+        try:
+            runc.kill(c.id, "9", all_=True)
+        except NerdpyError:
+            pass
+        wait_container(store, c, timeout=30)
+
+
+def wait_container(store: Store, c: Container, timeout: float | None = None) -> int | None:
+    """Wait until the container is not running; its exit code, or None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        state = container_state(store, c)
+        if not state.running:
+            if state.status == "created":
+                return None if timeout is not None and timeout <= 0 else state.exit_code
+            return state.exit_code
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+# cleanup and removal ----------------------------------------------------------------------
+def cleanup_container(store: Store, cid: str, after_failure: bool = False) -> None:
+    """What runs when a container stops (the monitor calls it): delete the runc state, unmount
+    the rootfs and, for `--rm`, remove the container. Safe to run more than once."""
+    from nerdpy.engine.containers import ContainerNotFound
+    from nerdpy.engine.mount import MNT_DETACH, mounted_under, unmount
+    from nerdpy.engine.runtime import Runc
+
+    try:
+        c = find_container(store, cid)
+    except ContainerNotFound:
+        c = None
+    try:
+        Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+    except NerdpyError:
+        pass
+    for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
+        unmount(point, MNT_DETACH)
+    if c is not None and c.spec.get("auto_remove") and not after_failure:
+        if not monitor_busy_restarting(store, c):
+            remove_container(store, c, force=True, volumes=True)
+
+
+def monitor_busy_restarting(store: Store, c: Container) -> bool:
+    return container_state(store, c).status == "restarting"
+
+
+def remove_container(store: Store, c: Container, force: bool = False, volumes: bool = False) -> None:
+    state = container_state(store, c)
+    if state.running:
+        if not force:
+            raise Conflict(
+                f"cannot remove container {c.name}: container is {state.status}: "
+                "stop the container before removing or force remove")
+        request_stop(store, c)
+        from nerdpy.engine.runtime import Runc
+
+        try:
+            Runc(runc_root(store), store.settings.runc).kill(c.id, "9", all_=True)
+        except NerdpyError:
+            pass
+        wait_container(store, c, timeout=10)
+    _remove_everything(store, c.id, volumes=volumes)
+
+
+def _remove_everything(store: Store, cid: str, volumes: bool = False) -> None:
+    from nerdpy.engine.mount import MNT_DETACH, mounted_under, unmount
+    from nerdpy.engine.runtime import Runc
+
+    try:
+        Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+    except NerdpyError:
+        pass
+    cdir = container_dir(store, cid)
+    for point in mounted_under(cdir):
+        unmount(point, MNT_DETACH)
+    row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    with store.db.write() as cur:
+        cur.execute("DELETE FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    store.snapshots.remove_active(snapshot_key(store, cid))
+    shutil.rmtree(cdir, ignore_errors=True)
+    shutil.rmtree(run_dir(store, cid), ignore_errors=True)
+    if volumes and row is not None:
+        from nerdpy.engine.volumes import remove_anonymous_volumes
+
+        remove_anonymous_volumes(store, json.loads(row["config"]))

@@ -1,0 +1,94 @@
+"""The runtime: runc invoked directly (create, start, exec, kill, delete, state, pause).
+
+Each namespace has its own runc state root under the run root, so two namespaces can use the
+same container ID. Errors carry runc's own message, cleaned of its log prefixes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+from nerdpy.engine.errors import NerdpyError, NotFound
+
+
+class RuntimeError_(NerdpyError):
+    """runc failed."""
+
+
+_RUNC_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+
+
+def clean_runc_error(text: str) -> str:
+    """runc's stderr is logrus lines; keep the message of the last error."""
+    text = text.strip()
+    msgs = _RUNC_MSG.findall(text)
+    if msgs:
+        msg = msgs[-1].encode().decode("unicode_escape")
+    else:
+        msg = text.splitlines()[-1] if text else "runc failed"
+    return msg.strip()
+
+
+def runc_path(name: str = "runc") -> str:
+    path = shutil.which(name) or (name if os.path.isabs(name) and os.access(name, os.X_OK) else None)
+    if path is None:
+        for cand in ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"):
+            if os.access(cand, os.X_OK):
+                return cand
+        raise NerdpyError("runc not found: install the runc package")
+    return path
+
+
+class Runc:
+    def __init__(self, root: str, binary: str = "runc"):
+        self.root = root
+        self.binary = runc_path(binary)
+        os.makedirs(root, mode=0o700, exist_ok=True)
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.root, *args]
+
+    def _run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+        r = subprocess.run(self.argv(*args), capture_output=True, input=input)
+        if check and r.returncode != 0:
+            msg = clean_runc_error(r.stderr.decode(errors="replace"))
+            if "does not exist" in msg or "container not found" in msg.lower():
+                raise NotFound(msg)
+            raise RuntimeError_(msg)
+        return r
+
+    def state(self, cid: str) -> dict | None:
+        r = self._run("state", cid, check=False)
+        if r.returncode != 0:
+            return None
+        return json.loads(r.stdout)
+
+    def kill(self, cid: str, signal: str = "TERM", all_: bool = False) -> None:
+        args = ["kill"]
+        if all_:
+            args.append("--all")
+        self._run(*args, cid, signal)
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        args = ["delete"]
+        if force:
+            args.append("--force")
+        r = self._run(*args, cid, check=False)
+        if r.returncode != 0:
+            msg = clean_runc_error(r.stderr.decode(errors="replace"))
+            if "does not exist" in msg or "not found" in msg.lower():
+                return
+            raise RuntimeError_(msg)
+
+    def pause(self, cid: str) -> None:
+        self._run("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        self._run("resume", cid)
+
+    def ps(self, cid: str) -> list[int]:
+        r = self._run("ps", "--format", "json", cid)
+        return json.loads(r.stdout or b"[]") or []

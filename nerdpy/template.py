@@ -1,0 +1,451 @@
+"""docker's `--format`: a Go text/template subset, and table/json output shared by every command.
+
+Supported: `{{.Field}}`, nested fields, `{{.}}`, variables (`$v`, `$i, $v := ...`), pipelines,
+parentheses, string/number/bool literals, `if`/`else if`/`else`/`with`/`range`/`end`, trim
+markers `{{-`/`-}}`, comments, and the functions docker adds: json, join, lower, upper, title,
+split, index, len, printf, print, println, truncate, pad, eq, ne, lt, le, gt, ge, and, or, not.
+Templates are compiled once and cached.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+
+from nerdpy.engine.errors import InvalidArgument
+
+
+class TemplateError(InvalidArgument):
+    pass
+
+
+# -- lexing ------------------------------------------------------------------------------
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
+      | (?P<num>-?\d+(?:\.\d+)?)
+      | (?P<decl>:=)
+      | (?P<field>(?:\$[A-Za-z0-9_]*)?(?:\.[A-Za-z0-9_]+)+|\.|\$[A-Za-z0-9_]*)
+      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<pipe>\|)
+      | (?P<lp>\()
+      | (?P<rp>\))
+      | (?P<comma>,)
+    )""",
+    re.X,
+)
+
+
+def _tokens(src: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    src = src.strip()
+    while pos < len(src):
+        m = _TOKEN.match(src, pos)
+        if not m or m.end() == pos:
+            raise TemplateError(f"template parsing error: unexpected {src[pos:pos + 10]!r} in {src!r}")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+        while pos < len(src) and src[pos].isspace():
+            pos += 1
+    return out
+
+
+# -- parsing ------------------------------------------------------------------------------
+def _split_template(tmpl: str) -> list[tuple[str, str]]:
+    parts: list[tuple[str, str]] = []
+    pos = 0
+    for m in _ACTION.finditer(tmpl):
+        text = tmpl[pos:m.start()]
+        if m.group(1):
+            text = text.rstrip()
+        if parts and parts[-1][0] == "trim-next":
+            parts.pop()
+            text = text.lstrip()
+        parts.append(("text", text))
+        parts.append(("action", m.group(2)))
+        if m.group(3):
+            parts.append(("trim-next", ""))
+        pos = m.end()
+    rest = tmpl[pos:]
+    if parts and parts[-1][0] == "trim-next":
+        parts.pop()
+        rest = rest.lstrip()
+    if "{{" in rest:
+        raise TemplateError(f"template parsing error: unclosed action in {tmpl!r}")
+    parts.append(("text", rest))
+    return parts
+
+
+class _Parser:
+    def __init__(self, tmpl: str):
+        self.parts = _split_template(tmpl)
+        self.i = 0
+
+    def parse(self) -> list:
+        nodes, end = self.block()
+        if end is not None:
+            raise TemplateError(f"template parsing error: unexpected {{{{{end}}}}}")
+        return nodes
+
+    def block(self) -> tuple[list, str | None]:
+        nodes: list = []
+        while self.i < len(self.parts):
+            kind, val = self.parts[self.i]
+            self.i += 1
+            if kind == "text":
+                if val:
+                    nodes.append(("text", val))
+                continue
+            src = val.strip()
+            if src.startswith("/*"):
+                continue
+            word = src.split(None, 1)[0] if src else ""
+            if word in ("end", "else"):
+                return nodes, src
+            if word in ("if", "with", "range"):
+                nodes.append(self.control(word, src[len(word):]))
+            else:
+                nodes.append(("pipe", _parse_pipeline(_tokens(src))))
+        return nodes, None
+
+    def control(self, word: str, rest: str) -> tuple:
+        toks = _tokens(rest)
+        decl: list[str] = []
+        if word == "range" and any(t[0] == "decl" for t in toks):
+            idx = next(i for i, t in enumerate(toks) if t[0] == "decl")
+            decl = [t[1] for t in toks[:idx] if t[0] == "field"]
+            toks = toks[idx + 1:]
+        pipe = _parse_pipeline(toks)
+        body, end = self.block()
+        else_body: list = []
+        if end is None:
+            raise TemplateError(f"template parsing error: unexpected EOF, missing {{{{end}}}} for {word}")
+        if end.startswith("else"):
+            rest2 = end[4:].strip()
+            if rest2.startswith("if"):
+                else_body = [self.control("if", rest2[2:])]
+                return (word, pipe, decl, body, else_body)
+            else_body, end2 = self.block()
+            if end2 != "end":
+                raise TemplateError("template parsing error: missing {{end}}")
+        return (word, pipe, decl, body, else_body)
+
+
+def _parse_pipeline(toks: list) -> list:
+    cmds, cur, depth, buf = [], [], 0, []
+    i = 0
+    while i < len(toks):
+        kind, val = toks[i]
+        if kind == "lp":
+            j, d = i + 1, 1
+            while j < len(toks) and d:
+                d += {"lp": 1, "rp": -1}.get(toks[j][0], 0)
+                j += 1
+            if d:
+                raise TemplateError("template parsing error: unclosed parenthesis")
+            cur.append(("sub", _parse_pipeline(toks[i + 1:j - 1])))
+            i = j
+            continue
+        if kind == "rp":
+            raise TemplateError("template parsing error: unexpected )")
+        if kind == "pipe":
+            if not cur:
+                raise TemplateError("template parsing error: missing command before |")
+            cmds.append(cur)
+            cur = []
+        elif kind == "str":
+            cur.append(("lit", _unquote(val)))
+        elif kind == "num":
+            cur.append(("lit", float(val) if "." in val else int(val)))
+        elif kind == "ident":
+            if val in ("true", "false"):
+                cur.append(("lit", val == "true"))
+            elif val == "nil":
+                cur.append(("lit", None))
+            else:
+                if val not in FUNCS:
+                    raise TemplateError(f'template parsing error: function "{val}" not defined')
+                cur.append(("func", val))
+        elif kind == "field":
+            cur.append(("field", val))
+        else:
+            raise TemplateError(f"template parsing error: unexpected {val!r}")
+        i += 1
+    if not cur:
+        raise TemplateError("template parsing error: missing value for command")
+    cmds.append(cur)
+    return cmds
+
+
+def _unquote(s: str) -> str:
+    if s.startswith("`"):
+        return s[1:-1]
+    return json.loads(s)
+
+
+# -- evaluation ---------------------------------------------------------------------------
+_MISSING = object()
+
+
+def _get(obj, name: str):
+    if isinstance(obj, dict):
+        if name in obj:
+            return obj[name]
+        return _MISSING
+    if obj is None:
+        return _MISSING
+    return getattr(obj, name, _MISSING)
+
+
+def _field(path: str, dot, vars_: dict):
+    if path.startswith("$"):
+        name, _, rest = path.partition(".")
+        if name not in vars_:
+            raise TemplateError(f"template: undefined variable {name}")
+        value = vars_[name]
+        parts = rest.split(".") if rest else []
+    else:
+        value = dot
+        parts = [p for p in path.split(".") if p]
+    for p in parts:
+        value = _get(value, p)
+        if value is _MISSING:
+            return None
+    return value
+
+
+def _eval_pipe(cmds: list, dot, vars_: dict):
+    value = _MISSING
+    for cmd in cmds:
+        value = _eval_cmd(cmd, dot, vars_, value)
+    return value
+
+
+def _eval_cmd(cmd: list, dot, vars_: dict, piped):
+    head = cmd[0]
+    args = [_eval_arg(a, dot, vars_) for a in cmd[1:]]
+    if piped is not _MISSING:
+        args.append(piped)
+    if head[0] == "func":
+        try:
+            return FUNCS[head[1]](*args)
+        except TemplateError:
+            raise
+        except Exception as e:
+            raise TemplateError(f"template: error calling {head[1]}: {e}") from None
+    if args:
+        raise TemplateError("template: can't give arguments to a non-function")
+    return _eval_arg(head, dot, vars_)
+
+
+def _eval_arg(a, dot, vars_):
+    kind, val = a
+    if kind == "lit":
+        return val
+    if kind == "field":
+        return _field(val, dot, vars_)
+    if kind == "sub":
+        return _eval_pipe(val, dot, vars_)
+    if kind == "func":
+        return FUNCS[val]()
+    raise TemplateError("template: bad argument")
+
+
+def _truth(v) -> bool:
+    return bool(v) and v is not _MISSING
+
+
+def _exec(nodes: list, dot, vars_: dict, out: list) -> None:
+    for node in nodes:
+        kind = node[0]
+        if kind == "text":
+            out.append(node[1])
+        elif kind == "pipe":
+            out.append(to_text(_eval_pipe(node[1], dot, vars_)))
+        elif kind == "if":
+            branch = node[3] if _truth(_eval_pipe(node[1], dot, vars_)) else node[4]
+            _exec(branch, dot, vars_, out)
+        elif kind == "with":
+            v = _eval_pipe(node[1], dot, vars_)
+            if _truth(v):
+                _exec(node[3], v, vars_, out)
+            else:
+                _exec(node[4], dot, vars_, out)
+        elif kind == "range":
+            v = _eval_pipe(node[1], dot, vars_)
+            items = list(v.items()) if isinstance(v, dict) else list(enumerate(v or []))
+            if isinstance(v, dict):
+                items = sorted(items, key=lambda kv: str(kv[0]))
+            if not items:
+                _exec(node[4], dot, vars_, out)
+            for k, item in items:
+                local = dict(vars_)
+                decl = node[2]
+                if len(decl) == 1:
+                    local[decl[0]] = item
+                elif len(decl) == 2:
+                    local[decl[0]], local[decl[1]] = k, item
+                _exec(node[3], item, local, out)
+
+
+def to_text(v) -> str:
+    """Go's fmt %v for the values we render."""
+    if v is None or v is _MISSING:
+        return "<no value>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(_inner(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{_inner(v[k])}" for k in sorted(v, key=str)) + "]"
+    return str(v)
+
+
+def _inner(v) -> str:
+    return "<nil>" if v is None else to_text(v)
+
+
+def _json(v) -> str:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _join(items, sep="") -> str:
+    return sep.join(to_text(x) for x in (items or []))
+
+
+def _index(v, *keys):
+    for k in keys:
+        if isinstance(v, dict):
+            v = v.get(k)
+        elif isinstance(v, (list, tuple)):
+            v = v[int(k)]
+        else:
+            return None
+    return v
+
+
+def _printf(fmt: str, *args) -> str:
+    def conv(m):
+        return "%" + m.group(1) + ("s" if m.group(2) in "vqt" else m.group(2))
+
+    py = re.sub(r"%([-+ #0-9.]*)([a-zA-Z%])", lambda m: "%%" if m.group(2) == "%" else conv(m), fmt)
+    vals = tuple(to_text(a) if not isinstance(a, (int, float)) or isinstance(a, bool) else a for a in args)
+    try:
+        return py % vals
+    except (TypeError, ValueError):
+        return py % tuple(to_text(a) for a in args)
+
+
+def _cmp(op):
+    def f(a, *bs):
+        if op == "eq":
+            return any(a == b for b in bs)
+        b = bs[0]
+        return {"ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+    return f
+
+
+def _and(*args):
+    for a in args:
+        if not _truth(a):
+            return a
+    return args[-1] if args else None
+
+
+def _or(*args):
+    for a in args:
+        if _truth(a):
+            return a
+    return args[-1] if args else None
+
+
+FUNCS = {
+    "json": _json,
+    "join": _join,
+    "lower": lambda s: to_text(s).lower(),
+    "upper": lambda s: to_text(s).upper(),
+    "title": lambda s: to_text(s).title(),
+    "split": lambda s, sep: to_text(s).split(sep),
+    "index": _index,
+    "len": lambda v: len(v or []),
+    "printf": _printf,
+    "print": lambda *a: "".join(to_text(x) for x in a),
+    "println": lambda *a: " ".join(to_text(x) for x in a) + "\n",
+    "truncate": lambda s, n: to_text(s)[: int(n)],
+    "pad": lambda s, left, right: " " * int(left) + to_text(s) + " " * int(right),
+    "eq": _cmp("eq"), "ne": _cmp("ne"), "lt": _cmp("lt"), "le": _cmp("le"), "gt": _cmp("gt"), "ge": _cmp("ge"),
+    "and": _and,
+    "or": _or,
+    "not": lambda v: not _truth(v),
+}
+
+
+@lru_cache(maxsize=64)
+def compile_template(template: str) -> list:
+    return _Parser(template).parse()
+
+
+def render(template: str, data: object) -> str:
+    """Render a Go-style template against `data` (dicts by key, objects by attribute)."""
+    nodes = compile_template(template)
+    out: list[str] = []
+    _exec(nodes, data, {"$": data}, out)
+    return "".join(out)
+
+
+def _unescape(fmt: str) -> str:
+    return fmt.replace("\\t", "\t").replace("\\n", "\n")
+
+
+def _header_for(template: str, headers: dict[str, str]) -> str:
+    def repl(m):
+        inner = m.group(1).strip()
+        f = re.fullmatch(r"\.([A-Za-z0-9_]+)", inner)
+        if f:
+            name = f.group(1)
+            return headers.get(name, name.upper())
+        f = re.fullmatch(r'\.Label\s+"([^"]*)"', inner)
+        if f:
+            return f.group(1).upper()
+        return inner.upper()
+
+    return re.sub(r"\{\{-?\s*(.*?)\s*-?\}\}", repl, template)
+
+
+def _tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
+    rows = [line.split("\t") for line in lines]
+    widths: dict[int, int] = {}
+    for r in rows:
+        for i, cell in enumerate(r[:-1]):
+            widths[i] = max(widths.get(i, 0), len(cell))
+    out = []
+    for r in rows:
+        cells = []
+        for i, cell in enumerate(r):
+            if i < len(r) - 1:
+                w = max(widths[i] + padding, minwidth)
+                cells.append(cell.ljust(w))
+            else:
+                cells.append(cell)
+        out.append("".join(cells).rstrip() if len(r) > 1 else r[0])
+    return "".join(line + "\n" for line in out)
+
+
+def format_output(fmt: str | None, rows: list[dict], *, default_table: str, headers: dict[str, str]) -> str:
+    """docker's --format handling for lists: table (default), `table TMPL`, `json`, or TMPL."""
+    fmt = _unescape(fmt) if fmt else ""
+    if fmt.strip() == "json":
+        return "".join(_json(r) + "\n" for r in rows)
+    if not fmt or fmt.strip() == "table":
+        fmt = default_table
+    if fmt.startswith("table"):
+        body = fmt[5:].lstrip(" ")
+        if not body.strip():
+            body = default_table[5:].lstrip(" ")
+        lines = [_header_for(body, headers)] + [render(body, r) for r in rows]
+        return _tabwrite(lines)
+    return "".join(render(fmt, r) + "\n" for r in rows)
