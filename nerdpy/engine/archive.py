@@ -1,0 +1,445 @@
+"""Applying a layer tar (plain, gzip or zstd) into an empty snapshot directory, safely.
+
+Each layer gets its own directory (the overlay snapshotter's), so whiteouts become overlay
+whiteouts here: `.wh.NAME` -> a 0:0 character device, `.wh..wh..opq` -> the
+`trusted.overlay.opaque=y` xattr. Every path is resolved inside the root as a chroot would
+(absolute symlinks are relative to the root, `..` never climbs above it), hardlinks must point
+inside the root, and anything else is refused with UnsafeLayer. Decompression and the diffID
+hash run in a second thread so that extraction and decompression use both cores.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import queue
+import stat
+import tarfile
+import threading
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from nerdpy.engine.errors import LayerError, UnsafeLayer
+
+CHUNK = 1 << 20
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+WHITEOUT_META = ".wh..wh."
+MAX_LINKS = 40
+
+
+@dataclass
+class ApplyResult:
+    diff_id: str     # sha256 of the uncompressed tar stream
+    size: int        # bytes of regular-file content written
+    entries: int
+
+
+@dataclass
+class Limits:
+    max_entries: int = 1_000_000
+    max_total_bytes: int = 64 << 30
+    max_file_bytes: int = 32 << 30
+
+
+def detect_compression(head: bytes) -> str:
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return "none"
+
+
+# -- the decompressing reader ---------------------------------------------------------------
+class _Aborted(Exception):
+    pass
+
+
+class _Pipeline:
+    """Decompresses `stream` in a thread, hashing the plain bytes; `read()` gives them back."""
+
+    def __init__(self, stream: BinaryIO, byte_limit: int):
+        self.stream = stream
+        self.byte_limit = byte_limit
+        self.q: queue.Queue = queue.Queue(maxsize=16)
+        self.hasher = hashlib.sha256()
+        self.total = 0
+        self.stop = threading.Event()
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+        self.thread = threading.Thread(target=self._run, name="layer-decompress", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Aborted()
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _emit(self, data: bytes) -> None:
+        if not data:
+            return
+        self.total += len(data)
+        if self.total > self.byte_limit:
+            raise LayerError(f"layer expands to more than {self.byte_limit} bytes: refused")
+        self.hasher.update(data)
+        self._put(data)
+
+    def _run(self) -> None:
+        try:
+            head = self.stream.read(CHUNK)
+            kind = detect_compression(head)
+            if kind == "gzip":
+                self._gunzip(head)
+            elif kind == "zstd":
+                self._unzstd(head)
+            else:
+                data = head
+                while data:
+                    self._emit(data)
+                    data = self.stream.read(CHUNK)
+            self._put(None)
+        except _Aborted:
+            pass
+        except Exception as e:  # handed to the reader
+            try:
+                self._put(e)
+            except _Aborted:
+                pass
+
+    def _gunzip(self, data: bytes) -> None:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while True:
+            while data:
+                try:
+                    out = d.decompress(data, CHUNK)
+                except zlib.error as e:
+                    raise LayerError(f"corrupt gzip layer: {e}") from None
+                self._emit(out)
+                data = d.unconsumed_tail
+                if d.eof:
+                    rest = d.unused_data
+                    if rest.strip(b"\x00"):
+                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # concatenated members
+                        data = rest
+                    else:
+                        data = b""
+            if not d.eof:
+                data = self.stream.read(CHUNK)
+                if not data:
+                    raise LayerError("truncated gzip layer: unexpected end of data")
+            else:
+                more = self.stream.read(CHUNK)
+                if not more:
+                    return
+                if more.strip(b"\x00"):
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                data = more if more.strip(b"\x00") else b""
+
+    def _unzstd(self, head: bytes) -> None:
+        import io
+
+        import zstandard
+
+        class _Prefixed(io.RawIOBase):
+            def __init__(self, first, rest):
+                self.first, self.rest = first, rest
+
+            def readable(self):
+                return True
+
+            def readinto(self, b):
+                if self.first:
+                    n = min(len(b), len(self.first))
+                    b[:n] = self.first[:n]
+                    self.first = self.first[n:]
+                    return n
+                data = self.rest.read(len(b))
+                b[:len(data)] = data
+                return len(data)
+
+        reader = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, self.stream), read_across_frames=True)
+        try:
+            while True:
+                out = reader.read(CHUNK)
+                if not out:
+                    break
+                self._emit(out)
+        except zstandard.ZstdError as e:
+            raise LayerError(f"corrupt zstd layer: {e}") from None
+
+    def read(self, n: int = -1) -> bytes:
+        out = []
+        want = n if n >= 0 else 1 << 62
+        while want > 0:
+            if self.pos >= len(self.buf):
+                if self.eof:
+                    break
+                item = self.q.get()
+                if item is None:
+                    self.eof = True
+                    break
+                if isinstance(item, Exception):
+                    self.eof = True
+                    raise item
+                self.buf, self.pos = item, 0
+            take = self.buf[self.pos:self.pos + want]
+            self.pos += len(take)
+            want -= len(take)
+            out.append(take)
+        return b"".join(out)
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+# -- the applier ------------------------------------------------------------------------------
+class _Applier:
+    def __init__(self, root: str, limits: Limits):
+        self.root = os.path.abspath(root)
+        self.limits = limits
+        self.dir_cache: dict[tuple, str] = {(): self.root}
+        self.dir_times: list[tuple[str, float]] = []
+        self.size = 0
+        self.entries = 0
+
+    # path resolution inside the root
+    def _clean(self, name: str) -> list[str]:
+        parts: list[str] = []
+        for p in name.split("/"):
+            if p in ("", "."):
+                continue
+            if p == "..":
+                if not parts:
+                    raise UnsafeLayer(f"layer entry {name!r}: path escapes the layer root")
+                parts.pop()
+                continue
+            parts.append(p)
+        return parts
+
+    def _resolve(self, parts: list[str], create: bool, name: str) -> str:
+        """Host path of the directory `parts` (logical, inside root), following symlinks inside root."""
+        key = tuple(parts)
+        hit = self.dir_cache.get(key)
+        if hit is not None:
+            return hit
+        todo = list(parts)
+        resolved: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            cand = os.path.join(self.root, *resolved, part)
+            try:
+                st = os.lstat(cand)
+            except FileNotFoundError:
+                if not create:
+                    raise UnsafeLayer(f"layer entry {name!r}: {'/'.join(resolved + [part])} does not exist") from None
+                os.mkdir(cand, 0o755)
+                resolved.append(part)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > MAX_LINKS:
+                    raise UnsafeLayer(f"layer entry {name!r}: too many levels of symbolic links")
+                target = os.readlink(cand)
+                if target.startswith("/"):
+                    resolved = []
+                todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise LayerError(f"layer entry {name!r}: {'/'.join(resolved + [part])} is not a directory")
+            resolved.append(part)
+        path = os.path.join(self.root, *resolved)
+        self.dir_cache[key] = path
+        return path
+
+    def _remove(self, path: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            import shutil
+
+            shutil.rmtree(path)
+            self.dir_cache = {(): self.root}
+        else:
+            os.unlink(path)
+            if stat.S_ISLNK(st.st_mode):
+                self.dir_cache = {(): self.root}
+
+    def apply(self, tf: tarfile.TarFile) -> None:
+        for m in tf:
+            self.entries += 1
+            if self.entries > self.limits.max_entries:
+                raise LayerError(f"layer has more than {self.limits.max_entries} entries: refused")
+            self._entry(tf, m)
+        for path, mtime in sorted(self.dir_times, key=lambda x: -x[0].count("/")):
+            try:
+                os.utime(path, (mtime, mtime), follow_symlinks=False)
+            except OSError:
+                pass
+
+    def _entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        parts = self._clean(m.name)
+        if not parts:
+            if m.isdir():
+                self._attrs(self.root, m, is_dir=True)
+                return
+            raise UnsafeLayer(f"layer entry {m.name!r}: refers to the layer root")
+        base = parts[-1]
+        if base.startswith(WHITEOUT):
+            self._whiteout(parts, m.name)
+            return
+        for key in m.pax_headers:
+            if key.startswith("SCHILY.xattr.trusted.overlay."):
+                raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {key[13:]!r}")
+        parent = self._resolve(parts[:-1], True, m.name)
+        path = os.path.join(parent, base)
+        try:
+            existing = os.lstat(path)
+        except FileNotFoundError:
+            existing = None
+        if m.isdir():
+            if existing is not None and not stat.S_ISDIR(existing.st_mode):
+                self._remove(path)
+                existing = None
+            if existing is None:
+                os.mkdir(path, 0o700)
+            self._attrs(path, m, is_dir=True)
+            return
+        if existing is not None:
+            self._remove(path)
+        if m.isreg():
+            self._file(tf, m, path)
+        elif m.issym():
+            os.symlink(m.linkname, path)
+            self._attrs(path, m, symlink=True)
+        elif m.islnk():
+            lparts = self._clean(m.linkname)
+            if not lparts:
+                raise UnsafeLayer(f"layer entry {m.name!r}: hardlink to the layer root")
+            lparent = self._resolve(lparts[:-1], False, m.name)
+            target = os.path.join(lparent, lparts[-1])
+            try:
+                tst = os.lstat(target)
+            except FileNotFoundError:
+                raise UnsafeLayer(f"layer entry {m.name!r}: hardlink target {m.linkname!r} does not exist") from None
+            if stat.S_ISDIR(tst.st_mode):
+                raise UnsafeLayer(f"layer entry {m.name!r}: hardlink to a directory")
+            os.link(target, path, follow_symlinks=False)
+        elif m.ischr() or m.isblk():
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(path, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
+            self._attrs(path, m)
+        elif m.isfifo():
+            os.mkfifo(path, m.mode & 0o7777)
+            self._attrs(path, m)
+        else:
+            raise LayerError(f"layer entry {m.name!r}: unsupported tar entry type {m.type!r}")
+
+    def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> None:
+        if m.size > self.limits.max_file_bytes:
+            raise LayerError(f"layer entry {m.name!r}: file of {m.size} bytes exceeds the limit")
+        self.size += m.size
+        if self.size > self.limits.max_total_bytes:
+            raise LayerError(f"layer content exceeds {self.limits.max_total_bytes} bytes: refused")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            src = tf.extractfile(m)
+            if src is not None:
+                while True:
+                    buf = src.read(CHUNK)
+                    if not buf:
+                        break
+                    view = memoryview(buf)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+            os.fchown(fd, m.uid, m.gid)
+            os.fchmod(fd, m.mode & 0o7777)
+            self._xattrs(path, m)
+            os.utime(fd, (m.mtime, m.mtime))
+        finally:
+            os.close(fd)
+
+    def _attrs(self, path: str, m: tarfile.TarInfo, is_dir: bool = False, symlink: bool = False) -> None:
+        os.chown(path, m.uid, m.gid, follow_symlinks=False)
+        if not symlink:
+            os.chmod(path, m.mode & 0o7777)
+        self._xattrs(path, m)
+        if is_dir:
+            self.dir_times.append((path, m.mtime))
+        else:
+            try:
+                os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
+            except OSError:
+                pass
+
+    def _xattrs(self, path: str, m: tarfile.TarInfo) -> None:
+        for key, value in m.pax_headers.items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            name = key[len("SCHILY.xattr."):]
+            if name.startswith("trusted.overlay."):
+                raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {name!r}")
+            raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+            try:
+                os.setxattr(path, name, raw, follow_symlinks=False)
+            except OSError as e:
+                if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                    raise LayerError(f"layer entry {m.name!r}: cannot set xattr {name}: {e.strerror}") from None
+
+    def _whiteout(self, parts: list[str], name: str) -> None:
+        base = parts[-1]
+        parent = self._resolve(parts[:-1], True, name)
+        if base == OPAQUE:
+            os.setxattr(parent, "trusted.overlay.opaque", b"y", follow_symlinks=False)
+            return
+        if base.startswith(WHITEOUT_META):
+            return  # docker's own metadata (.wh..wh.plnk...): not content
+        target = base[len(WHITEOUT):]
+        if target in ("", ".", "..") or "/" in target:
+            raise UnsafeLayer(f"layer entry {name!r}: invalid whiteout")
+        path = os.path.join(parent, target)
+        self._remove(path)
+        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+
+
+def apply_layer(root: str, stream: BinaryIO, *, limits: Limits | None = None) -> ApplyResult:
+    """Apply the layer in `stream` to the empty directory `root`.
+    On error the directory is left as it is: the caller removes it."""
+    limits = limits or Limits()
+    byte_limit = limits.max_total_bytes + 1536 * min(limits.max_entries, 1 << 20) + (1 << 20)
+    pipe = _Pipeline(stream, byte_limit)
+    applier = _Applier(root, limits)
+    try:
+        try:
+            tf = tarfile.open(fileobj=pipe, mode="r|", errorlevel=2, bufsize=CHUNK)
+        except tarfile.ReadError as e:
+            raise LayerError(f"layer is not a valid tar archive: {e}") from None
+        try:
+            applier.apply(tf)
+        except (tarfile.TarError, EOFError) as e:
+            raise LayerError(f"corrupt layer archive: {e}") from None
+        pipe.drain()
+    except tarfile.ReadError as e:
+        raise LayerError(f"corrupt layer archive: {e}") from None
+    finally:
+        pipe.close()
+    return ApplyResult("sha256:" + pipe.hasher.hexdigest(), applier.size, applier.entries)
