@@ -446,13 +446,17 @@ class Monitor:
             self.pid = pid
             if first:
                 send_line(sync, {"created": pid})
-                go = recv_line(sync)  # the CLI attaches first, then says start
+                # the CLI attaches first (we answer it here), then says start
+                while True:
+                    r, _, _ = select.select([sync, lsock], [], [])
+                    if lsock in r:
+                        self.accept(lsock)
+                    if sync in r:
+                        break
+                go = recv_line(sync)
                 if not go or go.get("start") is not True:
                     subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
                     return 0
-                # accept clients that connected before the start
-                while select.select([lsock], [], [], 0)[0]:
-                    self.accept(lsock)
             err = self.start()
             if err is not None:
                 subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
