@@ -29,7 +29,8 @@ def pull_progress(mode: str, ref) -> Iterator[Callable]:
     if mode == "quiet":
         yield lambda ev: None
         return
-    header = f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name() if hasattr(ref, 'familiar_name') else ref.path}"
+    # docker names the repository by its path on the registry: library/busybox, test/app
+    header = f"{ref.tag or ref.digest}: Pulling from {ref.path}"
     if use_tty(mode):
         with _rich_progress(header) as cb:
             yield cb

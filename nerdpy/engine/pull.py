@@ -101,7 +101,8 @@ def pull_image(
         name = str(ref)
         before = get_image(store, name)
         put_image(store, name, desc.digest, desc.media_type, desc.size, default_desc.digest, config_digest)
-    updated = before is None or before.target != desc.digest
+    # a new target, or the same index resolved to another platform's image
+    updated = before is None or before.target != desc.digest or before.config != config_digest
     return PullResult(reference=name, digest=desc.digest, image_id=config_digest, updated=updated)
 
 

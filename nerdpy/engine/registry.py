@@ -15,6 +15,7 @@ from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from nerdpy.engine.auth import Credentials, get_credentials
 from nerdpy.engine.errors import AuthError, DigestMismatch, ManifestError, NotFound, RegistryError
@@ -26,6 +27,10 @@ CHUNK = 1 << 20
 TIMEOUT = (10, 60)
 RETRIES = 5
 USER_AGENT = "nerdpy/0.1"
+
+
+# skip_verify is asked for explicitly (--insecure-registry, hosts.toml): no warning per request
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 class ManifestNotFound(NotFound):
@@ -128,12 +133,14 @@ class RegistryClient:
                                             allow_redirects=False, verify=self._verify(host),
                                             cert=host.client if host.client else None)
             except requests.exceptions.SSLError as e:
-                if host.plain_http_fallback and url.startswith("https://"):
+                # like containerd's HTTPFallback: plain HTTP only when the server does not speak
+                # TLS at all, never because its certificate failed verification
+                if host.plain_http_fallback and url.startswith("https://") and _not_tls(e):
                     http = "http://" + url[len("https://"):]
                     self._scheme[host.url] = "http://" + host.url.split("://", 1)[1]
                     url = http
                     continue
-                raise RegistryError(f"TLS error talking to {origin}: {_short(e)}") from None
+                raise RegistryError(_tls_message(origin, e)) from None
             except requests.exceptions.ConnectionError as e:
                 if host.plain_http_fallback and url.startswith("https://"):
                     self._scheme[host.url] = "http://" + host.url.split("://", 1)[1]
@@ -329,6 +336,28 @@ def _sha256(data: bytes) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+_NOT_TLS = ("wrong version number", "record layer failure", "unknown protocol", "packet length too long",
+            "http request", "unexpected eof", "eof occurred")
+
+
+def _not_tls(e: Exception) -> bool:
+    """The TLS handshake failed because the other side speaks plain HTTP (or hung up)."""
+    text = str(e).lower()
+    if "certificate" in text:
+        return False
+    return any(k in text for k in _NOT_TLS)
+
+
+def _tls_message(origin: str, e: Exception) -> str:
+    text = str(e)
+    m = re.search(r"\[SSL: [A-Z_]+\] ([^(')]+)", text)
+    reason = m.group(1).strip() if m else _short(e)
+    msg = f"TLS error talking to {origin}: {reason}"
+    if "certificate" in text.lower():
+        msg += f" (give its CA in a hosts.toml under --hosts-dir, or use --insecure-registry {origin})"
+    return msg
 
 
 def _short(e: Exception) -> str:
