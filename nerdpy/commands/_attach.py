@@ -21,7 +21,14 @@ DETACHED = -1
 def connect(sock_path: str, stdin: bool, stdout: bool = True, stderr: bool = True,
             size: tuple[int, int] | None = None) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(sock_path)
+    if len(sock_path.encode()) < 100:
+        s.connect(sock_path)
+    else:  # too long for sun_path: go through a descriptor of its directory
+        dfd = os.open(os.path.dirname(sock_path), os.O_PATH | os.O_DIRECTORY)
+        try:
+            s.connect(f"/proc/self/fd/{dfd}/{os.path.basename(sock_path)}")
+        finally:
+            os.close(dfd)
     hello = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
     if size:
         hello["resize"] = list(size)
@@ -72,8 +79,9 @@ def parse_detach_keys(text: str | None) -> bytes:
 
 
 def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: bytes = b"\x10\x11",
-         close_stdin_on_eof: bool = True) -> int:
-    """Copy until the container exits (returns its code) or the user detaches (DETACHED)."""
+         close_stdin_on_eof: bool = True) -> int | None:
+    """Copy until the container exits (returns its code) or the user detaches (DETACHED);
+    None when the connection closed without an exit code."""
     out = sys.stdout.buffer
     err = sys.stderr.buffer
     buf = b""
@@ -133,7 +141,7 @@ def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: byte
             except OSError:
                 chunk = b""
             if not chunk:
-                return exit_code if exit_code is not None else 0
+                return exit_code  # None: the monitor went away without telling
             buf += chunk
             while len(buf) >= 8:
                 kind, size = struct.unpack(">BxxxI", buf[:8])

@@ -222,10 +222,64 @@ def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, contain
                 raise click.ClickException(r.stderr.decode(errors="replace").strip())
             return
         stdin = None if interactive else subprocess.DEVNULL
-        r = subprocess.run(argv, stdin=stdin)
+        code = _run_exec(argv, stdin, tty)
     finally:
         cleanup()
-    sys.exit(r.returncode)
+    sys.exit(code)
+
+
+def _run_exec(argv: list[str], stdin, tty: bool) -> int:
+    """Run `runc exec`; its own failure (command not found...) becomes one `nerdpy:` line with
+    docker's exit code (127 not found, 126 not invokable, 125 otherwise), while the process's
+    own stderr passes through untouched."""
+    import subprocess
+    import tempfile
+    import threading
+
+    from nerdpy.engine.lifecycle import _start_error
+
+    log = tempfile.NamedTemporaryFile(prefix="nerdpy-exec-", suffix=".log")
+    argv = argv[:1] + ["--log", log.name, "--log-format", "json"] + argv[1:]
+    if tty:
+        return subprocess.run(argv, stdin=stdin).returncode
+    p = subprocess.Popen(argv, stdin=stdin, stderr=subprocess.PIPE)
+    held = bytearray()
+
+    def forward() -> None:
+        out = sys.stderr.buffer
+        first = True
+        while True:
+            chunk = p.stderr.read1(65536)
+            if not chunk:
+                break
+            if first and chunk.startswith(b"exec failed:") or held:
+                held.extend(chunk)  # perhaps runc's own error: decided once runc exits
+            else:
+                out.write(chunk)
+                out.flush()
+            first = False
+
+    t = threading.Thread(target=forward, daemon=True)
+    t.start()
+    code = p.wait()
+    t.join()
+    msg = ""
+    if code == 255:
+        import json
+
+        for line in open(log.name, errors="replace"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("level") in ("error", "fatal"):
+                msg = entry.get("msg", "")
+    if msg:
+        msg = msg.removeprefix("exec failed: ")
+        raise _start_error(msg)
+    if held:
+        sys.stderr.buffer.write(bytes(held))
+    return code
 
 
 @click.command("inspect")

@@ -164,6 +164,8 @@ def ps(ctx, all_, quiet, last, latest, size, no_trunc, filters, fmt):
     if size:
         default += "\t{{.Size}}"
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    for p, r in zip(public, rows):
-        p["Label"] = r["_labels"]
+    if (fmt or "").strip() != "json":
+        for p, r in zip(public, rows):
+            labels = r["_labels"]
+            p["Label"] = lambda key, labels=labels: labels.get(key, "")
     sys.stdout.write(format_output(fmt, public, default_table=default, headers=PS_HEADERS))

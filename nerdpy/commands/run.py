@@ -404,18 +404,7 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
         code = pump(sock, stdin_fd, tty=tty, detach_keys=keys)
     if code == DETACHED:
         return 0
-    final = wait_container(store, c, timeout=30)
-    if final is not None:
-        code = final
-    if c.spec.get("auto_remove"):
-        # the monitor removes it; wait so that `run --rm` returns with the container gone
-        from nerdpy.engine.containers import ContainerNotFound, find_container
-        import time
-
-        for _ in range(300):
-            try:
-                find_container(store, c.id)
-            except ContainerNotFound:
-                break
-            time.sleep(0.01)
+    if code is None:  # no exit code from the monitor: ask the records
+        final = wait_container(store, c, timeout=30)
+        code = final if final is not None else 125
     return code

@@ -350,10 +350,31 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "stdin_once": bool(s.get("stdin_once")),
         "restart": restart,
         "healthcheck": hc,
+        "auto_remove": bool(s.get("auto_remove")),
+        "engine": {"sys_path": [p for p in sys.path if p], "settings": _settings_overrides(store)},
         "cleanup": [sys.executable, "-m", "nerdpy", "--data-root", store.data_root, "-n", store.namespace,
                     "container", "cleanup", c.id],
         "cleanup_env": {"NERDPY_RUN_ROOT": store.settings.run_root},
     }
+
+
+def _settings_overrides(store: Store) -> dict:
+    st = store.settings
+    return {"data_root": store.data_root, "namespace": store.namespace, "run_root": st.run_root,
+            "runc": st.runc}
+
+
+def finish_container(overrides: dict, cid: str, remove: bool) -> None:
+    """What the monitor runs, in its own process, once a container has stopped for good:
+    unmount its rootfs and, for `--rm`, remove it."""
+    from nerdpy.engine.config import load_settings
+    from nerdpy.engine.store import open_store
+
+    store = open_store(load_settings(overrides, env={}))
+    try:
+        cleanup_container(store, cid, after_failure=not remove)
+    finally:
+        store.close()
 
 
 def parse_restart(text: str) -> dict:
@@ -538,8 +559,9 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False) -> No
         pass
     for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
         unmount(point, MNT_DETACH)
-    if c is not None and c.spec.get("auto_remove") and not after_failure:
-        if not monitor_busy_restarting(store, c):
+    # `--rm`: removed when it exits, and also when it could not be started (as docker does)
+    if c is not None and c.spec.get("auto_remove"):
+        if after_failure or not monitor_busy_restarting(store, c):
             remove_container(store, c, force=True, volumes=True)
 
 

@@ -87,7 +87,12 @@ class JsonLog:
         while len(self.partial[stream]) >= 16384:
             out.append(self._entry(stream, self.partial[stream][:16384]))
             self.partial[stream] = self.partial[stream][16384:]
-        if out:
+        if not out:
+            return
+        if self.max_size:  # rotation is decided entry by entry
+            for entry in out:
+                self._append(entry)
+        else:
             self._append(b"".join(out))
 
     def flush_partial(self):
@@ -195,14 +200,20 @@ class Monitor:
                             "--pid-file", pid_file]
         console = None
         if self.tty:
-            console_path = os.path.join(self.run_dir, "console.sock")
+            # runc resolves the console socket's path from inside the bundle, so bind it there
+            # by a relative name (AF_UNIX paths are limited to 108 bytes)
+            console_path = "console.sock"
+            os.chdir(bundle)
             try:
-                os.unlink(console_path)
-            except FileNotFoundError:
-                pass
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            console.bind(console_path)
-            console.listen(1)
+                try:
+                    os.unlink(console_path)
+                except FileNotFoundError:
+                    pass
+                console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                console.bind(console_path)
+                console.listen(1)
+            finally:
+                os.chdir(self.run_dir)
             argv += ["--console-socket", console_path]
             stdio = (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.PIPE)
             proc = subprocess.Popen(argv + [self.cid], stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
@@ -235,6 +246,10 @@ class Monitor:
                         break
             finally:
                 console.close()
+                try:
+                    os.unlink(os.path.join(bundle, console_path))
+                except OSError:
+                    pass
             if master is not None:
                 self.master = master
                 self.out_fds = {master: STDOUT}
@@ -422,7 +437,10 @@ class Monitor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-        attach_path = os.path.join(self.run_dir, "attach.sock")
+        # sockets are bound by relative names from inside the run dir: AF_UNIX paths are
+        # limited to 108 bytes and a long run root would not fit
+        os.chdir(self.run_dir)
+        attach_path = "attach.sock"
         try:
             os.unlink(attach_path)
         except FileNotFoundError:
@@ -479,10 +497,6 @@ class Monitor:
             exit_code = self.wait_exit(lsock, wake_r, started)
             self.log.flush_partial()
             self.log.sync()
-            self.update_state(status="exited", exit_code=exit_code, finished_at=now_rfc3339(), pid=0)
-            for c in list(self.clients):
-                c.send(EXIT, json.dumps({"exit_code": exit_code}).encode())
-                self.drop(c)
             subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
             if self.stdin_w is not None:
                 os.close(self.stdin_w)
@@ -492,25 +506,57 @@ class Monitor:
                 self.master = None
             if not should_restart(policy, exit_code, self.restart_count, self.stop_requested()):
                 break
+            self.notify_exit(exit_code)
             ran = time.time() - started
             backoff = 0.1 if ran >= 10 else min(backoff * 2, 60.0)
             self.restart_count += 1
-            self.update_state(status="restarting", restart_count=self.restart_count)
+            self.update_state(status="restarting", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
+                              restart_count=self.restart_count)
             if self.sleep_unless_stopped(backoff, lsock):
-                self.update_state(status="exited")
                 break
         lsock.close()
         try:
             os.unlink(attach_path)
         except OSError:
             pass
-        cleanup = self.cfg.get("cleanup")
-        if cleanup:
+        # the end: unmount (and for --rm remove) before the state says "exited", so that a
+        # `start` or `rm` that follows never races with this cleanup; attached clients learn
+        # the exit code last, so `run --rm` returns with the container gone
+        self.finish(exit_code)
+        self.notify_exit(exit_code)
+        return 0
+
+    def notify_exit(self, exit_code):
+        for c in list(self.clients):
+            c.send(EXIT, json.dumps({"exit_code": exit_code}).encode())
+            self.drop(c)
+
+    def finish(self, exit_code):
+        final = dict(status="exited", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
+                     restart_count=self.restart_count)
+        remove = bool(self.cfg.get("auto_remove"))
+        if remove:
+            self.update_state(**final)
+        engine = self.cfg.get("engine") or {}
+        done = False
+        if engine.get("sys_path"):
+            # the container is gone, so our size no longer matters: do the cleanup in-process
+            # (a fresh `nerdpy` process would cost a whole interpreter start)
+            try:
+                sys.path[:0] = [p for p in engine["sys_path"] if p not in sys.path]
+                from nerdpy.engine.lifecycle import finish_container
+
+                finish_container(engine["settings"], self.cid, remove)
+                done = True
+            except Exception:
+                done = False
+        if not done and self.cfg.get("cleanup"):
             env = dict(os.environ)
             env.update(self.cfg.get("cleanup_env") or {})
-            subprocess.run(cleanup, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            subprocess.run(self.cfg["cleanup"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env=env)
-        return 0
+        if not remove:
+            self.update_state(**final)
 
     def stop_requested(self):
         return os.path.exists(os.path.join(self.run_dir, "stop-requested"))
