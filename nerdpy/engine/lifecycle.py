@@ -36,6 +36,9 @@ from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
 from nerdpy.engine.store import Store
 
 MONITOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor.py")
+# where `import nerdpy` works from, also for an editable install (whose .pth hook the
+# monitor's `python -S` does not run)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # create -----------------------------------------------------------------------------------
@@ -351,7 +354,8 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "restart": restart,
         "healthcheck": hc,
         "auto_remove": bool(s.get("auto_remove")),
-        "engine": {"sys_path": [p for p in sys.path if p], "settings": _settings_overrides(store)},
+        "engine": {"sys_path": [_PACKAGE_PARENT] + [p for p in sys.path if p],
+                   "settings": _settings_overrides(store)},
         "cleanup": [sys.executable, "-m", "nerdpy", "--data-root", store.data_root, "-n", store.namespace,
                     "container", "cleanup", c.id],
         "cleanup_env": {"NERDPY_RUN_ROOT": store.settings.run_root},
@@ -372,7 +376,7 @@ def finish_container(overrides: dict, cid: str, remove: bool) -> None:
 
     store = open_store(load_settings(overrides, env={}))
     try:
-        cleanup_container(store, cid, after_failure=not remove)
+        cleanup_container(store, cid, after_failure=not remove, runc_deleted=True)
     finally:
         store.close()
 
@@ -542,7 +546,7 @@ def wait_container(store: Store, c: Container, timeout: float | None = None) -> 
 
 
 # cleanup and removal ----------------------------------------------------------------------
-def cleanup_container(store: Store, cid: str, after_failure: bool = False) -> None:
+def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_deleted: bool = False) -> None:
     """What runs when a container stops (the monitor calls it): delete the runc state, unmount
     the rootfs and, for `--rm`, remove the container. Safe to run more than once."""
     from nerdpy.engine.containers import ContainerNotFound
@@ -553,10 +557,11 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False) -> No
         c = find_container(store, cid)
     except ContainerNotFound:
         c = None
-    try:
-        Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
-    except NerdpyError:
-        pass
+    if not runc_deleted:
+        try:
+            Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+        except NerdpyError:
+            pass
     for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
         unmount(point, MNT_DETACH)
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)

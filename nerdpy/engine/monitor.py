@@ -543,7 +543,10 @@ class Monitor:
             # the container is gone, so our size no longer matters: do the cleanup in-process
             # (a fresh `nerdpy` process would cost a whole interpreter start)
             try:
-                sys.path[:0] = [p for p in engine["sys_path"] if p not in sys.path]
+                # not this file's folder: its module names (inspect, exec...) would shadow
+                # the standard library's
+                here = os.path.dirname(os.path.abspath(__file__))
+                sys.path[:] = [p for p in engine["sys_path"] if os.path.abspath(p) != here]
                 from nerdpy.engine.lifecycle import finish_container
 
                 finish_container(engine["settings"], self.cid, remove)

@@ -1,4 +1,4 @@
-"""mount(2) and umount2(2) through cffi, plus reading /proc/self/mountinfo.
+"""mount(2) and umount2(2) through cffi (the out-of-line module in _libc_ffi.py), plus reading /proc/self/mountinfo.
 
 No `mount` binary is spawned: a container start should cost a syscall, not a process.
 """
@@ -27,14 +27,14 @@ _ffi = None
 def _libc():
     global _lib, _ffi
     if _lib is None:
-        from cffi import FFI
+        try:  # the pre-generated out-of-line module: no pycparser at run time
+            from nerdpy.engine._libc_ffi import ffi
+        except ImportError:  # pragma: no cover - only if the generated file is missing
+            from nerdpy.engine._libc_build import CDEF
+            from cffi import FFI
 
-        ffi = FFI()
-        ffi.cdef(
-            "int mount(const char *source, const char *target, const char *fstype,"
-            " unsigned long flags, const void *data);"
-            "int umount2(const char *target, int flags);"
-        )
+            ffi = FFI()
+            ffi.cdef(CDEF)
         _lib = ffi.dlopen(None)
         _ffi = ffi
     return _lib, _ffi

@@ -45,7 +45,7 @@ def test_unknown_command_is_125(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("ref", ["UPPER/case", "a//b", "busybox:", "busybox@sha256:abc", "-x", "a b"])
+@pytest.mark.parametrize("ref", ["library/UPPER", "a//b", "busybox:", "busybox@sha256:abc", "-x", "a b"])
 def test_bad_reference_one_line_error(ref, tmp_path):
     r = run("pull", ref, data_root=tmp_path)
     assert r.returncode == 125, r.stderr

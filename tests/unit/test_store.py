@@ -189,3 +189,12 @@ def test_settings_precedence(tmp_path):
     assert s.data_root == "/flag"
     with pytest.raises(InvalidArgument):
         load_settings({"namespace": "bad/ns"}, env={"NERDPY_CONFIG": "/nonexistent"})
+
+
+def test_generated_libc_module_is_current(tmp_path):
+    """nerdpy/engine/_libc_ffi.py is generated from _libc_build.CDEF: regenerate it on change."""
+    from nerdpy.engine import _libc_build
+
+    _libc_build.generate(str(tmp_path))
+    here = os.path.join(os.path.dirname(_libc_build.__file__), "_libc_ffi.py")
+    assert open(tmp_path / "_libc_ffi.py").read() == open(here).read()
