@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian/Ubuntu machine, as root:
 #   installs the runtime pieces and nerdpy, starts a local registry on 127.0.0.1:5000 holding a
-#   busybox image built from busybox-static (no internet needed), then pulls it with nerdpy.
+#   busybox image built from busybox-static (no internet needed), then pulls it with nerdpy and
+#   runs a first container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then echo "quickstart: run as root" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in runc containernetworking-plugins iptables docker-registry skopeo umoci busybox-static; do
+for p in runc containernetworking-plugins iptables docker-registry skopeo umoci busybox-static curl; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -60,3 +61,4 @@ fi
 
 nerdpy pull "$REG/library/busybox:latest"
 nerdpy images
+nerdpy run --rm "$REG/library/busybox:latest" echo "hello from a nerdpy container"
