@@ -34,6 +34,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "exec": ("containers", "exec_", "Execute a command in a running container"),
     "inspect": ("containers", "inspect", "Return low-level information on objects"),
     "container": ("containers", "container", "Manage containers"),
+    "cp": ("cp", "cp", "Copy files/folders between a container and the local filesystem"),
+    "attach": ("misc", "attach", "Attach local standard input, output, and error streams to a running container"),
+    "top": ("misc", "top", "Display the running processes of a container"),
+    "rename": ("misc", "rename", "Rename a container"),
+    "pause": ("misc", "pause", "Pause all processes within one or more containers"),
+    "unpause": ("misc", "unpause", "Unpause all processes within one or more containers"),
+    "volume": ("volumes", "volume", "Manage volumes"),
 }
 
 EXIT_ERROR = 125
