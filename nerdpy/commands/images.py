@@ -2,7 +2,6 @@
 nerdpy.engine.images that render docker's tables and JSON."""
 from __future__ import annotations
 
-import fnmatch
 import json
 import sys
 
@@ -79,15 +78,51 @@ def _parse_filters(filters: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
+def _path_match(pattern: str, name: str) -> bool:
+    """Go's path.Match, as docker's reference filter uses: `*` and `?` never cross a `/`."""
+    import re
+
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j < 0:
+                return False  # ErrBadPattern: matches nothing
+            body = pattern[i + 1:j]
+            neg = body.startswith("^")
+            body = body[1:] if neg else body
+            out.append("[" + ("^/" if neg else "") + body.replace("[", "\\[") + "]")
+            i = j
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    try:
+        return re.fullmatch("".join(out), name) is not None
+    except re.error:
+        return False
+
+
 def _apply_filters(store, rows: list[dict], filters: list[tuple[str, str]]) -> list[dict]:
     from nerdpy.engine.images import resolve_image
 
+    # several reference filters: an image matching any of them is shown (docker)
+    patterns = [v for k, v in filters if k == "reference"]
+    if patterns:
+        def match(r) -> bool:
+            names = [r["Repository"], f"{r['Repository']}:{r['Tag']}"]
+            return any(_path_match(p, n) for p in patterns for n in names)
+        rows = [r for r in rows if r["Repository"] != "<none>" and match(r)]
     for key, value in filters:
         if key == "reference":
-            def match(r, pat=value):
-                names = [r["Repository"], f"{r['Repository']}:{r['Tag']}"]
-                return any(fnmatch.fnmatchcase(n, pat) for n in names)
-            rows = [r for r in rows if r["Repository"] != "<none>" and match(r)]
+            continue
         elif key == "dangling":
             want = value.lower() in ("true", "1")
             if value.lower() not in ("true", "false", "1", "0"):
@@ -287,7 +322,7 @@ def containers_using_images(store) -> set[str]:
 @click.pass_context
 def rmi(ctx, names, force) -> None:
     """Remove one or more images."""
-    from nerdpy.engine.errors import NerdpyError
+    from nerdpy.engine.errors import ImageNotFound, NerdpyError
     from nerdpy.engine.images import collect_garbage, remove_image
 
     store = store_of(ctx)
@@ -297,6 +332,11 @@ def rmi(ctx, names, force) -> None:
         try:
             for line in remove_image(store, name, force=force, in_use=in_use):
                 click.echo(line)
+        except ImageNotFound as e:
+            if force:  # docker: `rmi -f` of an image that is not there is not an error
+                continue
+            click.echo(f"nerdpy: {e}", err=True)
+            failed = True
         except NerdpyError as e:
             click.echo(f"nerdpy: {e}", err=True)
             failed = True
@@ -319,10 +359,15 @@ def image_prune(ctx, all_, force, filters) -> None:
     from nerdpy.engine.images import prune_images
 
     if not force:
+        # docker asks on the terminal and reads the answer from stdin, also when piped
+        # (`echo y | nerdpy image prune`); no answer is a no
         what = "all images without at least one container associated to them" if all_ else "all dangling images"
-        if not sys.stdin.isatty():
-            raise click.UsageError("refusing to prune without confirmation: use -f/--force")
-        if not click.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to continue?"):
+        click.echo(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ", nl=False)
+        answer = sys.stdin.readline()
+        if not answer.endswith("\n"):
+            click.echo("")
+        if answer.strip().lower() not in ("y", "yes"):
+            click.echo("Total reclaimed space: 0B")
             return
     store = store_of(ctx)
     lines, freed = prune_images(store, all_images=all_, in_use=containers_using_images(store))

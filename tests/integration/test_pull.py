@@ -3,6 +3,7 @@ digests from skopeo, files and xattrs in the snapshot directories, blobs hashed 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import world
 
 
 # -- helpers ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
 def skopeo_raw(ref: str, config: bool = False, creds: str | None = None) -> bytes:
     args = ["skopeo", "inspect", "--raw", "--tls-verify=false"]
     if config:
@@ -184,6 +186,18 @@ def test_pull_quiet_prints_only_the_reference(images, nerdpy):
     assert r.returncode == 0, r.stderr
     assert r.stdout == images.busybox + "\n"
     assert r.stderr == ""
+
+
+def test_pull_progress_modes(images, nerdpy):
+    # rich progress (as on a terminal) still ends with docker's summary lines
+    r = nerdpy("pull", "--progress", "tty", images.zstd, env={"COLUMNS": "120"})
+    assert r.returncode == 0, r.stderr
+    assert f"Digest: {images.manifest_digest(images.zstd)}" in r.stdout.splitlines()
+    assert r.stdout.splitlines()[-1] == images.zstd
+    assert "Traceback" not in r.stderr
+    r = nerdpy("pull", "--progress", "quiet", images.zstd)
+    assert r.returncode == 0, r.stderr
+    assert "Pulling from" not in r.stdout and "Status: Image is up to date" in r.stdout
 
 
 def test_pull_by_digest(images, nerdpy):
@@ -513,36 +527,41 @@ def test_parallel_pulls_of_different_images(images, nerdpy):
 
 
 # -- crash safety ------------------------------------------------------------------------------------------
+PART = 6 << 20
+
+
 @pytest.fixture(scope="module")
 def big_image(registry, tmp_path_factory):
-    """Three layers of 8 MiB random content each (gzip cannot shrink them): slow enough to kill."""
+    """Busybox plus three layers of 6 MiB random content each (gzip cannot shrink them):
+    slow enough to be killed at different points."""
     layout = str(tmp_path_factory.mktemp("big-layout"))
-    rnd = os.urandom(24 << 20)
+    rnd = os.urandom(3 * PART)
+    parts = [rnd[i * PART:(i + 1) * PART] for i in range(3)]
     layers = [world._tar(world.busybox_entries())]
-    for i in range(3):
-        layers.append(world._tar([("big", "dir", 0o755), (f"big/part{i}.bin", "file", rnd[i << 23:(i + 1) << 23])]))
+    layers += [world._tar([("big", "dir", 0o755), (f"big/part{i}.bin", "file", p)]) for i, p in enumerate(parts)]
     world.write_image(layout, "big", layers, world.BUSYBOX_CONFIG)
     ref = f"{registry.host}/test/big:latest"
     world.push_layout(layout, "big", ref)
-    return ref, {f"part{i}.bin": hashlib.sha256(rnd[i << 23:(i + 1) << 23]).hexdigest() for i in range(3)}
+    return ref, chain_ids([sha256(layer) for layer in layers]), [hashlib.sha256(p).hexdigest() for p in parts]
 
 
-def _check_big(nerdpy, ref: str, hashes: dict) -> None:
-    f = image_files(nerdpy, ref)
-    assert len(f["dirs"]) == 4
-    for i, d in enumerate(f["dirs"][1:]):
-        with open(os.path.join(d, f"big/part{i}.bin"), "rb") as fh:
-            assert hashlib.sha256(fh.read()).hexdigest() == hashes[f"part{i}.bin"]
+def _check_big(root: str, chains: list[str], hashes: list[str]) -> None:
+    """The whole chain is unpacked, and the random files are intact."""
+    rows = snapshots(root)
+    assert set(rows) == set(chains)
+    for i, h in enumerate(hashes):
+        with open(os.path.join(snapshot_fs(root, chains[i + 1]), f"big/part{i}.bin"), "rb") as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == h
 
 
 def test_kill_9_mid_pull_then_pull_again(big_image, nerdpy, tmp_path):
-    ref, hashes = big_image
+    ref, chains, hashes = big_image
     # how long a whole pull takes here, to spread the kills over it
     t0 = time.monotonic()
     first = nerdpy("pull", "-q", ref)
     full = time.monotonic() - t0
     assert first.returncode == 0, first.stderr
-    _check_big(nerdpy, ref, hashes)
+    _check_big(nerdpy.data_root, chains, hashes)
 
     base = tmp_path / "crash"
     fracs = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
@@ -561,7 +580,7 @@ def test_kill_9_mid_pull_then_pull_again(big_image, nerdpy, tmp_path):
         r = nerdpy("pull", ref)
         assert r.returncode == 0, (i, r.stderr)
         verify_store(root)
-        _check_big(nerdpy, ref, hashes)
+        _check_big(root, chains, hashes)
         if i % 3 == 2:
             assert nerdpy("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout == ref + "\n"
             # removing the image collects the leftovers of the killed pulls too
