@@ -236,6 +236,9 @@ def _eval_cmd(cmd: list, dot, vars_: dict, piped):
         except Exception as e:
             raise TemplateError(f"template: error calling {head[1]}: {e}") from None
     if args:
+        value = _eval_arg(head, dot, vars_) if head[0] == "field" else None
+        if callable(value):  # a method with arguments, such as ps's {{.Label "key"}}
+            return value(*args)
         raise TemplateError("template: can't give arguments to a non-function")
     return _eval_arg(head, dot, vars_)
 
@@ -328,16 +331,77 @@ def _index(v, *keys):
     return v
 
 
-def _printf(fmt: str, *args) -> str:
-    def conv(m):
-        return "%" + m.group(1) + ("s" if m.group(2) in "vqt" else m.group(2))
+_VERB = re.compile(r"%([-+ #0]*)([0-9]+)?(?:\.([0-9]+))?([a-zA-Z%])")
 
-    py = re.sub(r"%([-+ #0-9.]*)([a-zA-Z%])", lambda m: "%%" if m.group(2) == "%" else conv(m), fmt)
-    vals = tuple(to_text(a) if not isinstance(a, (int, float)) or isinstance(a, bool) else a for a in args)
-    try:
-        return py % vals
-    except (TypeError, ValueError):
-        return py % tuple(to_text(a) for a in args)
+
+def _go_quote(v) -> str:
+    return json.dumps(to_text(v), ensure_ascii=False)
+
+
+def _printf(fmt: str, *args) -> str:
+    """Go's fmt.Sprintf for the verbs templates use: %v %s %q %d %t %x %X %o %b %e %f %g %c %%."""
+    args = list(args)
+    out: list[str] = []
+    pos = 0
+    for m in _VERB.finditer(fmt):
+        out.append(fmt[pos:m.start()])
+        pos = m.end()
+        flags, width, prec, verb = m.group(1), m.group(2) or "", m.group(3), m.group(4)
+        if verb == "%":
+            out.append("%")
+            continue
+        if not args:
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        a = args.pop(0)
+        spec = "%" + flags + width + ("." + prec if prec is not None else "")
+        number = isinstance(a, (int, float)) and not isinstance(a, bool)
+        try:
+            if verb in "vs":
+                out.append((spec + "s") % to_text(a))
+            elif verb == "q":
+                out.append((spec + "s") % _go_quote(a))
+            elif verb == "t":
+                out.append((spec + "s") % (to_text(a) if isinstance(a, bool) else f"%!t({to_text(a)})"))
+            elif verb in "dxXobeEfFgGc" and number:
+                if verb == "b":
+                    out.append((spec + "s") % format(int(a), "b"))
+                elif verb in "dxXoc":
+                    out.append((spec + verb) % int(a))
+                else:
+                    out.append((spec + verb) % a)
+            elif verb in "xX" and isinstance(a, str):
+                h = a.encode().hex()
+                out.append((spec + "s") % (h.upper() if verb == "X" else h))
+            else:
+                out.append(f"%!{verb}({to_text(a)})")
+        except (TypeError, ValueError, OverflowError):
+            out.append(f"%!{verb}({to_text(a)})")
+    out.append(fmt[pos:])
+    return "".join(out)
+
+
+def _print(*args) -> str:
+    """Go's fmt.Sprint: a space between operands when neither is a string."""
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
+            out.append(" ")
+        out.append(to_text(a))
+    return "".join(out)
+
+
+def _title(s) -> str:
+    """Go's strings.Title: upper-case the first letter of each word, leave the rest alone."""
+    out: list[str] = []
+    prev_sep = True
+    for ch in to_text(s):
+        out.append(ch.upper() if prev_sep else ch)
+        if ord(ch) < 0x80:
+            prev_sep = not (ch.isalnum() or ch == "_")
+        else:
+            prev_sep = ch.isspace() and not (ch.isalpha() or ch.isdigit())
+    return "".join(out)
 
 
 def _cmp(op):
@@ -368,12 +432,12 @@ FUNCS = {
     "join": _join,
     "lower": lambda s: to_text(s).lower(),
     "upper": lambda s: to_text(s).upper(),
-    "title": lambda s: to_text(s).title(),
+    "title": _title,
     "split": lambda s, sep: to_text(s).split(sep),
     "index": _index,
     "len": lambda v: len(v or []),
     "printf": _printf,
-    "print": lambda *a: "".join(to_text(x) for x in a),
+    "print": _print,
     "println": lambda *a: " ".join(to_text(x) for x in a) + "\n",
     "truncate": lambda s, n: to_text(s)[: int(n)],
     "pad": lambda s, left, right: " " * int(left) + to_text(s) + " " * int(right),
@@ -431,21 +495,26 @@ def _tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
                 cells.append(cell.ljust(w))
             else:
                 cells.append(cell)
-        out.append("".join(cells).rstrip() if len(r) > 1 else r[0])
+        # like Go's tabwriter: tab-terminated cells are padded even when the last cell is empty
+        out.append("".join(cells))
     return "".join(line + "\n" for line in out)
 
 
 def format_output(fmt: str | None, rows: list[dict], *, default_table: str, headers: dict[str, str]) -> str:
-    """docker's --format handling for lists: table (default), `table TMPL`, `json`, or TMPL."""
+    """docker's --format handling for lists: table (default), `table TMPL`, `json`, or TMPL.
+    As docker's formatter: the template is trimmed of spaces, `\\t` and `\\n` are unescaped, and
+    each row is a map (so `json` and `{{json .}}` list its keys sorted, as Go's encoder does)."""
+    rows = [dict(sorted(r.items())) if isinstance(r, dict) else r for r in rows]
     fmt = _unescape(fmt) if fmt else ""
     if fmt.strip() == "json":
         return "".join(_json(r) + "\n" for r in rows)
     if not fmt or fmt.strip() == "table":
         fmt = default_table
     if fmt.startswith("table"):
-        body = fmt[5:].lstrip(" ")
+        body = fmt[5:].strip(" ")
         if not body.strip():
-            body = default_table[5:].lstrip(" ")
+            body = default_table[5:].strip(" ")
         lines = [_header_for(body, headers)] + [render(body, r) for r in rows]
         return _tabwrite(lines)
+    fmt = fmt.strip(" ")
     return "".join(render(fmt, r) + "\n" for r in rows)
