@@ -91,6 +91,8 @@ def pull_image(
             _fetch_small(store, client, ref, m.config)
         config = json.loads(store.content.read(config_digest))
         _check_config(config, default_manifest, ref)
+        if platform and not isinstance(doc, Index):
+            _check_platform(config, wanted, ref)
 
         # layers of the other platforms are fetched (content only), not unpacked
         for _d, m in manifests[1:]:
@@ -112,6 +114,19 @@ def _fetch_small(store: Store, client, ref, desc) -> None:
     with store.content.ingest(desc.digest, desc.size) as w:
         if w is not None:
             client.fetch_blob(ref, desc, w)
+
+
+def _check_platform(config: dict, wanted, ref) -> None:
+    """docker: a single-platform image pulled with an explicit --platform must be that platform."""
+    from nerdpy.engine.errors import PlatformNotFound
+    from nerdpy.engine.platforms import platform_matches
+
+    got = {k: config.get(k) for k in ("os", "architecture", "variant") if config.get(k)}
+    if not platform_matches(wanted, got):
+        actual = "/".join(got.get(k, "?") for k in ("os", "architecture")) + (
+            f"/{got['variant']}" if got.get("variant") else "")
+        raise PlatformNotFound(f"image with reference {ref} was found but does not match the specified "
+                               f"platform: wanted {wanted}, actual: {actual}")
 
 
 def _check_config(config: dict, manifest, ref) -> None:

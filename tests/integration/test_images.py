@@ -399,3 +399,50 @@ def test_image_prune_asks_first(pulled, nerdpy):
     r = nerdpy("image", "prune", "-a", input="y\n")
     assert r.returncode == 0, r.stderr
     assert names(nerdpy) == []
+
+
+# -- namespaces and moving tags -----------------------------------------------------------------------------
+def test_namespaces_are_separate_but_share_content(pulled, nerdpy):
+    assert nerdpy("-n", "other", "images", "-q", check=True).stdout == ""
+    r = nerdpy("-n", "other", "pull", "-q", pulled.busybox)
+    assert r.returncode == 0, r.stderr
+    assert nerdpy("-n", "other", "images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout == \
+        pulled.busybox + "\n"
+    # removing it in one namespace keeps the content the other one still uses
+    nerdpy("rmi", pulled.busybox, check=True)
+    assert image_blobs(pulled, pulled.busybox) <= blobs(nerdpy)
+    assert set(image_chains(nerdpy, pulled.layered)) <= snapshot_chains(nerdpy)
+    r = nerdpy("-n", "other", "rmi", pulled.busybox)
+    assert r.returncode == 0, r.stderr
+    assert not (image_blobs(pulled, pulled.busybox) & blobs(nerdpy))
+
+
+def test_tag_moved_in_the_registry_leaves_a_dangling_image(images, registry, nerdpy):
+    images = Skopeo(images)
+    hand = os.path.join(world.build_images(), "hand")
+    ref = f"{registry.host}/test/moving-{os.getpid()}-{id(nerdpy)}:latest"
+    world.push_layout(hand, "zstd", ref)
+    def registry_digest() -> str:  # not cached: the tag moves
+        return "sha256:" + hashlib.sha256(world.Images.raw_manifest(ref)).hexdigest()
+
+    first = registry_digest()
+    nerdpy("pull", "-q", ref, check=True)
+    world.push_layout(hand, "layered", ref)  # the registry's tag now names another image
+    r = nerdpy("pull", ref)
+    assert r.returncode == 0, r.stderr
+    assert "Status: Downloaded newer image for " + ref in r.stdout
+    assert f"Digest: {registry_digest()}" in r.stdout
+    assert registry_digest() != first
+    assert inspect_id(nerdpy, ref) == images.config_digest(images.layered)
+    rows = table(nerdpy("images", "--filter", "dangling=true", "--digests", check=True).stdout)
+    assert len(rows) == 2
+    assert rows[1][:4] == ["<none>", "<none>", first, images.config_digest(images.zstd)[7:19]]
+    # the old image can still be found by its ID
+    assert inspect_id(nerdpy, images.config_digest(images.zstd)[7:19]) == images.config_digest(images.zstd)
+    r = nerdpy("image", "prune", "-f", check=True)
+    assert f"deleted: {images.config_digest(images.zstd)}" in r.stdout
+    assert names(nerdpy) == [ref]
+
+
+def inspect_id(nerdpy, name: str) -> str:
+    return nerdpy("image", "inspect", "-f", "{{.Id}}", name, check=True).stdout.strip()

@@ -335,6 +335,15 @@ def test_multiarch_unknown_platform(plat, images, nerdpy):
     assert nerdpy("images", "-q").stdout == ""
 
 
+def test_single_platform_image_with_other_platform(images, nerdpy):
+    # docker refuses an explicit --platform that the (single-platform) image does not have
+    msg = one_line_error(nerdpy("pull", "--platform", "linux/arm64", images.busybox))
+    assert "does not match the specified platform" in msg and "linux/arm64" in msg
+    assert nerdpy("images", "-q").stdout == ""
+    r = nerdpy("pull", "--platform", "linux/amd64", images.busybox)
+    assert r.returncode == 0, r.stderr
+
+
 def test_invalid_platform(images, nerdpy):
     msg = one_line_error(nerdpy("pull", "--platform", "linux/", images.multiarch))
     assert "platform" in msg
