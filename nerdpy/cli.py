@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "exec": ("containers", "exec_", "Execute a command in a running container"),
     "inspect": ("containers", "inspect", "Return low-level information on objects"),
     "container": ("containers", "container", "Manage containers"),
+    "system": ("system", "system", "Manage nerdpy"),
     "cp": ("cp", "cp", "Copy files/folders between a container and the local filesystem"),
     "attach": ("misc", "attach", "Attach local standard input, output, and error streams to a running container"),
     "top": ("misc", "top", "Display the running processes of a container"),

@@ -431,3 +431,41 @@ def test_monitor_memory_is_small(nerdpy, bb):
     rss_kb = next(int(line.split()[1]) for line in open(f"/proc/{mpid}/status") if line.startswith("VmRSS"))
     # the target is 12 MB (containerd-shim: 13 MB); a generous bound here, the figure is in bench/
     assert rss_kb < 20 * 1024
+
+
+def _simulate_reboot(nerdpy) -> None:
+    """What a reboot does to nerdpy's state: every process gone, every mount gone, /run empty."""
+    import shutil
+
+    subprocess.run(["pkill", "-9", "-f", f"monitor.py {nerdpy.run_root}"], capture_output=True)
+    for cid in nerdpy("ps", "-q", "--no-trunc").stdout.split():
+        pid = nerdpy("inspect", "-f", "{{.State.Pid}}", cid).stdout.strip()
+        if pid and pid != "0":
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    time.sleep(0.3)
+    for point in sorted(mounts_under(nerdpy.data_root), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    shutil.rmtree(nerdpy.run_root, ignore_errors=True)
+
+
+def test_restart_policies_after_reboot(nerdpy, bb):
+    nerdpy("run", "-d", "--name", "always", "--restart", "always", bb, "sleep", "300", check=True)
+    nerdpy("run", "-d", "--name", "unless", "--restart", "unless-stopped", bb, "sleep", "300", check=True)
+    nerdpy("run", "-d", "--name", "stopped", "--restart", "unless-stopped", bb, "sleep", "300", check=True)
+    nerdpy("run", "-d", "--name", "onfail", "--restart", "on-failure", bb, "sleep", "300", check=True)
+    nerdpy("run", "-d", "--name", "never", bb, "sleep", "300", check=True)
+    nerdpy("stop", "-t", "0", "stopped", check=True)
+    _simulate_reboot(nerdpy)
+    # after the reboot nothing runs, and ps says so
+    assert nerdpy("ps", "-q").stdout == ""
+    r = nerdpy("system", "restart-policies")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == ["default/always", "default/onfail", "default/unless"]
+    running = sorted(nerdpy("ps", "--format", "{{.Names}}").stdout.split())
+    assert running == ["always", "onfail", "unless"]
+    assert status_of(nerdpy, "stopped") == "exited" and status_of(nerdpy, "never") == "exited"
+    # a second pass starts nothing more
+    assert nerdpy("system", "restart-policies").stdout == ""
