@@ -415,3 +415,16 @@ def _register():
 
 
 _register()
+
+
+def _register_more():
+    """`container cp/attach/top/rename/pause/unpause` (modules of their own)."""
+    from nerdpy.commands.cp import cp
+    from nerdpy.commands.misc import attach, pause, rename, top, unpause
+
+    for cmd, name in ((cp, "cp"), (attach, "attach"), (top, "top"), (rename, "rename"), (pause, "pause"),
+                      (unpause, "unpause")):
+        container.add_command(cmd, name)
+
+
+_register_more()

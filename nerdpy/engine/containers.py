@@ -276,3 +276,89 @@ def container_state(store: Store, c: Container) -> ContainerState:
 
 def _runc_knows(store: Store, cid: str) -> bool:
     return os.path.exists(os.path.join(runc_root(store), cid, "state.json"))
+
+
+# pause, unpause, rename, top (docker's `pause`, `unpause`, `rename`, `top`) -------------------
+def pause_container(store: Store, c: Container) -> None:
+    """Freeze every process of the container (runc pause); `ps`/`inspect` then show it paused."""
+    from nerdpy.engine.runtime import Runc
+
+    state = container_state(store, c)
+    if state.status == "paused":
+        raise Conflict(f"container {c.name} is already paused")
+    if state.status != "running":
+        raise Conflict(f"container {c.name} is not running")
+    Runc(runc_root(store), store.settings.runc).pause(c.id)
+    open(os.path.join(run_dir(store, c.id), "paused"), "w").close()
+
+
+def unpause_container(store: Store, c: Container) -> None:
+    from nerdpy.engine.runtime import Runc
+
+    if container_state(store, c).status != "paused":
+        raise Conflict(f"container {c.name} is not paused")
+    Runc(runc_root(store), store.settings.runc).resume(c.id)
+    try:
+        os.unlink(os.path.join(run_dir(store, c.id), "paused"))
+    except FileNotFoundError:
+        pass
+
+
+def rename_container(store: Store, c: Container, new_name: str) -> None:
+    new_name = new_name.lstrip("/") if new_name else new_name
+    if not new_name:
+        raise InvalidArgument("neither old nor new names may be empty")
+    if not _valid_name(new_name):
+        raise InvalidArgument(f"invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if new_name == c.name:
+        raise InvalidArgument("renaming a container with the same name as its current name")
+    with store.db.write() as cur:
+        clash = cur.execute("SELECT id FROM containers WHERE namespace = ? AND name = ?",
+                            (store.namespace, new_name)).fetchone()
+        if clash is not None:
+            raise Conflict(f'the container name "/{new_name}" is already in use by container "{clash["id"]}". '
+                           "You have to remove (or rename) that container to be able to reuse that name")
+        cur.execute("UPDATE containers SET name = ? WHERE namespace = ? AND id = ?",
+                    (new_name, store.namespace, c.id))
+    c.name = new_name
+
+
+def container_top(store: Store, c: Container, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """docker top: run `ps` (default `-ef`) on the host and keep the container's processes
+    (the pids from runc, i.e. from the container's cgroup). Returns (titles, rows)."""
+    from nerdpy.engine.runtime import Runc
+
+    state = container_state(store, c)
+    if not state.running or state.status == "restarting":
+        raise Conflict(f"container {c.name} is not running")
+    pids = set(Runc(runc_root(store), store.settings.runc).ps(c.id))
+    args = list(ps_args) if ps_args else ["-ef"]
+    try:
+        r = subprocess.run(["ps", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise NerdpyError("ps not found: install procps") from None
+    if r.returncode != 0:
+        raise InvalidArgument(f"ps: {r.stderr.strip() or 'failed'}")
+    lines = r.stdout.split("\n")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise InvalidArgument("couldn't find PID field in ps output")
+    pid_index = titles.index("PID")
+    rows: list[list[str]] = []
+    inside = False
+    for line in lines[1:]:
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[pid_index] == "-":          # thread lines (ps -m) follow their process
+            if inside:
+                rows.append(fields[:len(titles) - 1] + [" ".join(fields[len(titles) - 1:])])
+            continue
+        try:
+            pid = int(fields[pid_index])
+        except ValueError:
+            raise InvalidArgument(f"unexpected pid {fields[pid_index]!r} in ps output") from None
+        inside = pid in pids
+        if inside:
+            rows.append(fields[:len(titles) - 1] + [" ".join(fields[len(titles) - 1:])])
+    return titles, rows
