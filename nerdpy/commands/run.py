@@ -11,91 +11,6 @@ import click
 from nerdpy.commands._util import store_of
 
 
-def _parse_kv_list(items, what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        if not k:
-            raise click.UsageError(f"invalid {what}: {item!r}")
-        out[k] = v
-    return out
-
-
-def _read_env_file(path: str) -> list[str]:
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise click.UsageError(f"open {path}: {e.strerror}")
-    out = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        out.append(line)
-    return out
-
-
-def parse_volume(text: str):
-    """-v forms: /ctr (anonymous), name:/ctr[:opts], /host:/ctr[:opts]."""
-    from nerdpy.engine.containers import MountSpec
-
-    parts = text.split(":")
-    if len(parts) == 1:
-        if not parts[0].startswith("/"):
-            raise click.UsageError(f"invalid volume specification: {text!r}")
-        return MountSpec("volume", parts[0], "", False, {"anonymous": True})
-    if len(parts) > 3:
-        raise click.UsageError(f"invalid volume specification: {text!r}")
-    src, dst = parts[0], parts[1]
-    opts = parts[2].split(",") if len(parts) == 3 else []
-    if not dst.startswith("/"):
-        raise click.UsageError(f"invalid volume specification: {text!r}: the destination must be an absolute path")
-    ro = False
-    for o in opts:
-        if o == "ro":
-            ro = True
-        elif o in ("rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave", ""):
-            continue
-        else:
-            raise click.UsageError(f"invalid volume specification: {text!r}: unknown option {o!r}")
-    if src.startswith("/") or src.startswith("."):
-        return MountSpec("bind", dst, os.path.abspath(src), ro, {"create_host_path": True})
-    return MountSpec("volume", dst, src, ro, {"nocopy": "nocopy" in opts})
-
-
-def parse_mount(text: str):
-    from nerdpy.engine.containers import MountSpec
-
-    fields: dict[str, str] = {}
-    for part in text.split(","):
-        k, eq, v = part.partition("=")
-        fields[k.strip().lower()] = v if eq else "true"
-    kind = fields.get("type", "volume")
-    target = fields.get("target") or fields.get("destination") or fields.get("dst")
-    if not target:
-        raise click.UsageError(f"invalid --mount {text!r}: target is required")
-    ro = fields.get("readonly", fields.get("ro", "false")) in ("true", "1")
-    src = fields.get("source") or fields.get("src") or ""
-    if kind == "bind":
-        if not src:
-            raise click.UsageError(f"invalid --mount {text!r}: source is required for a bind")
-        return MountSpec("bind", target, os.path.abspath(src), ro, {"create_host_path": False,
-                         "propagation": fields.get("bind-propagation", "rprivate")})
-    if kind == "volume":
-        if not src:
-            return MountSpec("volume", target, "", ro, {"anonymous": True})
-        return MountSpec("volume", target, src, ro, {"nocopy": fields.get("volume-nocopy") == "true"})
-    if kind == "tmpfs":
-        opts = {}
-        if "tmpfs-size" in fields:
-            opts["size"] = fields["tmpfs-size"]
-        if "tmpfs-mode" in fields:
-            opts["mode"] = fields["tmpfs-mode"]
-        return MountSpec("tmpfs", target, "", ro, opts)
-    raise click.UsageError(f"invalid --mount {text!r}: unknown type {kind!r}")
-
-
 def _duration_ns(text: str | None) -> int | None:
     if not text:
         return None
@@ -115,35 +30,372 @@ def _duration_ns(text: str | None) -> int | None:
     return int(total)
 
 
+def _bad(message: str):
+    """A flag value that cannot be used: one line on stderr, exit 125, nothing created."""
+    from nerdpy.engine.errors import InvalidArgument
+
+    return InvalidArgument(message)
+
+
+def _parse_kv_list(items, what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        if not k:
+            raise _bad(f"invalid {what}: {item!r}")
+        out[k] = v
+    return out
+
+
+_WHITESPACE = " \t"
+
+
+def _read_kv_file(path: str, lookup, what: str) -> list[str]:
+    """docker's env and label files: blank lines and lines starting with # skipped, leading
+    whitespace trimmed, values passed through untouched; a bare NAME takes `lookup(NAME)` or is
+    dropped when that gives None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise _bad(f"open {path}: {e.strerror.lower() if e.strerror else e}") from None
+    text = data.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    out = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.lstrip(_WHITESPACE)
+        if not line or line.startswith("#"):
+            continue
+        name, eq, value = line.partition("=")
+        if not name:
+            raise _bad(f"invalid {what} file {path}: no variable name on line {n}: {raw!r}")
+        if any(ch in name for ch in _WHITESPACE):
+            raise _bad(f"invalid {what} file {path}: variable {name!r} contains whitespaces")
+        if eq:
+            out.append(f"{name}={value}")
+        else:
+            val = lookup(name.strip()) if lookup else None
+            if val is not None:
+                out.append(f"{name.strip()}={val}")
+    return out
+
+
+def _read_env_file(path: str) -> list[str]:
+    return _read_kv_file(path, os.environ.get, "env")
+
+
+def _env_from_flags(items) -> list[str]:
+    """-e NAME=VALUE as given; -e NAME takes the value from this environment, or is dropped."""
+    out = []
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not name:
+            raise _bad(f"invalid environment variable: {item}")
+        if eq:
+            out.append(item)
+        elif name in os.environ:
+            out.append(f"{name}={os.environ[name]}")
+    return out
+
+
+_VOLUME_NAME = __import__("re").compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+
+
+def _check_target(target: str, text: str) -> None:
+    if not target.startswith("/"):
+        raise _bad(f"invalid mount config {text!r}: the mount destination {target!r} must be an absolute path")
+    if os.path.normpath(target) == "/":
+        raise _bad(f"invalid mount config {text!r}: the destination can't be '/'")
+
+
+def _check_volume_name(name: str) -> None:
+    if not _VOLUME_NAME.match(name):
+        raise _bad(f"create {name}: {name!r} includes invalid characters for a local volume name, "
+                   "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed. If you intended to pass a host "
+                   "directory, use absolute path")
+
+
+def _anonymous_name() -> str:
+    """An anonymous volume is named when the container is created (64 hex, as docker), so that
+    `rm -v` and `--rm` find it again."""
+    import secrets
+
+    return secrets.token_hex(32)
+
+
+def parse_volume(text: str):
+    """-v forms: /ctr (anonymous), name:/ctr[:opts], /host:/ctr[:opts] (opts: ro, rw, z, Z,
+    nocopy and propagation modes)."""
+    from nerdpy.engine.containers import MountSpec
+
+    parts = text.split(":")
+    if len(parts) == 1:
+        _check_target(parts[0], text)
+        return MountSpec("volume", os.path.normpath(parts[0]), _anonymous_name(), False, {"anonymous": True})
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise _bad(f"invalid volume specification: {text!r}")
+    src, dst = parts[0], parts[1]
+    opts = parts[2].split(",") if len(parts) == 3 else []
+    _check_target(dst, text)
+    ro = False
+    propagation = "rprivate"
+    for o in opts:
+        if o == "ro":
+            ro = True
+        elif o in _PROPAGATIONS:
+            propagation = o
+        elif o in ("rw", "z", "Z", "nocopy", ""):
+            continue
+        else:
+            raise _bad(f"invalid volume specification: {text!r}: unknown option {o!r}")
+    if "ro" in opts and "rw" in opts:
+        raise _bad(f"invalid volume specification: {text!r}: both ro and rw")
+    dst = os.path.normpath(dst)
+    if src.startswith("/") or src.startswith("."):
+        return MountSpec("bind", dst, os.path.abspath(src), ro,
+                         {"create_host_path": True, "propagation": propagation})
+    _check_volume_name(src)
+    return MountSpec("volume", dst, src, ro, {"nocopy": "nocopy" in opts})
+
+
+_MOUNT_KEYS = {"type", "source", "src", "target", "destination", "dst", "readonly", "ro",
+               "bind-propagation", "bind-nonrecursive", "bind-recursive", "volume-nocopy",
+               "volume-driver", "volume-label", "volume-opt", "tmpfs-size", "tmpfs-mode",
+               "consistency"}
+
+
+def _bool_field(text: str, key: str, value: str) -> bool:
+    v = value.lower()
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise _bad(f"invalid --mount {text!r}: invalid value for {key}: {value!r}")
+
+
+def parse_mount(text: str):
+    """--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...] as docker parses it."""
+    from nerdpy.engine.containers import MountSpec
+
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        if not part:
+            continue
+        k, eq, v = part.partition("=")
+        k = k.strip().lower()
+        if k not in _MOUNT_KEYS:
+            raise _bad(f"invalid --mount {text!r}: unexpected key {k!r}")
+        if not eq and k not in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
+            raise _bad(f"invalid --mount {text!r}: invalid field {part!r} must be a key=value pair")
+        fields[k] = v if eq else "true"
+    kind = fields.get("type", "volume")
+    target = fields.get("target") or fields.get("destination") or fields.get("dst")
+    if not target:
+        raise _bad(f"invalid --mount {text!r}: target is required")
+    _check_target(target, text)
+    target = os.path.normpath(target)
+    ro = False
+    for key in ("readonly", "ro"):
+        if key in fields:
+            ro = _bool_field(text, key, fields[key])
+    src = fields.get("source") or fields.get("src") or ""
+    if kind == "bind":
+        if not src:
+            raise _bad(f"invalid --mount {text!r}: source is required for a bind mount")
+        if not src.startswith("/"):
+            raise _bad(f"invalid --mount {text!r}: the bind source {src!r} must be an absolute path")
+        if not os.path.exists(src):
+            raise _bad(f"invalid mount config for type \"bind\": bind source path does not exist: {src}")
+        prop = fields.get("bind-propagation", "rprivate")
+        if prop not in _PROPAGATIONS:
+            raise _bad(f"invalid --mount {text!r}: invalid bind-propagation {prop!r}")
+        return MountSpec("bind", target, os.path.abspath(src), ro, {"create_host_path": False,
+                         "propagation": prop})
+    if kind == "volume":
+        if not src:
+            return MountSpec("volume", target, _anonymous_name(), ro, {"anonymous": True})
+        _check_volume_name(src)
+        nocopy = _bool_field(text, "volume-nocopy", fields["volume-nocopy"]) if "volume-nocopy" in fields else False
+        return MountSpec("volume", target, src, ro, {"nocopy": nocopy})
+    if kind == "tmpfs":
+        if src:
+            raise _bad(f"invalid --mount {text!r}: source is not supported for tmpfs mounts")
+        opts = {}
+        if "tmpfs-size" in fields:
+            opts["size"] = str(_ram_in_bytes(fields["tmpfs-size"], "tmpfs-size"))
+        if "tmpfs-mode" in fields:
+            try:
+                opts["mode"] = format(int(fields["tmpfs-mode"], 8), "o")
+            except ValueError:
+                raise _bad(f"invalid --mount {text!r}: invalid tmpfs-mode {fields['tmpfs-mode']!r}") from None
+        return MountSpec("tmpfs", target, "", ro, opts)
+    raise _bad(f"invalid --mount {text!r}: unknown type {kind!r} (bind, volume or tmpfs)")
+
+
+def parse_tmpfs(text: str):
+    """--tmpfs /path[:options] with any tmpfs options (size=64m,mode=1777,uid=...,exec...)."""
+    from nerdpy.engine.containers import MountSpec
+
+    dst, _, opts = text.partition(":")
+    _check_target(dst, text)
+    mo: dict = {}
+    data = []
+    ro = False
+    for kv in opts.split(",") if opts else []:
+        if not kv:
+            continue
+        k, _, v = kv.partition("=")
+        if k in ("size", "mode") and v:
+            mo[k] = v
+        elif kv == "ro":
+            ro = True
+        elif kv == "rw":
+            ro = False
+        else:
+            data.append(kv)
+    if data:
+        mo["data"] = data
+    return MountSpec("tmpfs", os.path.normpath(dst), "", ro, mo)
+
+
+def _ram_in_bytes(text: str, flag: str) -> int:
+    """docker's units.RAMInBytes: 64m, 1.5g, 512k, 100 (bytes), 2GiB... binary multiples."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?", (text or "").strip())
+    if not m:
+        raise _bad(f"invalid argument {text!r} for {flag}: invalid size: {text!r}")
+    mult = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+    return int(float(m.group(1)) * mult[m.group(2).lower() if m.group(2) else None])
+
+
+def _int_flag(text, flag: str, minimum: int | None = None) -> int | None:
+    if text is None or text == "":
+        return None
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        raise _bad(f"invalid argument {text!r} for {flag}: not an integer") from None
+    if minimum is not None and n < minimum:
+        raise _bad(f"invalid argument {text!r} for {flag}: must be at least {minimum}")
+    return n
+
+
+def _cpus(text) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        n = float(text)
+    except ValueError:
+        raise _bad(f"invalid argument {text!r} for --cpus: not a number") from None
+    if n != n or n < 0:
+        raise _bad(f"invalid argument {text!r} for --cpus: must be a positive number")
+    if n == 0:
+        return None
+    ncpu = os.cpu_count() or 1
+    if n < 0.01 or n > ncpu:
+        raise _bad(f"range of CPUs is from 0.01 to {ncpu:.2f}, as there are only {ncpu} CPUs available")
+    return n
+
+
+_RLIM_INFINITY = 2**64 - 1
+
+
+def parse_ulimit(text: str) -> tuple[str, int, int]:
+    """--ulimit name=soft[:hard] (docker's names; -1 or unlimited for no limit)."""
+    from nerdpy.engine.oci import ULIMIT_NAMES
+
+    name, eq, val = text.partition("=")
+    if not eq or not val:
+        raise _bad(f"invalid ulimit argument: {text}")
+    if name not in ULIMIT_NAMES:
+        raise _bad(f"invalid ulimit type: {name}")
+    soft_s, colon, hard_s = val.partition(":")
+    if colon and not hard_s:
+        raise _bad(f"invalid ulimit argument: {text}")
+
+    def num(v: str, which: str) -> int:
+        if v in ("-1", "unlimited"):
+            return _RLIM_INFINITY
+        if not v.isdigit():
+            raise _bad(f"invalid ulimit {which} value: {v!r} in {text}")
+        return int(v)
+
+    soft = num(soft_s, "soft")
+    hard = num(hard_s, "hard") if colon else soft
+    if soft > hard:
+        raise _bad(f"ulimit soft limit must be less than or equal to hard limit: {soft_s} > {hard_s}")
+    return name, soft, hard
+
+
+_SYSCTL_IPC = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def parse_sysctls(items, network: str) -> dict[str, str]:
+    """docker's list of namespaced sysctls: the IPC ones, fs.mqueue.* and net.* (not with the
+    host's network namespace)."""
+    out = {}
+    for item in items:
+        k, eq, v = item.partition("=")
+        if not eq or not k:
+            raise _bad(f"invalid argument {item!r} for --sysctl: expected name=value")
+        k = k.replace("/", ".")
+        if not (k in _SYSCTL_IPC or k.startswith("fs.mqueue.") or k.startswith("net.")):
+            raise _bad(f"sysctl {k!r} is not allowed: only namespaced sysctls "
+                       "(kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*) can be set")
+        if k.startswith("net.") and network == "host":
+            raise _bad(f"sysctl {k!r} is not allowed in the host network namespace")
+        out[k] = v
+    return out
+
+
+def _security_opts(items) -> list[str]:
+    """Checked now; a seccomp profile file is read now and kept in the container's record (as
+    docker does), so the container does not depend on the file later."""
+    import json
+
+    from nerdpy.engine.lifecycle import _security_opts as check
+    from nerdpy.engine.oci import DEFAULT_CAPS, load_profile
+
+    out = []
+    for opt in items:
+        seccomp, _ = check([opt])
+        if opt.startswith(("seccomp=", "seccomp:")) and seccomp not in ("unconfined", "default") \
+                and not seccomp.startswith("{"):
+            load_profile(seccomp, DEFAULT_CAPS)  # fails now for a missing or malformed file
+            with open(seccomp) as f:
+                opt = "seccomp=" + json.dumps(json.load(f), separators=(",", ":"))
+        out.append(opt)
+    return out
+
+
 def build_spec(image: str, command: tuple, o: dict):
-    from nerdpy.engine.containers import ContainerSpec, MountSpec
-    from nerdpy.engine.lifecycle import parse_restart, parse_size
+    from nerdpy.engine.containers import ContainerSpec
+    from nerdpy.engine.lifecycle import _device, parse_restart, parse_signal
+    from nerdpy.engine.oci import normalise_cap
 
     env = []
     for f in o["env_file"]:
         env += _read_env_file(f)
-    env += list(o["env"])
+    env += _env_from_flags(o["env"])
     labels = {}
     for f in o["label_file"]:
-        labels.update(_parse_kv_list(_read_env_file(f), "label"))
+        labels.update(_parse_kv_list(_read_kv_file(f, None, "label"), "label"))
     labels.update(_parse_kv_list(o["label"], "label"))
     mounts = [parse_volume(v) for v in o["volume"]] + [parse_mount(m) for m in o["mount"]]
-    for t in o["tmpfs"]:
-        dst, _, opts = t.partition(":")
-        mo = {}
-        for kv in opts.split(",") if opts else []:
-            k, _, v = kv.partition("=")
-            if k in ("size", "mode"):
-                mo[k] = v
-        mounts.append(MountSpec("tmpfs", dst, "", False, mo))
-    ulimits = []
+    mounts += [parse_tmpfs(t) for t in o["tmpfs"]]
+    seen: set[str] = set()
+    for m in mounts:
+        if m.target in seen:
+            raise _bad(f"duplicate mount point: {m.target}")
+        seen.add(m.target)
+    ulimits: dict[str, tuple[str, int, int]] = {}
     for u in o["ulimit"]:
-        name, _, val = u.partition("=")
-        soft, _, hard = val.partition(":")
-        try:
-            ulimits.append((name, int(soft), int(hard or soft)))
-        except ValueError:
-            raise click.UsageError(f"invalid ulimit {u!r}")
+        lim = parse_ulimit(u)
+        ulimits[lim[0]] = lim
     if o["restart"]:
         parse_restart(o["restart"])
         if o["rm"] and o["restart"] not in ("no",):
@@ -171,9 +423,42 @@ def build_spec(image: str, command: tuple, o: dict):
     entrypoint = None
     if o["entrypoint"] is not None:
         entrypoint = [o["entrypoint"]] if o["entrypoint"] else []
+    memory = _ram_in_bytes(o["memory"], "--memory") if o["memory"] else None
+    if memory is not None and memory == 0:
+        memory = None
+    if memory is not None and memory < 6 << 20:
+        raise _bad("minimum memory limit allowed is 6MB")
     swap = None
     if o["memory_swap"]:
-        swap = -1 if o["memory_swap"] == "-1" else parse_size(o["memory_swap"])
+        swap = -1 if o["memory_swap"].strip() == "-1" else _ram_in_bytes(o["memory_swap"], "--memory-swap")
+        if swap == 0:
+            swap = None
+        elif memory is None:
+            raise _bad("you should always set the memory limit when using the memoryswap limit, see usage")
+        elif swap != -1 and swap < memory:
+            raise _bad("minimum memoryswap limit should be larger than memory limit, see usage")
+    reservation = _ram_in_bytes(o["memory_reservation"], "--memory-reservation") if o["memory_reservation"] else None
+    if reservation and memory and reservation > memory:
+        raise _bad("minimum memory limit can not be less than memory reservation limit, see usage")
+    shm = _ram_in_bytes(o["shm_size"], "--shm-size") if o["shm_size"] else None
+    oom = _int_flag(o["oom_score_adj"], "--oom-score-adj")
+    if oom is not None and not -1000 <= oom <= 1000:
+        raise _bad(f"invalid value {oom}, range for oom score adj is [-1000, 1000]")
+    for cap in list(o["cap_add"]) + list(o["cap_drop"]):
+        normalise_cap(cap)
+    for d in o["device"]:
+        _device(d)
+    if o["stop_signal"]:
+        parse_signal(o["stop_signal"])
+    hostname = o["hostname"]
+    if hostname is not None and (len(hostname) > 64 or not __import__("re").fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", hostname)):
+        raise _bad(f"invalid hostname format: {hostname}")
+    if not hostname and network == "host":
+        hostname = os.uname().nodename  # docker: the host's name with the host's network
+    if o["user"] is not None and (not o["user"] or o["user"].startswith(":") or o["user"].count(":") > 1):
+        raise _bad(f"invalid user: {o['user']!r}: expected <name|uid>[:<group|gid>]")
+    if o["workdir"] is not None and not o["workdir"].startswith("/"):
+        raise _bad(f"the working directory {o['workdir']!r} is invalid, it needs to be an absolute path")
     return ContainerSpec(
         image=image,
         name=o["name"],
@@ -183,7 +468,7 @@ def build_spec(image: str, command: tuple, o: dict):
         workdir=o["workdir"],
         user=o["user"],
         group_add=list(o["group_add"]),
-        hostname=o["hostname"],
+        hostname=hostname,
         domainname=o["domainname"] or "",
         tty=o["tty"],
         stdin_open=o["interactive"],
@@ -194,27 +479,27 @@ def build_spec(image: str, command: tuple, o: dict):
         mounts=mounts,
         read_only=o["read_only"],
         network=network,
-        memory=parse_size(o["memory"]) if o["memory"] else None,
+        memory=memory,
         memory_swap=swap,
-        memory_reservation=parse_size(o["memory_reservation"]) if o["memory_reservation"] else None,
-        cpus=o["cpus"],
-        cpu_shares=o["cpu_shares"],
-        pids_limit=o["pids_limit"],
-        ulimits=ulimits,
-        shm_size=parse_size(o["shm_size"]) if o["shm_size"] else None,
-        sysctls=_parse_kv_list(o["sysctl"], "sysctl"),
+        memory_reservation=reservation,
+        cpus=_cpus(o["cpus"]),
+        cpu_shares=_int_flag(o["cpu_shares"], "--cpu-shares", 0) or None,
+        pids_limit=_int_flag(o["pids_limit"], "--pids-limit"),
+        ulimits=list(ulimits.values()),
+        shm_size=shm or None,
+        sysctls=parse_sysctls(o["sysctl"], network),
         devices=list(o["device"]),
         privileged=o["privileged"],
         cap_add=list(o["cap_add"]),
         cap_drop=list(o["cap_drop"]),
-        security_opt=list(o["security_opt"]),
+        security_opt=_security_opts(o["security_opt"]),
         init=o["init"],
         stop_signal=o["stop_signal"],
-        stop_timeout=o["stop_timeout"],
+        stop_timeout=_int_flag(o["stop_timeout"], "--stop-timeout", -1),
         healthcheck=hc,
         no_healthcheck=o["no_healthcheck"],
         log_opts=_parse_kv_list(o["log_opt"], "log option"),
-        oom_score_adj=o["oom_score_adj"],
+        oom_score_adj=oom,
     )
 
 
@@ -246,13 +531,13 @@ def container_options(f):
         click.option("-m", "--memory", help="Memory limit"),
         click.option("--memory-swap", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
         click.option("--memory-reservation", help="Memory soft limit"),
-        click.option("--cpus", type=float, help="Number of CPUs"),
-        click.option("--cpu-shares", "-c", type=int, help="CPU shares (relative weight)"),
-        click.option("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)"),
+        click.option("--cpus", help="Number of CPUs"),
+        click.option("--cpu-shares", "-c", help="CPU shares (relative weight)"),
+        click.option("--pids-limit", help="Tune container pids limit (set -1 for unlimited)"),
         click.option("--ulimit", multiple=True, help="Ulimit options"),
         click.option("--init", is_flag=True, help="Run an init inside the container that forwards signals and reaps processes"),
         click.option("--stop-signal", help="Signal to stop the container"),
-        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container"),
+        click.option("--stop-timeout", help="Timeout (in seconds) to stop a container"),
         click.option("--privileged", is_flag=True, help="Give extended privileges to this container"),
         click.option("--cap-add", multiple=True, help="Add Linux capabilities"),
         click.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
@@ -260,7 +545,7 @@ def container_options(f):
         click.option("--device", multiple=True, help="Add a host device to the container"),
         click.option("--shm-size", help="Size of /dev/shm"),
         click.option("--sysctl", multiple=True, help="Sysctl options"),
-        click.option("--oom-score-adj", type=int, help="Tune host's OOM preferences (-1000 to 1000)"),
+        click.option("--oom-score-adj", help="Tune host's OOM preferences (-1000 to 1000)"),
         click.option("--health-cmd", help="Command to run to check health"),
         click.option("--health-interval", help="Time between running the check (ms|s|m|h)"),
         click.option("--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h)"),
@@ -285,10 +570,20 @@ def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None
     from nerdpy.engine.errors import ImageNotFound
     from nerdpy.engine.images import lookup_images
 
-    have = bool(lookup_images(store, image))
+    wanted = None
+    if platform:
+        from nerdpy.engine.platforms import parse_platform
+
+        wanted = parse_platform(platform)
+    found = lookup_images(store, image)
+    have = bool(found)
+    if have and wanted is not None and _image_platform_error(store, found[0], image, wanted):
+        have = False  # another platform's image under that name: pull the one asked for
     if have and pull_policy != "always":
         return
     if not have and pull_policy == "never":
+        if found:
+            raise ImageNotFound(_image_platform_error(store, found[0], image, wanted))
         raise ImageNotFound(f"no such image: {image}")
     from nerdpy.commands.progress import pull_progress
     from nerdpy.engine.pull import pull_image
@@ -296,9 +591,45 @@ def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None
 
     ref = parse_reference(image)
     if not quiet:
-        click.echo(f"Unable to find image '{ref.familiar()}' locally", err=True) if not have else None
+        click.echo(f"Unable to find image '{ref.familiar()}' locally", err=True) if not found else None
     with pull_progress("quiet" if quiet else "plain", ref) as cb:
         pull_image(store, image, platform=platform, progress=cb)
+    if wanted is not None:
+        found = lookup_images(store, image)
+        err = found and _image_platform_error(store, found[0], image, wanted)
+        if err:
+            from nerdpy.engine.errors import PlatformNotFound
+
+            raise PlatformNotFound(err)
+
+
+def _image_platform_error(store, img, image: str, wanted) -> str | None:
+    """docker's check of --platform against the image's own config: the message, or None."""
+    from nerdpy.engine.images import image_config
+    from nerdpy.engine.platforms import platform_matches
+
+    cfg = image_config(store, img)
+    got = {"os": cfg.get("os", ""), "architecture": cfg.get("architecture", ""), "variant": cfg.get("variant")}
+    if platform_matches(wanted, got):
+        return None
+    actual = "/".join(x for x in (got["os"], got["architecture"], got["variant"]) if x)
+    return (f"image with reference {image} was found but does not match the specified platform: "
+            f"wanted {wanted}, actual: {actual}")
+
+
+def _check_user(store, spec) -> None:
+    """A -u user or --group-add group the image does not have fails now, before anything is
+    created, rather than when the container starts."""
+    from nerdpy.engine.etcfiles import check_user_in_layers
+    from nerdpy.engine.images import image_chain_id, image_config, resolve_image
+
+    img = resolve_image(store, spec.image)
+    user = spec.user or (image_config(store, img).get("config") or {}).get("User") or ""
+    if not user and not spec.group_add:
+        return
+    chain = image_chain_id(store, img)
+    layers = store.snapshots.lowerdirs(chain) if chain else []
+    check_user_in_layers(layers, user, spec.group_add)
 
 
 def do_create(ctx, image, command, o):
@@ -314,6 +645,7 @@ def do_create(ctx, image, command, o):
         _ensure_image(ctx, store, image, o["pull"], o["platform"], o["quiet"])
     finally:
         sys.stdout = old
+    _check_user(store, spec)
     c = create_container(store, spec)
     if o["cidfile"]:
         try:

@@ -53,48 +53,134 @@ def _read_lines(root: str, path: str) -> list[str]:
 
 def lookup_user(root: str, user: str | None, group_add: list[str] = ()) -> tuple[int, int, list[int], str]:
     """docker's -u rules: `name|uid[:group|gid]`; returns (uid, gid, additional gids, home)."""
-    user = user or ""
+    return resolve_user(_read_lines(root, "/etc/passwd"), _read_lines(root, "/etc/group"), user, group_add)
+
+
+_MAX_ID = 2**31 - 1
+
+
+def _numeric_id(text: str, what: str) -> int | None:
+    if not text.isdigit():
+        return None
+    n = int(text)
+    if n > _MAX_ID:
+        raise InvalidArgument(f"{what} {text} is out of range: uids and gids must be in range 0-{_MAX_ID}")
+    return n
+
+
+def resolve_user(passwd_lines: list[str], group_lines: list[str], user: str | None,
+                 group_add: list[str] = ()) -> tuple[int, int, list[int], str]:
+    """runc's GetExecUser as moby calls it: a name must be in passwd, a number need not be;
+    supplementary groups from /etc/group only when no group is given explicitly; the primary
+    gid first in the additional gids (containerd's CVE-2023-25173 fix), then --group-add."""
+    user = (user or "").strip()
     name, _, group = user.partition(":")
-    passwd = [line.split(":") for line in _read_lines(root, "/etc/passwd") if line.count(":") >= 6]
-    groups = [line.split(":") for line in _read_lines(root, "/etc/group") if line.count(":") >= 3]
-    uid, gid, home, uname = 0, 0, "/root", "root"
+    passwd = [line.split(":") for line in passwd_lines if line.count(":") >= 6]
+    groups = [line.split(":") for line in group_lines if line.count(":") >= 3]
+    uid, gid, home, uname = 0, 0, "/", ""
     if name:
+        num = _numeric_id(name, "uid")
         entry = next((p for p in passwd if p[0] == name), None)
-        if entry is None and name.isdigit():
+        if entry is None and num is not None:
             entry = next((p for p in passwd if p[2] == name), None)
-            if entry is None:
-                uid, gid, home, uname = int(name), 0, "/", ""
         if entry is not None:
-            uid, gid, home, uname = int(entry[2]), int(entry[3]), entry[5] or "/", entry[0]
-        elif not name.isdigit():
+            uid, gid, home, uname = _int(entry[2]), _int(entry[3]), entry[5] or "/", entry[0]
+        elif num is not None:
+            uid = num
+        else:
             raise InvalidArgument(f"unable to find user {name}: no matching entries in passwd file")
     else:
         entry = next((p for p in passwd if p[2] == "0"), None)
+        uid, gid, home, uname = 0, 0, "/root", "root"
         if entry is not None:
-            home = entry[5] or "/root"
-    if group:
-        g = _group_id(groups, group)
-        gid = g
+            gid, home, uname = _int(entry[3]), entry[5] or "/root", entry[0]
     extra: list[int] = []
-    if uname:
+    if group:
+        gid = _group_id(groups, group)
+    elif uname:
         for g in groups:
             members = g[3].split(",") if len(g) > 3 else []
-            if uname in members and g[2].isdigit() and int(g[2]) != gid:
+            if uname in members and g[2].isdigit():
                 extra.append(int(g[2]))
     for g in group_add:
-        gi = _group_id(groups, g)
-        if gi not in extra:
-            extra.append(gi)
-    return uid, gid, [gid] + [g for g in extra if g != gid], home
+        extra.append(_group_id(groups, g))
+    out = [gid]
+    for g in extra:
+        if g not in out:
+            out.append(g)
+    return uid, gid, out, home
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 def _group_id(groups: list[list[str]], group: str) -> int:
     entry = next((g for g in groups if g[0] == group), None)
     if entry is not None and entry[2].isdigit():
         return int(entry[2])
-    if group.isdigit():
-        return int(group)
+    num = _numeric_id(group, "gid")
+    if num is not None:
+        return num
     raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
+
+
+def read_from_layers(layers: list[str], path: str) -> list[str] | None:
+    """Lines of `path` in an image given as its layer directories (top first, in overlay form),
+    without mounting it; None when that cannot be decided this simply (a symlink on the way)."""
+    import stat as _stat
+
+    parts = [p for p in path.split("/") if p]
+    for layer in layers:
+        cur = layer
+        for i, part in enumerate(parts):
+            cur = os.path.join(cur, part)
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                break
+            except OSError:
+                return None
+            if _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                return []  # a whiteout hides it and everything below
+            if _stat.S_ISLNK(st.st_mode):
+                return None
+            if i == len(parts) - 1:
+                if not _stat.S_ISREG(st.st_mode):
+                    return None
+                try:
+                    with open(cur, errors="replace") as f:
+                        return f.read().splitlines()
+                except OSError:
+                    return None
+            if not _stat.S_ISDIR(st.st_mode):
+                return []
+        else:
+            continue
+        # not in this layer: an opaque directory on the way hides the layers below
+        probe = layer
+        for part in parts[:-1]:
+            probe = os.path.join(probe, part)
+            try:
+                if os.getxattr(probe, "trusted.overlay.opaque") == b"y":
+                    return []
+            except OSError:
+                pass
+    return []
+
+
+def check_user_in_layers(layers: list[str], user: str | None, group_add: list[str] = ()) -> None:
+    """Fail early (at create, before anything exists) for a user or group the image lacks."""
+    if not user and not group_add:
+        return
+    passwd = read_from_layers(layers, "/etc/passwd")
+    group = read_from_layers(layers, "/etc/group")
+    if passwd is None or group is None:
+        return  # decided at start, inside the mounted root
+    resolve_user(passwd, group, user, group_add)
 
 
 def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
@@ -118,8 +204,7 @@ def hosts_file(hostname: str, ip: str | None = None, extra: list[tuple[str, str]
         lines.append(f"{addr}\t{name}")
     if ip:
         lines.append(f"{ip}\t{hostname}")
-    elif hostname:
-        lines.append(f"127.0.1.1\t{hostname}")
+    # without an address (--network none) docker writes no line for the hostname either
     return "\n".join(lines) + "\n"
 
 

@@ -221,48 +221,33 @@ def _build_spec(store: Store, c: Container, rootfs: str) -> dict:
     s = c.spec
     img = s.get("_image_config") or {}
     uid, gid, gids, home = lookup_user(rootfs, s.get("user") or img.get("User") or "", s.get("group_add") or [])
-    hostname = s.get("hostname") or c.id[:12]
-    env = _merge_env(img.get("Env") or [], s.get("env") or [])
-    keys = {e.split("=", 1)[0] for e in env}
-    if "PATH" not in keys:
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env.append(f"HOSTNAME={hostname}") if "HOSTNAME" not in keys else None
-    if s.get("tty") and "TERM" not in keys:
-        env.append("TERM=xterm")
-    if "HOME" not in keys:
-        env.append(f"HOME={home}")
-    cdir = container_dir(store, c.id)
     net = s.get("network") or "none"
+    hostname = s.get("hostname") or (os.uname().nodename if net == "host" else c.id[:12])
+    env = _container_env(img.get("Env") or [], s.get("env") or [], hostname, bool(s.get("tty")), home)
+    cdir = container_dir(store, c.id)
     write_atomic(os.path.join(cdir, "hostname"), hostname + "\n")
-    write_atomic(os.path.join(cdir, "hosts"), hosts_file(hostname))
+    write_atomic(os.path.join(cdir, "hosts"), _host_hosts() if net == "host" else hosts_file(hostname))
     write_atomic(os.path.join(cdir, "resolv.conf"), resolv_conf(net == "host"))
     mounts = [
         {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(cdir, "hostname"), "options": ["rbind", "rprivate"]},
         {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(cdir, "hosts"), "options": ["rbind", "rprivate"]},
         {"destination": "/etc/resolv.conf", "type": "bind", "source": os.path.join(cdir, "resolv.conf"), "options": ["rbind", "rprivate"]},
     ]
-    mounts += oci_mounts(store, c, rootfs)
+    if s.get("read_only"):
+        # docker: with a read-only root these stay writable only if the user made them so
+        for m in mounts:
+            m["options"].append("ro")
+    user_mounts = oci_mounts(store, c, rootfs)
+    for want, got in zip(s.get("mounts") or [], user_mounts):
+        if want.get("type") == "tmpfs":
+            got["options"] = _tmpfs_options(want)
+    mounts += user_mounts
     args = list(s["_args"])
     if s.get("init"):
-        tini = shutil.which("tini-static") or shutil.which("tini") or "/usr/bin/tini-static"
-        if not os.path.exists(tini):
-            raise InvalidArgument("--init needs tini: apt-get install tini")
-        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": tini, "options": ["rbind", "ro"]})
+        tini = _init_binary()
+        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": tini, "options": ["bind", "ro"]})
         args = ["/sbin/docker-init", "--"] + args
-    seccomp = "default"
-    nnp = False
-    for opt in s.get("security_opt") or []:
-        k, _, v = opt.partition("=") if "=" in opt else opt.partition(":")
-        if k == "seccomp":
-            seccomp = v or "default"
-            if seccomp == "unconfined":
-                seccomp = "unconfined"
-        elif k == "no-new-privileges":
-            nnp = v in ("", "true")
-        elif k in ("apparmor", "label"):
-            pass
-        else:
-            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    seccomp, nnp = _security_opts(s.get("security_opt") or [])
     devices = [_device(d) for d in s.get("devices") or []]
     o = SpecOptions(
         rootfs=rootfs,
@@ -297,28 +282,124 @@ def _build_spec(store: Store, c: Container, rootfs: str) -> dict:
     return build_spec(o)
 
 
+def _container_env(image_env: list[str], user_env: list[str], hostname: str, tty: bool, home: str) -> list[str]:
+    """moby's CreateDaemonEnvironment: PATH and HOSTNAME (and TERM with -t) first, then the
+    image's and the user's variables replacing or appending; HOME last when nobody set it
+    (runc's rule, from the user's passwd entry)."""
+    env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", f"HOSTNAME={hostname}"]
+    if tty:
+        env.append("TERM=xterm")
+    env = _merge_env(env, list(image_env) + list(user_env))
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    return env
+
+
+def _host_hosts() -> str:
+    """With --network host a container sees a copy of the host's /etc/hosts, as with docker."""
+    from nerdpy.engine.etcfiles import hosts_file
+
+    try:
+        with open("/etc/hosts") as f:
+            return f.read()
+    except OSError:
+        return hosts_file(os.uname().nodename)
+
+
+def _tmpfs_options(m: dict) -> list[str]:
+    """docker's tmpfs mounts (--tmpfs and --mount type=tmpfs): noexec, nosuid, nodev by default,
+    then the user's options, the later one winning (moby's MergeTmpfsOptions)."""
+    opts = m.get("options") or {}
+    raw = ["noexec", "nosuid", "nodev"]
+    raw += list(opts.get("data") or [])
+    if opts.get("size"):
+        raw.append(f"size={opts['size']}")
+    if opts.get("mode"):
+        raw.append(f"mode={opts['mode']}")
+    if m.get("readonly"):
+        raw.append("ro")
+    pairs = {"exec": "noexec", "noexec": "exec", "suid": "nosuid", "nosuid": "suid", "dev": "nodev",
+             "nodev": "dev", "ro": "rw", "rw": "ro", "atime": "noatime", "noatime": "atime"}
+    out: list[str] = []
+    for o in raw:
+        key = o.split("=", 1)[0]
+        out = [x for x in out if x.split("=", 1)[0] != key and x != pairs.get(o)]
+        out.append(o)
+    return out
+
+
+def _init_binary() -> str:
+    """docker's --init is tini; Debian's `tini` package has a static build that runs in any image."""
+    for path in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init"):
+        if os.path.exists(path):
+            return path
+    found = shutil.which("tini-static") or shutil.which("docker-init")
+    if found:
+        return found
+    raise InvalidArgument("--init needs a static tini on the host (Debian: apt-get install tini)")
+
+
+def _security_opts(opts: list[str]) -> tuple[str, bool]:
+    """--security-opt: seccomp=unconfined|PATH, no-new-privileges[=|:true|false]; apparmor and
+    label are accepted and ignored (no AppArmor or SELinux here)."""
+    seccomp, nnp = "default", False
+    for opt in opts:
+        if opt == "no-new-privileges":
+            nnp = True
+            continue
+        if "=" in opt:
+            k, _, v = opt.partition("=")
+        else:
+            k, _, v = opt.partition(":")
+        if k == "seccomp" and v:
+            seccomp = v
+        elif k == "no-new-privileges" and v in ("true", "false", "1", "0"):
+            nnp = v in ("true", "1")
+        elif k in ("apparmor", "label", "systempaths", "mask", "unmask") and v:
+            pass
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    return seccomp, nnp
+
+
 def _device(text: str) -> dict:
+    """--device HOST[:CONTAINER][:PERMISSIONS] (permissions a combination of r, w and m)."""
     import stat as _stat
 
     parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise InvalidArgument(f"invalid device specification: {text}")
     host = parts[0]
-    dest = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
-    access = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+    dest, access = host, "rwm"
+    if len(parts) == 2:
+        if parts[1].startswith("/"):
+            dest = parts[1]
+        else:
+            access = parts[1]
+    elif len(parts) == 3:
+        dest, access = parts[1], parts[2]
+    if not host.startswith("/") or not dest.startswith("/"):
+        raise InvalidArgument(f"invalid device specification: {text}: paths must be absolute")
+    if not access or any(ch not in "rwm" for ch in access):
+        raise InvalidArgument(f"invalid device mode {access!r} in {text}: a combination of r, w and m")
     try:
         st = os.stat(host)
-    except OSError:
-        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: no such file") from None
+    except OSError as e:
+        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: {e.strerror}") from None
     if _stat.S_ISCHR(st.st_mode):
         kind = "c"
     elif _stat.S_ISBLK(st.st_mode):
         kind = "b"
     else:
-        raise InvalidArgument(f"{host} is not a device")
+        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: not a device node")
     return {"path": host, "container_path": dest, "type": kind, "major": os.major(st.st_rdev),
-            "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777}
+            "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777,
+            "uid": st.st_uid, "gid": st.st_gid}
 
 
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """Replace-or-append, keeping the first position of each name. A bare NAME (only from
+    records made before names were resolved at create) takes this process's value, if any."""
     out: dict[str, str] = {}
     for e in list(base) + list(extra):
         k, sep, v = e.partition("=")

@@ -28,6 +28,20 @@ ALL_CAPS = [
     "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_WAKE_ALARM",
 ]
 
+# capability numbers (linux/capability.h), for reading CapEff masks
+CAP_NUMBERS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17,
+    "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21,
+    "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23, "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25,
+    "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29,
+    "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33,
+    "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
+}
+
 MASKED_PATHS = [
     "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
     "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
@@ -103,6 +117,7 @@ class SpecOptions:
     oom_score_adj: int | None = None
     annotations: dict[str, str] = field(default_factory=dict)
     init: bool = False
+    cgroupns: str | None = None           # None: docker's default for this host; "host"; "private"
 
 
 def normalise_cap(name: str) -> str:
@@ -116,23 +131,51 @@ def normalise_cap(name: str) -> str:
     return n
 
 
-def capabilities(privileged: bool, cap_add: list[str], cap_drop: list[str]) -> list[str]:
-    """docker's rules: start from the defaults (or all when privileged), drop, then add;
-    ALL in --cap-add gives every capability, ALL in --cap-drop removes all first."""
-    if privileged:
-        return list(ALL_CAPS)
+def available_caps() -> list[str]:
+    """"All capabilities" as docker means it: every known capability that this process has
+    (moby uses containerd's cap.Current()); a host or outer container without, say,
+    CAP_SYS_RESOURCE cannot hand it to a privileged container."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        mask = None
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("CapEff:"):
+                        mask = int(line.split()[1], 16)
+        except (OSError, ValueError, IndexError):
+            mask = None
+        if mask is None:
+            _AVAILABLE = list(ALL_CAPS)
+        else:
+            _AVAILABLE = [c for c in ALL_CAPS if mask >> CAP_NUMBERS[c] & 1]
+    return list(_AVAILABLE)
+
+
+_AVAILABLE: list[str] | None = None
+
+
+def capabilities(privileged: bool, cap_add: list[str], cap_drop: list[str],
+                 all_caps: list[str] | None = None) -> list[str]:
+    """moby's TweakCapabilities: privileged gets all capabilities; ALL in --cap-add gives all but
+    the dropped ones; ALL in --cap-drop leaves only the added ones; otherwise the defaults minus
+    the drops, plus the adds."""
+    everything = list(all_caps) if all_caps is not None else available_caps()
     adds = [normalise_cap(c) for c in cap_add]
     drops = [normalise_cap(c) for c in cap_drop]
-    caps = [] if "ALL" in drops else [c for c in DEFAULT_CAPS if c not in drops]
+    if privileged:
+        return everything
     if "ALL" in adds:
-        caps = [c for c in ALL_CAPS if c not in drops or "ALL" in drops]
-        if "ALL" in drops:
-            caps = list(ALL_CAPS)
+        caps = [c for c in everything if c not in drops]
+    elif "ALL" in drops:
+        caps = list(adds)
     else:
-        for c in adds:
-            if c not in caps:
-                caps.append(c)
-    return caps
+        caps = [c for c in DEFAULT_CAPS if c not in drops] + adds
+    out: list[str] = []
+    for c in caps:
+        if c not in out:
+            out.append(c)
+    return out
 
 
 def _rlimit_name(name: str) -> str:
@@ -152,8 +195,10 @@ def build_spec(o: SpecOptions) -> dict:
         namespaces.append({"type": "network"})
     elif o.netns != "host":
         namespaces.append({"type": "network", "path": o.netns})
-    if _cgroupns_supported():
-        namespaces.append({"type": "cgroup"})
+    if o.cgroupns == "private" or (o.cgroupns is None and _cgroup_v2_unified()):
+        # docker's default: a private cgroup namespace on cgroup v2 only ("host" on v1 and hybrid)
+        if _cgroupns_supported():
+            namespaces.append({"type": "cgroup"})
 
     mounts = default_mounts(o.shm_size, o.readonly_rootfs)
     if o.privileged:
@@ -188,18 +233,23 @@ def build_spec(o: SpecOptions) -> dict:
     }
     if o.oom_score_adj is not None:
         process["oomScoreAdj"] = o.oom_score_adj
+    # no inheritable or ambient capabilities, privileged or not (moby since CVE-2022-24769)
+
+    devices = list(o.devices)
     if o.privileged:
-        process["capabilities"]["inheritable"] = caps
-        process["capabilities"]["ambient"] = []
+        # docker gives a privileged container every device of the host
+        mine = {d.get("container_path") or d["path"] for d in devices}
+        devices = [d for d in host_devices() if d["path"] not in mine] + devices
 
     resources: dict = {"devices": _device_rules(o)}
     mem = {}
     if o.memory:
         mem["limit"] = o.memory
-        if o.memory_swap is not None:
-            mem["swap"] = o.memory_swap if o.memory_swap > 0 else -1
-        else:
-            mem["swap"] = o.memory * 2
+        if _swap_accounting():
+            if o.memory_swap is not None:
+                mem["swap"] = o.memory_swap if o.memory_swap > 0 else -1
+            else:
+                mem["swap"] = o.memory * 2
     if o.memory_reservation:
         mem["reservation"] = o.memory_reservation
     if mem:
@@ -212,18 +262,22 @@ def build_spec(o: SpecOptions) -> dict:
         cpu["shares"] = o.cpu_shares
     if cpu:
         resources["cpu"] = cpu
-    if o.pids_limit:
+    if o.pids_limit and o.pids_limit > 0:
         resources["pids"] = {"limit": o.pids_limit}
 
     linux: dict = {
         "namespaces": namespaces,
         "resources": resources,
-        "devices": [_device_entry(d) for d in o.devices],
+        "devices": [_device_entry(d) for d in devices],
     }
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
-    if o.sysctls:
-        linux["sysctl"] = dict(o.sysctls)
+    sysctls = dict(o.sysctls)
+    if o.domainname and "kernel.domainname" not in sysctls:
+        # runc before 1.2 ignores the spec's domainname: docker sets it as a (UTS) sysctl too
+        sysctls["kernel.domainname"] = o.domainname
+    if sysctls:
+        linux["sysctl"] = sysctls
     if not o.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
@@ -263,8 +317,8 @@ def _device_entry(d: dict) -> dict:
         "major": d["major"],
         "minor": d["minor"],
         "fileMode": d.get("mode", 0o666),
-        "uid": 0,
-        "gid": 0,
+        "uid": d.get("uid", 0),
+        "gid": d.get("gid", 0),
     }
 
 
@@ -275,17 +329,92 @@ def _seccomp(profile: str, caps: list[str]) -> dict | None:
         from nerdpy.engine.seccomp import default_profile
 
         return default_profile(caps)
+    if profile.lstrip().startswith("{"):
+        # the profile's content, read when the container was created (as docker keeps it)
+        import json
+
+        from nerdpy.engine.seccomp import from_docker_profile
+
+        try:
+            return from_docker_profile(json.loads(profile), caps)
+        except ValueError as e:
+            raise InvalidArgument(f"decoding seccomp profile failed: {e}") from None
+    return load_profile(profile, caps)
+
+
+def load_profile(path: str, caps: list[str]) -> dict:
+    """A seccomp profile file in docker's format, as the spec's linux.seccomp."""
     import json
 
+    from nerdpy.engine.seccomp import from_docker_profile
+
     try:
-        with open(profile) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise InvalidArgument(f"cannot load seccomp profile {profile}: {e}") from None
+        with open(path) as f:
+            return from_docker_profile(json.load(f), caps)
+    except OSError as e:
+        raise InvalidArgument(f"opening seccomp profile ({path}) failed: {e.strerror}") from None
+    except ValueError as e:
+        raise InvalidArgument(f"decoding seccomp profile ({path}) failed: {e}") from None
 
 
 def _cgroupns_supported() -> bool:
     return os.path.exists("/proc/self/ns/cgroup")
+
+
+def _cgroup_v2_unified() -> bool:
+    """True on a pure cgroup v2 host (not on v1 or hybrid layouts)."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def _swap_accounting() -> bool:
+    """Whether a memory+swap limit can be set (docker ignores --memory-swap, with a warning,
+    when the kernel has no swap accounting)."""
+    if _cgroup_v2_unified():
+        return True
+    return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+
+
+_SKIP_DEV_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+
+
+def host_devices(root: str = "/dev") -> list[dict]:
+    """The host's character and block devices, as containerd's HostDevices lists them for a
+    privileged container (/dev/console and pseudo-terminals are the container's own)."""
+    import stat as _stat
+
+    out: list[dict] = []
+
+    def walk(d: str) -> None:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(d, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if _stat.S_ISDIR(st.st_mode):
+                if name not in _SKIP_DEV_DIRS:
+                    walk(path)
+                continue
+            if name == "console":
+                continue
+            if _stat.S_ISCHR(st.st_mode):
+                kind = "c"
+            elif _stat.S_ISBLK(st.st_mode):
+                kind = "b"
+            else:
+                continue
+            if kind == "c" and st.st_rdev == 0:
+                continue  # an overlay whiteout, not a device
+            out.append({"path": path, "type": kind, "major": os.major(st.st_rdev),
+                        "minor": os.minor(st.st_rdev), "mode": st.st_mode & 0o777,
+                        "uid": st.st_uid, "gid": st.st_gid})
+
+    walk(root)
+    return out
 
 
 def _host_hard_nofile() -> int | None:

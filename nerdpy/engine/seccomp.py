@@ -45,7 +45,8 @@ timer_gettime timer_gettime64 timer_settime timer_settime64 timerfd_create timer
 timerfd_gettime64 timerfd_settime timerfd_settime64 times tkill truncate truncate64 ugetrlimit umask
 uname unlink unlinkat utime utimensat utimensat_time64 utimes vfork vmsplice wait4 waitid waitpid write
 writev arch_prctl modify_ldt
-""".split()
+process_vm_readv process_vm_writev ptrace
+""".split()  # the last line: allowed for everyone on kernels >= 4.8, as moby's profile does
 
 # syscalls allowed only with a capability (moby's "includes": {"caps": [...]})
 _BY_CAP = {
@@ -56,7 +57,7 @@ _BY_CAP = {
     "CAP_SYS_CHROOT": ["chroot"],
     "CAP_SYS_MODULE": ["delete_module", "init_module", "finit_module"],
     "CAP_SYS_PACCT": ["acct"],
-    "CAP_SYS_PTRACE": ["kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv", "process_vm_writev", "ptrace"],
+    "CAP_SYS_PTRACE": ["kcmp", "pidfd_getfd", "process_madvise"],
     "CAP_SYS_RAWIO": ["iopl", "ioperm"],
     "CAP_SYS_TIME": ["settimeofday", "stime", "clock_settime", "clock_settime64"],
     "CAP_SYS_TTY_CONFIG": ["vhangup"],
@@ -109,3 +110,82 @@ def _machine() -> str:
     import platform
 
     return platform.machine()
+
+
+# Go's GOARCH names (used by moby profiles' "arches") and libseccomp's for the native arch
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
+           "s390x": "s390x", "riscv64": "riscv64"}
+_SCMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "arm": "SCMP_ARCH_ARM",
+              "386": "SCMP_ARCH_X86", "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X",
+              "riscv64": "SCMP_ARCH_RISCV64"}
+_ARCH_ALIASES = {"amd64": {"amd64", "x86_64"}, "386": {"386", "x86"}, "arm64": {"arm64", "aarch64"}}
+
+
+def _kernel_at_least(version: str) -> bool:
+    import platform
+    import re
+
+    def nums(text: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", text)[:2])
+
+    try:
+        return nums(platform.release()) >= nums(version)
+    except ValueError:
+        return True
+
+
+def from_docker_profile(profile: dict, caps: list[str], arch: str | None = None) -> dict:
+    """A profile in docker's format (`--security-opt seccomp=PATH`: archMap, includes and
+    excludes by capability, architecture and kernel) -> the runtime spec's linux.seccomp, for a
+    container with capabilities `caps`, with moby's rules: an entry is kept only when all its
+    included caps are present and none of its excluded ones."""
+    if not isinstance(profile, dict):
+        raise ValueError("the profile is not a JSON object")
+    if "defaultAction" not in profile:
+        raise ValueError("the profile has no defaultAction")
+    goarch = _GOARCH.get(arch or _machine(), arch or _machine())
+    native = _ARCH_ALIASES.get(goarch, {goarch})
+    out: dict = {"defaultAction": profile["defaultAction"]}
+    if profile.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    archs = list(profile.get("architectures") or [])
+    for entry in profile.get("archMap") or []:
+        if entry.get("architecture") == _SCMP_ARCH.get(goarch):
+            archs = [entry["architecture"]] + list(entry.get("subArchitectures") or [])
+            break
+    if archs:
+        out["architectures"] = archs
+    for key in ("flags", "listenerPath", "listenerMetadata"):
+        if profile.get(key):
+            out[key] = profile[key]
+    syscalls = []
+    for call in profile.get("syscalls") or []:
+        if not isinstance(call, dict):
+            raise ValueError("a syscalls entry is not an object")
+        inc = call.get("includes") or {}
+        exc = call.get("excludes") or {}
+        if any(c in caps for c in exc.get("caps") or []):
+            continue
+        if any(c not in caps for c in inc.get("caps") or []):
+            continue
+        if exc.get("arches") and native & set(exc["arches"]):
+            continue
+        if inc.get("arches") and not native & set(inc["arches"]):
+            continue
+        if inc.get("minKernel") and not _kernel_at_least(str(inc["minKernel"])):
+            continue
+        if exc.get("minKernel") and _kernel_at_least(str(exc["minKernel"])):
+            continue
+        names = list(call.get("names") or [])
+        if call.get("name"):
+            names.append(call["name"])
+        if not names or "action" not in call:
+            raise ValueError("a syscalls entry needs names and an action")
+        rule: dict = {"names": names, "action": call["action"]}
+        if call.get("args"):
+            rule["args"] = call["args"]
+        if call.get("errnoRet") is not None:
+            rule["errnoRet"] = call["errnoRet"]
+        syscalls.append(rule)
+    out["syscalls"] = syscalls
+    return out
