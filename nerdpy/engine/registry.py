@@ -23,9 +23,11 @@ from nerdpy.engine.hosts import RegistryHost, resolve_hosts
 from nerdpy.engine.manifest import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, parse_manifest
 from nerdpy.engine.reference import Reference
 
-CHUNK = 1 << 20
+# small reads: a dropped connection loses at most one chunk, the rest resumes with Range
+CHUNK = 64 << 10
 TIMEOUT = (10, 60)
 RETRIES = 5
+MANIFEST_RETRIES = 3
 USER_AGENT = "nerdpy/0.1"
 
 
@@ -238,10 +240,24 @@ class RegistryClient:
         raise last
 
     def _get_manifest(self, host: RegistryHost, ref: Reference, target: str) -> tuple[bytes, str, str | None]:
+        """GET a manifest; a 5xx/429 answer or a dropped connection is retried a few times."""
+        attempt = 0
+        while True:
+            try:
+                return self._get_manifest_once(host, ref, target)
+            except _Retryable as e:
+                attempt += 1
+                if attempt > MANIFEST_RETRIES:
+                    raise RegistryError(str(e)) from None
+                time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+
+    def _get_manifest_once(self, host: RegistryHost, ref: Reference, target: str) -> tuple[bytes, str, str | None]:
         resp = self._request("GET", host, ref, f"manifests/{target}", headers={"Accept": ACCEPT}, stream=True)
         try:
             if resp.status_code == 404:
                 raise ManifestNotFound(f"manifest unknown: {ref} not found in {ref.domain}")
+            if resp.status_code == 429 or resp.status_code >= 500:
+                raise _Retryable(f"registry {ref.domain} answered {resp.status_code} for {ref}: {_error_text(resp)}")
             if resp.status_code != 200:
                 raise RegistryError(f"registry {ref.domain} answered {resp.status_code} for {ref}: {_error_text(resp)}")
             data = b""
@@ -251,7 +267,7 @@ class RegistryClient:
                     raise ManifestError(f"manifest for {ref} is larger than {MAX_MANIFEST_BYTES} bytes")
             return data, resp.headers.get("Content-Type", ""), resp.headers.get("Docker-Content-Digest")
         except requests.exceptions.RequestException as e:
-            raise RegistryError(f"reading the manifest of {ref} failed: {_short(e)}") from None
+            raise _Retryable(f"reading the manifest of {ref} failed: {_short(e)}") from None
         finally:
             resp.close()
 
@@ -287,7 +303,8 @@ class RegistryClient:
                 time.sleep(min(0.2 * 2 ** (attempt - 1), 3.0))
 
     def _fetch_once(self, host, ref, desc, writer, on_progress) -> None:
-        headers = {}
+        # the bytes as stored (no transfer compression): they are hashed and resumed by offset
+        headers = {"Accept-Encoding": "identity"}
         if writer.offset:
             headers["Range"] = f"bytes={writer.offset}-"
         try:

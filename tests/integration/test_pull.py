@@ -495,6 +495,168 @@ def test_invalid_reference(nerdpy):
     assert "reference" in msg
 
 
+# -- a misbehaving registry: dropped connections, 5xx, redirects --------------------------------------
+class FlakyProxy:
+    """An HTTP front for the test registry that misbehaves on purpose, and logs what it saw.
+
+    faults: "drop" (a blob's first GET sends half its body, then hangs up), "503" (the first GET
+    of each manifest and blob answers 503), "redirect" (blob GETs are redirected to another host
+    name, localhost, which serves them without asking for credentials). With `auth`, /v2/ asks for
+    Basic credentials."""
+
+    def __init__(self, upstream: str, faults: set[str], auth: tuple[str, str] | None = None):
+        import http.server
+        import threading
+
+        self.upstream = upstream
+        self.faults = faults
+        self.auth = auth
+        self.log: list[tuple[str, str, dict]] = []
+        self.seen: set[str] = set()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_HEAD(self):
+                proxy.handle(self, head=True)
+
+            def do_GET(self):
+                proxy.handle(self, head=False)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _upstream(self, method: str, path: str, headers: dict):
+        import http.client
+
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        conn.request(method, path, headers={k: v for k, v in headers.items() if k in ("Accept", "Range")})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+
+    def handle(self, h, head: bool):
+        path, headers = h.path, dict(h.headers)
+        self.log.append((h.command, path, headers))
+        first = path not in self.seen
+        self.seen.add(path)
+
+        def send(status, hdrs, body=b"", length=None):
+            h.send_response(status)
+            for k, v in hdrs.items():
+                if k.lower() not in ("content-length", "connection", "transfer-encoding", "date"):
+                    h.send_header(k, v)
+            h.send_header("Content-Length", str(len(body) if length is None else length))
+            h.end_headers()
+            if not head:
+                h.wfile.write(body)
+
+        if path.startswith("/direct/"):
+            status, hdrs, body = self._upstream("GET", "/v2/" + path[len("/direct/"):], headers)
+            return send(status, hdrs, body)
+        if self.auth and path.startswith("/v2/"):
+            import base64 as b64
+
+            want = "Basic " + b64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+            if headers.get("Authorization") != want:
+                return send(401, {"WWW-Authenticate": 'Basic realm="flaky"', "Content-Type": "application/json"},
+                            b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')
+        is_blob = "/blobs/sha256:" in path
+        is_manifest = "/manifests/" in path
+        if "503" in self.faults and first and (is_blob or is_manifest) and not head:
+            return send(503, {"Content-Type": "text/plain"}, b"try again")
+        if "redirect" in self.faults and is_blob and not head:
+            h.send_response(307)
+            h.send_header("Location", f"http://localhost:{self.port}/direct/{path[len('/v2/'):]}")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        status, hdrs, body = self._upstream(h.command, path, headers)
+        if "drop" in self.faults and is_blob and first and status == 200 and not head and len(body) > 1000:
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(body)))
+            h.send_header("Content-Type", "application/octet-stream")
+            h.end_headers()
+            h.wfile.write(body[: len(body) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            import socket
+
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        send(status, hdrs, body, length=int(hdrs.get("Content-Length", len(body))) if head else None)
+
+
+@pytest.fixture
+def flaky(registry):
+    made = []
+
+    def make(faults, auth=None):
+        p = FlakyProxy(registry.host, set(faults), auth)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+def test_dropped_blob_downloads_resume_with_range(images, flaky, nerdpy):
+    proxy = flaky({"drop"})
+    ref = images.busybox.replace(images.registry.host, proxy.host)
+    r = nerdpy("pull", ref)
+    assert r.returncode == 0, r.stderr
+    assert f"Digest: {images.manifest_digest(images.busybox)}" in r.stdout
+    layer = json.loads(images.raw_manifest(images.busybox))["layers"][0]
+    gets = [hdrs for method, path, hdrs in proxy.log if method == "GET" and path.endswith(layer["digest"])]
+    assert len(gets) == 2
+    assert "Range" not in gets[0], gets
+    # the second GET asks only for what is missing (at most one read buffer of the first half is lost)
+    rng = gets[1].get("Range", "")
+    assert rng.startswith("bytes=") and rng.endswith("-"), gets[1]
+    assert layer["size"] // 2 - (256 << 10) <= int(rng[6:-1]) <= layer["size"] // 2
+    assert gets[0].get("Accept-Encoding") == "identity"
+    verify_store(nerdpy.data_root, allow_temp=False)
+    assert inspect(nerdpy, ref)["Id"] == images.config_digest(images.busybox)
+
+
+def test_5xx_answers_are_retried(images, flaky, nerdpy):
+    proxy = flaky({"503"})
+    ref = images.layered.replace(images.registry.host, proxy.host)
+    r = nerdpy("pull", ref)
+    assert r.returncode == 0, r.stderr
+    assert f"Digest: {images.manifest_digest(images.layered)}" in r.stdout
+    verify_store(nerdpy.data_root, allow_temp=False)
+
+
+def test_redirect_to_another_host_drops_credentials(images, flaky, nerdpy):
+    proxy = flaky({"redirect"}, auth=("flaky-user", "flaky-pass"))
+    ref = images.busybox.replace(images.registry.host, proxy.host)
+    msg = one_line_error(nerdpy("pull", ref))
+    assert "authentication required" in msg or "denied" in msg
+    token = base64.b64encode(b"flaky-user:flaky-pass").decode()
+    d = os.path.join(nerdpy.home, ".docker")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"auths": {proxy.host: {"auth": token}}}, f)
+    r = nerdpy("pull", ref)
+    assert r.returncode == 0, r.stderr
+    direct = [hdrs for method, path, hdrs in proxy.log if path.startswith("/direct/")]
+    assert direct, "blobs were not fetched through the redirect"
+    assert all("Authorization" not in hdrs for hdrs in direct)
+    assert all(hdrs.get("Host", "").startswith("localhost:") for hdrs in direct)
+
+
 # -- concurrency -------------------------------------------------------------------------------------------
 def _pull_cmd(nerdpy, *args) -> list[str]:
     return [sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root, "pull", *args]
