@@ -151,12 +151,10 @@ class Snapshotter:
                 if cur.execute("SELECT 1 FROM active_snapshots WHERE parent = ? LIMIT 1", (chain_id,)).fetchone():
                     raise Conflict(f"snapshot {chain_id} is in use by a container")
                 cur.execute("DELETE FROM snapshots WHERE chain_id = ?", (chain_id,))
-                doomed = self.dir(row["id"])
-                # rename first: the DB row and the directory go together
-                trash = os.path.join(self.root, f".trash-{row['id']}-{uuid.uuid4().hex[:6]}")
-                if os.path.exists(doomed):
-                    os.rename(doomed, trash)
-            _rmtree(trash)
+            # the row goes first (committed), then the directory: a crash in between leaves a
+            # numbered directory without a row, which GC removes (numbers are never reused);
+            # the other order could leave a row whose directory is gone
+            self._discard_dir(row["id"])
 
     def list(self) -> list[Snapshot]:
         return [
@@ -223,10 +221,17 @@ class Snapshotter:
             if row is None:
                 return
             cur.execute("DELETE FROM active_snapshots WHERE key = ?", (key,))
-            doomed = self.dir(row["id"])
-            trash = os.path.join(self.root, f".trash-{row['id']}-{uuid.uuid4().hex[:6]}")
-            if os.path.exists(doomed):
-                os.rename(doomed, trash)
+        self._discard_dir(row["id"])
+
+    def _discard_dir(self, snap_id: int) -> None:
+        """Remove a snapshot directory whose row is gone: renamed away first, so a half-deleted
+        tree never sits under a number."""
+        doomed = self.dir(snap_id)
+        trash = os.path.join(self.root, f".trash-{snap_id}-{uuid.uuid4().hex[:6]}")
+        try:
+            os.rename(doomed, trash)
+        except FileNotFoundError:
+            return
         _rmtree(trash)
 
     def active_keys(self) -> list[str]:
