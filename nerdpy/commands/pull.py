@@ -32,6 +32,10 @@ def pull(ctx: click.Context, name: str, quiet: bool, platform: str | None, all_p
 
     ref = parse_reference(name)
     mode = "quiet" if quiet else progress
+    if mode != "quiet":
+        bare = parse_reference(name, default_tag=None)
+        if bare.tag is None and bare.digest is None:
+            click.echo(f"Using default tag: {ref.tag}")
     with pull_progress(mode, ref) as on_event:
         result = pull_image(store, name, platform=platform, all_platforms=all_platforms, progress=on_event)
     if quiet:

@@ -450,6 +450,7 @@ def test_mirror_for_a_fake_registry(images, nerdpy, tmp_path):
                        f'[host."http://{images.registry.host}"]\n  capabilities = ["pull", "resolve"]\n')
     r = nerdpy("--hosts-dir", hosts, "pull", "example.invalid/test/busybox")
     assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == ["Using default tag: latest", "latest: Pulling from test/busybox"]
     assert f"Digest: {images.manifest_digest(images.busybox)}" in r.stdout
     assert r.stdout.splitlines()[-1] == "example.invalid/test/busybox:latest"
     info = inspect(nerdpy, "example.invalid/test/busybox")
@@ -760,3 +761,29 @@ def test_kill_9_mid_pull_then_pull_again(big_image, nerdpy, tmp_path):
             assert os.listdir(os.path.join(root, "snapshots")) == [".locks"]
             with db(root) as conn:
                 assert conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == 0
+
+
+def test_kill_9_during_image_removal(big_image, nerdpy):
+    """Garbage collection killed at any point leaves a store whose rows and directories agree,
+    so the next pull unpacks whatever is missing."""
+    ref, chains, hashes = big_image
+    root = nerdpy.data_root
+    nerdpy("pull", "-q", ref, check=True)
+    t0 = time.monotonic()
+    nerdpy("image", "prune", "-a", "-f", check=True)
+    full = time.monotonic() - t0
+    nerdpy("pull", "-q", ref, check=True)
+    for frac in (0.55, 0.7, 0.85):
+        p = subprocess.Popen([sys.executable, "-m", "nerdpy", "--data-root", root, "image", "prune", "-a", "-f"],
+                             env=nerdpy.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(frac * full)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        verify_store(root)
+        r = nerdpy("pull", "-q", ref)
+        assert r.returncode == 0, r.stderr
+        verify_store(root)
+        _check_big(root, chains, hashes)
+    nerdpy("rmi", ref, check=True)
+    assert os.listdir(blob_dir(root)) == []
+    assert os.listdir(os.path.join(root, "snapshots")) == [".locks"]
