@@ -327,6 +327,30 @@ def test_multiarch_all_platforms_skips_attestation(images, nerdpy):
     assert att["digest"][7:] not in stored
 
 
+def test_docker_manifest_list(images, registry, nerdpy, tmp_path):
+    """A Docker manifest list (not an OCI index) with the same entries as the multiarch index."""
+    import shutil
+
+    layout = str(tmp_path / "layout")
+    shutil.copytree(os.path.join(world.build_images(), "hand"), layout)
+    index = json.loads(images.raw_manifest(images.multiarch))
+    doc = dict(index, mediaType="application/vnd.docker.distribution.manifest.list.v2+json")
+    data = json.dumps(doc).encode()
+    digest = sha256(data)
+    with open(os.path.join(layout, "blobs", "sha256", digest[7:]), "wb") as f:
+        f.write(data)
+    world._add_to_index(layout, {"mediaType": doc["mediaType"], "digest": digest, "size": len(data),
+                                 "annotations": {"org.opencontainers.image.ref.name": "dockerlist"}})
+    ref = f"{registry.host}/test/dockerlist:latest"
+    world.push_layout(layout, "dockerlist", ref)
+    r = nerdpy("pull", "--platform", "linux/arm64", ref)
+    assert r.returncode == 0, r.stderr
+    assert f"Digest: {digest}" in r.stdout
+    info = inspect(nerdpy, ref)
+    assert info["Architecture"] == "arm64"
+    assert info["Descriptor"]["mediaType"] == doc["mediaType"]
+
+
 @pytest.mark.parametrize("plat", ["linux/s390x", "windows/amd64"])
 def test_multiarch_unknown_platform(plat, images, nerdpy):
     r = nerdpy("pull", "--platform", plat, images.multiarch)
@@ -397,6 +421,16 @@ def test_auth_config_and_insecure_registry(auth_registry, nerdpy):
     assert nerdpy("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == auth_registry.image + "\n"
 
 
+def test_auth_docker_config_env(auth_registry, nerdpy, tmp_path):
+    # $DOCKER_CONFIG names the directory holding config.json, instead of ~/.docker
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text(json.dumps(_auths(auth_registry)))
+    r = nerdpy("--insecure-registry", auth_registry.host, "pull", "-q", auth_registry.image,
+               env={"DOCKER_CONFIG": str(elsewhere)})
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.mark.parametrize("style", ["server", "host", "relative"])
 def test_auth_ca_from_hosts_toml(style, auth_registry, nerdpy, tmp_path):
     _write_docker_config(nerdpy, _auths(auth_registry))
@@ -418,7 +452,8 @@ def test_auth_ca_from_hosts_toml(style, auth_registry, nerdpy, tmp_path):
     assert info["RepoTags"] == [auth_registry.image]
 
 
-def test_auth_credential_helper(auth_registry, nerdpy, tmp_path):
+@pytest.mark.parametrize("how", ["credHelpers", "credsStore"])
+def test_auth_credential_helper(how, auth_registry, nerdpy, tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     seen = tmp_path / "helper-stdin"
@@ -430,14 +465,17 @@ def test_auth_credential_helper(auth_registry, nerdpy, tmp_path):
         f'"$(cat {seen})"\n'
     )
     helper.chmod(0o755)
-    _write_docker_config(nerdpy, {"auths": {}, "credHelpers": {auth_registry.host: "test"}})
+    if how == "credHelpers":
+        _write_docker_config(nerdpy, {"auths": {}, "credHelpers": {auth_registry.host: "test"}})
+    else:
+        _write_docker_config(nerdpy, {"auths": {auth_registry.host: {}}, "credsStore": "test"})
     env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
     r = nerdpy("--insecure-registry", auth_registry.host, "pull", auth_registry.image, env=env)
     assert r.returncode == 0, r.stderr
     # the server name went to the helper on stdin, not in argv
     assert seen.read_text().strip() == auth_registry.host
     # a helper that is not installed: one clear line
-    _write_docker_config(nerdpy, {"credHelpers": {auth_registry.host: "missing"}})
+    _write_docker_config(nerdpy, {how: {auth_registry.host: "missing"} if how == "credHelpers" else "missing"})
     nerdpy("rmi", auth_registry.image, check=True)
     msg = one_line_error(nerdpy("--insecure-registry", auth_registry.host, "pull", auth_registry.image, env=env))
     assert "docker-credential-missing" in msg
