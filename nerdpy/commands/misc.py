@@ -48,7 +48,7 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
     from nerdpy.commands._attach import DETACHED, RawTerminal, connect, parse_detach_keys, pump, terminal_size
     from nerdpy.engine.containers import container_state, find_container, run_dir
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.lifecycle import kill_container, wait_container
+    from nerdpy.engine.lifecycle import kill_container
 
     try:
         keys = parse_detach_keys(detach_keys)
@@ -92,8 +92,17 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
     if code == DETACHED:
         click.echo("read escape sequence", err=True)
         sys.exit(0)
-    final = wait_container(store, c, timeout=1)
-    sys.exit(final if final is not None else code)
+    if code == 0:
+        # no exit frame (the monitor went away?) or a real 0: the record says which
+        from nerdpy.engine.containers import ContainerNotFound
+
+        try:
+            st = container_state(store, find_container(store, c.id))
+        except ContainerNotFound:   # --rm: removed already; the frame's code stands
+            st = None
+        if st is not None and st.status == "exited":
+            code = st.exit_code
+    sys.exit(code)
 
 
 @click.command("top", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})

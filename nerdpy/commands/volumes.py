@@ -49,7 +49,7 @@ def create(ctx, name, name_opt, driver, labels, opts):
     from nerdpy.engine.volumes import create_volume
 
     if name and name_opt and name != name_opt:
-        raise click.UsageError(f"conflicting options: either specify --name or provide positional arg, not both")
+        raise click.UsageError("conflicting options: either specify --name or provide positional arg, not both")
     try:
         v = create_volume(store_of(ctx), name or name_opt, labels=_kv(labels, "label"), driver=driver,
                           options=_kv(opts, "option"))

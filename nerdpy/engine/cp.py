@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from nerdpy.engine.containers import Container, container_dir, container_state, snapshot_key
-from nerdpy.engine.errors import InvalidArgument, NerdpyError, NotFound
+from nerdpy.engine.errors import NerdpyError, NotFound
 from nerdpy.engine.store import Store
 
 # encodings tarfile may need, loaded before any chroot
@@ -56,6 +56,10 @@ class CopyError(NerdpyError):
 
 class PathNotFound(CopyError, NotFound):
     exit_code = 1
+
+
+class BadStream(CopyError):
+    """The tar stream ended early or is not a tar (the sender may have failed)."""
 
 
 @dataclass
@@ -141,12 +145,21 @@ def _root_plan(store: Store, c: Container) -> dict:
     from nerdpy.engine.volumes import volume_path
 
     state = container_state(store, c)
-    if state.running and state.pid and _pid_is_container(store, c, state.pid):
-        return {"kind": "proc", "pid": state.pid}
+    if state.running:
+        pid = _runc_pid(store, c)
+        if pid:
+            return {"kind": "proc", "pid": pid}
+    # never started: its volumes are not filled from the image yet (that happens at the first
+    # start, when they are empty); show the image's content there, as docker (which fills them
+    # at create) would; a file copied there now is carried into the volume at the first start
+    started = os.path.exists(os.path.join(container_dir(store, c.id), "volumes-populated"))
     binds = []
     for m in c.spec.get("mounts") or []:
         if m.get("type") == "volume" and m.get("source"):
-            binds.append((volume_path(store, m["source"]), m["target"], bool(m.get("readonly"))))
+            src = volume_path(store, m["source"])
+            if not started and not (m.get("options") or {}).get("nocopy") and _empty_dir(src):
+                continue
+            binds.append((src, m["target"], bool(m.get("readonly"))))
         elif m.get("type") == "bind" and m.get("source"):
             binds.append((m["source"], m["target"], bool(m.get("readonly"))))
     return {
@@ -157,13 +170,26 @@ def _root_plan(store: Store, c: Container) -> dict:
     }
 
 
-def _pid_is_container(store: Store, c: Container, pid: int) -> bool:
-    """The pid is the container's (not a reused one): its cgroup names the container."""
+def _empty_dir(path: str) -> bool:
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            return f"/{store.namespace}-{c.id[:12]}" in f.read()
+        return not os.listdir(path)
     except OSError:
-        return False
+        return True
+
+
+def _runc_pid(store: Store, c: Container) -> int:
+    """The pid of the container's init as runc knows it (0 when runc has no running container)."""
+    from nerdpy.engine.containers import runc_root
+    from nerdpy.engine.runtime import Runc
+
+    try:
+        st = Runc(runc_root(store), store.settings.runc).state(c.id)
+    except NerdpyError:
+        return 0
+    if not st or st.get("status") not in ("running", "paused", "created") or not st.get("pid"):
+        return 0
+    pid = int(st["pid"])
+    return pid if os.path.exists(f"/proc/{pid}/root") else 0
 
 
 def _enter_root(plan: dict) -> None:
@@ -245,6 +271,7 @@ class _Child:
                 def send(obj: dict) -> None:
                     os.write(ctl_w, json.dumps(obj).encode() + b"\n")
 
+                _fs_type("/")        # loads libc's statfs before the chroot
                 _enter_root(plan)
                 result = job(child_data, send)
                 if child_data is not None:
@@ -393,28 +420,51 @@ def _untar_job(dest_dir: str, chown: bool):
 
 
 # -- tar writing and safe extraction ---------------------------------------------------------------
+# pseudo filesystems a running container has mounted (/proc, /sys, /dev/pts...): a tree walk
+# shows them as empty directories, as docker (which never sees them) does
+_PSEUDO_FS = {0x9fa0, 0x62656572, 0x27e0eb, 0x63677270, 0x1cd1, 0x19800202, 0x64626720, 0x73636673,
+              0x74726163, 0x6165676c, 0xcafe4a11, 0x62656570, 0x65735543, 0x42494e4d}
+_statfs_libc = None
+
+
+def _fs_type(path: str) -> int:
+    global _statfs_libc
+    if _statfs_libc is None:
+        _statfs_libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(256)
+    if _statfs_libc.statfs(os.fsencode(path), buf) != 0:
+        return 0
+    return int.from_bytes(buf.raw[:8], sys.byteorder, signed=True) & 0xFFFFFFFF
+
+
 def write_tar(out: BinaryIO, path: str, arcname: str) -> int:
     """A tar of `path` (not following it if it is a symlink) with entries under `arcname`.
     Returns the bytes of file content written."""
     total = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        def add(p: str, name: str) -> None:
+        def add(p: str, name: str, parent_dev: int | None) -> None:
             nonlocal total
             ti = tf.gettarinfo(p, arcname=name)
             if ti is None:          # sockets: skipped, as docker does
                 return
             ti.uname = ti.gname = ""
             if ti.isreg():
-                with open(p, "rb") as f:
+                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as f:
+                    if not _stat.S_ISREG(os.fstat(fd).st_mode):
+                        raise CopyError(f"{p}: changed while being copied")
                     tf.addfile(ti, f)
                 total += ti.size
             else:
                 tf.addfile(ti)
             if ti.isdir():
+                dev = os.lstat(p).st_dev
+                if parent_dev is not None and dev != parent_dev and _fs_type(p) in _PSEUDO_FS:
+                    return
                 for child in sorted(os.listdir(p)):
-                    add(os.path.join(p, child), f"./{child}" if name == "." else f"{name}/{child}")
+                    add(os.path.join(p, child), f"./{child}" if name == "." else f"{name}/{child}", dev)
 
-        add(path, arcname)
+        add(path, arcname, None)
     return total
 
 
@@ -576,7 +626,7 @@ def extract_tar(src: BinaryIO, dest: str, *, chown: bool = False, no_overwrite_d
             except OSError:
                 pass
     except tarfile.TarError as e:
-        raise CopyError(f"invalid tar stream: {e}") from None
+        raise BadStream(f"invalid tar stream: {e}") from None
     finally:
         dirs.close()
     return total
@@ -647,6 +697,9 @@ def copy_from_container(store: Store, c: Container, src: str, dst: str, follow_l
         renamer = _renamer(top, final) if final is not None and final != top else None
         try:
             n = extract_tar(child.data, dst_dir, chown=False, rename=renamer)
+        except BadStream:
+            child.finish()      # the helper's own error explains a cut stream best
+            raise
         except CopyError:
             child.kill()
             raise

@@ -279,7 +279,21 @@ def test_cp_host_side_does_not_follow_container_links(world, tmp_path):
     assert os.listdir(tmp_path / "outside") == []
 
 
-def test_stopped_copy_leaves_no_mount(world):
+def test_stopped_copies_leave_no_mount(world):
     assert mounts_under(os.path.join(world.data_root, "containers")) == \
         [os.path.join(world.data_root, "containers", "default", world("inspect", "-f", "{{.Id}}", "up").stdout.strip(),
                       "rootfs")]
+
+
+def test_cp_created_container_and_its_new_volume(world, tmp_path):
+    """A container never started: cp sees the image where its (still empty) volume will go, and a
+    file copied there ends up in the volume when the volume is filled at the first start."""
+    world("create", "--name", "fresh", "-v", "vol-fresh:/etc", world.image, "cat", "/etc/copied", check=True)
+    world("cp", "fresh:/etc/passwd", str(tmp_path / "pw"), check=True)
+    assert (tmp_path / "pw").read_text().startswith("root:x:0:0")
+    (tmp_path / "copied").write_text("copied before start\n")
+    world("cp", str(tmp_path / "copied"), "fresh:/etc/", check=True)
+    r = world("start", "-a", "fresh")
+    assert r.returncode == 0 and r.stdout == "copied before start\n", r.stderr
+    vol = os.path.join(world.data_root, "volumes", "default", "vol-fresh", "_data")
+    assert sorted(os.listdir(vol)) == ["copied", "group", "passwd"]
