@@ -450,13 +450,14 @@ def build_spec(image: str, command: tuple, o: dict):
         _device(d)
     if o["stop_signal"]:
         parse_signal(o["stop_signal"])
-    hostname = o["hostname"]
-    if hostname is not None and (len(hostname) > 64 or not __import__("re").fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", hostname)):
-        raise _bad(f"invalid hostname format: {hostname}")
+    hostname = o["hostname"] or None
+    if hostname is not None and (len(hostname) > 64 or any(ch.isspace() or ch == "/" for ch in hostname)):
+        raise _bad(f"invalid hostname format: {hostname!r}")
     if not hostname and network == "host":
         hostname = os.uname().nodename  # docker: the host's name with the host's network
-    if o["user"] is not None and (not o["user"] or o["user"].startswith(":") or o["user"].count(":") > 1):
-        raise _bad(f"invalid user: {o['user']!r}: expected <name|uid>[:<group|gid>]")
+    user = o["user"] or None
+    if user is not None and (user.startswith(":") or user.endswith(":") or user.count(":") > 1):
+        raise _bad(f"invalid user: {user!r}: expected <name|uid>[:<group|gid>]")
     if o["workdir"] is not None and not o["workdir"].startswith("/"):
         raise _bad(f"the working directory {o['workdir']!r} is invalid, it needs to be an absolute path")
     return ContainerSpec(
@@ -466,7 +467,7 @@ def build_spec(image: str, command: tuple, o: dict):
         entrypoint=entrypoint,
         env=env,
         workdir=o["workdir"],
-        user=o["user"],
+        user=user,
         group_add=list(o["group_add"]),
         hostname=hostname,
         domainname=o["domainname"] or "",
@@ -628,6 +629,8 @@ def _check_user(store, spec) -> None:
     if not user and not spec.group_add:
         return
     chain = image_chain_id(store, img)
+    if chain is not None and not store.snapshots.exists(chain):
+        return  # not unpacked: checked at start, inside the mounted root
     layers = store.snapshots.lowerdirs(chain) if chain else []
     check_user_in_layers(layers, user, spec.group_add)
 
