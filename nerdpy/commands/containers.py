@@ -210,6 +210,8 @@ def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, contain
     if state.status != "running":
         from nerdpy.engine.errors import Conflict
 
+        if state.status == "paused":
+            raise Conflict(f"container {container} is paused, unpause the container before exec")
         raise Conflict(f"container {container} is not running")
     argv, cleanup = exec_argv(store, c, list(command), env=list(env), workdir=workdir, user=user,
                               tty=tty and sys.stdin.isatty(), detach=detach, privileged=privileged)

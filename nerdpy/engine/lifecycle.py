@@ -93,8 +93,16 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
         try:
             store.snapshots.prepare(key, parent)
             os.makedirs(os.path.join(cdir, "rootfs"), mode=0o711, exist_ok=True)
+            c = find_container(store, cid)
+            # volumes exist from create on (anonymous ones get their names here), as docker's do
+            from nerdpy.engine.volumes import assign_anonymous_volumes, create_volume
+
+            assign_anonymous_volumes(store, c)
+            for m in find_container(store, cid).spec.get("mounts") or []:
+                if m.get("type") == "volume" and m.get("source"):
+                    create_volume(store, m["source"], anonymous=bool((m.get("options") or {}).get("anonymous")))
         except BaseException:
-            _remove_everything(store, cid)
+            _remove_everything(store, cid, volumes=True)
             raise
     return find_container(store, cid)
 
@@ -571,8 +579,26 @@ def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
     state = container_state(store, c)
     if not state.running or state.status == "restarting":
         raise Conflict(f"cannot kill container: {c.name} is not running")
+    if state.status == "paused":
+        raise Conflict(f"cannot kill container: {c.name}: container is paused, "
+                       "unpause the container before stopping or killing")
     num = parse_signal(sig)
     Runc(runc_root(store), store.settings.runc).kill(c.id, str(num))
+
+
+def _thaw(store: Store, c: Container) -> None:
+    """Resume a paused container (stop and rm -f do, as docker does; a frozen process would
+    never see its signal)."""
+    from nerdpy.engine.runtime import Runc
+
+    try:
+        Runc(runc_root(store), store.settings.runc).resume(c.id)
+    except NerdpyError:
+        pass
+    try:
+        os.unlink(os.path.join(run_dir(store, c.id), "paused"))
+    except FileNotFoundError:
+        pass
 
 
 def request_stop(store: Store, c: Container) -> None:
@@ -594,10 +620,7 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
     sig = sig or c.spec.get("stop_signal") or (c.spec.get("_image_config") or {}).get("StopSignal") or "TERM"
     runc = Runc(runc_root(store), store.settings.runc)
     if state.status == "paused":
-        try:
-            runc.resume(c.id)
-        except NerdpyError:
-            pass
+        _thaw(store, c)
     try:
         runc.kill(c.id, str(parse_signal(sig)))
     except NerdpyError:
@@ -665,6 +688,8 @@ def remove_container(store: Store, c: Container, force: bool = False, volumes: b
         request_stop(store, c)
         from nerdpy.engine.runtime import Runc
 
+        if state.status == "paused":
+            _thaw(store, c)
         try:
             Runc(runc_root(store), store.settings.runc).kill(c.id, "9", all_=True)
         except NerdpyError:

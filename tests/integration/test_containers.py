@@ -469,3 +469,27 @@ def test_restart_policies_after_reboot(nerdpy, bb):
     assert status_of(nerdpy, "stopped") == "exited" and status_of(nerdpy, "never") == "exited"
     # a second pass starts nothing more
     assert nerdpy("system", "restart-policies").stdout == ""
+
+
+def test_paused_container_refuses_kill_and_exec_but_stops_and_removes(nerdpy, bb):
+    nerdpy("run", "-d", "--name", "pz", bb, "sleep", "300", check=True)
+    nerdpy("pause", "pz", check=True)
+    r = nerdpy("kill", "pz")
+    assert r.returncode != 0 and "paused" in r.stderr
+    r = nerdpy("exec", "pz", "true")
+    assert r.returncode != 0 and "unpause" in r.stderr
+    nerdpy("stop", "-t", "1", "pz", check=True)
+    assert status_of(nerdpy, "pz") == "exited"
+    nerdpy("start", "pz", check=True)
+    nerdpy("pause", "pz", check=True)
+    nerdpy("rm", "-f", "pz", check=True)
+    assert nerdpy("ps", "-a", "-q").stdout == ""
+    assert mounts_under(nerdpy.data_root) == []
+
+
+def test_anonymous_volume_named_at_create(nerdpy, bb):
+    nerdpy("create", "--name", "av", "-v", "/data", bb, "true", check=True)
+    vols = nerdpy("volume", "ls", "-q").stdout.split()
+    assert len(vols) == 1 and re.fullmatch(r"[0-9a-f]{64}", vols[0])
+    nerdpy("rm", "-v", "av", check=True)
+    assert nerdpy("volume", "ls", "-q").stdout == ""
