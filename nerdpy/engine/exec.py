@@ -38,9 +38,11 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     if workdir:
         proc["cwd"] = workdir
     if privileged:
-        from nerdpy.engine.oci import ALL_CAPS
+        from nerdpy.engine.oci import available_caps
 
-        proc["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
+        # every capability we hold ourselves (asking for more fails), as for run --privileged
+        caps = available_caps()
+        proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
     fd, path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=container_dir(store, c.id))
     with os.fdopen(fd, "w") as f:
         json.dump(proc, f)

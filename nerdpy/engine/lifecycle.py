@@ -625,6 +625,8 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
         runc.kill(c.id, str(parse_signal(sig)))
     except NerdpyError:
         pass
+    if timeout is not None and timeout < 0:
+        timeout = None  # docker: a negative timeout waits for as long as it takes
     if wait_container(store, c, timeout=timeout) is None:
         try:
             runc.kill(c.id, "9", all_=True)

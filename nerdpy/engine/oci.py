@@ -211,7 +211,10 @@ def build_spec(o: SpecOptions) -> dict:
             if m["destination"] == "/sys":
                 m.update({"type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     user_dests = {m["destination"] for m in o.mounts}
-    mounts = [m for m in mounts if m["destination"] not in user_dests] + list(o.mounts)
+    # the container's own mounts go on in order of depth, as docker sorts them: a volume on /etc
+    # must not hide the /etc/hosts bind that follows it
+    own = sorted(o.mounts, key=lambda m: os.path.normpath(m["destination"]).count("/"))
+    mounts = [m for m in mounts if m["destination"] not in user_dests] + own
 
     rlimits = [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]
     hard_nofile = _host_hard_nofile()

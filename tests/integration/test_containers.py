@@ -493,3 +493,13 @@ def test_anonymous_volume_named_at_create(nerdpy, bb):
     assert len(vols) == 1 and re.fullmatch(r"[0-9a-f]{64}", vols[0])
     nerdpy("rm", "-v", "av", check=True)
     assert nerdpy("volume", "ls", "-q").stdout == ""
+
+
+def test_volume_on_etc_keeps_hosts_files_and_exec_privileged(nerdpy, bb):
+    r = nerdpy("run", "--rm", "-v", "etcvol:/etc", bb, "sh", "-c", "ls /etc | sort | tr '\\n' ' '")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["group", "hostname", "hosts", "passwd", "resolv.conf"]
+    nerdpy("run", "-d", "--name", "priv", bb, "sleep", "300", check=True)
+    r = nerdpy("exec", "--privileged", "priv", "grep", "CapEff", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[1] != "00000000a80425fb"
