@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pause": ("misc", "pause", "Pause all processes within one or more containers"),
     "unpause": ("misc", "unpause", "Unpause all processes within one or more containers"),
     "volume": ("volumes", "volume", "Manage volumes"),
+    "network": ("network", "network", "Manage networks"),
 }
 
 EXIT_ERROR = 125

@@ -1,6 +1,7 @@
 """Generates `_libc_ffi.py`: cffi's out-of-line ABI mode for the few libc calls the engine makes
-(mount, umount2, prctl). The generated module needs no C compiler and no pycparser at run time,
-so loading it costs about a millisecond instead of the ~50 ms an inline `cdef` parse takes.
+(mount, umount2, prctl, unshare, setns). The generated module needs no C compiler and no
+pycparser at run time, so loading it costs about a millisecond instead of the ~50 ms an inline
+`cdef` parse takes.
 
 Regenerate after changing CDEF: `python -m nerdpy.engine._libc_build` (a unit test checks that
 the checked-in file is current).
@@ -14,6 +15,8 @@ int mount(const char *source, const char *target, const char *fstype, unsigned l
           const void *data);
 int umount2(const char *target, int flags);
 int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+int unshare(int flags);
+int setns(int fd, int nstype);
 """
 
 MODULE = "nerdpy.engine._libc_ffi"

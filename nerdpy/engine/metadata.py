@@ -12,7 +12,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -64,6 +64,39 @@ CREATE TABLE IF NOT EXISTS volumes (
 CREATE TABLE IF NOT EXISTS counters (
     name        TEXT PRIMARY KEY,
     value       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS networks (
+    name        TEXT PRIMARY KEY,        -- global, as bridges and conflists are: not per namespace
+    id          TEXT NOT NULL UNIQUE,    -- 64 hex digits
+    driver      TEXT NOT NULL,           -- bridge, macvlan, ipvlan
+    subnet      TEXT NOT NULL,
+    gateway     TEXT NOT NULL,
+    ip_range    TEXT NOT NULL DEFAULT '',
+    internal    INTEGER NOT NULL DEFAULT 0,
+    link        TEXT NOT NULL DEFAULT '', -- the Linux bridge (bridge) or parent link (macvlan, ipvlan)
+    labels      TEXT NOT NULL DEFAULT '{}',
+    options     TEXT NOT NULL DEFAULT '{}',
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS net_sandboxes (
+    namespace    TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    netns        TEXT NOT NULL,          -- written before the namespace is made (crash: reclaimed)
+    info         TEXT NOT NULL DEFAULT '{}', -- JSON: name, hostname, published ports, /etc/hosts
+    created_at   REAL NOT NULL,
+    PRIMARY KEY (namespace, container_id)
+);
+CREATE TABLE IF NOT EXISTS net_attachments (
+    namespace    TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    network      TEXT NOT NULL,          -- network name
+    ifname       TEXT NOT NULL,
+    position     INTEGER NOT NULL,
+    conflist     TEXT NOT NULL,          -- the exact list CNI ADD ran: DEL runs the same
+    runtime      TEXT NOT NULL,          -- JSON: CNI_ARGS and capability args (portMappings, ips, mac)
+    result       TEXT,                   -- the ADD result, NULL until ADD succeeded
+    aliases      TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (namespace, container_id, network)
 );
 """
 
