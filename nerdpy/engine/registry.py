@@ -196,6 +196,9 @@ class RegistryClient:
         except requests.exceptions.RequestException as e:
             raise AuthError(f"cannot get a token from {params['realm']}: {_short(e)}") from None
         if r.status_code in (401, 403):
+            if creds is None:
+                raise AuthError(f"pull access denied for {ref.name}: authentication required "
+                                f"(run nerdpy login {ref.domain})")
             raise AuthError(f"unauthorized: incorrect username or password for {ref.domain}")
         if r.status_code != 200:
             raise AuthError(f"token server {params['realm']} answered {r.status_code}")

@@ -541,15 +541,19 @@ class FlakyProxy:
     faults: "drop" (a blob's first GET sends half its body, then hangs up), "503" (the first GET
     of each manifest and blob answers 503), "redirect" (blob GETs are redirected to another host
     name, localhost, which serves them without asking for credentials). With `auth`, /v2/ asks for
-    Basic credentials."""
+    Basic credentials; with `bearer` too, /v2/ asks for a Bearer token that /token hands out (to
+    anyone when `auth` is None, else only for those Basic credentials), as Docker Hub does."""
 
-    def __init__(self, upstream: str, faults: set[str], auth: tuple[str, str] | None = None):
+    def __init__(self, upstream: str, faults: set[str], auth: tuple[str, str] | None = None,
+                 bearer: bool = False):
         import http.server
         import threading
 
         self.upstream = upstream
         self.faults = faults
         self.auth = auth
+        self.bearer = bearer
+        self.token = "tok-" + os.urandom(8).hex()
         self.log: list[tuple[str, str, dict]] = []
         self.seen: set[str] = set()
         proxy = self
@@ -603,7 +607,22 @@ class FlakyProxy:
         if path.startswith("/direct/"):
             status, hdrs, body = self._upstream("GET", "/v2/" + path[len("/direct/"):], headers)
             return send(status, hdrs, body)
-        if self.auth and path.startswith("/v2/"):
+        if self.bearer and path.startswith("/token"):
+            import base64 as b64
+
+            if self.auth:
+                want = "Basic " + b64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+                if headers.get("Authorization") != want:
+                    return send(401, {"Content-Type": "application/json"}, b'{"details":"incorrect username or password"}')
+            return send(200, {"Content-Type": "application/json"}, json.dumps({"token": self.token}).encode())
+        if self.bearer and path.startswith("/v2/"):
+            if headers.get("Authorization") != f"Bearer {self.token}":
+                realm = f'Bearer realm="http://{self.host}/token",service="flaky"'
+                if path != "/v2/":
+                    realm += f',scope="repository:{path[4:].split("/manifests/")[0].split("/blobs/")[0]}:pull"'
+                return send(401, {"WWW-Authenticate": realm, "Content-Type": "application/json"},
+                            b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')
+        elif self.auth and path.startswith("/v2/"):
             import base64 as b64
 
             want = "Basic " + b64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
@@ -640,8 +659,8 @@ class FlakyProxy:
 def flaky(registry):
     made = []
 
-    def make(faults, auth=None):
-        p = FlakyProxy(registry.host, set(faults), auth)
+    def make(faults, auth=None, bearer=False):
+        p = FlakyProxy(registry.host, set(faults), auth, bearer)
         made.append(p)
         return p
 
@@ -694,6 +713,40 @@ def test_redirect_to_another_host_drops_credentials(images, flaky, nerdpy):
     assert direct, "blobs were not fetched through the redirect"
     assert all("Authorization" not in hdrs for hdrs in direct)
     assert all(hdrs.get("Host", "").startswith("localhost:") for hdrs in direct)
+
+
+def test_bearer_token_anonymous(images, flaky, nerdpy):
+    proxy = flaky(set(), bearer=True)
+    ref = images.busybox.replace(images.registry.host, proxy.host)
+    r = nerdpy("pull", ref)
+    assert r.returncode == 0, r.stderr
+    tokens = [(path, hdrs) for method, path, hdrs in proxy.log if path.startswith("/token")]
+    assert tokens, "no token was asked for"
+    from urllib.parse import parse_qs, urlsplit
+
+    q = parse_qs(urlsplit(tokens[0][0]).query)
+    assert q["scope"] == ["repository:test/busybox:pull"] and q["service"] == ["flaky"]
+    assert "Authorization" not in tokens[0][1]
+    # one token serves the whole pull
+    assert len(tokens) == 1
+
+
+def test_bearer_token_with_credentials(images, flaky, nerdpy):
+    proxy = flaky(set(), auth=("hub-user", "hub-pass"), bearer=True)
+    ref = images.busybox.replace(images.registry.host, proxy.host)
+    msg = one_line_error(nerdpy("pull", ref))
+    assert "authentication required" in msg and "login" in msg
+    d = os.path.join(nerdpy.home, ".docker")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"auths": {proxy.host: {"auth": base64.b64encode(b"hub-user:wrong").decode()}}}, f)
+    msg = one_line_error(nerdpy("pull", ref))
+    assert "incorrect username or password" in msg
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"auths": {proxy.host: {"auth": base64.b64encode(b"hub-user:hub-pass").decode()}}}, f)
+    r = nerdpy("pull", ref)
+    assert r.returncode == 0, r.stderr
+    assert f"Digest: {images.manifest_digest(images.busybox)}" in r.stdout
 
 
 # -- concurrency -------------------------------------------------------------------------------------------
