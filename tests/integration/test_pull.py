@@ -640,6 +640,13 @@ class FlakyProxy:
             h.end_headers()
             return
         status, hdrs, body = self._upstream(h.command, path, headers)
+        if "corrupt" in self.faults and is_blob and status == 200 and len(body) > 1000 and not head:
+            body = body[:500] + bytes([body[500] ^ 0xFF]) + body[501:]
+        if "wrongtype" in self.faults and is_manifest:
+            hdrs["Content-Type"] = "application/vnd.oci.image.index.v1+json"
+        if "huge" in self.faults and is_manifest and not head:
+            body = body + b" " * (5 << 20)
+            hdrs.pop("Docker-Content-Digest", None)
         if "drop" in self.faults and is_blob and first and status == 200 and not head and len(body) > 1000:
             h.send_response(200)
             h.send_header("Content-Length", str(len(body)))
@@ -713,6 +720,25 @@ def test_redirect_to_another_host_drops_credentials(images, flaky, nerdpy):
     assert direct, "blobs were not fetched through the redirect"
     assert all("Authorization" not in hdrs for hdrs in direct)
     assert all(hdrs.get("Host", "").startswith("localhost:") for hdrs in direct)
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("corrupt", "digest"),
+    ("wrongtype", "disagrees"),
+    ("huge", "larger than"),
+])
+def test_bad_content_is_refused(fault, words, images, flaky, nerdpy):
+    proxy = flaky({fault})
+    ref = images.busybox.replace(images.registry.host, proxy.host)
+    msg = one_line_error(nerdpy("pull", ref))
+    assert words in msg
+    assert nerdpy("images", "-q").stdout == ""
+    layer = json.loads(images.raw_manifest(images.busybox))["layers"][0]["digest"]
+    bdir = blob_dir(nerdpy.data_root)
+    stored = os.listdir(bdir) if os.path.isdir(bdir) else []
+    assert layer[7:] not in stored
+    assert not [n for n in stored if n.startswith(".")]
+    verify_store(nerdpy.data_root, allow_temp=False)
 
 
 def test_bearer_token_anonymous(images, flaky, nerdpy):
