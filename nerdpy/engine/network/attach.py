@@ -517,7 +517,7 @@ def reclaim_leaks(store, is_running: Callable[[str, str], bool] | None = None, g
     # path listed before the rows were read and without a row now is a leak
     recorded = {(r["namespace"], r["container_id"]) for r in db.query("SELECT namespace, container_id FROM net_sandboxes")}
     for ns, cid, path in files:
-        if (ns, cid) not in recorded:
+        if (ns, cid) not in recorded and os.path.lexists(path):
             try:
                 delete_netns(path)
                 out.netns.append(path)

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import time
 from contextlib import contextmanager
@@ -456,7 +457,7 @@ def remove_host_state(store, net: Network) -> None:
     for chain in ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"):
         r = subprocess.run(["iptables", "-w", "-t", "filter", "-S", chain], capture_output=True, text=True)
         for rule in r.stdout.splitlines():
-            words = rule.split()
+            words = shlex.split(rule)
             if rule.startswith("-A ") and net.link in words:
                 subprocess.run(["iptables", "-w", "-t", "filter", "-D", *words[1:]], capture_output=True)
 
