@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pause": ("misc", "pause", "Pause all processes within one or more containers"),
     "unpause": ("misc", "unpause", "Unpause all processes within one or more containers"),
     "volume": ("volumes", "volume", "Manage volumes"),
+    "export": ("imageio", "export", "Export a container's filesystem as a tar archive"),
+    "import": ("imageio", "import_", "Import the contents from a tarball to create a filesystem image"),
+    "commit": ("imageio", "commit", "Create a new image from a container's changes"),
+    "doctor": ("doctor", "doctor", "Check that this host can run nerdpy, and say how to fix what is missing"),
     "network": ("network", "network", "Manage networks"),
 }
 
