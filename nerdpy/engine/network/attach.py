@@ -232,7 +232,18 @@ def _add(store, ns: str, cid: str, netns: str, r) -> None:
         if i == 0:  # the addresses are known: enough for a DEL to release everything
             _save_result(store.db, ns, cid, r["network"], result)
 
-    result = add_network_list(netlist, rt, list(store.settings.cni_path), progress=save)
+    first = netlist["plugins"][0]
+    bridge = first.get("bridge", "") if first["type"] == "bridge" else ""
+    # The first ADD on a bridge also makes the plugins' shared chains and per-bridge rules, by
+    # check-then-append: concurrent first ADDs would duplicate them. So a first ADD holds this
+    # lock exclusively, every other ADD shares it (one flock, no waiting in the common case).
+    fd = os.open(os.path.join(store.data_root, "network-add.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fresh = bool(bridge) and not os.path.exists(f"/sys/class/net/{bridge}")
+        fcntl.flock(fd, fcntl.LOCK_EX if fresh else fcntl.LOCK_SH)
+        result = add_network_list(netlist, rt, list(store.settings.cni_path), progress=save)
+    finally:
+        os.close(fd)
     _save_result(store.db, ns, cid, r["network"], result)
 
 
