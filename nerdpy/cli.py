@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pause": ("misc", "pause", "Pause all processes within one or more containers"),
     "unpause": ("misc", "unpause", "Unpause all processes within one or more containers"),
     "volume": ("volumes", "volume", "Manage volumes"),
+    "compose": ("compose", "compose", "Define and run multi-container applications"),
     "export": ("imageio", "export", "Export a container's filesystem as a tar archive"),
     "import": ("imageio", "import_", "Import the contents from a tarball to create a filesystem image"),
     "commit": ("imageio", "commit", "Create a new image from a container's changes"),
