@@ -499,3 +499,39 @@ def test_concurrent_threads_share_one_store(store):
         for i in ids:
             detach_container(store, i)
     remove_network(store, net.name)
+
+
+def test_crash_between_record_and_setup_and_repeated_del(store, monkeypatch):
+    """A process killed right after the write-ahead records (nothing made yet), and a DEL that
+    runs again after a detach that crashed before deleting its rows: both must just work."""
+    import nerdpy.engine.network.attach as attach_mod
+    from nerdpy.engine.network.cni import RuntimeConf, del_network_list
+
+    net = new_net(store, 16)
+    before = snapshot(store)
+    c = cid()
+
+    def killed(path):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(attach_mod, "create_netns", killed)
+    monkeypatch.setattr(attach_mod, "_teardown", lambda *a, **k: [])   # no cleanup: the process died
+    with pytest.raises(KeyboardInterrupt):
+        attach_container(store, c, [NetworkRequest(net.name)], parse_publish(f"{free_port()}:80"))
+    monkeypatch.undo()
+    assert store.db.query("SELECT * FROM net_attachments WHERE container_id = ?", (c,))
+    detach_container(store, c)
+    assert get_setup(store, c) is None
+
+    c2 = cid()
+    attach_container(store, c2, [NetworkRequest(net.name)], parse_publish(f"{free_port()}:80"))
+    row = store.db.query_one("SELECT * FROM net_attachments WHERE container_id = ?", (c2,))
+    detach_container(store, c2)
+    runtime = json.loads(row["runtime"])
+    del_network_list(json.loads(row["conflist"]),
+                     RuntimeConf(c2, netns_path(store.settings.run_root, "default", c2), "eth0",
+                                 capability_args=runtime["caps"]),
+                     list(store.settings.cni_path), json.loads(row["result"]))
+    remove_network(store, net.name)
+    after = snapshot(store)
+    assert_undone(before, after, after)
