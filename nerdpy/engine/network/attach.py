@@ -34,7 +34,7 @@ from nerdpy.engine.network.cni import RuntimeConf, add_network_list, del_network
 from nerdpy.engine.network.hosts import (HostEntry, own_names, peer_names, render_hosts, rewrite_in_place,
                                          write_atomic)
 from nerdpy.engine.network.netns import create_netns, delete_netns, is_netns, list_netns, netns_path
-from nerdpy.engine.network.networks import (DEFAULT_NETWORK, Network, conflist, ensure_conflist,
+from nerdpy.engine.network.networks import (DEFAULT_NETWORK, DEFAULT_SUBNET, Network, conflist, ensure_conflist,
                                             find_network, lease_dir)
 from nerdpy.engine.network.ports import PortMapping, allocate, to_portmap
 
@@ -458,8 +458,10 @@ def _render_hosts(db, ns: str, cid: str) -> str:
 
 
 def _default_gateway(db) -> str:
+    """`host-gateway` without a network gateway of its own: the default bridge's gateway, as
+    docker uses docker0's address."""
     r = db.query_one("SELECT gateway FROM networks WHERE name = ?", (DEFAULT_NETWORK,))
-    return r["gateway"] if r is not None else ""
+    return r["gateway"] if r is not None else str(ipaddress.ip_network(DEFAULT_SUBNET).network_address + 1)
 
 
 def render_container_hosts(store, cid: str) -> str:
