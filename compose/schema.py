@@ -40,15 +40,15 @@ def _validator():
 
     with open(SCHEMA_FILE, encoding="utf-8") as f:
         schema = json.load(f)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def _type_words(t) -> str:
-    if isinstance(t, list):
-        words = [_TYPE_WORDS.get(x, x) for x in t]
-        return " or ".join(words)
-    return _TYPE_WORDS.get(t, t)
+    types = t if isinstance(t, list) else [t]
+    words = list(dict.fromkeys(_TYPE_WORDS.get(x, x) for x in types))
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _describe(value) -> str:
@@ -107,9 +107,15 @@ def _message(error, where: str) -> tuple[str, tuple]:
         return f"{subject}: invalid value {error.instance!r}", path
     if v in ("minimum", "maximum"):
         return f"{subject}: {error.instance!r} is out of range", path
-    if v == "oneOf":
-        if isinstance(error.instance, (list, dict, str, int, float)) or error.instance is None:
-            return f"{subject} has an invalid form ({_describe(error.instance)} not accepted here)", path
+    if v in ("oneOf", "anyOf"):
+        accepted: list[str] = []
+        for sub in error.context or []:
+            if sub.validator == "type" and not sub.relative_path:
+                vv = sub.validator_value
+                accepted.extend(vv if isinstance(vv, list) else [vv])
+        if accepted:
+            return f"{subject} must be {_type_words(accepted)}, not {_describe(error.instance)}", path
+        return f"{subject} has an invalid form ({_describe(error.instance)} not accepted here)", path
     return f"{subject}: {error.message}", path
 
 
