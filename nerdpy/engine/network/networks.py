@@ -47,8 +47,7 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # options per driver: docker's names, and the short forms nerdctl accepts
 _BRIDGE_OPTS = {"com.docker.network.bridge.name": "bridge_name", "bridge.name": "bridge_name",
                 "com.docker.network.driver.mtu": "mtu", "mtu": "mtu",
-                "com.docker.network.bridge.enable_ip_masquerade": "masquerade",
-                "com.docker.network.bridge.enable_icc": "icc"}
+                "com.docker.network.bridge.enable_ip_masquerade": "masquerade"}
 _VLAN_OPTS = {"parent": "parent", "mode": "mode", "macvlan_mode": "mode", "ipvlan_mode": "mode",
               "com.docker.network.driver.mtu": "mtu", "mtu": "mtu"}
 _MODES = {"macvlan": ("bridge", "vepa", "private", "passthru"), "ipvlan": ("l2", "l3", "l3s")}
@@ -233,7 +232,7 @@ def ensure_default_network(store) -> Network:
     subnet = getattr(store.settings, "bridge_subnet", None) or DEFAULT_SUBNET
     link = getattr(store.settings, "bridge_name", None) or DEFAULT_BRIDGE
     try:
-        return _create(store, DEFAULT_NETWORK, "bridge", subnet=subnet, link=link, default=True)
+        return _create(store, DEFAULT_NETWORK, "bridge", subnet=subnet, link=link)
     except NetworkExists:
         return get_network(store, DEFAULT_NETWORK)  # type: ignore[return-value]
 
@@ -254,7 +253,7 @@ def create_network(store, name: str, driver: str = "bridge", subnet: str | None 
 
 def _create(store, name: str, driver: str, subnet: str | None = None, gateway: str | None = None,
             ip_range: str | None = None, internal: bool = False, labels: dict | None = None,
-            options: dict | None = None, link: str | None = None, default: bool = False) -> Network:
+            options: dict | None = None, link: str | None = None) -> Network:
     options = dict(options or {})
     table = _BRIDGE_OPTS if driver == "bridge" else _VLAN_OPTS
     for k in options:
