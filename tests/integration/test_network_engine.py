@@ -535,3 +535,30 @@ def test_crash_between_record_and_setup_and_repeated_del(store, monkeypatch):
     remove_network(store, net.name)
     after = snapshot(store)
     assert_undone(before, after, after)
+
+
+def test_detach_racing_detach_and_reclaim(store):
+    """`rm -f` racing the monitor's cleanup and a prune: one of them does the work, none fails."""
+    net = new_net(store, 17)
+    before = snapshot(store)
+    c = cid()
+    attach_container(store, c, [NetworkRequest(net.name)], parse_publish(f"{free_port()}:80"))
+    during = snapshot(store)
+    errors = []
+
+    def run(fn):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in
+               (lambda: detach_container(store, c), lambda: detach_container(store, c), lambda: reclaim_leaks(store))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    remove_network(store, net.name)
+    assert_undone(before, during, snapshot(store))
+    assert not os.path.exists(os.path.join(store.settings.run_root, "netlocks", "default", c))

@@ -25,8 +25,9 @@ import os
 import re
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network import NetworkError
@@ -118,6 +119,33 @@ def _taken_ports(cur) -> list[tuple[str, str, int]]:
     return taken
 
 
+@contextmanager
+def _container_lock(store, ns: str, cid: str) -> Iterator[None]:
+    """One attach, detach or reclaim of a container at a time (`rm -f` racing the monitor's
+    cleanup, `prune` racing a `start`). The lock file goes once the container is detached."""
+    d = os.path.join(store.settings.run_root, "netlocks", ns)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    path = os.path.join(d, cid)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # unlinked by the holder we waited for: lock the new file
+    try:
+        yield
+    finally:
+        if _sandbox(store.db, ns, cid) is None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        os.close(fd)
+
+
 # attach -------------------------------------------------------------------------------------
 def _effective(net: Network, data_root: str, ports: bool, mac: bool) -> dict:
     """The network's conflist without the plugins that would have nothing to do (portmap
@@ -159,9 +187,19 @@ def attach_container(store, cid: str, networks: list[NetworkRequest], ports: Ite
     file is written there, and the hosts files of containers sharing a user network with
     this one are updated. Any failure undoes everything and re-raises.
     """
+    with _container_lock(store, store.namespace, cid):
+        return _attach(store, cid, networks, list(ports), name=name, hostname=hostname, domainname=domainname,
+                       extra_hosts=extra_hosts, hosts_path=hosts_path)
+
+
+def _attach(store, cid: str, networks: list[NetworkRequest], ports: list[PortMapping], *, name: str,
+            hostname: str, domainname: str, extra_hosts: Iterable[tuple[str, str]],
+            hosts_path: str | None) -> NetworkSetup:
     ns = store.namespace
     if _sandbox(store.db, ns, cid) is not None:
-        detach_container(store, cid)  # left over by a crash or a failed cleanup
+        errors = _teardown(store, ns, cid)  # left over by a crash or a failed cleanup
+        if errors:
+            raise errors[0]
     chosen: list[tuple[NetworkRequest, Network]] = []
     for req in networks:
         net = find_network(store, req.network)
@@ -169,7 +207,6 @@ def attach_container(store, cid: str, networks: list[NetworkRequest], ports: Ite
             raise InvalidArgument(f"container cannot be connected to network {net.name} more than once")
         _validate(req, net)
         chosen.append((req, net))
-    ports = list(ports)
     port_net = next((i for i, (_, n) in enumerate(chosen) if n.driver == "bridge" and not n.internal), None)
     if port_net is None:
         ports = []
@@ -255,6 +292,11 @@ def _save_result(db, ns: str, cid: str, network: str, result: dict) -> None:
 
 def connect_container(store, cid: str, req: NetworkRequest) -> Attachment:
     """`network connect`: attach a container that already has a namespace to one more network."""
+    with _container_lock(store, store.namespace, cid):
+        return _connect(store, cid, req)
+
+
+def _connect(store, cid: str, req: NetworkRequest) -> Attachment:
     ns = store.namespace
     sb = _sandbox(store.db, ns, cid)
     if sb is None:
@@ -292,6 +334,11 @@ def connect_container(store, cid: str, req: NetworkRequest) -> Attachment:
 
 def disconnect_container(store, cid: str, network: str) -> None:
     """`network disconnect`: CNI DEL for one network of a container."""
+    with _container_lock(store, store.namespace, cid):
+        _disconnect(store, cid, network)
+
+
+def _disconnect(store, cid: str, network: str) -> None:
     ns = store.namespace
     net = find_network(store, network)
     row = next((r for r in _rows(store.db, ns, cid) if r["network"] == net.name), None)
@@ -317,7 +364,8 @@ def detach_container(store, cid: str) -> None:
     Safe to call twice, for a container that was never attached, and after a crash at any
     point of attach or detach. Raises NetworkError if a plugin failed; the rows whose DEL
     failed are kept, so a later call (or reclaim_leaks) tries again."""
-    errors = _teardown(store, store.namespace, cid)
+    with _container_lock(store, store.namespace, cid):
+        errors = _teardown(store, store.namespace, cid)
     if errors:
         raise errors[0]
 
@@ -523,7 +571,8 @@ def reclaim_leaks(store, is_running: Callable[[str, str], bool] | None = None, g
         stopped = (not gone and is_running is not None and now - sb["created_at"] > grace
                    and not is_running(*key))
         if gone or stopped:
-            errors = _teardown(store, *key)
+            with _container_lock(store, *key):
+                errors = _teardown(store, *key)
             out.sandboxes.append(f"{key[0]}/{key[1]}")
             out.errors += [str(e) for e in errors]
     # a path is made after its row is committed and removed before its row is deleted, so a
