@@ -206,9 +206,6 @@ def load_project(files: Iterable[str] | None = None, *, project_name: str | None
     # warnings about what nerdpy ignores
     if "version" in data:
         warn("the attribute `version` is obsolete, it will be ignored")
-    ignored = unimplemented_keys(data)
-    if ignored:
-        warn("nerdpy ignores these keys, which it does not implement: " + ", ".join(ignored))
 
     # 5. the model
     norm = Normalizer(data, project_name=name, working_dir=working_dir, environment=env, locate=locate, warn=warn)
@@ -242,6 +239,10 @@ def load_project(files: Iterable[str] | None = None, *, project_name: str | None
     except CycleError as e:
         file, line = locate(("services", e.cycle[0], "depends_on"))
         raise CycleError(e.cycle, file, line) from None
+
+    ignored = unimplemented_keys(data)
+    if ignored:
+        warn("nerdpy ignores these keys, which it does not implement: " + ", ".join(ignored))
 
     return m.Project(
         name=name, working_dir=working_dir, files=[s.path or STDIN for s in sources], services=enabled,

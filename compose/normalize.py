@@ -210,7 +210,8 @@ class Normalizer:
         s.depends_on = self.depends_on(p + ("depends_on",), raw.get("depends_on"))
         if s.network_mode and s.network_mode.startswith("service:"):
             dep = s.network_mode.split(":", 1)[1]
-            s.depends_on.setdefault(dep, m.DependsOn())
+            if dep in (self.data.get("services") or {}):
+                s.depends_on.setdefault(dep, m.DependsOn())
         s.healthcheck = self.healthcheck(p + ("healthcheck",), raw.get("healthcheck"))
         s.deploy = self.deploy(p + ("deploy",), raw.get("deploy"))
         s.restart = self.restart(p, raw.get("restart"), s.deploy)
