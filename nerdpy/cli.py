@@ -48,6 +48,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "commit": ("imageio", "commit", "Create a new image from a container's changes"),
     "doctor": ("doctor", "doctor", "Check that this host can run nerdpy, and say how to fix what is missing"),
     "network": ("network", "network", "Manage networks"),
+    "push": ("push", "push", "Upload an image to a registry"),
+    "login": ("login", "login", "Log in to a registry"),
+    "logout": ("login", "logout", "Log out from a registry"),
+    "save": ("saveload", "save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
+    "load": ("saveload", "load", "Load an image from a tar archive or STDIN"),
+    "history": ("images", "history", "Show the history of an image"),
 }
 
 EXIT_ERROR = 125

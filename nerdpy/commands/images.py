@@ -382,3 +382,95 @@ def image_prune(ctx, all_, force, filters) -> None:
 from nerdpy.commands.pull import pull as _pull  # noqa: E402  (cheap: click only)
 
 image.add_command(_pull, "pull")
+
+
+# history ---------------------------------------------------------------------------------------
+HISTORY_HEADERS = {
+    "ID": "IMAGE",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "CreatedBy": "CREATED BY",
+    "Size": "SIZE",
+    "Comment": "COMMENT",
+}
+
+
+class _HistoryCommand(click.Command):
+    """docker spells the switch `-H=false` / `--human=false` (a Go bool flag)."""
+
+    _VALUES = {"false": "--no-human", "0": "--no-human", "f": "--no-human",
+               "true": "--human", "1": "--human", "t": "--human"}
+
+    def parse_args(self, ctx, args):
+        fixed = []
+        for a in args:
+            flag, eq, value = a.partition("=")
+            if eq and flag in ("-H", "--human") and value.lower() in self._VALUES:
+                fixed.append(self._VALUES[value.lower()])
+            else:
+                fixed.append(a)
+        return super().parse_args(ctx, fixed)
+
+
+def _ellipsis(s: str, width: int) -> str:
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def history_rows(entries, human: bool, no_trunc: bool) -> list[dict]:
+    from nerdpy.engine.history import MISSING
+
+    rows = []
+    for e in entries:
+        created = parse_time(e.created)
+        created_at = ""
+        if created is not None:
+            import datetime as _dt
+
+            created_at = _dt.datetime.fromtimestamp(created).astimezone().isoformat(timespec="seconds")
+            if created_at.endswith("+00:00"):  # Go's RFC 3339
+                created_at = created_at[:-6] + "Z"
+        if human:
+            created_since = since(created) if created is not None else "N/A"
+        else:
+            created_since = created_at
+        created_by = e.created_by.replace("\t", " ")
+        rows.append({
+            "ID": e.id if no_trunc or e.id == MISSING else e.id[7:19],
+            "CreatedSince": created_since,
+            "CreatedAt": created_at,
+            "CreatedBy": created_by if no_trunc else _ellipsis(created_by, 45),
+            "Size": human_size(e.size) if human else str(e.size),
+            "Comment": e.comment,
+        })
+    return rows
+
+
+@click.command("history", cls=_HistoryCommand)
+@click.argument("name")
+@click.option("-H", "--human/--no-human", default=True, show_default=True,
+              help="Print sizes and dates in human readable format (-H=false for raw values)")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@click.option("--format", "fmt", metavar="FORMAT",
+              help="Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
+@click.pass_context
+def history(ctx, name, human, no_trunc, quiet, fmt) -> None:
+    """Show the history of an image.
+
+    \b
+    Examples:
+      nerdpy history busybox
+      nerdpy history --no-trunc --format '{{.CreatedBy}}' busybox
+    """
+    from nerdpy.engine.history import image_history
+    from nerdpy.template import format_output
+
+    rows = history_rows(image_history(store_of(ctx), name), human, no_trunc)
+    if quiet:
+        sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
+        return
+    default = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    sys.stdout.write(format_output(fmt, rows, default_table=default, headers=HISTORY_HEADERS))
+
+
+image.add_command(history, "history")

@@ -101,3 +101,114 @@ def get_credentials(registry: str, config_file: str | None = None) -> Credential
     if doc.get("credsStore"):
         return _helper_get(doc["credsStore"], server_key(registry))
     return None
+
+
+# writing: login and logout ---------------------------------------------------------------------
+def save_config(doc: dict, path: str | None = None) -> str:
+    """Write the docker config atomically with mode 0600 (a temp file in the same directory,
+    fsynced, renamed over the old one; a symlinked config.json is written where it points)."""
+    target = os.path.realpath(config_path(path))
+    d = os.path.dirname(target)
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        tmp = os.path.join(d, f".config.json.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            data = (json.dumps(doc, indent="\t") + "\n").encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, target)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
+        raise AuthError(f"cannot write {target}: {e.strerror or e}") from None
+    return target
+
+
+def helper_for(doc: dict, key: str) -> str | None:
+    """The credential helper that holds `key`'s credentials: credHelpers first, then credsStore."""
+    want = _normalise_key(key)
+    for k, helper in (doc.get("credHelpers") or {}).items():
+        if _normalise_key(k) == want and helper:
+            return helper
+    return doc.get("credsStore") or None
+
+
+def _helper_run(helper: str, action: str, payload: bytes, secret: str = "") -> subprocess.CompletedProcess:
+    """Run `docker-credential-<helper> <action>` with `payload` on stdin (secrets never in argv);
+    errors are reported without the secret."""
+    try:
+        r = subprocess.run([f"docker-credential-{helper}", action], input=payload, capture_output=True, timeout=60)
+    except FileNotFoundError:
+        raise AuthError(f"credential helper docker-credential-{helper} not found") from None
+    except subprocess.TimeoutExpired:
+        raise AuthError(f"credential helper docker-credential-{helper} timed out") from None
+    if r.returncode != 0:
+        text = (r.stdout or r.stderr or b"").decode(errors="replace").strip().splitlines()
+        msg = text[0][:200] if text else f"exit status {r.returncode}"
+        if secret:
+            msg = msg.replace(secret, "********")
+        raise AuthError(f"docker-credential-{helper} {action} failed: {msg}")
+    return r
+
+
+def store_credentials(key: str, username: str, password: str, identity_token: str | None = None,
+                      config_file: str | None = None) -> str | None:
+    """Store credentials for server `key` (a host[:port], or docker Hub's URL): in the credential
+    helper the config names for it (JSON on its stdin), else base64 in `auths`. Returns the
+    helper's name, or None when stored in the file."""
+    doc = load_config(config_file)
+    helper = helper_for(doc, key)
+    auths = doc.get("auths")
+    if not isinstance(auths, dict):
+        auths = {}
+    # drop other spellings of the same server (https://host/, host/v2/...)
+    for k in [k for k in auths if k != key and _normalise_key(k) == _normalise_key(key)]:
+        del auths[k]
+    if helper:
+        user, secret = ("<token>", identity_token) if identity_token else (username, password)
+        payload = json.dumps({"ServerURL": key, "Username": user, "Secret": secret}).encode()
+        _helper_run(helper, "store", payload, secret)
+        auths[key] = {}
+    else:
+        entry = {"auth": base64.b64encode(f"{username}:{'' if identity_token else password}".encode()).decode()}
+        if identity_token:
+            entry["identitytoken"] = identity_token
+        auths[key] = entry
+    doc["auths"] = auths
+    save_config(doc, config_file)
+    return helper
+
+
+def erase_credentials(key: str, config_file: str | None = None) -> tuple[bool, str | None]:
+    """Forget the credentials of server `key`. Returns (whether any were stored, a warning when
+    the helper could not erase them)."""
+    doc = load_config(config_file)
+    want = _normalise_key(key)
+    auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
+    keys = [k for k in auths if _normalise_key(k) == want]
+    helper = helper_for(doc, key)
+    found = bool(keys)
+    warning = None
+    if helper:
+        try:
+            if _helper_get(helper, key) is not None:
+                found = True
+            _helper_run(helper, "erase", key.encode())
+        except AuthError as e:
+            warning = f"could not erase credentials: {e}"
+    if not found:
+        return False, warning
+    for k in keys:
+        del auths[k]
+    if keys:
+        doc["auths"] = auths
+        save_config(doc, config_file)
+    return True, warning

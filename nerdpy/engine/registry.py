@@ -92,12 +92,16 @@ class RegistryClient:
         return True
 
     def _request(self, method: str, host: RegistryHost, ref: Reference, tail: str, scope_action: str = "pull",
-                 headers: dict | None = None, stream: bool = False) -> requests.Response:
-        """One request with auth, scheme fallback and hand-followed redirects."""
-        url = self._url(host, ref, tail)
+                 headers: dict | None = None, stream: bool = False, *, url: str | None = None, data=None,
+                 scope: str | None = None) -> requests.Response:
+        """One request with auth, scheme fallback and hand-followed redirects. `url` (an upload
+        location) replaces the one built from `tail`; `scope` (space-separated scopes) the
+        one built from `scope_action`; `data` must be re-iterable (it is sent again after a 401)."""
+        url = url or self._url(host, ref, tail)
         hdrs = dict(host.headers)
         hdrs.update(headers or {})
-        scope = f"repository:{ref.path}:{scope_action}"
+        scope = scope or f"repository:{ref.path}:{scope_action}"
+        verb = "push" if "push" in scope_action else "pull"
         auth_host = urlsplit(url).netloc
         tried_auth = False
         for _ in range(3):
@@ -110,7 +114,7 @@ class RegistryClient:
 
                 u, p = self._basic[auth_host]
                 h["Authorization"] = "Basic " + base64.b64encode(f"{u}:{p}".encode()).decode()
-            resp = self._send(method, url, h, host, stream)
+            resp = self._send(method, url, h, host, stream, data)
             if resp.status_code == 401 and not tried_auth:
                 tried_auth = True
                 challenge = resp.headers.get("WWW-Authenticate", "")
@@ -121,17 +125,18 @@ class RegistryClient:
                 resp.close()
                 creds = self._credentials(ref.domain)
                 if creds is None:
-                    raise AuthError(f"pull access denied for {ref.name}: authentication required "
+                    raise AuthError(f"{verb} access denied for {ref.name}: authentication required "
                                     f"(run nerdpy login {ref.domain})")
                 raise AuthError(f"unauthorized: incorrect username or password for {ref.domain}")
             return resp
         raise AuthError(f"authentication with {ref.domain} failed")
 
-    def _send(self, method: str, url: str, headers: dict, host: RegistryHost, stream: bool) -> requests.Response:
+    def _send(self, method: str, url: str, headers: dict, host: RegistryHost, stream: bool,
+              data=None) -> requests.Response:
         origin = urlsplit(url).netloc
         for _hop in range(10):
             try:
-                resp = self.session.request(method, url, headers=headers, stream=stream, timeout=TIMEOUT,
+                resp = self.session.request(method, url, headers=headers, stream=stream, timeout=TIMEOUT, data=data,
                                             allow_redirects=False, verify=self._verify(host),
                                             cert=host.client if host.client else None)
             except requests.exceptions.SSLError as e:
@@ -170,15 +175,17 @@ class RegistryClient:
     def _authenticate(self, ref: Reference, auth_host: str, scope: str, challenge: str, host: RegistryHost) -> None:
         scheme, params = _parse_challenge(challenge)
         creds = self._credentials(ref.domain)
+        verb = "push" if f"{ref.path}:pull,push" in scope else "pull"
         if scheme == "basic":
             if creds is None:
-                raise AuthError(f"pull access denied for {ref.name}: authentication required "
+                raise AuthError(f"{verb} access denied for {ref.name}: authentication required "
                                 f"(run nerdpy login {ref.domain})")
             self._basic[auth_host] = (creds.username, creds.password)
             return
         if scheme != "bearer" or "realm" not in params:
             raise AuthError(f"registry {ref.domain} asked for unsupported authentication {challenge!r}")
-        query = {"scope": scope}
+        # several scopes (a cross-repository mount also asks to pull the source) repeat the parameter
+        query = {"scope": scope.split(" ") if " " in scope else scope}
         if params.get("service"):
             query["service"] = params["service"]
         auth = None
@@ -197,7 +204,7 @@ class RegistryClient:
             raise AuthError(f"cannot get a token from {params['realm']}: {_short(e)}") from None
         if r.status_code in (401, 403):
             if creds is None:
-                raise AuthError(f"pull access denied for {ref.name}: authentication required "
+                raise AuthError(f"{verb} access denied for {ref.name}: authentication required "
                                 f"(run nerdpy login {ref.domain})")
             raise AuthError(f"unauthorized: incorrect username or password for {ref.domain}")
         if r.status_code != 200:
@@ -346,6 +353,60 @@ class RegistryClient:
         resp = self._request("HEAD", host, ref, f"blobs/{digest}")
         resp.close()
         return resp.status_code == 200
+
+
+    # login ---------------------------------------------------------------------------------
+    def check_login(self, registry: str, username: str, password: str) -> str | None:
+        """Verify credentials against the registry itself (not a mirror): its `/v2/` with Basic
+        auth, or its Bearer token realm. Returns an identity (refresh) token when the token
+        server hands one out, else None. Raises AuthError for refused credentials."""
+        import base64
+
+        host = resolve_hosts(registry, self.hosts_dirs, self.insecure)[-1]
+        base = self._scheme.get(host.url, host.url)
+        url = base + ("/" if host.override_path else "/v2/")
+        resp = self._send("GET", url, dict(host.headers), host, False)
+        resp.close()
+        base = self._scheme.get(host.url, host.url)  # after a plain-HTTP fallback
+        url = base + ("/" if host.override_path else "/v2/")
+        if resp.status_code == 200:
+            return None  # the registry needs no credentials; docker logs in all the same
+        if resp.status_code != 401:
+            raise RegistryError(f"login to {registry} failed: {url} answered {resp.status_code}")
+        scheme, params = _parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+        refused = AuthError(f"login to {registry} failed: unauthorized: incorrect username or password")
+        if scheme == "basic":
+            h = dict(host.headers)
+            h["Authorization"] = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+            resp = self._send("GET", url, h, host, False)
+            resp.close()
+            if resp.status_code in (401, 403):
+                raise refused
+            if resp.status_code != 200:
+                raise RegistryError(f"login to {registry} failed: {url} answered {resp.status_code}")
+            return None
+        if scheme != "bearer" or "realm" not in params:
+            raise AuthError(f"registry {registry} asked for unsupported authentication {scheme!r}")
+        query = {"account": username, "client_id": "nerdpy", "offline_token": "true"}
+        if params.get("service"):
+            query["service"] = params["service"]
+        try:
+            r = self.session.get(params["realm"], params=query, auth=(username, password), timeout=TIMEOUT,
+                                 verify=self._verify(host))
+        except requests.exceptions.RequestException as e:
+            raise AuthError(f"cannot get a token from {params['realm']}: {_short(e)}") from None
+        with r:
+            if r.status_code in (401, 403):
+                raise refused
+            if r.status_code != 200:
+                raise AuthError(f"login to {registry} failed: token server answered {r.status_code}")
+            try:
+                doc = r.json()
+            except ValueError:
+                raise AuthError(f"token server {params['realm']} sent invalid JSON") from None
+        if not isinstance(doc, dict) or not (doc.get("token") or doc.get("access_token")):
+            raise AuthError(f"token server {params['realm']} sent no token")
+        return doc.get("refresh_token") or None
 
 
 class _Retryable(Exception):

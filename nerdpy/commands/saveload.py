@@ -1,0 +1,147 @@
+"""`nerdpy save` and `nerdpy load`: thin layers over nerdpy.engine.imageio. Errors exit 1, as
+docker's do for these commands."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import click
+
+from nerdpy.commands._util import store_of
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"nerdpy: {message}", err=True)
+    sys.exit(code)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@click.command("save")
+@click.argument("images", nargs=-1, required=True)
+@click.option("-o", "--output", metavar="FILE", help="Write to a file, instead of STDOUT")
+@click.option("--format", "fmt", type=click.Choice(["docker-archive", "oci-archive"]), default="docker-archive",
+              show_default=True, help="Archive format")
+@click.pass_context
+def save(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: str) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default).
+
+    \b
+    Examples:
+      nerdpy save -o busybox.tar busybox
+      nerdpy save busybox alpine:3.19 | gzip > images.tar.gz
+      nerdpy save --format oci-archive -o app.tar 127.0.0.1:5000/team/app:1.2
+    """
+    from nerdpy.engine.errors import NerdpyError
+    from nerdpy.engine.imageio import save_images
+
+    if output is None and _isatty(sys.stdout):
+        _fail("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    store = store_of(ctx)
+    if output is None or output == "-":
+        try:
+            save_images(store, list(images), sys.stdout.buffer, fmt=fmt)
+        except NerdpyError as e:
+            _fail(str(e), 1)
+        return
+    if os.path.isdir(output):
+        _fail(f"{output} is a directory")
+    target = os.path.abspath(output)
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            save_images(store, list(images), f, fmt=fmt)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, target)
+    except NerdpyError as e:
+        _unlink(tmp)
+        _fail(str(e), 1)
+    except OSError as e:
+        _unlink(tmp)
+        _fail(f"cannot write {output}: {e.strerror or e}", 1)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@click.command("load")
+@click.option("-i", "--input", "input_", metavar="FILE", help="Read from tar archive file, instead of STDIN")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
+@click.pass_context
+def load(ctx: click.Context, input_: str | None, quiet: bool) -> None:
+    """Load images from a tar archive or STDIN (docker-archive, old or OCI-layout form, and
+    oci-archive; plain or compressed).
+
+    \b
+    Examples:
+      nerdpy load -i busybox.tar
+      gunzip -c images.tar.gz | nerdpy load
+    """
+    from nerdpy.engine.errors import NerdpyError
+    from nerdpy.engine.imageio import load_images, open_input
+    from nerdpy.engine.reference import parse_reference
+
+    if input_ is None and _isatty(sys.stdin):
+        _fail("requested load from stdin, but stdin is empty")
+    store = store_of(ctx)
+    try:
+        stream = open_input(input_)
+        try:
+            with load_progress(quiet) as on_event:
+                loaded = load_images(store, stream, progress=on_event)
+        finally:
+            if input_ not in (None, "-"):
+                stream.close()
+    except NerdpyError as e:
+        _fail(str(e), 1)
+    for item in loaded:
+        if item.name is None:
+            click.echo(f"Loaded image ID: {item.image_id}")
+            continue
+        familiar = parse_reference(item.name).familiar()
+        if item.replaced:
+            click.echo(f"The image {familiar} already exists, renaming the old one with ID "
+                       f"{item.replaced} to empty string")
+        click.echo(f"Loaded image: {familiar}")
+
+
+@contextmanager
+def load_progress(quiet: bool) -> Iterator[Callable]:
+    """docker shows layer progress only on a terminal."""
+    from nerdpy.commands.progress import use_tty
+
+    if quiet or not use_tty("auto"):
+        yield lambda ev: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    lock = threading.Lock()
+    tasks: dict[str, int] = {}
+    progress = Progress(TextColumn("{task.fields[status]}"), BarColumn(bar_width=40), DownloadColumn(),
+                        console=Console(highlight=False), transient=False)
+
+    def on_event(ev) -> None:
+        with lock:
+            if ev.id not in tasks:
+                tasks[ev.id] = progress.add_task("", status=ev.status, total=ev.total or None)
+            progress.update(tasks[ev.id], completed=ev.current, total=ev.total or None, status=ev.status)
+
+    with progress:
+        yield on_event
