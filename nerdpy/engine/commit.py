@@ -108,16 +108,23 @@ def _marker(tf: tarfile.TarFile, name: str, st: os.stat_result) -> None:
 
 def write_diff(upper: str, out: BinaryIO) -> int:
     """Write the overlay upper dir `upper` as an OCI layer tar (whiteouts in `.wh.` form).
+    Directories are opened relative to their parent without following symlinks, so a container
+    that runs unpaused cannot swap a directory for a link to the host while we read.
     Returns the number of entries."""
     count = 0
     links: dict = {}
+    dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        def walk(dirpath: str, prefix: str) -> None:
+        def walk(dir_fd: int, prefix: str) -> None:
             nonlocal count
-            for name in sorted(os.listdir(dirpath)):
-                path = os.path.join(dirpath, name)
+            base = f"/proc/self/fd/{dir_fd}"
+            for name in sorted(os.listdir(dir_fd)):
+                path = f"{base}/{name}"
                 rel = prefix + name
-                st = os.lstat(path)
+                try:
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed meanwhile (an unpaused container)
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                     _marker(tf, prefix + WHITEOUT + name, st)
                     count += 1
@@ -129,9 +136,17 @@ def write_diff(upper: str, out: BinaryIO) -> int:
                     if _getxattr(path, "trusted.overlay.opaque") == b"y":
                         _marker(tf, rel + "/" + OPAQUE, st)
                         count += 1
-                    walk(path, rel + "/")
+                    fd = os.open(name, dir_flags, dir_fd=dir_fd)
+                    try:
+                        walk(fd, rel + "/")
+                    finally:
+                        os.close(fd)
 
-        walk(upper, "")
+        top = os.open(upper, dir_flags)
+        try:
+            walk(top, "")
+        finally:
+            os.close(top)
     return count
 
 

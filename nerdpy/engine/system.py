@@ -359,12 +359,25 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False) 
         record_event(store, "volume", "prune", "", {"reclaimed": str(freed_volumes)})
     report.mounts = [p for p, _why in orphaned_mounts(store)]
     _unmount_all(report.mounts)
-    lines, freed_images = prune_images(store, all_images=all_images, in_use=_images_in_use(store))
+    before = _store_bytes(store)
+    lines, _freed = prune_images(store, all_images=all_images, in_use=_images_in_use(store))
     report.images = lines
+    collect_garbage(store)  # also what removing the containers left unreferenced
+    freed_images = max(0, before - _store_bytes(store))
     record_event(store, "image", "prune", "", {"reclaimed": str(freed_images)})
-    collect_garbage(store)
     report.reclaimed = freed_containers + freed_volumes + freed_images
     return report
+
+
+def _store_bytes(store: Store) -> int:
+    """Bytes of blobs and committed snapshots (what image removal frees)."""
+    total = 0
+    for d in store.content.list():
+        try:
+            total += store.content.size(d)
+        except NerdpyError:
+            pass
+    return total + sum(s.size for s in store.snapshots.list())
 
 
 def _images_in_use(store: Store) -> set[str]:
