@@ -135,6 +135,13 @@ def load_project(files: Iterable[str] | None = None, *, project_name: str | None
     working_dir = project_directory or (os.path.dirname(os.path.abspath(os.path.join(cwd, first_real)))
                                         if first_real else cwd)
 
+    if not env_files and not os.path.isfile(os.path.join(env_dir, ".env")) and working_dir != env_dir \
+            and os.path.isfile(os.path.join(working_dir, ".env")):
+        # the compose file was found in a parent directory: its .env is the project's
+        dotenv.update(read_env_file(os.path.join(working_dir, ".env"),
+                                    display=_display(os.path.join(working_dir, ".env"), cwd),
+                                    env=_chain(environ, dotenv)))
+        env = {**dotenv, **environ}
     if project_name:
         env.setdefault("COMPOSE_PROJECT_NAME", project_name)
 
@@ -145,43 +152,11 @@ def load_project(files: Iterable[str] | None = None, *, project_name: str | None
             unset_seen.add(name)
             warn(f'the "{name}" variable is not set, defaulting to a blank string')
 
-    def read_source(path: str, display: str, directory: str) -> SourceFile:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except FileNotFoundError:
-            raise FileNotFound(f"compose file {display} not found") from None
-        except IsADirectoryError:
-            raise ComposeError(f"compose file {display} is a directory") from None
-        except UnicodeDecodeError:
-            raise ComposeError(f"compose file {display} is not UTF-8 text") from None
-        except PermissionError:
-            raise ComposeError(f"compose file {display}: permission denied") from None
-        return _prepare(parse(text, display, path, directory))
-
-    def _prepare(src: SourceFile) -> SourceFile:
-        interpolate_file(src, env, on_unset=on_unset)
-        validate(src)
-        return src
-
-    def load_extends_file(path: str) -> SourceFile:
-        src = read_source(path, _display(path, cwd), os.path.dirname(path))
-        resolver.resolve_file(src)
-        return src
-
-    resolver = ExtendsResolver(load_extends_file)
-    sources: list[SourceFile] = []
-    for f in files:
-        if f == STDIN:
-            text = (stdin or sys.stdin).read()
-            src = _prepare(parse(text, "<stdin>", None, working_dir))
-        else:
-            path = os.path.abspath(os.path.join(cwd, f))
-            src = read_source(path, _display(path, cwd) if os.path.isabs(f) else f, os.path.dirname(path))
-        resolver.resolve_file(src)
-        sources.append(src)
-
+    fileset = _FileSet(cwd, env, on_unset)
+    sources = fileset.load(files, working_dir, stdin)
     data = merge_files(sources)
+    if data.get("include"):
+        _apply_includes(data, sources, working_dir, env, cwd, on_unset, chain=())
     locate = Locator(sources)
     if not data:
         raise ModelError("empty compose file", sources[0].name, None)
@@ -249,6 +224,119 @@ def load_project(files: Iterable[str] | None = None, *, project_name: str | None
         networks=networks, volumes=volumes, secrets=secrets, configs=configs, disabled_services=disabled,
         profiles=active, environment=env,
         extensions={k: v for k, v in data.items() if k.startswith("x-")}, warnings=warnings)
+
+
+class _FileSet:
+    """Reads, interpolates, validates and resolves extends for a list of files with one
+    environment (the main project's, or an included project's)."""
+
+    def __init__(self, cwd: str, env: Mapping[str, str], on_unset):
+        self.cwd = cwd
+        self.env = env
+        self.on_unset = on_unset
+        self.resolver = ExtendsResolver(self._extends_file)
+
+    def read(self, path: str, display: str) -> SourceFile:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            raise FileNotFound(f"compose file {display} not found") from None
+        except IsADirectoryError:
+            raise ComposeError(f"compose file {display} is a directory") from None
+        except UnicodeDecodeError:
+            raise ComposeError(f"compose file {display} is not UTF-8 text") from None
+        except PermissionError:
+            raise ComposeError(f"compose file {display}: permission denied") from None
+        return self.prepare(parse(text, display, path, os.path.dirname(path)))
+
+    def prepare(self, src: SourceFile) -> SourceFile:
+        interpolate_file(src, self.env, on_unset=self.on_unset)
+        validate(src)
+        return src
+
+    def _extends_file(self, path: str) -> SourceFile:
+        src = self.read(path, _display(path, self.cwd))
+        self.resolver.resolve_file(src)
+        return src
+
+    def load(self, files: list[str], working_dir: str, stdin=None, base: str | None = None) -> list[SourceFile]:
+        sources = []
+        for f in files:
+            if f == STDIN:
+                text = (stdin or sys.stdin).read()
+                src = self.prepare(parse(text, "<stdin>", None, working_dir))
+            else:
+                path = os.path.abspath(os.path.join(base or self.cwd, f))
+                display = _display(path, self.cwd) if (os.path.isabs(f) or base) else f
+                src = self.read(path, display)
+            self.resolver.resolve_file(src)
+            sources.append(src)
+        return sources
+
+
+_RESOURCES = ("services", "networks", "volumes", "secrets", "configs")
+
+
+def _apply_includes(data: dict, sources: list, working_dir: str, env: Mapping[str, str], cwd: str,
+                    on_unset, chain: tuple) -> None:
+    """Load each ``include`` entry as its own project (own directory and .env, the including
+    project's environment winning) and copy its resources in; conflicting definitions are
+    errors. Relative paths of included files become absolute against their own directory."""
+    locate = Locator(sources)
+    includes = data.pop("include")
+    for i, entry in enumerate(includes):
+        file, line = locate(("include", i))
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        paths = entry.get("path")
+        paths = [paths] if isinstance(paths, str) else list(paths or [])
+        if not paths:
+            raise ModelError("include: an entry needs a path", file, line)
+        abs_paths = [os.path.normpath(os.path.join(working_dir, p)) for p in paths]
+        for p in abs_paths:
+            if p in chain:
+                raise ModelError(f"include cycle: {' -> '.join(chain + (p,))}", file, line)
+            if not os.path.isfile(p):
+                raise FileNotFound(f"included compose file {p} not found", file, line)
+        sub_dir = os.path.normpath(os.path.join(working_dir, entry["project_directory"])) \
+            if entry.get("project_directory") else os.path.dirname(abs_paths[0])
+        env_files = entry.get("env_file")
+        env_files = [env_files] if isinstance(env_files, str) else list(env_files or [])
+        sub_dotenv: dict[str, str] = {}
+        if env_files:
+            for ef in env_files:
+                sub_dotenv.update(read_env_file(os.path.join(working_dir, ef), display=ef, env=_chain(env, sub_dotenv)))
+        elif os.path.isfile(os.path.join(sub_dir, ".env")):
+            sub_dotenv.update(read_env_file(os.path.join(sub_dir, ".env"), env=_chain(env, sub_dotenv)))
+        sub_env = {**sub_dotenv, **env}
+        sub_sources = _FileSet(cwd, sub_env, on_unset).load(abs_paths, sub_dir, base=sub_dir)
+        sub = merge_files(sub_sources)
+        if sub.get("include"):
+            _apply_includes(sub, sub_sources, sub_dir, sub_env, cwd, on_unset, chain + tuple(abs_paths))
+        _rebase_project(sub, sub_dir)
+        for kind in _RESOURCES:
+            for key, value in (sub.get(kind) or {}).items():
+                if data.get(kind) is None:
+                    data[kind] = {}
+                mine = data[kind]
+                if key in mine and mine[key] != value:
+                    raise ModelError(f"included compose file {sub_sources[0].name} defines conflicting "
+                                     f"{kind[:-1]} {key!r}", file, line)
+                mine[key] = value
+        sources.extend(sub_sources)
+
+
+def _rebase_project(data: dict, directory: str) -> None:
+    from compose.merge import _rebase
+
+    for name, svc in list((data.get("services") or {}).items()):
+        if isinstance(svc, dict):
+            data["services"][name] = _rebase(svc, directory)
+    for kind in ("secrets", "configs"):
+        for value in (data.get(kind) or {}).values():
+            if isinstance(value, dict) and isinstance(value.get("file"), str):
+                value["file"] = os.path.normpath(os.path.join(directory, os.path.expanduser(value["file"])))
 
 
 def _chain(*maps: Mapping[str, str]) -> Callable[[str], str | None]:

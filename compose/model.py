@@ -359,11 +359,13 @@ class Project:
         return [s.name for s in self.services.values() if name in s.depends_on]
 
     # -- output -------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """The normalised model as a compose file (what `compose config` prints)."""
-        from compose.render import project_to_dict
+    def to_dict(self, escape_dollars: bool = False) -> dict:
+        """The normalised model as a compose file (what `compose config` prints, with
+        `escape_dollars`: literal `$` written `$$` so that the output loads back unchanged)."""
+        from compose.render import escape_dollars as _escape, project_to_dict
 
-        return project_to_dict(self)
+        d = project_to_dict(self)
+        return _escape(d) if escape_dollars else d
 
 
 def dependency_levels(services: dict[str, Service], names: list[str] | None = None) -> list[list[str]]:

@@ -110,6 +110,18 @@ def _resource(obj, extra: dict) -> dict:
     return _clean(d)
 
 
+def escape_dollars(value):
+    """`$` -> `$$` in every string value, so that the output can be loaded again unchanged
+    (docker compose config does the same)."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, list):
+        return [escape_dollars(v) for v in value]
+    if isinstance(value, dict):
+        return {k: escape_dollars(v) for k, v in value.items()}
+    return value
+
+
 def project_to_dict(p: m.Project) -> dict:
     out: dict = {"name": p.name, "services": {k: service_to_dict(s) for k, s in sorted(p.services.items())}}
     if p.networks:

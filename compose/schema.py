@@ -28,7 +28,8 @@ pull_policy platform profiles mem_limit cpus pids_limit extends
 """.split())
 IMPLEMENTED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
 IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits"})
-IMPLEMENTED_TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "secrets", "configs"})
+IMPLEMENTED_TOP_KEYS = frozenset({"version", "name", "include", "services", "networks", "volumes", "secrets",
+                                  "configs"})
 
 _TYPE_WORDS = {"string": "a string", "number": "a number", "integer": "an integer", "boolean": "a boolean",
                "object": "a mapping", "array": "a list", "null": "null"}

@@ -136,9 +136,9 @@ def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, qu
     elif list_images:
         text = "".join(f"{s.image}\n" for s in project.services.values())
     elif fmt == "json":
-        text = json.dumps(project.to_dict(), indent=2) + "\n"
+        text = json.dumps(project.to_dict(escape_dollars=True), indent=2) + "\n"
     else:
-        text = _dump_yaml(project.to_dict())
+        text = _dump_yaml(project.to_dict(escape_dollars=True))
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)

@@ -989,3 +989,92 @@ def test_compose_help_does_not_import_yaml():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "YAML False False" in out
     assert "config" in out
+
+
+# -- include -------------------------------------------------------------------------------------
+
+def test_include_short_syntax(tmp_path):
+    write(tmp_path / "commons" / "compose.yaml", """
+        services:
+          db:
+            image: postgres:${PG:-15}
+            volumes: [./init:/docker-entrypoint-initdb.d, dbdata:/var/lib/postgresql/data]
+            env_file: db.env
+        volumes:
+          dbdata:
+        secrets:
+          pw: {file: ./pw.txt}
+        """)
+    write(tmp_path / "commons" / "db.env", "POSTGRES_DB=app\n")
+    write(tmp_path / "commons" / ".env", "PG=16\n")
+    write(tmp_path / "commons" / "pw.txt", "x")
+    write(tmp_path / "app" / "compose.yaml", """
+        include:
+          - ../commons/compose.yaml
+        services:
+          web:
+            image: web
+            depends_on: [db]
+            secrets: [pw]
+        """)
+    p = load_project(cwd=str(tmp_path / "app"), environ={}, project_name="app")
+    assert list(p.services) == ["web", "db"]
+    db = p.services["db"]
+    assert db.image == "postgres:16"
+    assert db.volumes[0].source == str(tmp_path / "commons" / "init")
+    assert db.environment == {"POSTGRES_DB": "app"}
+    assert p.volumes["dbdata"].name == "app_dbdata"
+    assert p.secrets["pw"].file == str(tmp_path / "commons" / "pw.txt")
+    assert p.startup_order() == ["db", "web"]
+    # the including project's environment wins over the included project's .env
+    p = load_project(cwd=str(tmp_path / "app"), environ={"PG": "17"}, project_name="app")
+    assert p.services["db"].image == "postgres:17"
+
+
+def test_include_long_syntax_and_conflicts(tmp_path):
+    write(tmp_path / "sub" / "a.yml", "services:\n  a:\n    image: ${IMG}\n")
+    write(tmp_path / "sub" / "a-override.yml", "services:\n  a:\n    user: nobody\n")
+    write(tmp_path / "vars.env", "IMG=from-env-file\n")
+    write(tmp_path / "compose.yaml", """
+        include:
+          - path: [sub/a.yml, sub/a-override.yml]
+            env_file: vars.env
+            project_directory: sub
+        services:
+          b: {image: b}
+        """)
+    p = load_project(cwd=str(tmp_path), environ={})
+    assert p.services["a"].image == "from-env-file" and p.services["a"].user == "nobody"
+    write(tmp_path / "compose.yaml", "include: [sub/a.yml]\nservices:\n  a: {image: other}\n")
+    with pytest.raises(ModelError) as e:
+        load_project(cwd=str(tmp_path), environ={"IMG": "x"})
+    assert "conflicting service 'a'" in str(e.value) and e.value.line == 1
+
+
+def test_include_missing_file(tmp_path):
+    write(tmp_path / "compose.yaml", "include:\n  - nothere.yml\nservices:\n  a: {image: a}\n")
+    with pytest.raises(FileNotFound) as e:
+        load_project(cwd=str(tmp_path), environ={})
+    assert "nothere.yml" in str(e.value) and e.value.line == 2
+
+
+# -- dollars and parent .env ------------------------------------------------------------------------
+
+def test_literal_dollars_survive_config_round_trip(tmp_path):
+    import yaml
+
+    p = load(tmp_path, "services:\n  web:\n    image: x\n    command: [sh, -c, 'echo $$HOME $$1']\n")
+    assert p.services["web"].command == ["sh", "-c", "echo $HOME $1"]
+    out = p.to_dict(escape_dollars=True)
+    assert out["services"]["web"]["command"] == ["sh", "-c", "echo $$HOME $$1"]
+    write(tmp_path / "again" / "compose.yaml", yaml.safe_dump(out))
+    q = load_project(cwd=str(tmp_path / "again"), environ={"HOME": "/nope"})
+    assert q.services["web"].command == ["sh", "-c", "echo $HOME $1"]
+
+
+def test_dotenv_next_to_file_found_in_parent(tmp_path):
+    write(tmp_path / "compose.yaml", "services:\n  web:\n    image: nginx:${TAG}\n")
+    write(tmp_path / ".env", "TAG=parent\n")
+    (tmp_path / "sub").mkdir()
+    p = load_project(cwd=str(tmp_path / "sub"), environ={})
+    assert p.services["web"].image == "nginx:parent"
