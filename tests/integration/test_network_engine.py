@@ -562,3 +562,20 @@ def test_detach_racing_detach_and_reclaim(store):
     remove_network(store, net.name)
     assert_undone(before, during, snapshot(store))
     assert not os.path.exists(os.path.join(store.settings.run_root, "netlocks", "default", c))
+
+
+def test_detach_after_the_namespace_vanished(store):
+    """`umount -l` of the run root (or a reboot-less cleanup by hand) took the namespace: DEL
+    cannot learn the address from it, so the masquerade rule is found by name and removed."""
+    net = new_net(store, 18)
+    before = snapshot(store)
+    c = cid()
+    setup = attach_container(store, c, [NetworkRequest(net.name)])
+    during = snapshot(store)
+    assert any(f"{setup.primary.ip}/32" in r and "POSTROUTING" in r for r in during["rules"])
+    subprocess.run(["umount", "-l", setup.netns], check=True)
+    os.unlink(setup.netns)
+    detach_container(store, c)
+    assert not any(setup.primary.ip + "/32" in r for r in iptables_rules())
+    remove_network(store, net.name)
+    assert_undone(before, during, snapshot(store))
