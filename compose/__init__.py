@@ -5,9 +5,15 @@ normalised `Project` (see compose.model for the dataclasses and their convention
 compose.loader for the steps). Errors are `compose.errors.ComposeError` subclasses carrying the
 file and line.
 """
-from compose.errors import ComposeError, CycleError  # noqa: F401
-from compose.model import (  # noqa: F401
+from compose.errors import ComposeError, CycleError
+from compose.model import (
     Config, DependsOn, Deploy, Device, Healthcheck, Logging, Network, Port, Project, Resources,
     RestartPolicy, Secret, Service, ServiceConfig, ServiceNetwork, ServiceSecret, ServiceVolume,
     Ulimit, Volume, dependency_levels, load_project,
 )
+
+__all__ = [
+    "ComposeError", "CycleError", "Config", "DependsOn", "Deploy", "Device", "Healthcheck", "Logging",
+    "Network", "Port", "Project", "Resources", "RestartPolicy", "Secret", "Service", "ServiceConfig",
+    "ServiceNetwork", "ServiceSecret", "ServiceVolume", "Ulimit", "Volume", "dependency_levels", "load_project",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping
 
-from compose.errors import ComposeError, FileNotFound, InterpolationError
+from compose.errors import ComposeError, FileNotFound
 from compose.interpolate import interpolate
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -113,10 +113,7 @@ def _unescape(s: str) -> str:
 
 
 def _interp(value: str, lookup, name: str, lineno: int) -> str:
-    try:
-        return interpolate(value, lookup, file=name, line=lineno)
-    except InterpolationError:
-        raise
+    return interpolate(value, lookup, file=name, line=lineno)
 
 
 def read_env_file(path: str, display: str | None = None,

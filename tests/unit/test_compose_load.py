@@ -12,6 +12,11 @@ from compose.errors import ComposeError, CycleError, FileNotFound, ModelError, P
 from compose.loader import load_project, normalize_project_name
 
 
+@pytest.fixture(autouse=True)
+def _no_validation_cache(monkeypatch):
+    monkeypatch.setenv("NERDPY_COMPOSE_CACHE", "")
+
+
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"))
@@ -909,7 +914,7 @@ def test_to_dict_round_trips_through_load(tmp_path):
 # -- the command line -----------------------------------------------------------------------------
 
 def nerdpy(*args, cwd, input=None, env=None):
-    e = dict(os.environ, NERDPY_CONFIG="/nonexistent")
+    e = dict(os.environ, NERDPY_CONFIG="/nonexistent", NERDPY_COMPOSE_CACHE="")
     e.pop("COMPOSE_PROJECT_NAME", None)
     e.pop("COMPOSE_FILE", None)
     e.pop("COMPOSE_PROFILES", None)

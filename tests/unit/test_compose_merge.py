@@ -9,6 +9,11 @@ from compose.merge import merge, merge_files
 from compose.yamlsrc import parse
 
 
+@pytest.fixture(autouse=True)
+def _no_validation_cache(monkeypatch):
+    monkeypatch.setenv("NERDPY_COMPOSE_CACHE", "")
+
+
 def src(text, name="f.yaml", directory="/p"):
     return parse(textwrap.dedent(text), name, f"{directory}/{name}", directory)
 

@@ -7,6 +7,12 @@ from compose.errors import (ComposeError, CycleError, ExtendsError, Interpolatio
                             SchemaError, YAMLSyntaxError)
 from compose.loader import load_project
 
+
+@pytest.fixture(autouse=True)
+def _no_validation_cache(monkeypatch):
+    monkeypatch.setenv("NERDPY_COMPOSE_CACHE", "")
+
+
 # (id, file text, error class, fragments the message must contain, line)
 CASES = [
     ("ports-not-a-list", """
@@ -477,3 +483,24 @@ def test_schema_checked_before_merge_per_file(tmp_path):
     (tmp_path / "compose.override.yaml").write_text("services:\n  web:\n    environment: [A=1]\n")
     p = load_project(cwd=str(tmp_path), environ={})
     assert p.services["web"].environment == {"A": "1"}
+
+
+def test_valid_files_are_not_validated_twice(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: x\n")
+    code = ("import sys; from compose.loader import load_project\n"
+            f"load_project(cwd={str(tmp_path)!r}, environ={{}})\n"
+            "print('JSONSCHEMA', 'jsonschema' in sys.modules)\n")
+    env = dict(os.environ, NERDPY_COMPOSE_CACHE=str(tmp_path / "cache"))
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert "JSONSCHEMA True" in first.stdout, first.stderr
+    assert "JSONSCHEMA False" in second.stdout, second.stderr
+    # an invalid file is never cached
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: [x]\n")
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+        assert "services.web.image must be a string" in r.stderr
