@@ -9,8 +9,8 @@ from typing import Iterable
 
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network.attach import _attachment, get_setup
-from nerdpy.engine.network.ports import docker_ports
 from nerdpy.engine.network.networks import DEFAULT_NETWORK, PREDEFINED, Network, list_networks, network_users
+from nerdpy.engine.network.ports import docker_ports
 
 
 # networks -----------------------------------------------------------------------------
