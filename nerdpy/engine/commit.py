@@ -29,6 +29,9 @@ from typing import BinaryIO
 from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, LayerError, NerdpyError
 from nerdpy.engine.store import Store
 
+# files runc creates in the writable layer as mount points for what nerdpy binds over them
+# (docker keeps these in its "-init" layer, which commit leaves out)
+MOUNT_STUBS = frozenset({"etc/hostname", "etc/hosts", "etc/resolv.conf"})
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _OVERLAY_XATTR = "trusted.overlay."
@@ -107,7 +110,8 @@ def _marker(tf: tarfile.TarFile, name: str, st: os.stat_result) -> None:
 
 
 def write_diff(upper: str, out: BinaryIO) -> int:
-    """Write the overlay upper dir `upper` as an OCI layer tar (whiteouts in `.wh.` form).
+    """Write the overlay upper dir `upper` as an OCI layer tar (whiteouts in `.wh.` form,
+    runc's empty mount-point files for /etc/hosts, hostname and resolv.conf left out).
     Directories are opened relative to their parent without following symlinks, so a container
     that runs unpaused cannot swap a directory for a link to the host while we read.
     Returns the number of entries."""
@@ -128,6 +132,8 @@ def write_diff(upper: str, out: BinaryIO) -> int:
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                     _marker(tf, prefix + WHITEOUT + name, st)
                     count += 1
+                    continue
+                if rel in MOUNT_STUBS and stat.S_ISREG(st.st_mode) and st.st_size == 0:
                     continue
                 _refuse_overlay_features(path, rel, st)
                 if tar_entry(tf, path, rel, st, links):

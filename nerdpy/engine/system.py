@@ -324,6 +324,8 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False) 
     from nerdpy.engine.lifecycle import remove_container
 
     report = PruneReport()
+    report.mounts = [p for p, _why in orphaned_mounts(store)]
+    _unmount_all(report.mounts)
     freed_containers = 0
     for c in list_containers(store):
         if container_state(store, c).running:
@@ -357,8 +359,6 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False) 
 
         report.volumes, freed_volumes = prune_volumes(store)
         record_event(store, "volume", "prune", "", {"reclaimed": str(freed_volumes)})
-    report.mounts = [p for p, _why in orphaned_mounts(store)]
-    _unmount_all(report.mounts)
     before = _store_bytes(store)
     lines, _freed = prune_images(store, all_images=all_images, in_use=_images_in_use(store))
     report.images = lines
@@ -410,20 +410,33 @@ def _unmount_all(points: list[str]) -> None:
             pass
 
 
-def _container_running(store: Store, namespace: str, cid: str) -> bool:
-    from nerdpy.engine.containers import ContainerNotFound, container_state, find_container
+def _container_busy(store: Store, namespace: str, cid: str, grace: float = 120.0) -> bool:
+    """Whether a container's mounted rootfs is in use: it runs, its monitor is alive (cleaning
+    up, restarting), or a `start` is under way (its bundle was written moments ago)."""
+    from nerdpy.engine.containers import ContainerNotFound, container_dir, container_state, find_container, monitor_alive
 
     ns_store = _in_namespace(store, namespace)
     try:
         c = find_container(ns_store, cid)
     except (ContainerNotFound, NerdpyError):
         return False
-    return container_state(ns_store, c).running
+    st = container_state(ns_store, c)
+    if st.running or monitor_alive(ns_store, cid):
+        return True
+    if st.status == "created":
+        cdir = container_dir(ns_store, cid)
+        try:
+            changed = max(os.stat(os.path.join(cdir, n)).st_mtime for n in ("config.json", "rootfs")
+                          if os.path.exists(os.path.join(cdir, n)))
+        except ValueError:
+            return False
+        return time.time() - changed < grace
+    return False
 
 
 def orphaned_mounts(store: Store) -> list[tuple[str, str]]:
     """Mounts under the data root that nothing uses: (mount point, why). A running container's
-    rootfs is in use; so is a stopped one's while its monitor still cleans up."""
+    rootfs is in use; so is one whose monitor still cleans up or that is being started."""
     from nerdpy.engine.mount import mounted_under
 
     root = os.path.abspath(store.data_root)
@@ -432,12 +445,12 @@ def orphaned_mounts(store: Store) -> list[tuple[str, str]]:
         rel = os.path.relpath(point, root).split(os.sep)
         if len(rel) >= 4 and rel[0] == "containers" and rel[3] == "rootfs":
             ns, cid = rel[1], rel[2]
-            if _container_running(store, ns, cid):
+            if _container_busy(store, ns, cid):
                 continue
             if store.db.query_one("SELECT 1 FROM containers WHERE namespace = ? AND id = ?", (ns, cid)) is None:
                 out.append((point, "rootfs of a container that no longer exists"))
             else:
-                out.append((point, "rootfs of a container that is not running"))
+                out.append((point, "rootfs of a container that is not running (left by a crash)"))
         elif point != root:
             out.append((point, "not a container's rootfs"))
     return out

@@ -70,6 +70,7 @@ def test_commit_shows_deletions_additions_and_opaque_dirs(nerdpy, bb):
         names = tf.getnames()
     assert "etc/.wh.group" in names and "home/.wh..wh..opq" in names and "added.txt" in names, names
     assert "home/new.txt" in names and "bin/busybox" not in names
+    assert "etc/hosts" not in names and "etc/resolv.conf" not in names  # runc's mount points
     # the image's config: parent history and layers plus ours
     base = json.loads(nerdpy("image", "inspect", bb, check=True).stdout)[0]
     assert info["Id"] == image_id
@@ -192,7 +193,7 @@ def test_import_from_url_and_platform(nerdpy, bb, tmp_path):
     "truncated",
     b"",
     "unsafe",
-])
+], ids=["garbage", "truncated", "empty", "unsafe"])
 def test_import_refuses_corrupt_archives(nerdpy, bb, tmp_path, payload):
     if payload == "truncated":
         buf = io.BytesIO()

@@ -212,3 +212,26 @@ def test_doctor(nerdpy):
     assert fix.strip().startswith("fix: ") and ("apt-get install -y runc" in fix or "export PATH=" in fix)
     rows = [json.loads(x) for x in nerdpy("doctor", "--format", "{{json .}}").stdout.splitlines()]
     assert {r["Name"] for r in rows} >= {"runc", "overlayfs"} and all(r["Status"] == "ok" for r in rows)
+
+
+def test_orphaned_mount_reported_by_check_and_unmounted_by_prune(nerdpy, bb):
+    nerdpy("run", "--name", "gone", bb, "true", check=True)
+    cid = nerdpy("inspect", "-f", "{{.Id}}", "gone").stdout.strip()
+    rootfs = os.path.join(nerdpy.data_root, "containers", "default", cid, "rootfs")
+    # a crash after the container stopped, before its rootfs was unmounted
+    code = ("from nerdpy.engine.config import load_settings; from nerdpy.engine.store import open_store;"
+            "from nerdpy.engine.mount import mount_all;"
+            f"s = open_store(load_settings({{'data_root': {nerdpy.data_root!r}}}));"
+            f"mount_all(s.snapshots.mounts('default/{cid}'), {rootfs!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, env=nerdpy.env)
+    assert os.path.ismount(rootfs)
+    want = f"warning: mount {rootfs}: rootfs of a container that is not running"
+    for _ in range(50):  # (the monitor, busy with the mount until it exits, may linger a moment)
+        r = nerdpy("system", "check")
+        if want in r.stdout:
+            break
+        time.sleep(0.1)
+    assert r.returncode == 0 and want in r.stdout, r.stdout
+    r = nerdpy("system", "prune", "-f", check=True)
+    assert f"Unmounted:\n{rootfs}\n" in r.stdout and not os.path.ismount(rootfs)
+    assert nerdpy("ps", "-a", "-q").stdout == ""
