@@ -583,7 +583,9 @@ class Normalizer:
 def _scalar_str(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e21:
+            return str(int(v))  # as Go prints a float64 that holds an integer: 1000, not 1000.0
         return repr(v)
     return str(v)
 

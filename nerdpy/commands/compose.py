@@ -79,7 +79,7 @@ def handles_compose_errors(fn):
     return wrapper
 
 
-@click.group("compose")
+@click.group("compose", invoke_without_command=True)
 @click.option("-f", "--file", "files", multiple=True, metavar="FILE",
               help="Compose configuration files (repeatable; '-' reads stdin)")
 @click.option("-p", "--project-name", metavar="NAME", help="Project name")
@@ -94,6 +94,9 @@ def compose(ctx, files, project_name, project_directory, env_files, profiles):
     ctx.meta[OPTIONS_KEY] = ComposeOptions(files=files, project_name=project_name,
                                            project_directory=project_directory, env_files=env_files,
                                            profiles=profiles)
+    if ctx.invoked_subcommand is None:  # `nerdpy compose` alone: help, as docker compose
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 def _dump_yaml(data) -> str:

@@ -1083,3 +1083,63 @@ def test_dotenv_next_to_file_found_in_parent(tmp_path):
     (tmp_path / "sub").mkdir()
     p = load_project(cwd=str(tmp_path / "sub"), environ={})
     assert p.services["web"].image == "nginx:parent"
+
+
+# -- scalar forms -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,seconds", [("1m30s", 90.0), ("1.5s", 1.5), ("500ms", 0.5), ("2h", 7200.0),
+                                          ("1h2m3s", 3723.0), ("10us", 1e-5), ("0", 0.0), ("0s", 0.0),
+                                          ("1d", 86400.0), (5, 5.0), ("-1s", -1.0)])
+def test_parse_duration(text, seconds):
+    from compose.units import parse_duration
+
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["10", "abc", "1x", "", "s", True])
+def test_parse_duration_errors(bad):
+    from compose.units import parse_duration
+
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+@pytest.mark.parametrize("seconds,text", [(90, "1m30s"), (0.5, "500ms"), (3600, "1h0m0s"), (0, "0s"),
+                                          (1.5, "1.5s"), (30, "30s"), (60, "1m0s")])
+def test_format_duration(seconds, text):
+    from compose.units import format_duration
+
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("text,size", [("512m", 512 * 2 ** 20), ("1g", 2 ** 30), ("1GB", 2 ** 30), ("100k", 102400),
+                                       ("1.5g", int(1.5 * 2 ** 30)), ("128mb", 128 * 2 ** 20), ("1024", 1024),
+                                       (2048, 2048), ("64 M", 64 * 2 ** 20), ("1KiB", 1024)])
+def test_parse_size(text, size):
+    from compose.units import parse_size
+
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["lots", "1x", "-1m", "m", True])
+def test_parse_size_errors(bad):
+    from compose.units import parse_size
+
+    with pytest.raises(ValueError):
+        parse_size(bad)
+
+
+def test_float_values_print_like_go(tmp_path):
+    env = load(tmp_path, "services:\n  web:\n    image: x\n    environment: {A: 1e3, B: 1.5, C: 2.0}\n") \
+        .services["web"].environment
+    assert env == {"A": "1000", "B": "1.5", "C": "2"}
+
+
+def test_profiles_from_dotenv(tmp_path):
+    write(tmp_path / ".env", "COMPOSE_PROFILES=test\n")
+    assert "bar" in load(tmp_path, PROFILES).services
+
+
+def test_cli_compose_alone_prints_help(tmp_path):
+    r = nerdpy("compose", cwd=tmp_path)
+    assert r.returncode == 0 and "config" in r.stdout

@@ -345,3 +345,9 @@ def test_extends_is_interpolated(tmp_path):
     f = write(tmp_path / "compose.yaml", "services:\n  web:\n    extends: {file: base.yml, service: app}\n")
     assert load_project([str(f)], environ={"IMG": "mine"}).services["web"].image == "mine"
     assert load_project([str(f)], environ={}).services["web"].image == "fallback"
+
+
+def test_reset_whole_service_and_top_level_resource():
+    m = merged("services: {a: {image: a}, b: {image: b}}\nvolumes: {v: {}}",
+               "services: {b: !reset null}\nvolumes: !reset {}")
+    assert list(m["services"]) == ["a"] and "volumes" not in m
