@@ -235,6 +235,22 @@ class Service:
     def dependencies(self) -> list[str]:
         return list(self.depends_on)
 
+    def config_hash(self) -> str:
+        """sha256 of the normalised service (for the com.docker.compose.config-hash label):
+        a changed service gets a new hash; scale and deploy.replicas are left out, since
+        scaling does not recreate containers."""
+        import hashlib
+        import json
+
+        from compose.render import service_to_dict
+
+        d = service_to_dict(self)
+        d.pop("scale", None)
+        if isinstance(d.get("deploy"), dict):
+            d["deploy"] = {k: v for k, v in d["deploy"].items() if k != "replicas"}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
     def container_names(self, project: str) -> list[str]:
         """The names of the service's containers: container_name, or <project>-<service>-<n>."""
         if self.container_name:

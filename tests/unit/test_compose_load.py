@@ -1143,3 +1143,12 @@ def test_profiles_from_dotenv(tmp_path):
 def test_cli_compose_alone_prints_help(tmp_path):
     r = nerdpy("compose", cwd=tmp_path)
     assert r.returncode == 0 and "config" in r.stdout
+
+
+def test_config_hash(tmp_path):
+    base = "services:\n  web:\n    image: x\n    environment: {A: '1'}\n"
+    h1 = load(tmp_path, base).services["web"].config_hash()
+    assert h1 == load(tmp_path, base).services["web"].config_hash()
+    assert h1 == load(tmp_path, base + "    scale: 3\n").services["web"].config_hash()
+    assert h1 != load(tmp_path, base.replace("'1'", "'2'")).services["web"].config_hash()
+    assert len(h1) == 64
