@@ -750,7 +750,7 @@ def _unpack(store: Store, plan: _Plan, emit, created: list[str]) -> None:
         def apply(target: str, layer=layer, short=short) -> tuple[str, int]:
             emit(LoadEvent(short, "Loading layer", 0, layer.size))
             with store.content.open(layer.digest) as f:
-                result = apply_layer(target, f)
+                result = apply_layer(target, _Counting(f, lambda n: emit(LoadEvent(short, "Loading layer", n, layer.size))))
             emit(LoadEvent(short, "Loading layer", layer.size, layer.size))
             return result.diff_id, result.size
 
@@ -764,6 +764,24 @@ def _unpack(store: Store, plan: _Plan, emit, created: list[str]) -> None:
                 raise
             err = ArchiveError(f"layer {layer.digest}: {e}")
             raise err from None
+
+
+class _Counting:
+    """A reader that reports how many bytes were read so far."""
+
+    def __init__(self, f: BinaryIO, report: Callable[[int], None]):
+        self.f = f
+        self.report = report
+        self.n = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.n += len(data)
+        self.report(self.n)
+        return data
+
+    def readable(self) -> bool:
+        return True
 
 
 def _name_images(store: Store, plans: list[_Plan]) -> list[LoadedImage]:

@@ -168,17 +168,20 @@ class Uploader:
         resp.close()
         return loc
 
-    def offset(self, location: str) -> int:
-        """How much of an upload the registry holds (GET on the upload: Range 0-N)."""
+    def status(self, location: str) -> tuple[int, str]:
+        """How much of an upload the registry holds (GET on the upload: Range 0-N), and the
+        location to go on with (it carries the upload's state)."""
         resp = self._req("GET", url=location)
-        resp.close()
         if resp.status_code != 204:
+            resp.close()
             raise UploadRetryable(f"upload status answered {resp.status_code}")
         rng = resp.headers.get("Range", "")
+        loc = urljoin(resp.url, resp.headers["Location"]) if resp.headers.get("Location") else location
+        resp.close()
         try:
-            return int(rng.rsplit("-", 1)[1]) + 1
+            return int(rng.rsplit("-", 1)[1]) + 1, loc
         except (IndexError, ValueError):
-            return 0
+            return 0, loc
 
     def finish(self, location: str, digest: str) -> None:
         resp = self._req("PUT", url=_with_query(location, {"digest": digest}), data=b"",
@@ -223,9 +226,9 @@ class Uploader:
                 time.sleep(min(0.3 * 2 ** (attempt - 1), 3.0))
                 if location is not None and size > threshold:
                     try:
-                        offset = self.offset(location)
+                        offset, location = self.status(location)
                         continue
-                    except (UploadRetryable, RegistryError):
+                    except RegistryError:
                         pass
                 location = None
 

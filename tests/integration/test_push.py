@@ -57,8 +57,10 @@ class RecordingProxy:
     for `auth` Basic credentials), and refuses requests the token's scopes do not cover, as a
     token-auth registry does."""
 
-    def __init__(self, upstream: str, bearer: bool = False, auth: tuple[str, str] | None = None):
+    def __init__(self, upstream: str, bearer: bool = False, auth: tuple[str, str] | None = None,
+                 faults: set[str] = frozenset()):
         self.upstream = upstream
+        self.faults = set(faults)
         self.bearer = bearer
         self.auth = auth
         self.log: list[tuple[str, str, dict]] = []
@@ -161,14 +163,17 @@ class RecordingProxy:
                 realm = f'Bearer realm="http://{self.host}/token",service="recording",scope="{missing}"'
                 return self._reply(h, 401, {"WWW-Authenticate": realm, "Content-Type": "application/json"},
                                    b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}', head)
+        if "patch-dropped" in self.faults and h.command == "PATCH" and len(self.requests("PATCH")) == 2:
+            # the chunk never reaches the registry
+            return self._reply(h, 503, {"Content-Type": "text/plain"}, b"try again")
         conn = http.client.HTTPConnection(self.upstream, timeout=60)
         fwd = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "transfer-encoding", "connection")}
         fwd["Content-Length"] = str(len(body))
         conn.request(h.command, path, body=body if body or h.command in ("PUT", "POST", "PATCH") else None, headers=fwd)
         resp = conn.getresponse()
         data = resp.read()
-        self._reply(h, resp.status, dict(resp.getheaders()), data, head)
         conn.close()
+        self._reply(h, resp.status, dict(resp.getheaders()), data, head)
 
 
 @pytest.fixture
@@ -321,6 +326,23 @@ def test_large_layer_goes_in_chunks_to_another_registry(big_image, registry2, im
     # and the registry holds the blob byte for byte
     url = f"http://{registry2.host}/v2/big/copy/blobs/{big['digest']}"
     assert sha256(urllib.request.urlopen(url).read()) == big["digest"]
+
+
+def test_chunked_upload_resumes_where_the_registry_stands(big_image, registry2, nerdpy, proxy):
+    src, _ = big_image
+    nerdpy("pull", "-q", src, check=True)
+    p = proxy(registry2.host, faults={"patch-dropped"})
+    dest = f"{p.host}/big/resumed:v1"
+    nerdpy("tag", src, dest, check=True)
+    r = nerdpy("push", dest)
+    assert r.returncode == 0, r.stderr
+    ranges = [tuple(int(x) for x in e[2]["Content-Range"].split("-")) for e in p.requests("PATCH")]
+    # the second chunk failed: the client asked the registry where the upload stands and sent
+    # that chunk again, not the first one
+    assert len(p.requests("GET", "/blobs/uploads/")) == 1
+    assert ranges[0][0] == 0 and ranges[1] == ranges[2] and ranges.count(ranges[0]) == 1
+    assert all(ranges[i + 1][0] == ranges[i][1] + 1 for i in range(2, len(ranges) - 1))
+    assert digest_line(r)[1] == sha256(skopeo_raw(dest.replace(p.host, registry2.host)))
 
 
 def test_push_all_tags(images, nerdpy):
