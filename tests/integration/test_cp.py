@@ -296,4 +296,5 @@ def test_cp_created_container_and_its_new_volume(world, tmp_path):
     r = world("start", "-a", "fresh")
     assert r.returncode == 0 and r.stdout == "copied before start\n", r.stderr
     vol = os.path.join(world.data_root, "volumes", "default", "vol-fresh", "_data")
-    assert sorted(os.listdir(vol)) == ["copied", "group", "passwd"]
+    # the /etc/hosts-style mount points land in the volume too, as with docker
+    assert sorted(os.listdir(vol)) == ["copied", "group", "hostname", "hosts", "passwd", "resolv.conf"]
