@@ -66,7 +66,17 @@ class ContainerSpec:
     restart: str = "no"
     mounts: list[MountSpec] = field(default_factory=list)
     read_only: bool = False
-    network: str = "none"
+    # networking, in docker's terms: `network` is the mode (bridge, none, host, container:<id|name>,
+    # or a user network's name); `networks` the attachments for bridge and user networks, each
+    # {"name", "aliases": [...], "ip", "mac"} (empty: one attachment to `network`)
+    network: str = "bridge"
+    networks: list[dict] = field(default_factory=list)
+    publish: list[str] = field(default_factory=list)      # -p in any docker form
+    publish_all: bool = False                              # -P
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)  # name:ip or name:host-gateway
     memory: int | None = None
     memory_swap: int | None = None
     memory_reservation: int | None = None
