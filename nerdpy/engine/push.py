@@ -20,8 +20,9 @@ from typing import Callable
 from nerdpy.engine.errors import ImageNotFound, InvalidArgument, ManifestError, NerdpyError, StoreError
 from nerdpy.engine.store import Store
 
-MONOLITHIC_MAX = 8 << 20      # blobs up to this size go in one PUT
-CHUNK_SIZE = 8 << 20          # larger ones in PATCHes of this size
+MONOLITHIC_MAX = 8 << 20      # blobs up to this size go in one PUT,
+# larger ones in PATCHes of this size (NERDPY_PUSH_CHUNK_SIZE, bytes, sets it: tests use small ones)
+CHUNK_SIZE = 32 << 20
 MAX_CONCURRENT_UPLOADS = 3
 MAX_MOUNT_TRIES = 3
 
@@ -240,7 +241,7 @@ def push_image(store: Store, image, ref, *, progress: ProgressFn | None = None) 
                     break  # the registry started a normal upload instead: use it
             say(PushEvent(short, "Pushing", 0, desc.size))
             up.upload(store.content.path(desc.digest), desc.digest, desc.size, location=location,
-                      chunk=CHUNK_SIZE, threshold=MONOLITHIC_MAX,
+                      chunk=_chunk_size(), threshold=MONOLITHIC_MAX,
                       on_progress=(lambda n: say(PushEvent(short, "Pushing", n, desc.size))))
             say(PushEvent(short, "Pushed", desc.size, desc.size))
 
@@ -271,6 +272,16 @@ def push_image(store: Store, image, ref, *, progress: ProgressFn | None = None) 
                         + [doc.digest for doc, _ in manifests])
     return PushResult(reference=str(ref), tag=ref.tag, digest=top.digest, size=len(top.data),
                       media_type=top.media_type)
+
+
+def _chunk_size() -> int:
+    import os
+
+    try:
+        n = int(os.environ.get("NERDPY_PUSH_CHUNK_SIZE", ""))
+    except ValueError:
+        return CHUNK_SIZE
+    return n if n >= 1 << 20 else CHUNK_SIZE
 
 
 def _put_manifest(up, reference: str, doc: _Doc) -> None:

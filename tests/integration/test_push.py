@@ -270,6 +270,9 @@ def test_second_push_skips_present_blobs_and_mount_is_used(images, nerdpy, proxy
     assert heads == set(blobs)
 
 
+SMALL_CHUNKS = {"NERDPY_PUSH_CHUNK_SIZE": str(8 << 20)}  # the default (32 MiB) would send 20 MiB at once
+
+
 @pytest.fixture(scope="module")
 def big_image(registry, tmp_path_factory):
     """A 20 MiB layer of random bytes (incompressible: a large blob) on top of busybox."""
@@ -288,7 +291,7 @@ def test_large_layer_goes_in_chunks_to_another_registry(big_image, registry2, im
     p = proxy(registry2.host)
     dest = f"{p.host}/big/copy:v2"
     nerdpy("tag", src, dest, check=True)
-    r = nerdpy("push", dest)
+    r = nerdpy("push", dest, env=SMALL_CHUNKS)
     assert r.returncode == 0, r.stderr
     manifest = json.loads(skopeo_raw(src))
     big = max(manifest["layers"], key=lambda layer: layer["size"])
@@ -334,7 +337,7 @@ def test_chunked_upload_resumes_where_the_registry_stands(big_image, registry2, 
     p = proxy(registry2.host, faults={"patch-dropped"})
     dest = f"{p.host}/big/resumed:v1"
     nerdpy("tag", src, dest, check=True)
-    r = nerdpy("push", dest)
+    r = nerdpy("push", dest, env=SMALL_CHUNKS)
     assert r.returncode == 0, r.stderr
     ranges = [tuple(int(x) for x in e[2]["Content-Range"].split("-")) for e in p.requests("PATCH")]
     # the second chunk failed: the client asked the registry where the upload stands and sent
