@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from nerdpy.engine.errors import ImageNotFound, InvalidArgument, ManifestError, NerdpyError, StoreError
+from nerdpy.engine.errors import ImageNotFound, InvalidArgument, ManifestError, NerdpyError, RegistryError, StoreError
 from nerdpy.engine.store import Store
 
 MONOLITHIC_MAX = 8 << 20      # blobs up to this size go in one PUT,
@@ -233,7 +233,10 @@ def push_image(store: Store, image, ref, *, progress: ProgressFn | None = None) 
                 return
             location = None
             for repo in candidates.get(desc.digest, [])[:MAX_MOUNT_TRIES]:
-                mounted, location = up.mount(desc.digest, repo)
+                try:
+                    mounted, location = up.mount(desc.digest, repo)
+                except RegistryError:
+                    continue  # a mount is only a shortcut (no pull access to the source, ...)
                 if mounted:
                     say(PushEvent(short, f"Mounted from {repo}", desc.size, desc.size))
                     return

@@ -154,8 +154,11 @@ class RecordingProxy:
                 want = "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
                 if headers.get("Authorization") != want:
                     return self._reply(h, 401, {"Content-Type": "application/json"}, b'{"details":"bad credentials"}')
+            scopes = set(parse_qs(urlsplit(path).query).get("scope", []))
+            if "no-cross-scope" in self.faults and len(scopes) > 1:
+                return self._reply(h, 403, {"Content-Type": "application/json"}, b'{"details":"access denied"}')
             token = "tok-" + os.urandom(8).hex()
-            self.tokens[token] = set(parse_qs(urlsplit(path).query).get("scope", []))
+            self.tokens[token] = scopes
             return self._reply(h, 200, {"Content-Type": "application/json"}, json.dumps({"token": token}).encode())
         if self.bearer and path.startswith("/v2/"):
             missing = self._allowed(h, path)
@@ -424,6 +427,18 @@ def test_push_through_a_token_registry_asks_for_push_and_mount_scopes(images, ne
     asked = [parse_qs(urlsplit(t).query)["scope"] for t in p.token_requests]
     assert ["repository:scoped/busybox:pull,push"] in asked
     assert any(sorted(s) == ["repository:scoped/busybox:pull,push", "repository:test/busybox:pull"] for s in asked)
+    assert sha256(skopeo_raw(dest.replace(p.host, images.registry.host))) == images.manifest_digest(images.busybox)
+
+
+def test_a_refused_mount_falls_back_to_an_upload(images, nerdpy, proxy):
+    p = proxy(bearer=True, faults={"no-cross-scope"})
+    src = images.busybox.replace(images.registry.host, p.host)
+    nerdpy("pull", "-q", src, check=True)
+    dest = f"{p.host}/nomount/busybox:latest"
+    nerdpy("tag", src, dest, check=True)
+    r = nerdpy("push", dest)
+    assert r.returncode == 0, r.stderr
+    assert "Mounted from" not in r.stdout and ": Pushed" in r.stdout
     assert sha256(skopeo_raw(dest.replace(p.host, images.registry.host))) == images.manifest_digest(images.busybox)
 
 
