@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "save": ("saveload", "save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
     "load": ("saveload", "load", "Load an image from a tar archive or STDIN"),
     "history": ("images", "history", "Show the history of an image"),
+    "completion": ("completion", "completion", "Output shell completion code for bash, zsh or fish"),
 }
 
 EXIT_ERROR = 125
@@ -151,6 +152,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["__complete"]: from nerdpy.commands.completion import complete_main; complete_main(argv)  # noqa: E701,E702 (completion scripts' fast path)
     from nerdpy.engine.errors import NerdpyError
 
     try:
