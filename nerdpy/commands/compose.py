@@ -55,12 +55,15 @@ def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: 
 
 @contextlib.contextmanager
 def compose_errors():
-    """ComposeError -> `nerdpy: FILE:LINE: message` on stderr, exit 1 (as docker compose)."""
+    """ComposeError -> `nerdpy: FILE:LINE: message` on stderr, exit 1 (as docker compose); the
+    engine's errors too (one line, exit 1, or 126/127 for a command that cannot run)."""
     from compose.errors import ComposeError
+
+    from nerdpy.engine.errors import NerdpyError
 
     try:
         yield
-    except ComposeError as e:
+    except (ComposeError, NerdpyError) as e:
         from nerdpy.cli import DebugState
 
         if DebugState.debug:
@@ -68,7 +71,9 @@ def compose_errors():
 
             traceback.print_exc()
         click.echo(f"nerdpy: {e}", err=True)
-        sys.exit(e.exit_code)
+        # docker compose exits 1 for its errors; 126/127 (exec/run: not invokable, not found) stay
+        code = e.exit_code if isinstance(e, ComposeError) or e.exit_code in (126, 127) else 1
+        sys.exit(code)
 
 
 def handles_compose_errors(fn):
@@ -147,3 +152,695 @@ def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, qu
             f.write(text)
     else:
         sys.stdout.write(text)
+
+
+# -- the runtime half: up, down, ps, logs, exec, run, ... -------------------------------------------
+def _store(ctx):
+    from nerdpy.commands._util import store_of
+
+    return store_of(ctx)
+
+
+def load_or_named(ctx, services: list[str] | None = None):
+    """The project; without a compose file but with -p, an empty project of that name (so that
+    `down`, `ps`, `logs`, `stop` ... work on what the labels say, as docker compose's do)."""
+    from compose.errors import FileNotFound
+
+    try:
+        return load(ctx, services=services)
+    except FileNotFound:
+        o = options_of(ctx)
+        if not o.project_name or o.files:
+            raise
+        import os
+
+        from compose.loader import normalize_project_name
+        from compose.model import Project
+
+        return Project(name=normalize_project_name(o.project_name), working_dir=os.getcwd(), files=[],
+                       services={})
+
+
+def _event_line(e) -> str:
+    if e.kind == "Image":
+        return f" {e.detail or e.name} {e.status}"
+    return f" {e.kind} {e.name}  {e.status}"
+
+
+def runtime(ctx, project, quiet: bool = False):
+    from compose.runtime import Runtime
+
+    def on_event(e):
+        if not quiet:
+            click.echo(_event_line(e), err=True)
+
+    return Runtime(_store(ctx), project, on_event=on_event, on_warning=_warn)
+
+
+def _parse_scale(items) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, eq, n = item.partition("=")
+        if not eq or not n.isdigit():
+            raise click.UsageError(f"invalid --scale {item!r}: expected SERVICE=NUM")
+        out[name] = int(n)
+    return out
+
+
+def _use_color(no_color: bool) -> bool:
+    import os
+
+    return not no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+class _Out:
+    """Whole lines to stdout from several threads."""
+
+    def __call__(self, text: str) -> None:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+
+
+@compose.command("up")
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run containers in the background")
+@click.option("--no-deps", is_flag=True, help="Don't start linked services")
+@click.option("--force-recreate", is_flag=True, help="Recreate containers even if their configuration hasn't changed")
+@click.option("--no-recreate", is_flag=True, help="If containers already exist, don't recreate them")
+@click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")
+@click.option("--scale", multiple=True, metavar="SERVICE=NUM", help="Scale SERVICE to NUM instances")
+@click.option("--abort-on-container-exit", is_flag=True, help="Stops all containers if any container was stopped")
+@click.option("--exit-code-from", metavar="SERVICE", help="Return the exit code of the selected service container")
+@click.option("--wait", is_flag=True, help="Wait for services to be running|healthy. Implies detached mode")
+@click.option("--wait-timeout", type=int, help="Maximum duration to wait for the project to be running|healthy")
+@click.option("--pull", type=click.Choice(["always", "missing", "never"]), help="Pull image before running")
+@click.option("--quiet-pull", is_flag=True, help="Pull without printing progress information")
+@click.option("--no-start", is_flag=True, help="Don't start the services after creating them")
+@click.option("-t", "--timeout", type=int, help="Shutdown timeout in seconds")
+@click.option("--no-color", is_flag=True, help="Produce monochrome output")
+@click.option("--no-log-prefix", is_flag=True, help="Don't print prefix in logs")
+@click.option("--timestamps", is_flag=True, help="Show timestamps")
+@click.option("--attach-dependencies", is_flag=True, help="Show logs from dependencies too")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale, abort_on_container_exit,
+       exit_code_from, wait, wait_timeout, pull, quiet_pull, no_start, timeout, no_color, no_log_prefix,
+       timestamps, attach_dependencies, services):
+    """Create and start containers."""
+    if force_recreate and no_recreate:
+        raise click.UsageError("--force-recreate and --no-recreate are incompatible")
+    if exit_code_from:
+        abort_on_container_exit = True
+    if wait:
+        detach = True
+    if detach and abort_on_container_exit:
+        raise click.UsageError("--abort-on-container-exit and --detach are incompatible")
+    project = load(ctx, services=list(services) or None)
+    if exit_code_from:
+        project.service(exit_code_from)
+    rt = runtime(ctx, project)
+    kw = dict(no_deps=no_deps, force_recreate=force_recreate, no_recreate=no_recreate,
+              remove_orphans=remove_orphans, scale=_parse_scale(scale), pull=pull, no_start=no_start,
+              timeout=timeout)
+    if detach or no_start:
+        rt.up(list(services) or None, **kw)
+        if wait and not no_start:
+            rt.wait_ready(rt.select(list(services) or None, with_deps=not no_deps), timeout=wait_timeout)
+        return
+    sys.exit(_up_attached(ctx, rt, list(services), kw, abort_on_container_exit, exit_code_from, timeout,
+                          no_color, no_log_prefix, timestamps, attach_dependencies))
+
+
+def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, no_color, no_log_prefix,
+                 timestamps, attach_dependencies) -> int:
+    import signal
+    import threading
+    import time
+
+    from compose.logs import Follower, Formatter, display_name
+    from compose.runtime import service_of
+
+    attach_to = set(rt.select(services or None, with_deps=attach_dependencies or not services))
+    fmt = Formatter([], color=_use_color(no_color), prefix=not no_log_prefix, timestamps=timestamps)
+    starting = threading.Event()
+    starting.set()
+    first_exit: dict = {}
+    abort = threading.Event()
+    codes: dict[str, int] = {}
+
+    def on_exit(c, code):
+        codes[c.id] = code
+        if "c" not in first_exit:
+            first_exit["c"] = (c, code)
+        if abort_on_exit:
+            abort.set()
+
+    follower = Follower(rt.store, fmt, _Out(), on_exit=on_exit)
+
+    def before_start(created):
+        t0 = time.time()
+        chosen = [c for name, cs in created.items() if name in attach_to for c in cs]
+        names = [display_name(rt.project.name, c) for c in chosen]
+        for n in names:
+            fmt.add(n)
+        click.echo("Attaching to " + ", ".join(names))
+        for c, n in zip(chosen, names):
+            st = rt.state(c)
+            fresh = st.status == "created" and not st.started_at
+            follower.add(c, n, since=None if fresh else t0, pending_start=starting.is_set, report_exit=True)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    stopped = False
+    try:
+        try:
+            rt.up(services or None, before_start=before_start, **kw)
+        finally:
+            starting.clear()
+        while follower.alive():
+            if abort.is_set():
+                click.echo("Aborting on container exit...", err=True)
+                break
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        click.echo("Gracefully stopping... (press Ctrl+C again to force)", err=True)
+        try:
+            rt.abort.set()
+            rt.stop(None if not services else list(attach_to), timeout)
+            stopped = True
+        except KeyboardInterrupt:
+            rt.kill(None)
+            stopped = True
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+    if abort.is_set() and not stopped:
+        try:
+            rt.stop(None if not services else list(attach_to), timeout)
+        except KeyboardInterrupt:
+            rt.kill(None)
+    try:
+        follower.wait(timeout=30)
+    except KeyboardInterrupt:
+        follower.stop()
+    if exit_code_from:
+        for c in rt.service_containers(exit_code_from):
+            if c.id in codes:
+                return codes[c.id]
+            st = rt.state(c)
+            return st.exit_code if not st.running else 0
+        return 0
+    if abort_on_exit and "c" in first_exit:
+        return first_exit["c"][1]
+    return 0
+
+
+@compose.command("down")
+@click.option("-v", "--volumes", is_flag=True, help="Remove named volumes declared in the volumes section and anonymous volumes")
+@click.option("--rmi", type=click.Choice(["local", "all"]), help="Remove images used by services")
+@click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")
+@click.option("-t", "--timeout", type=int, help="Shutdown timeout in seconds")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def down(ctx, volumes, rmi, remove_orphans, timeout, services):
+    """Stop and remove containers, networks."""
+    project = load_or_named(ctx)
+    rt = runtime(ctx, project)
+    rt.down(remove_orphans=remove_orphans or not project.files, volumes=volumes, rmi=rmi, timeout=timeout,
+            services=list(services) or None)
+
+
+PS_HEADERS = {"ID": "CONTAINER ID", "Name": "NAME", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
+              "Service": "SERVICE", "Project": "PROJECT", "RunningFor": "CREATED", "CreatedAt": "CREATED AT",
+              "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Health": "HEALTH", "ExitCode": "EXIT CODE",
+              "Labels": "LABELS", "Networks": "NETWORKS", "Mounts": "MOUNTS", "Size": "SIZE"}
+
+
+def _ports_of(store, c) -> tuple[str, list[dict]]:
+    try:
+        from nerdpy.engine.network.attach import get_setup
+        from nerdpy.engine.network.ports import format_ports
+
+        setup = get_setup(store, c.id)
+    except Exception:
+        return "", []
+    if setup is None:
+        return "", []
+    pubs = [{"URL": m.host_ip or "0.0.0.0", "TargetPort": m.container_port, "PublishedPort": m.host_port,
+             "Protocol": m.protocol} for m in setup.ports]
+    return format_ports(setup.ports), pubs
+
+
+def _ps_rows(rt, containers) -> list[dict]:
+    import time
+
+    from compose.model import LABEL_PROJECT
+    from compose.runtime import service_of
+    from nerdpy.commands._util import human_duration
+    from nerdpy.commands.ps import _command_text, status_text
+
+    rows = []
+    for c in containers:
+        st = rt.state(c)
+        ports, pubs = _ports_of(rt.store, c) if st.running else ("", [])
+        labels = c.spec.get("labels") or {}
+        rows.append({
+            "ID": c.id,
+            "Name": c.name,
+            "Names": c.name,
+            "Image": c.image,
+            "Command": _command_text(c, False),
+            "Project": labels.get(LABEL_PROJECT, ""),
+            "Service": service_of(c),
+            "Created": int(c.created_at),
+            "CreatedAt": _local(c.created_at),
+            "RunningFor": human_duration(time.time() - c.created_at) + " ago",
+            "State": st.status,
+            "Status": status_text(st),
+            "Health": (st.health or {}).get("Status", ""),
+            "ExitCode": st.exit_code if not st.running else 0,
+            "Publishers": pubs,
+            "Ports": ports,
+            "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+            "Networks": ",".join(n["name"] for n in c.spec.get("networks") or []) or (c.spec.get("network") or ""),
+            "Mounts": ",".join(mt.get("source") or mt["target"] for mt in c.spec.get("mounts") or []),
+            "LocalVolumes": sum(1 for mt in c.spec.get("mounts") or [] if mt.get("type") == "volume"),
+            "Size": 0,
+            "_state": st,
+        })
+    return rows
+
+
+def _local(ts):
+    from nerdpy.commands._util import local_time
+
+    return local_time(ts)
+
+
+@compose.command("ps")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all stopped containers")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs")
+@click.option("--services", "list_services", is_flag=True, help="Display services")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["paused", "restarting", "removing", "running", "dead", "created", "exited"]),
+              help="Filter services by status")
+@click.option("--filter", "filters", multiple=True, help="Filter services by a property (status=...)")
+@click.option("--format", "fmt", help="Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def ps(ctx, all_, quiet, list_services, statuses, filters, fmt, services):
+    """List containers."""
+    from nerdpy.template import format_output
+
+    project = load_or_named(ctx)
+    rt = runtime(ctx, project)
+    for s in services:
+        project.service(s)
+    statuses = list(statuses)
+    for f in filters:
+        k, eq, v = f.partition("=")
+        if k != "status" or not eq:
+            raise click.UsageError(f"invalid filter {f!r} (status=STATUS)")
+        statuses.append(v)
+    rows = _ps_rows(rt, rt.containers(list(services) or None, oneoff=None))
+    if statuses:
+        rows = [r for r in rows if r["State"] in statuses]
+    elif not all_:
+        rows = [r for r in rows if r["_state"].running]
+    if list_services:
+        seen = []
+        for r in rows:
+            if r["Service"] not in seen:
+                seen.append(r["Service"])
+        sys.stdout.write("".join(f"{s}\n" for s in seen))
+        return
+    if quiet:
+        sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
+        return
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    default = "table {{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}"
+    sys.stdout.write(format_output(fmt, public, default_table=default, headers=PS_HEADERS))
+
+
+def _tail(value: str) -> int | None:
+    if value == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.UsageError(f"invalid --tail value {value!r}") from None
+    return None if n < 0 else n
+
+
+@compose.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Follow log output")
+@click.option("-n", "--tail", default="all", help="Number of lines to show from the end of the logs for each container")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@click.option("--since", help="Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)")
+@click.option("--until", help="Show logs before a timestamp or relative")
+@click.option("--no-color", is_flag=True, help="Produce monochrome output")
+@click.option("--no-log-prefix", is_flag=True, help="Don't print prefix in logs")
+@click.option("--index", type=int, help="index of the container if service has multiple replicas")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def logs(ctx, follow, tail, timestamps, since, until, no_color, no_log_prefix, index, services):
+    """View output from containers."""
+    from compose.logs import Follower, Formatter, display_name, read_merged
+    from compose.runtime import number_of
+    from nerdpy.commands.containers import _parse_since
+
+    project = load_or_named(ctx)
+    for s in services:
+        project.service(s)
+    rt = runtime(ctx, project)
+    cs = rt.containers(list(services) or None)
+    if index is not None:
+        cs = [c for c in cs if number_of(c) == index]
+    names = {c.id: display_name(project.name, c) for c in cs}
+    fmt = Formatter(list(names.values()), color=_use_color(no_color), prefix=not no_log_prefix,
+                    timestamps=timestamps)
+    n = _tail(tail)
+    t0, t1 = _parse_since(since), _parse_since(until)
+    out = _Out()
+    if not follow:
+        out("".join(read_merged(rt.store, cs, names, fmt, n, since=t0, until=t1)))
+        return
+    follower = Follower(rt.store, fmt, out)
+    for c in cs:
+        follower.add(c, names[c.id], tail=n, since=t0, report_exit=True)
+    try:
+        follower.wait()
+    except KeyboardInterrupt:
+        follower.stop()
+
+
+@compose.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: Run command in the background")
+@click.option("-T", "--no-TTY", "no_tty", is_flag=True, help="Disable pseudo-TTY allocation (default: auto-detected)")
+@click.option("-e", "--env", multiple=True, help="Set environment variables")
+@click.option("-w", "--workdir", help="Path to workdir directory for this command")
+@click.option("-u", "--user", help="Run the command as this user")
+@click.option("--index", type=int, default=1, show_default=True, help="Index of the container if service has multiple replicas")
+@click.option("--privileged", is_flag=True, help="Give extended privileges to the process")
+@click.option("-i", "--interactive", is_flag=True, default=True, hidden=True, help="Keep STDIN open (always)")
+@click.argument("service")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+@handles_compose_errors
+def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactive, service, command):
+    """Execute a command in a running container."""
+    import subprocess
+
+    from compose.runtime import RuntimeError_
+    from nerdpy.commands.containers import _run_exec
+    from nerdpy.engine.exec import exec_argv
+
+    project = load(ctx, quiet_warnings=True)
+    rt = runtime(ctx, project)
+    c = rt.find(service, index)
+    st = rt.state(c)
+    if st.status != "running":
+        raise RuntimeError_(f"container {c.name} is {'paused' if st.status == 'paused' else 'not running'}")
+    tty = not no_tty and sys.stdin.isatty() and not detach
+    argv, cleanup = exec_argv(rt.store, c, list(command), env=list(env), workdir=workdir, user=user, tty=tty,
+                              detach=detach, privileged=privileged)
+    try:
+        if detach:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+            if r.returncode != 0:
+                raise RuntimeError_(r.stderr.decode(errors="replace").strip())
+            return
+        code = _run_exec(argv, None, tty)
+    finally:
+        cleanup()
+    sys.exit(code)
+
+
+@compose.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID")
+@click.option("--rm", is_flag=True, help="Automatically remove the container when it exits")
+@click.option("--name", help="Assign a name to the container")
+@click.option("-e", "--env", multiple=True, help="Set environment variables")
+@click.option("-l", "--label", multiple=True, help="Add or override a label")
+@click.option("-w", "--workdir", help="Working directory inside the container")
+@click.option("-u", "--user", help="Run as specified username or uid")
+@click.option("-v", "--volume", multiple=True, help="Bind mount a volume")
+@click.option("--entrypoint", help="Override the entrypoint of the image")
+@click.option("--no-deps", is_flag=True, help="Don't start linked services")
+@click.option("--service-ports", is_flag=True, help="Run command with all service's ports enabled and mapped to the host")
+@click.option("-T", "--no-TTY", "no_tty", is_flag=True, help="Disable pseudo-TTY allocation (default: auto-detected)")
+@click.option("-i", "--interactive/--no-interactive", default=True, help="Keep STDIN open even if not attached")
+@click.option("--pull", type=click.Choice(["always", "missing", "never"]), help="Pull image before running")
+@click.option("--quiet-pull", is_flag=True, help="Pull without printing progress information")
+@click.argument("service")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@handles_compose_errors
+def run(ctx, detach, rm, name, env, label, workdir, user, volume, entrypoint, no_deps, service_ports, no_tty,
+        interactive, pull, quiet_pull, service, command):
+    """Run a one-off command on a service."""
+    import shlex
+
+    from compose.convert import Overrides
+    from nerdpy.engine.lifecycle import prepare_start
+
+    project = load(ctx, services=[service])
+    rt = runtime(ctx, project)
+    tty = not no_tty and sys.stdin.isatty() and not detach
+    stdin_open = interactive and not detach
+    labels = {}
+    for item in label:
+        k, _, v = item.partition("=")
+        labels[k] = v
+    o = Overrides(command=list(command) or None,
+                  entrypoint=(shlex.split(entrypoint) if entrypoint else []) if entrypoint is not None else None,
+                  env=list(env), workdir=workdir, user=user, volumes=list(volume), publish=service_ports,
+                  tty=tty, stdin_open=stdin_open, auto_remove=rm, restart="no", labels=labels)
+    c = rt.create_oneoff(service, o, name=name, no_deps=no_deps, pull=pull)
+    handle = prepare_start(rt.store, c)
+    if detach:
+        handle.start()
+        click.echo(c.name)
+        return
+    from nerdpy.commands.run import attach_and_start
+
+    sys.exit(attach_and_start(rt.store, c, handle, stdin_open, tty, True, None))
+
+
+@compose.command("create")
+@click.option("--force-recreate", is_flag=True, help="Recreate containers even if their configuration hasn't changed")
+@click.option("--no-recreate", is_flag=True, help="If containers already exist, don't recreate them")
+@click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")
+@click.option("--scale", multiple=True, metavar="SERVICE=NUM", help="Scale SERVICE to NUM instances")
+@click.option("--pull", type=click.Choice(["always", "missing", "never"]), help="Pull image before running")
+@click.option("--quiet-pull", is_flag=True, help="Pull without printing progress information")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def create(ctx, force_recreate, no_recreate, remove_orphans, scale, pull, quiet_pull, services):
+    """Creates containers for a service."""
+    if force_recreate and no_recreate:
+        raise click.UsageError("--force-recreate and --no-recreate are incompatible")
+    project = load(ctx, services=list(services) or None)
+    runtime(ctx, project).up(list(services) or None, force_recreate=force_recreate, no_recreate=no_recreate,
+                             remove_orphans=remove_orphans, scale=_parse_scale(scale), pull=pull, no_start=True)
+
+
+def _services_cmd(name: str, doc: str, extra=()):
+    """A subcommand taking SERVICES... (plus options) that loads the project and calls fn(rt, services, **kw)."""
+    def deco(fn):
+        @click.argument("services", nargs=-1)
+        @click.pass_context
+        @handles_compose_errors
+        @functools.wraps(fn)
+        def cmd(ctx, services, **kw):
+            project = load_or_named(ctx)
+            for s in services:
+                project.service(s)
+            return fn(runtime(ctx, project), list(services) or None, **kw)
+
+        cmd.__doc__ = doc
+        for opt in reversed(extra):
+            cmd = opt(cmd)
+        return compose.command(name)(cmd)
+    return deco
+
+
+@_services_cmd("start", "Start services.")
+def start(rt, services):
+    rt.start_existing(services)
+
+
+@_services_cmd("stop", "Stop services.",
+               [click.option("-t", "--timeout", type=int, help="Specify a shutdown timeout in seconds")])
+def stop(rt, services, timeout):
+    rt.stop(services, timeout)
+
+
+@_services_cmd("restart", "Restart service containers.",
+               [click.option("-t", "--timeout", type=int, help="Specify a shutdown timeout in seconds"),
+                click.option("--no-deps", is_flag=True, help="Don't restart dependent services")])
+def restart(rt, services, timeout, no_deps):
+    rt.restart(services, timeout)
+
+
+@_services_cmd("kill", "Force stop service containers.",
+               [click.option("-s", "--signal", "sig", default="SIGKILL", show_default=True,
+                             help="SIGNAL to send to the container"),
+                click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")])
+def kill(rt, services, sig, remove_orphans):
+    from nerdpy.engine.lifecycle import parse_signal
+
+    parse_signal(sig)
+    rt.kill(services, sig)
+
+
+@_services_cmd("rm", "Removes stopped service containers.",
+               [click.option("-f", "--force", is_flag=True, help="Don't ask to confirm removal"),
+                click.option("-s", "--stop", "stop_first", is_flag=True, help="Stop the containers, if required, before removing"),
+                click.option("-v", "--volumes", is_flag=True, help="Remove any anonymous volumes attached to containers")])
+def rm(rt, services, force, stop_first, volumes):
+    cs = [c for c in rt.containers(services, oneoff=None if not services else False)
+          if stop_first or not rt.state(c).running]
+    if not cs:
+        click.echo("No stopped containers", err=True)
+        return
+    if not force and sys.stdin.isatty():
+        click.echo("Going to remove " + ", ".join(c.name for c in cs), err=True)
+        if not click.confirm("Are you sure?", default=False, err=True):
+            return
+    rt.remove(services, stop_first=stop_first, volumes=volumes)
+
+
+@_services_cmd("pause", "Pause services.")
+def pause(rt, services):
+    rt.pause(services)
+
+
+@_services_cmd("unpause", "Unpause services.")
+def unpause(rt, services):
+    rt.pause(services, unpause=True)
+
+
+@_services_cmd("pull", "Pull service images.",
+               [click.option("-q", "--quiet", is_flag=True, help="Pull without printing progress information"),
+                click.option("--ignore-pull-failures", is_flag=True, help="Pull what it can and ignores images with pull failures"),
+                click.option("--include-deps", is_flag=True, help="Also pull services declared as dependencies")])
+def pull(rt, services, quiet, ignore_pull_failures, include_deps):
+    names = rt.select(services, with_deps=include_deps)
+    for msg in rt.pull(names, ignore_failures=ignore_pull_failures):
+        _warn(msg)
+
+
+@_services_cmd("top", "Display the running processes.")
+def top(rt, services):
+    from nerdpy.commands.misc import tabwrite
+    from nerdpy.engine.containers import container_top
+
+    for c in rt.containers(services):
+        if not rt.state(c).running:
+            continue
+        titles, rows = container_top(rt.store, c)
+        sys.stdout.write(f"{c.name}\n" + tabwrite([titles] + rows) + "\n")
+
+
+@_services_cmd("images", "List images used by the created containers.",
+               [click.option("-q", "--quiet", is_flag=True, help="Only display IDs"),
+                click.option("--format", "fmt", help="Format the output: table or json")])
+def images(rt, services, quiet, fmt):
+    from nerdpy.commands.images import _split_name
+    from nerdpy.commands._util import human_size
+    from nerdpy.engine.images import image_size, lookup_images
+    from nerdpy.template import format_output
+
+    rows = []
+    for c in rt.containers(services, oneoff=None):
+        found = lookup_images(rt.store, c.image)
+        img = next((i for i in found if i.config == c.image_id), found[0] if found else None)
+        repo, tag, _ = _split_name(img.name) if img is not None and not img.dangling else ("<none>", "<none>", None)
+        rows.append({"ContainerName": c.name, "Repository": repo, "Tag": tag, "ID": c.image_id[7:19],
+                     "Size": human_size(image_size(rt.store, img)) if img is not None else ""})
+    if quiet:
+        seen = []
+        for r in rows:
+            if r["ID"] not in seen:
+                seen.append(r["ID"])
+        sys.stdout.write("".join(f"{i}\n" for i in seen))
+        return
+    sys.stdout.write(format_output(fmt, rows, default_table="table {{.ContainerName}}\t{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}",
+                                   headers={"ContainerName": "CONTAINER", "Repository": "REPOSITORY", "Tag": "TAG",
+                                            "ID": "IMAGE ID", "Size": "SIZE"}))
+
+
+@compose.command("port")
+@click.option("--protocol", default="tcp", type=click.Choice(["tcp", "udp", "sctp"]), help="tcp or udp")
+@click.option("--index", type=int, default=1, help="Index of the container if service has multiple replicas")
+@click.argument("service")
+@click.argument("private_port")
+@click.pass_context
+@handles_compose_errors
+def port(ctx, protocol, index, service, private_port):
+    """Print the public port for a port binding."""
+    from compose.runtime import RuntimeError_
+
+    project = load(ctx, quiet_warnings=True)
+    rt = runtime(ctx, project)
+    c = rt.find(service, index)
+    pnum, _, proto = private_port.partition("/")
+    proto = proto or protocol
+    _, pubs = _ports_of(rt.store, c)
+    for p in pubs:
+        if str(p["TargetPort"]) == pnum and p["Protocol"] == proto:
+            click.echo(f"{p['URL']}:{p['PublishedPort']}")
+            return
+    raise RuntimeError_(f"no port {pnum}/{proto} for container {c.name}")
+
+
+@compose.command("ls")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all stopped Compose projects")
+@click.option("-q", "--quiet", is_flag=True, help="Only display project names")
+@click.option("--format", "fmt", help="Format the output: table, json or a template")
+@click.option("--filter", "filters", multiple=True, help="Filter output based on conditions provided (name=...)")
+@click.pass_context
+@handles_compose_errors
+def ls(ctx, all_, quiet, fmt, filters):
+    """List running compose projects."""
+    from compose.runtime import list_projects
+    from nerdpy.template import format_output
+
+    rows = list_projects(_store(ctx))
+    if not all_:
+        rows = [r for r in rows if r["running"]]
+    for f in filters:
+        k, eq, v = f.partition("=")
+        if k != "name" or not eq:
+            raise click.UsageError(f"invalid filter {f!r} (name=NAME)")
+        rows = [r for r in rows if v in r["Name"]]
+    if quiet:
+        sys.stdout.write("".join(r["Name"] + "\n" for r in rows))
+        return
+    public = [{"Name": r["Name"], "Status": r["Status"], "ConfigFiles": r["ConfigFiles"]} for r in rows]
+    sys.stdout.write(format_output(fmt, public, default_table="table {{.Name}}\t{{.Status}}\t{{.ConfigFiles}}",
+                                   headers={"Name": "NAME", "Status": "STATUS", "ConfigFiles": "CONFIG FILES"}))
+
+
+@compose.command("version")
+@click.option("--short", is_flag=True, help="Shows only the version number")
+@click.option("-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", help="Format the output")
+def version(short, fmt):
+    """Show the nerdpy compose version information."""
+    from nerdpy import __version__
+
+    if short:
+        click.echo(__version__)
+    elif fmt == "json":
+        click.echo(json.dumps({"version": f"v{__version__}"}))
+    else:
+        click.echo(f"nerdpy compose version v{__version__}")
