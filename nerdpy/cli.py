@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("containers", "inspect", "Return low-level information on objects"),
     "container": ("containers", "container", "Manage containers"),
     "system": ("system", "system", "Manage nerdpy"),
+    "port": ("port", "port", "List port mappings or a specific mapping for the container"),
     "cp": ("cp", "cp", "Copy files/folders between a container and the local filesystem"),
     "attach": ("misc", "attach", "Attach local standard input, output, and error streams to a running container"),
     "top": ("misc", "top", "Display the running processes of a container"),

@@ -50,12 +50,28 @@ def auth_registry(tmp_path_factory):
     reg.stop()
 
 
+# one default bridge and subnet per test session, so that sessions running side by side (and
+# the host's own nerdpy) never share a bridge or hand out the same addresses
+_SESSION_NET = os.getpid() % 200 + 20
+BRIDGE_NAME = f"npt{os.getpid() % 100000}"
+BRIDGE_SUBNET = f"10.{_SESSION_NET}.77.0/24"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_bridge():
+    yield
+    subprocess.run(["ip", "link", "del", BRIDGE_NAME], capture_output=True)
+
+
 class Nerdpy:
-    def __init__(self, data_root: str, home: str, run_root: str):
+    def __init__(self, data_root: str, home: str, run_root: str, netconf: str | None = None):
         self.data_root = data_root
         self.home = home
         self.run_root = run_root
-        self.env = dict(os.environ, HOME=home, NERDPY_CONFIG="/nonexistent", NERDPY_RUN_ROOT=run_root)
+        self.env = dict(os.environ, HOME=home, NERDPY_CONFIG="/nonexistent", NERDPY_RUN_ROOT=run_root,
+                        NERDPY_BRIDGE_NAME=BRIDGE_NAME, NERDPY_BRIDGE_SUBNET=BRIDGE_SUBNET)
+        if netconf:
+            self.env["NERDPY_CNI_NETCONFPATH"] = netconf
         self.env.pop("DOCKER_CONFIG", None)
 
     def __call__(self, *args, input=None, env=None, check=False, timeout=120):
@@ -81,9 +97,15 @@ def nerdpy(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     run_root = str(tmp_path / "run")
-    n = Nerdpy(data_root, str(home), run_root)
+    n = Nerdpy(data_root, str(home), run_root, netconf=str(tmp_path / "net.d"))
     yield n
-    # stop whatever a test left running, then unmount
+    # remove what a test left (that tears its networks down too), then stop and unmount whatever
+    # could not be removed
+    if os.path.exists(os.path.join(data_root, "meta.db")):
+        left = n("ps", "-a", "-q", "--no-trunc").stdout.split()
+        if left:
+            n("rm", "-f", *left)
+        n("network", "prune", "-f")
     subprocess.run(["pkill", "-9", "-f", f"monitor.py {run_root}"], capture_output=True)
     runc_root = os.path.join(run_root, "runc")
     if os.path.isdir(runc_root):

@@ -47,6 +47,16 @@ def _command_text(c, no_trunc: bool) -> str:
     return f'"{text}"'
 
 
+def _ports_text(store, c, st) -> str:
+    """docker's PORTS column: published ports of a running container (0.0.0.0:8080->80/tcp)."""
+    if not st.running or not c.spec.get("publish") and not c.spec.get("publish_all"):
+        return ""
+    from nerdpy.engine.container_net import published_ports
+    from nerdpy.engine.network.ports import format_ports
+
+    return format_ports(published_ports(store, c.id))
+
+
 def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
     from nerdpy.engine.containers import container_state
 
@@ -60,7 +70,7 @@ def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
             "Command": _command_text(c, no_trunc),
             "CreatedAt": local_time(c.created_at),
             "RunningFor": human_duration(time.time() - c.created_at) + " ago",
-            "Ports": "",
+            "Ports": _ports_text(store, c, st),
             "Status": status_text(st),
             "State": st.status,
             "Names": c.name,

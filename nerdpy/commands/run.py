@@ -413,13 +413,7 @@ def build_spec(image: str, command: tuple, o: dict):
             hc["StartPeriod"] = _duration_ns(o["health_start_period"])
         if o["health_retries"]:
             hc["Retries"] = o["health_retries"]
-    network = o["network"] or "none"
-    if network == "bridge" and not o["network_explicit"]:
-        network = "none"
-    if network not in ("none", "host"):
-        raise click.UsageError(f"network {network!r} is not supported yet (use --network none or host)")
-    if o["publish"]:
-        raise click.UsageError("publishing ports (-p) needs a bridge network, which is not supported yet")
+    network, attachments = _networks(o)
     entrypoint = None
     if o["entrypoint"] is not None:
         entrypoint = [o["entrypoint"]] if o["entrypoint"] else []
@@ -480,6 +474,13 @@ def build_spec(image: str, command: tuple, o: dict):
         mounts=mounts,
         read_only=o["read_only"],
         network=network,
+        networks=attachments,
+        publish=list(o["publish"]),
+        publish_all=o["publish_all"],
+        dns=list(o["dns"]),
+        dns_search=list(o["dns_search"]),
+        dns_options=list(o["dns_option"]),
+        extra_hosts=list(o["add_host"]),
         memory=memory,
         memory_swap=swap,
         memory_reservation=reservation,
@@ -556,15 +557,44 @@ def container_options(f):
         click.option("--platform", help="Set platform if server is multi-platform capable"),
         click.option("--log-opt", multiple=True, help="Log driver options (max-size, max-file)"),
         click.option("--log-driver", help="Logging driver for the container (json-file)"),
-        click.option("--network", "--net", "network", help="Connect a container to a network (none, host)"),
+        click.option("--network", "--net", "network", multiple=True,
+                     help="Connect a container to a network (bridge, none, host, container:<name|id>, NAME)"),
+        click.option("--network-alias", "--net-alias", "network_alias", multiple=True,
+                     help="Add network-scoped alias for the container"),
+        click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)"),
+        click.option("--mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
         click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host"),
         click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports"),
         click.option("--dns", multiple=True, help="Set custom DNS servers"),
+        click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
+        click.option("--dns-option", "--dns-opt", "dns_option", multiple=True, help="Set DNS options"),
         click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),
     ]
     for o in reversed(opts):
         f = o(f)
     return f
+
+
+def _networks(o) -> tuple[str, list[dict]]:
+    """--network (repeatable), --network-alias, --ip, --mac-address -> (mode, attachments)."""
+    nets = [n for n in o["network"] if n] or ["bridge"]
+    mode = nets[0]
+    if mode == "default":
+        mode = nets[0] = "bridge"
+    special = mode in ("none", "host") or mode.startswith("container:")
+    if special or any(n in ("none", "host") or n.startswith("container:") for n in nets[1:]):
+        if len(nets) > 1:
+            raise _bad(f"conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+        if o["network_alias"] or o["ip"]:
+            raise _bad("network-scoped aliases and --ip are only supported for user-defined networks")
+        if mode.startswith("container:") and o["mac_address"]:
+            raise _bad("conflicting options: mac-address and the network mode")
+        if mode.startswith("container:") and (o["dns"] or o["dns_search"] or o["dns_option"] or o["add_host"]):
+            raise _bad("conflicting options: dns and the network mode")
+        return mode, []
+    attachments = [{"name": n, "aliases": [], "ip": None, "mac": None} for n in nets]
+    attachments[0].update(aliases=list(o["network_alias"]), ip=o["ip"] or None, mac=o["mac_address"] or None)
+    return mode, attachments
 
 
 def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None, quiet: bool) -> None:

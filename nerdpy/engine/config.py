@@ -26,6 +26,8 @@ class Settings:
     cni_path: list[str] = field(default_factory=lambda: ["/usr/lib/cni", "/opt/cni/bin"])
     cni_netconfpath: str = "/etc/cni/net.d"
     runc: str = "runc"
+    bridge_name: str = ""      # the default network's Linux bridge ("" = nerdpy0)
+    bridge_subnet: str = ""    # and its subnet ("" = 10.89.0.0/24)
 
 
 # toml key / env suffix -> Settings attribute
@@ -40,6 +42,8 @@ _KEYS = {
     "cni_path": "cni_path",
     "cni_netconfpath": "cni_netconfpath",
     "runc": "runc",
+    "bridge_name": "bridge_name",
+    "bridge_subnet": "bridge_subnet",
 }
 
 

@@ -123,5 +123,26 @@ def container_json(store: Store, c: Container) -> dict:
         "HostConfig": host,
         "Mounts": mounts,
         "Config": cfg,
-        "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "", "MacAddress": ""},
+        "NetworkSettings": _network_settings(store, c, st),
     }
+
+
+def _network_settings(store: Store, c: Container, st) -> dict:
+    """docker's NetworkSettings: the CNI attachments while the container runs; for none and
+    host one entry of that name, as docker shows them."""
+    from nerdpy.engine.container_net import network_mode, uses_cni
+
+    exposed = list(((c.spec.get("_image_config") or {}).get("ExposedPorts") or {}).keys())
+    if uses_cni(c.spec) and st.running:
+        from nerdpy.engine.network.views import network_settings
+
+        return network_settings(store, c.id, exposed)
+    out = {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {p: None for p in exposed},
+           "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "", "EndpointID": "",
+           "Networks": {}}
+    mode = network_mode(c.spec)
+    if mode in ("none", "host"):
+        out["Networks"][mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
+                                 "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                                 "MacAddress": ""}
+    return out

@@ -58,6 +58,9 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     args = _command(spec, config)
     if not args:
         raise InvalidArgument("no command specified")
+    from nerdpy.engine.container_net import check_network_spec
+
+    check_network_spec(store, asdict(spec), config.get("config") or {})
     cid = secrets.token_hex(32)
     record = asdict(spec)
     record["_args"] = args
@@ -165,7 +168,10 @@ def prepare_start(store: Store, c: Container) -> StartHandle:
         pass
     try:
         rootfs = _mount_rootfs(store, c)
-        spec = _build_spec(store, c, rootfs)
+        from nerdpy.engine.container_net import setup_network
+
+        netns = setup_network(store, c, _hostname(c), os.path.join(cdir, "hosts"))
+        spec = _build_spec(store, c, rootfs, netns)
         _write_json(os.path.join(cdir, "config.json"), spec)
         mon_cfg = _monitor_config(store, c)
         mon_path = os.path.join(rdir, "monitor.json")
@@ -221,7 +227,12 @@ def _mount_rootfs(store: Store, c: Container) -> str:
     return rootfs
 
 
-def _build_spec(store: Store, c: Container, rootfs: str) -> dict:
+def _hostname(c: Container) -> str:
+    net = c.spec.get("network") or "none"
+    return c.spec.get("hostname") or (os.uname().nodename if net == "host" else c.id[:12])
+
+
+def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = None) -> dict:
     from nerdpy.engine.etcfiles import hosts_file, lookup_user, resolv_conf, write_atomic
     from nerdpy.engine.oci import SpecOptions, build_spec
     from nerdpy.engine.volumes import oci_mounts
@@ -230,12 +241,24 @@ def _build_spec(store: Store, c: Container, rootfs: str) -> dict:
     img = s.get("_image_config") or {}
     uid, gid, gids, home = lookup_user(rootfs, s.get("user") or img.get("User") or "", s.get("group_add") or [])
     net = s.get("network") or "none"
-    hostname = s.get("hostname") or (os.uname().nodename if net == "host" else c.id[:12])
+    hostname = _hostname(c)
     env = _container_env(img.get("Env") or [], s.get("env") or [], hostname, bool(s.get("tty")), home)
     cdir = container_dir(store, c.id)
     write_atomic(os.path.join(cdir, "hostname"), hostname + "\n")
-    write_atomic(os.path.join(cdir, "hosts"), _host_hosts() if net == "host" else hosts_file(hostname))
-    write_atomic(os.path.join(cdir, "resolv.conf"), resolv_conf(net == "host"))
+    from nerdpy.engine.container_net import uses_cni
+
+    if not uses_cni(s):  # with CNI, attaching wrote /etc/hosts (and keeps it current)
+        from nerdpy.engine.network.hosts import host_hosts, parse_add_host
+
+        extra = [parse_add_host(h) for h in s.get("extra_hosts") or []]
+        if net == "host":
+            text = host_hosts(extra)
+        else:  # none, container:X (host-gateway means the host, here as in host mode)
+            text = hosts_file(hostname, extra=[(n, "127.0.0.1" if ip == "host-gateway" else ip)
+                                               for n, ip in extra])
+        write_atomic(os.path.join(cdir, "hosts"), text)
+    write_atomic(os.path.join(cdir, "resolv.conf"),
+                 resolv_conf(net == "host", s.get("dns") or [], s.get("dns_search") or [], s.get("dns_options") or []))
     mounts = [
         {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(cdir, "hostname"), "options": ["rbind", "rprivate"]},
         {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(cdir, "hosts"), "options": ["rbind", "rprivate"]},
@@ -273,7 +296,7 @@ def _build_spec(store: Store, c: Container, rootfs: str) -> dict:
         seccomp=seccomp,
         no_new_privileges=nnp,
         mounts=mounts,
-        netns="host" if net == "host" else None,
+        netns=netns,
         memory=s.get("memory"),
         memory_swap=s.get("memory_swap"),
         memory_reservation=s.get("memory_reservation"),
@@ -301,17 +324,6 @@ def _container_env(image_env: list[str], user_env: list[str], hostname: str, tty
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
     return env
-
-
-def _host_hosts() -> str:
-    """With --network host a container sees a copy of the host's /etc/hosts, as with docker."""
-    from nerdpy.engine.etcfiles import hosts_file
-
-    try:
-        with open("/etc/hosts") as f:
-            return f.read()
-    except OSError:
-        return hosts_file(os.uname().nodename)
 
 
 def _tmpfs_options(m: dict) -> list[str]:
@@ -452,9 +464,10 @@ def _monitor_config(store: Store, c: Container) -> dict:
 
 
 def _settings_overrides(store: Store) -> dict:
-    st = store.settings
-    return {"data_root": store.data_root, "namespace": store.namespace, "run_root": st.run_root,
-            "runc": st.runc}
+    # everything, so that the monitor tears down with exactly the settings the CLI set up with
+    from dataclasses import asdict as _asdict
+
+    return _asdict(store.settings)
 
 
 def finish_container(overrides: dict, cid: str, remove: bool) -> None:
@@ -463,7 +476,8 @@ def finish_container(overrides: dict, cid: str, remove: bool) -> None:
     from nerdpy.engine.config import load_settings
     from nerdpy.engine.store import open_store
 
-    store = open_store(load_settings(overrides, env={}))
+    # the overrides carry every setting: no config file or environment to read
+    store = open_store(load_settings(overrides, env={"NERDPY_CONFIG": "/nonexistent"}))
     try:
         cleanup_container(store, cid, after_failure=not remove, runc_deleted=True)
     finally:
@@ -668,6 +682,9 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
             Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
         except NerdpyError:
             pass
+    from nerdpy.engine.container_net import teardown_network
+
+    teardown_network(store, cid, c.spec if c is not None else None)
     for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
         unmount(point, MNT_DETACH)
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)
@@ -709,9 +726,12 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False) -> None:
     except NerdpyError:
         pass
     cdir = container_dir(store, cid)
+    row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    from nerdpy.engine.container_net import teardown_network
+
+    teardown_network(store, cid, json.loads(row["config"]) if row is not None else None)
     for point in mounted_under(cdir):
         unmount(point, MNT_DETACH)
-    row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     with store.db.write() as cur:
         cur.execute("DELETE FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     store.snapshots.remove_active(snapshot_key(store, cid))
