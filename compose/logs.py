@@ -8,8 +8,8 @@ import threading
 import time
 from typing import Callable
 
-# docker compose's rainbow: the colours and then their bright forms
-_COLORS = ["36", "33", "32", "35", "34", "31", "36;1", "33;1", "32;1", "35;1", "34;1", "31;1"]
+# docker compose's rainbow: cyan, yellow, green, magenta, blue, then their intense forms
+_COLORS = ["36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1"]
 
 
 def display_name(project_name: str, c) -> str:
@@ -19,10 +19,11 @@ def display_name(project_name: str, c) -> str:
 
 
 class Formatter:
-    """Prefixes (`name  | `, padded to the longest name, coloured when asked)."""
+    """Prefixes (`name  | `: padded to one more than the longest name, as docker compose does;
+    coloured when asked)."""
 
     def __init__(self, names: list[str], color: bool = True, prefix: bool = True, timestamps: bool = False):
-        self.width = max((len(n) for n in names), default=0)
+        self.width = max((len(n) + 1 for n in names), default=0)
         self.color = color
         self.prefix = prefix
         self.timestamps = timestamps
@@ -33,7 +34,7 @@ class Formatter:
     def add(self, name: str) -> None:
         if name not in self.colors:
             self.colors[name] = _COLORS[len(self.colors) % len(_COLORS)]
-            self.width = max(self.width, len(name))
+            self.width = max(self.width, len(name) + 1)
 
     def paint(self, name: str, text: str) -> str:
         if not self.color:
@@ -55,8 +56,9 @@ class Formatter:
 
 
 def read_merged(store, containers: list, names: dict[str, str], fmt: Formatter, tail: int | None,
-                since: float | None = None, until: float | None = None) -> list[str]:
-    """Every container's log (each cut to its last `tail` lines), in time order."""
+                since: float | None = None, until: float | None = None) -> list[tuple[str, bool]]:
+    """Every container's log (each cut to its last `tail` lines), in time order: (text, from
+    stderr)."""
     from nerdpy.engine.logs import _parse_ts, read_logs
 
     entries = []
@@ -64,14 +66,14 @@ def read_merged(store, containers: list, names: dict[str, str], fmt: Formatter, 
         for seq, e in enumerate(read_logs(store, c, tail=tail, since=since, until=until)):
             entries.append((_parse_ts(e.get("time", "")), i, seq, names[c.id], e))
     entries.sort(key=lambda x: (x[0], x[1], x[2]))
-    return [fmt.line(name, e) for _t, _i, _s, name, e in entries]
+    return [(fmt.line(name, e), e.get("stream") == "stderr") for _t, _i, _s, name, e in entries]
 
 
 class Follower:
     """Follow several containers' logs in threads until each has exited (or `stop()`):
-    `on_line(text)` for each formatted line, `on_exit(container, code)` when one ends."""
+    `write(text, from_stderr)` for each formatted line, `on_exit(container, code)` when one ends."""
 
-    def __init__(self, store, fmt: Formatter, write: Callable[[str], None],
+    def __init__(self, store, fmt: Formatter, write: Callable[[str, bool], None],
                  on_exit: Callable[[object, int], None] | None = None):
         self.store = store
         self.fmt = fmt
@@ -116,14 +118,14 @@ class Follower:
                                running=lambda: self._alive(c, pending_start)):
                 text = self.fmt.line(name, e)
                 with self.lock:
-                    self.write(text)
+                    self.write(text, e.get("stream") == "stderr")
         except (OSError, ValueError):
             pass
         if report_exit and not self.stopping.is_set():
             st = container_state(self.store, c)
             if st.status not in ("created",):
                 with self.lock:
-                    self.write(self.fmt.exited(name, st.exit_code))
+                    self.write(self.fmt.exited(name, st.exit_code), False)
                 if self.on_exit is not None:
                     self.on_exit(c, st.exit_code)
 

@@ -214,12 +214,13 @@ def _use_color(no_color: bool) -> bool:
 
 
 class _Out:
-    """Whole lines to stdout from several threads."""
+    """Log lines to stdout (a container's stderr lines to stderr, as docker compose does)."""
 
-    def __call__(self, text: str) -> None:
+    def __call__(self, text: str, err: bool = False) -> None:
+        stream = sys.stderr if err else sys.stdout
         try:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            stream.write(text)
+            stream.flush()
         except BrokenPipeError:
             pass
 
@@ -291,8 +292,16 @@ def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, 
     abort = threading.Event()
     codes: dict[str, int] = {}
 
+    from compose.model import CONDITION_COMPLETED
+
+    # a one-shot dependency that others wait for to complete is expected to exit: no abort
+    one_shots = {d for s in rt.project.services.values() for d, cond in s.depends_on.items()
+                 if cond.condition == CONDITION_COMPLETED}
+
     def on_exit(c, code):
         codes[c.id] = code
+        if service_of(c) in one_shots and code == 0:
+            return
         if "c" not in first_exit:
             first_exit["c"] = (c, code)
         if abort_on_exit:
@@ -530,7 +539,8 @@ def logs(ctx, follow, tail, timestamps, since, until, no_color, no_log_prefix, i
     t0, t1 = _parse_since(since), _parse_since(until)
     out = _Out()
     if not follow:
-        out("".join(read_merged(rt.store, cs, names, fmt, n, since=t0, until=t1)))
+        for text, err in read_merged(rt.store, cs, names, fmt, n, since=t0, until=t1):
+            out(text, err)
         return
     follower = Follower(rt.store, fmt, out)
     for c in cs:
