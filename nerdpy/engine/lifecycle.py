@@ -107,7 +107,9 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
         except BaseException:
             _remove_everything(store, cid, volumes=True)
             raise
-    return find_container(store, cid)
+    c = find_container(store, cid)
+    _event(store, c, "create")
+    return c
 
 
 def _command(spec: ContainerSpec, config: dict) -> list[str]:
@@ -139,6 +141,7 @@ class StartHandle:
             msg = (reply or {}).get("error", "the monitor exited before starting the container")
             cleanup_container(self.store, self.container.id, after_failure=True)
             raise _start_error(msg)
+        _event(self.store, self.container, "start")
         return reply["started"]
 
     def abort(self) -> None:
@@ -225,6 +228,12 @@ def _mount_rootfs(store: Store, c: Container) -> str:
     if not is_mounted(rootfs):
         mount_all(store.snapshots.mounts(snapshot_key(store, c.id)), rootfs)
     return rootfs
+
+
+def _event(store: Store, c: Container, action: str, **extra) -> None:
+    from nerdpy.engine.events import record_event
+
+    record_event(store, "container", action, c.id, {"image": c.image, "name": c.name, **extra})
 
 
 def _hostname(c: Container) -> str:
@@ -455,6 +464,8 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "restart": restart,
         "healthcheck": hc,
         "auto_remove": bool(s.get("auto_remove")),
+        "event": {"data_root": store.data_root, "namespace": store.namespace,
+                  "attributes": {"image": c.image, "name": c.name}},
         "engine": {"sys_path": [_PACKAGE_PARENT] + [p for p in sys.path if p],
                    "settings": _settings_overrides(store)},
         "cleanup": [sys.executable, "-m", "nerdpy", "--data-root", store.data_root, "-n", store.namespace,
@@ -598,6 +609,7 @@ def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
                        "unpause the container before stopping or killing")
     num = parse_signal(sig)
     Runc(runc_root(store), store.settings.runc).kill(c.id, str(num))
+    _event(store, c, "kill", signal=num)
 
 
 def _thaw(store: Store, c: Container) -> None:
@@ -647,6 +659,7 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
         except NerdpyError:
             pass
         wait_container(store, c, timeout=30)
+    _event(store, c, "stop")
 
 
 def wait_container(store: Store, c: Container, timeout: float | None = None) -> int | None:
@@ -734,6 +747,11 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False) -> None:
         unmount(point, MNT_DETACH)
     with store.db.write() as cur:
         cur.execute("DELETE FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    if row is not None:
+        from nerdpy.engine.events import record_event
+
+        rec = json.loads(row["config"])
+        record_event(store, "container", "destroy", cid, {"image": rec.get("image"), "name": rec.get("name")})
     store.snapshots.remove_active(snapshot_key(store, cid))
     shutil.rmtree(cdir, ignore_errors=True)
     shutil.rmtree(run_dir(store, cid), ignore_errors=True)

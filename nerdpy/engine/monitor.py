@@ -13,18 +13,23 @@ It plays the role conmon plays for podman. Started by the CLI in a fresh interpr
 
 This file must not import nerdpy or anything outside the standard library.
 """
-import ctypes
-import errno
-import fcntl
-import json
-import os
-import select
-import signal
-import socket
-import struct
-import subprocess
 import sys
-import time
+
+# this file's folder holds engine modules named like the standard library's (inspect, exec,
+# logs...): as a script's folder it would come first on sys.path and shadow them
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+
+import ctypes  # noqa: E402
+import errno  # noqa: E402
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 TIOCSWINSZ = 0x5414
@@ -504,6 +509,7 @@ class Monitor:
             if self.master is not None:
                 os.close(self.master)
                 self.master = None
+            self.record_die(exit_code)
             if not should_restart(policy, exit_code, self.restart_count, self.stop_requested()):
                 break
             self.notify_exit(exit_code)
@@ -525,6 +531,24 @@ class Monitor:
         self.finish(exit_code)
         self.notify_exit(exit_code)
         return 0
+
+    def record_die(self, exit_code):
+        """docker's `die` event, in the journal `system events` reads (stdlib-only module)."""
+        ev = self.cfg.get("event") or {}
+        if not ev:
+            return
+        try:
+            import importlib.util
+
+            here = os.path.dirname(os.path.abspath(__file__))
+            spec = importlib.util.spec_from_file_location("_nerdpy_events", os.path.join(here, "events.py"))
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules["_nerdpy_events"] = mod  # dataclasses look their module up there
+            spec.loader.exec_module(mod)
+            mod.append_event(ev["data_root"], mod.make_event(ev["namespace"], "container", "die", self.cid,
+                                                             dict(ev.get("attributes") or {}, exitCode=exit_code)))
+        except Exception:
+            pass
 
     def notify_exit(self, exit_code):
         for c in list(self.clients):

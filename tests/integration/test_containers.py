@@ -503,3 +503,11 @@ def test_volume_on_etc_keeps_hosts_files_and_exec_privileged(nerdpy, bb):
     r = nerdpy("exec", "--privileged", "priv", "grep", "CapEff", "/proc/self/status")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[1] != "00000000a80425fb"
+
+
+def test_events_of_a_container_lifecycle(nerdpy, bb):
+    t0 = int(time.time()) - 1
+    nerdpy("run", "--rm", "--name", "ev", bb, "sh", "-c", "exit 3")
+    r = nerdpy("system", "events", "--since", str(t0), "--until", str(int(time.time()) + 1),
+               "--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+    assert r.stdout.split("\n")[:4] == ["create ev", "start ev", "die ev", "destroy ev"], r.stdout
