@@ -36,6 +36,7 @@ class Overrides:
     auto_remove: bool = False
     restart: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    use_aliases: bool = True                              # run: only with --use-aliases
 
 
 def depends_on_label(s: m.Service) -> str:
@@ -200,8 +201,9 @@ def _materialise(project: m.Project, kind: str, key: str, ref: m.Secret) -> str:
     return path
 
 
-def network_attachments(project: m.Project, s: m.Service, publish: bool = True) -> tuple[str, list[dict]]:
-    """(ContainerSpec.network, ContainerSpec.networks) for the service."""
+def network_attachments(project: m.Project, s: m.Service, aliases: bool = True) -> tuple[str, list[dict]]:
+    """(ContainerSpec.network, ContainerSpec.networks) for the service: each network with the
+    service's name and aliases (not for a one-off container, unless asked)."""
     mode = s.network_mode
     if mode:
         return mode, []
@@ -211,8 +213,8 @@ def network_attachments(project: m.Project, s: m.Service, publish: bool = True) 
         net = project.networks.get(key)
         if net is None:
             raise ModelError(f"service {s.name!r} refers to undefined network {key}")
-        aliases = [s.name] + [a for a in sn.aliases if a != s.name]
-        attachments.append({"name": net.name, "aliases": aliases, "ip": sn.ipv4_address, "mac": sn.mac_address})
+        names = [s.name] + [a for a in sn.aliases if a != s.name] if aliases else []
+        attachments.append({"name": net.name, "aliases": names, "ip": sn.ipv4_address, "mac": sn.mac_address})
     if not attachments:
         return "none", []
     return attachments[0]["name"], attachments
@@ -254,7 +256,7 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         env = [x for x in env if x.partition("=")[0] != k] + [f"{k}={v}"]
     labels = compose_labels(project, s, number, oneoff=oneoff, image_id=image_id)
     labels.update(o.labels)
-    net, nets = network_attachments(project, s)
+    net, nets = network_attachments(project, s, aliases=o.use_aliases)
     if network_mode is not None:
         net, nets = network_mode, []
     if net.startswith("service:"):

@@ -605,6 +605,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
 @click.option("--entrypoint", help="Override the entrypoint of the image")
 @click.option("--no-deps", is_flag=True, help="Don't start linked services")
 @click.option("--service-ports", is_flag=True, help="Run command with all service's ports enabled and mapped to the host")
+@click.option("--use-aliases", is_flag=True, help="Use the service's network aliases in the networks the container connects to")
 @click.option("-T", "--no-TTY", "no_tty", is_flag=True, help="Disable pseudo-TTY allocation (default: auto-detected)")
 @click.option("-i", "--interactive/--no-interactive", default=True, help="Keep STDIN open even if not attached")
 @click.option("--pull", type=click.Choice(["always", "missing", "never"]), help="Pull image before running")
@@ -613,8 +614,8 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 @handles_compose_errors
-def run(ctx, detach, rm, name, env, label, workdir, user, volume, entrypoint, no_deps, service_ports, no_tty,
-        interactive, pull, quiet_pull, service, command):
+def run(ctx, detach, rm, name, env, label, workdir, user, volume, entrypoint, no_deps, service_ports, use_aliases,
+        no_tty, interactive, pull, quiet_pull, service, command):
     """Run a one-off command on a service."""
     import shlex
 
@@ -632,7 +633,8 @@ def run(ctx, detach, rm, name, env, label, workdir, user, volume, entrypoint, no
     o = Overrides(command=list(command) or None,
                   entrypoint=(shlex.split(entrypoint) if entrypoint else []) if entrypoint is not None else None,
                   env=list(env), workdir=workdir, user=user, volumes=list(volume), publish=service_ports,
-                  tty=tty, stdin_open=stdin_open, auto_remove=rm, restart="no", labels=labels)
+                  tty=tty, stdin_open=stdin_open, auto_remove=rm, restart="no", labels=labels,
+                  use_aliases=use_aliases)
     c = rt.create_oneoff(service, o, name=name, no_deps=no_deps, pull=pull)
     handle = prepare_start(rt.store, c)
     if detach:

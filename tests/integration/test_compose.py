@@ -306,3 +306,52 @@ def test_attached_up_prefixes_exit_codes_and_ctrl_c(nerdpy, images, tmp_path):
     assert "svc-1 exited with code 0" in out
     assert state(nerdpy, "att-svc-1")["Status"] == "exited"
     nerdpy("compose", "-f", f, "down", check=True)
+
+
+def test_service_names_aliases_and_published_ports(nerdpy, images, tmp_path):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from world import free_port
+
+    port = free_port()
+    f = write(tmp_path / "compose.yaml", f"""
+        name: net
+        services:
+          db:
+            image: {images.busybox}
+            command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo pong | nc -l -p 5000; done & wait"]
+            ports: ["127.0.0.1:{port}:5000"]
+            networks:
+              default:
+                aliases: [database]
+          client:
+            image: {images.busybox}
+            depends_on: [db]
+            command: ["sh", "-c", "{LOOP}"]
+          sidecar:
+            image: {images.busybox}
+            network_mode: "service:db"
+            command: ["sh", "-c", "{LOOP}"]
+        """)
+    nerdpy("compose", "-f", f, "up", "-d", check=True)
+    hosts = nerdpy("compose", "-f", f, "exec", "-T", "client", "cat", "/etc/hosts", check=True).stdout
+    db_line = next(line for line in hosts.splitlines() if " db" in line)
+    assert "database" in db_line.split() and "net-db-1" in db_line.split()
+    for name in ("db", "database", "net-db-1"):
+        r = nerdpy("compose", "-f", f, "exec", "-T", "client", "sh", "-c", f"echo | nc -w 2 {name} 5000")
+        assert (r.returncode, r.stdout) == (0, "pong\n"), (name, r.stderr)
+    # a container sharing db's network namespace reaches it on localhost
+    r = nerdpy("compose", "-f", f, "exec", "-T", "sidecar", "sh", "-c", "echo | nc -w 2 127.0.0.1 5000")
+    assert r.stdout == "pong\n", r.stderr
+    # the published port, from the host
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"\n")
+        assert s.recv(16) == b"pong\n"
+    assert nerdpy("compose", "-f", f, "port", "db", "5000", check=True).stdout == f"127.0.0.1:{port}\n"
+    ps = nerdpy("compose", "-f", f, "ps", "--format", "{{.Service}} {{.Ports}}", check=True).stdout
+    assert f"db 127.0.0.1:{port}->5000/tcp" in ps.splitlines()
+    # run: on the service's networks, without its aliases (db is still the service's container)
+    r = nerdpy("compose", "-f", f, "run", "--rm", "-T", "--no-deps", "db", "sh", "-c",
+               "echo | nc -w 2 database 5000")
+    assert (r.returncode, r.stdout) == (0, "pong\n"), r.stderr
+    nerdpy("compose", "-f", f, "down", "-t", "1", check=True)
+    assert "net_default" not in nerdpy("network", "ls", "--format", "{{.Name}}", check=True).stdout
