@@ -136,10 +136,12 @@ def _size(text: str) -> int:
         raise ModelError(f"invalid size {text!r}") from None
 
 
-def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str] | None = None) -> list:
+def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str] | None = None,
+                  state_dir: str | None = None) -> list:
     """The service's volumes (binds, named and anonymous volumes, tmpfs), tmpfs entries,
     secrets and configs as MountSpecs. `anon_sources`: target -> the anonymous volume of the
-    container being replaced, reused as docker compose does."""
+    container being replaced, reused as docker compose does. `state_dir`: where secrets from the
+    environment and configs with inline content are written."""
     from nerdpy.engine.containers import MountSpec
 
     out = []
@@ -173,14 +175,14 @@ def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str]
                 raise ModelError(f"service {s.name!r} refers to undefined {kind} {item.source}")
             path = ref.file
             if path is None:
-                path = _materialise(project, kind, item.source, ref)
+                path = _materialise(project, kind, item.source, ref, state_dir)
             out.append(MountSpec("bind", item.target, path, True, {"create_host_path": False}))
     return out
 
 
-def _materialise(project: m.Project, kind: str, key: str, ref: m.Secret) -> str:
+def _materialise(project: m.Project, kind: str, key: str, ref: m.Secret, state_dir: str | None) -> str:
     """A secret from an environment variable or a config with inline content: written to a
-    file (mode 0400) under the project's runtime directory, then bind-mounted like a file."""
+    file (mode 0400) under the project's state directory, then bind-mounted like a file."""
     if ref.external:
         raise ModelError(f"external {kind}s are not supported ({key}): use a file")
     if ref.content is not None:
@@ -191,7 +193,9 @@ def _materialise(project: m.Project, kind: str, key: str, ref: m.Secret) -> str:
             raise ModelError(f"{kind} {key}: environment variable {ref.environment} is not set")
     else:
         raise ModelError(f"{kind} {key} has neither file, environment nor content")
-    base = os.path.join(os.environ.get("NERDPY_RUN_ROOT", "/run/nerdpy"), "compose", project.name, kind + "s")
+    if state_dir is None:
+        raise ModelError(f"{kind} {key}: no place to write it")
+    base = os.path.join(state_dir, kind + "s")
     os.makedirs(base, mode=0o700, exist_ok=True)
     path = os.path.join(base, key)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -238,7 +242,8 @@ def parse_run_volume(text: str):
 
 def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, oneoff: bool = False,
                    image_id: str | None = None, network_mode: str | None = None,
-                   anon_sources: dict[str, str] | None = None, overrides: Overrides | None = None):
+                   anon_sources: dict[str, str] | None = None, overrides: Overrides | None = None,
+                   state_dir: str | None = None):
     """The ContainerSpec of one container of `s`. `network_mode`: the resolved mode for
     `service:x` (container:<name>), given by the caller who knows x's containers."""
     from nerdpy.engine.containers import ContainerSpec
@@ -262,7 +267,7 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
     if net.startswith("service:"):
         raise ModelError(f"service {s.name!r}: network_mode {net} could not be resolved")
     hc, no_hc = healthcheck_spec(s.healthcheck)
-    mounts = volume_mounts(project, s, anon_sources)
+    mounts = volume_mounts(project, s, anon_sources, state_dir)
     for v in o.volumes:
         mv = parse_run_volume(v)
         mounts = [x for x in mounts if x.target != mv.target] + [mv]

@@ -103,10 +103,19 @@ class Runtime:
                  on_warning: Callable[[str], None] | None = None):
         self.store = store
         self.project = project
+        self.recreated: set[str] = set()     # services with a container recreated by this run
         self._emit = on_event or (lambda e: None)
         self.warn = on_warning or (lambda msg: None)
         self.abort = threading.Event()
         self._lock = threading.Lock()
+
+    @property
+    def state_dir(self) -> str:
+        """Files the project's containers mount that nerdpy writes (secrets from the
+        environment, configs with inline content)."""
+        import os
+
+        return os.path.join(self.store.data_root, "compose", self.store.namespace, self.project.name)
 
     def emit(self, kind: str, name: str, status: str, detail: str = "") -> None:
         with self._lock:
@@ -306,7 +315,7 @@ class Runtime:
         name = name or self.container_name(s, number)
         self.emit("Container", name, "Creating")
         spec = container_spec(self.project, s, name, number, image_id=image_id,
-                              network_mode=self._network_mode(s), anon_sources=anon)
+                              network_mode=self._network_mode(s), anon_sources=anon, state_dir=self.state_dir)
         try:
             c = create_container(self.store, spec)
         except ComposeError:
@@ -336,6 +345,8 @@ class Runtime:
                 pass
             raise
         remove_container(self.store, old, force=True, volumes=False)
+        with self._lock:
+            self.recreated.add(s.name)
         reused = {mt.get("source") for mt in new.spec.get("mounts") or []}
         for src in anon.values():
             if src not in reused:
@@ -487,6 +498,13 @@ class Runtime:
                 cs = (containers or {}).get(name)
                 if cs is None:
                     cs = self.service_containers(name)
+                if name not in self.recreated and any(
+                        cond.restart and dep in self.recreated for dep, cond in s.depends_on.items()):
+                    # depends_on restart: true: a dependency was recreated, so this one restarts
+                    for c in cs:
+                        if self.state(c).running:
+                            self.emit("Container", c.name, "Restarting")
+                            self._stop_one(c, None, quiet=True)
                 run_parallel([lambda c=c: self.start_one(c) for c in cs] or [lambda: None])
             except BaseException as e:
                 failed[name] = e
@@ -559,15 +577,14 @@ class Runtime:
                     raise RuntimeError_(f"timeout waiting for container {c.name}")
                 time.sleep(0.1)
 
-        for c in self.containers(names):
+        def each(c):
             self.emit("Container", c.name, "Waiting")
             one(c)
-            self.emit("Container", c.name, "Healthy")
+            self.emit("Container", c.name, "Healthy" if effective_healthcheck(c.spec) else "Running")
+
+        run_parallel([lambda c=c: each(c) for c in self.containers(names)] or [lambda: None])
 
     # -- stop / remove --------------------------------------------------------------------------------
-    def _timeout(self, c, timeout: int | None) -> int | None:
-        return timeout
-
     def _stop_one(self, c, timeout: int | None, quiet: bool = False) -> None:
         from nerdpy.engine.lifecycle import stop_container
 
@@ -639,6 +656,9 @@ class Runtime:
                           for c in group])
         if services:
             return
+        import shutil
+
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         nets = [n for n in self.project.networks.values() if not n.external]
         names = {n.name for n in nets}
         for net in list_networks(self.store):
@@ -762,13 +782,22 @@ class Runtime:
             deps = [d for d in self.project.with_dependencies([service]) if d != service]
             if deps:
                 self.up(deps)
+                for dep, cond in s.depends_on.items():
+                    if dep not in deps:
+                        continue
+                    try:
+                        self.wait_condition(dep, cond.condition)
+                    except RuntimeError_ as e:
+                        if cond.required:
+                            raise
+                        self.warn(f"optional dependency {dep} of {service}: {e}")
         self.ensure_networks([service])
         self.ensure_volumes([service])
         self.ensure_images([service], pull)
         name = name or f"{self.project.name}-{service}-run-{secrets.token_hex(6)}"
         number = 1 + max((number_of(c) for c in self.containers([service], oneoff=True)), default=0)
         spec = container_spec(self.project, s, name, number, oneoff=True, image_id=self._image_id(s),
-                              network_mode=self._network_mode(s), overrides=overrides)
+                              network_mode=self._network_mode(s), overrides=overrides, state_dir=self.state_dir)
         try:
             return create_container(self.store, spec)
         except Exception as e:

@@ -11,7 +11,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 
 
 def write(path, text: str) -> str:

@@ -1,0 +1,118 @@
+"""`compose up -d` benchmark: a 10-service project (no healthchecks) and a 3-service project
+whose web service waits for a healthcheck-gated db (`condition: service_healthy`, checked
+every 500 ms), each `up -d` from nothing and `down` after; beside podman-compose when it is
+installed (which does not wait for health: nerdctl #2386/#4709 and podman-compose alike).
+
+    python3 -m bench.compose [--runs 5]
+
+Starts a throwaway registry with the test busybox image (tests/world.py) and pulls it first,
+so no run includes a pull. Containers are on the project's bridge network (CNI), as compose
+projects are. Prints the median wall time of each.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
+
+
+def ten_services(image: str) -> str:
+    out = ["services:"]
+    for i in range(10):
+        out += [f"  s{i}:", f"    image: {image}", f"    command: [\"sh\", \"-c\", \"{LOOP}\"]"]
+    return "\n".join(out) + "\n"
+
+
+def gated(image: str) -> str:
+    return f"""services:
+  db:
+    image: {image}
+    command: ["sh", "-c", "sleep 1; touch /tmp/ready; {LOOP}"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 500ms
+      retries: 20
+  web:
+    image: {image}
+    command: ["sh", "-c", "{LOOP}"]
+    depends_on:
+      db:
+        condition: service_healthy
+  worker:
+    image: {image}
+    command: ["sh", "-c", "{LOOP}"]
+    depends_on: [web]
+"""
+
+
+def timed(argv: list[str], env: dict, cwd: str) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {r.stderr.decode()[-800:]}")
+    return dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    import world
+
+    work = tempfile.mkdtemp(prefix="nerdpy-bench-compose-")
+    reg = world.Registry(os.path.join(work, "registry"))
+    try:
+        images = world.Images(reg)
+        data_root = os.path.join(work, "data")
+        env = dict(os.environ, NERDPY_RUN_ROOT=os.path.join(work, "run"), NERDPY_CONFIG="/nonexistent",
+                   NERDPY_CNI_NETCONFPATH=os.path.join(work, "net.d"))
+        np = [sys.executable, "-m", "nerdpy", "--data-root", data_root]
+        subprocess.run(np + ["pull", "-q", images.busybox], check=True, env=env, stdout=subprocess.DEVNULL)
+        projects = {"10 services": ten_services(images.busybox), "3 services, health-gated": gated(images.busybox)}
+        podman_compose = shutil.which("podman-compose")
+        if podman_compose:
+            subprocess.run(["podman", "pull", "--tls-verify=false", images.busybox], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"compose up -d, median of {args.runs} runs (down not included)")
+        for label, text in projects.items():
+            d = os.path.join(work, label.split()[0] + ("g" if "gated" in label else ""))
+            os.makedirs(d)
+            with open(os.path.join(d, "compose.yaml"), "w") as f:
+                f.write(text)
+            ups, downs, pups = [], [], []
+            for _ in range(args.runs):
+                ups.append(timed(np + ["compose", "-p", "bench", "up", "-d"], env, d))
+                downs.append(timed(np + ["compose", "-p", "bench", "down", "-t", "1"], env, d))
+                if podman_compose:
+                    pups.append(timed([podman_compose, "-p", "bench", "up", "-d"], env, d))
+                    timed([podman_compose, "-p", "bench", "down", "-t", "1"], env, d)
+            line = f"{label:28s} nerdpy {statistics.median(ups):6.2f} s (down {statistics.median(downs):.2f} s)"
+            if podman_compose:
+                line += f"   podman-compose {statistics.median(pups):6.2f} s"
+            else:
+                line += "   podman-compose: not installed"
+            print(line, flush=True)
+    finally:
+        subprocess.run([sys.executable, "-m", "nerdpy", "--data-root", os.path.join(work, "data"), "network",
+                        "prune", "-f"], env=dict(os.environ, NERDPY_RUN_ROOT=os.path.join(work, "run"),
+                                                  NERDPY_CONFIG="/nonexistent",
+                                                  NERDPY_CNI_NETCONFPATH=os.path.join(work, "net.d")),
+                       capture_output=True)
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
