@@ -193,3 +193,20 @@ services:
     assert project.containers() == []
     assert client.containers() == []
     assert mounts_under(client.data_root) == []
+
+
+def test_testcontainers_style_published_port(client, images):
+    """The example of docs/python-api.md: a server on the default bridge, a published port."""
+    with client.run(images.busybox, ["sh", "-c", "echo listening; exec nc -ll -p 8080 -e echo hello"],
+                    ports={"8080/tcp": None}, remove=True) as server:
+        server.wait_for_log("listening", timeout=30)
+        host, port = server.wait_for_port(8080, timeout=30)
+        assert port == server.host_port(8080) and port > 0
+        assert server.ip_address().startswith("10.")
+        import socket
+
+        with socket.create_connection(("127.0.0.1", server.host_port(8080)), timeout=10) as s:
+            assert s.recv(100) == b"hello\n"
+        assert server.exec(["echo", "inside"]) == client.container(server.id).exec(["echo", "inside"])
+    assert client.containers() == []
+    assert mounts_under(client.data_root) == []

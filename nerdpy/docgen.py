@@ -1,0 +1,178 @@
+"""The command reference (docs/reference.md), generated from the click tree.
+
+    python -m nerdpy.docgen            # rewrite docs/reference.md (after adding a command or flag)
+    python -m nerdpy.docgen --check    # exit 1 if it is out of date
+
+Each command (lazily-loaded ones and every group's sub-commands included, hidden ones left out)
+gets its usage line, its whole help text (examples included) and a table of its options, exactly
+as `nerdpy COMMAND --help` shows them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+PROG = "nerdpy"
+HERE = os.path.dirname(os.path.abspath(__file__))
+REFERENCE = os.path.join(os.path.dirname(HERE), "docs", "reference.md")
+REGENERATE = "python -m nerdpy.docgen"
+
+
+def _walk(cmd: click.Command, ctx: click.Context, path: list[str], out: list) -> None:
+    out.append((path, cmd, ctx))
+    if isinstance(cmd, click.Group):
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is None or sub.hidden:
+                continue
+            _walk(sub, click.Context(sub, parent=ctx, info_name=name), path + [name], out)
+
+
+def commands() -> list[tuple[list[str], click.Command, click.Context]]:
+    from nerdpy.cli import cli
+
+    out: list = []
+    _walk(cli, click.Context(cli, info_name=PROG, **(cli.context_settings or {})), [], out)
+    return out
+
+
+def _anchor(path: list[str]) -> str:
+    return "-".join([PROG] + path)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _aliases(entries) -> dict[int, list[str]]:
+    """Commands registered under several names (rm/remove, ls/list/ps): id -> names."""
+    seen: dict[int, list[str]] = {}
+    for path, cmd, _ in entries:
+        if path:
+            seen.setdefault(id(cmd), []).append(" ".join(path))
+    return seen
+
+
+def _help_text(cmd: click.Command) -> str:
+    """The help as --help shows it: paragraphs, with click's \\b blocks kept as code."""
+    text = (cmd.help or cmd.short_help or "").strip("\n")
+    import inspect
+
+    text = inspect.cleandoc(text)
+    out: list[str] = []
+    for para in text.split("\n\n"):
+        if para.startswith("\b"):
+            lines = para.split("\n")[1:]
+            title = [ln for ln in lines if ln.rstrip().endswith(":") and not ln.startswith(" ")]
+            body = [ln for ln in lines if ln not in title]
+            for t in title:
+                out.append(t.strip())
+            out.append("```\n" + "\n".join(ln[2:] if ln.startswith("  ") else ln for ln in body) + "\n```")
+        else:
+            out.append(" ".join(para.split()))
+    return "\n\n".join(out)
+
+
+def _record(p: click.Option, ctx: click.Context):
+    rec = p.get_help_record(ctx)
+    if rec and p.name == "help":  # click makes the help option's names from a set: a stable order
+        names = sorted(p.opts, key=lambda n: (n.startswith("--"), n))
+        rec = (", ".join(names), rec[1])
+    return rec
+
+
+def render() -> str:
+    entries = commands()
+    aliases = _aliases(entries)
+    lines = [
+        "# Command reference",
+        "",
+        f"Generated from the command line itself by `{REGENERATE}`: do not edit by hand (a unit",
+        "test fails when it is out of date). `nerdpy COMMAND --help` shows the same text.",
+        "",
+        "Every command accepts `-h`/`--help`. Global options go before the command:",
+        "`nerdpy --data-root /tmp/np -n test ps`. Exit codes follow docker: 125 for an error of",
+        "nerdpy itself, 126 when the container command cannot be invoked, 127 when it is not",
+        "found, else the container's own exit code.",
+        "",
+        "## Commands",
+        "",
+    ]
+    for path, cmd, _ in entries:
+        if not path:
+            continue
+        indent = "  " * (len(path) - 1)
+        desc = _cell(cmd.get_short_help_str(200))
+        lines.append(f"{indent}- [`{' '.join(path)}`](#{_anchor(path)}): {desc}")
+    lines.append("")
+    for path, cmd, ctx in entries:
+        title = " ".join([PROG] + path)
+        lines.append(f'<a id="{_anchor(path)}"></a>')
+        lines.append("")
+        lines.append(f"## {title}")
+        lines.append("")
+        pieces = " ".join(cmd.collect_usage_pieces(ctx))
+        lines.append("```")
+        lines.append(f"Usage: {ctx.command_path} {pieces}".rstrip())
+        lines.append("```")
+        lines.append("")
+        help_text = _help_text(cmd)
+        if help_text:
+            lines.append(help_text)
+            lines.append("")
+        others = [a for a in aliases.get(id(cmd), []) if a != " ".join(path)]
+        if others:
+            lines.append("Also available as: " + ", ".join(f"`{PROG} {a}`" for a in others) + ".")
+            lines.append("")
+        records = [_record(p, ctx) for p in cmd.get_params(ctx) if isinstance(p, click.Option)]
+        records = [r for r in records if r]
+        if records:
+            lines.append("| Option | Description |")
+            lines.append("| --- | --- |")
+            for names, help_ in records:
+                lines.append(f"| `{_cell(names)}` | {_cell(help_)} |")
+            lines.append("")
+        if isinstance(cmd, click.Group):
+            subs = [(n, cmd.get_command(ctx, n)) for n in cmd.list_commands(ctx)]
+            subs = [(n, s) for n, s in subs if s is not None and not s.hidden]
+            if subs:
+                lines.append("| Command | Description |")
+                lines.append("| --- | --- |")
+                for n, s in subs:
+                    lines.append(f"| [`{n}`](#{_anchor(path + [n])}) | {_cell(s.get_short_help_str(200))} |")
+                lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def is_current(path: str = REFERENCE) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read() == render()
+    except FileNotFoundError:
+        return False
+
+
+def write(path: str = REFERENCE) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(render())
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--check"]:
+        if is_current():
+            return 0
+        print(f"out of date: {REFERENCE} (run `{REGENERATE}`)", file=sys.stderr)
+        return 1
+    print(write())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
