@@ -151,7 +151,14 @@ def wait(ctx, containers):
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
 @click.pass_context
 def logs(ctx, container, follow, tail, since, until, timestamps):
-    """Fetch the logs of a container."""
+    """Fetch the logs of a container.
+
+    \b
+    Examples:
+      nerdpy logs web
+      nerdpy logs -f --tail 10 web
+      nerdpy logs --since 10m -t web
+    """
     from nerdpy.engine.containers import container_state, find_container
     from nerdpy.engine.logs import read_logs
 
@@ -200,7 +207,14 @@ def _parse_since(text: str | None) -> float | None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, container, command):
-    """Execute a command in a running container."""
+    """Execute a command in a running container.
+
+    \b
+    Examples:
+      nerdpy exec web ls /etc
+      nerdpy exec -it web sh
+      nerdpy exec -u nobody -w /tmp -e DEBUG=1 web id
+    """
     from nerdpy.engine.containers import container_state, find_container
     from nerdpy.engine.exec import exec_argv
 

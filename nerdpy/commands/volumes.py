@@ -44,7 +44,13 @@ def volume():
 @click.option("-o", "--opt", "opts", multiple=True, help="Set driver specific options")
 @click.pass_context
 def create(ctx, name, name_opt, driver, labels, opts):
-    """Create a volume."""
+    """Create a volume.
+
+    \b
+    Examples:
+      nerdpy volume create data
+      nerdpy run -d -v data:/var/lib/db busybox sleep 1d
+    """
     from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.volumes import create_volume
 

@@ -55,7 +55,7 @@ def test_every_command_and_flag_has_a_one_line_help():
 
 
 def test_main_commands_show_examples():
-    for args in (["run"], ["completion"]):
+    for args in (["run"], ["pull"], ["images"], ["exec"], ["logs"], ["volume", "create"], ["completion"]):
         r = subprocess.run([sys.executable, "-m", "nerdpy", *args, "--help"], capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 0 and "Examples:" in r.stdout, (args, r.stdout)
