@@ -292,3 +292,17 @@ def test_fish(world):
     assert f("nerdpy run --network=a") == ["--network=appnet"]
     assert f("nerdpy -n other rm ") == ["elsewhere"]
     assert f("nerdpy run -d busybox ") == []
+
+
+def test_bash_compose_services(world):
+    proj = world["tmp"] / "cproj"
+    proj.mkdir()
+    (proj / "compose.yaml").write_text("services:\n  web: {image: busybox}\n  db: {image: busybox}\n")
+    (proj / "other.yml").write_text("services:\n  solo: {image: busybox}\n")
+    assert bash_complete(world, ["nerdpy", "compose", "up", "-d", ""], cwd=proj) == ["web", "db"]
+    assert bash_complete(world, ["nerdpy", "compose", "logs", "w"], cwd=proj) == ["web"]
+    assert bash_complete(world, ["nerdpy", "compose", "-f", "other.yml", "stop", ""], cwd=proj) == ["solo"]
+    assert bash_complete(world, ["nerdpy", "compose", "--project-directory", str(proj), "ps", ""],
+                         cwd=world["tmp"]) == ["web", "db"]
+    # compose exec SERVICE COMMAND...: after the service, the command line is the container's
+    assert bash_complete(world, ["nerdpy", "compose", "exec", "web", ""], cwd=proj) == []
