@@ -38,15 +38,11 @@ def completion(shell):
 
 
 def script(shell: str) -> str:
-    """The checked-in script when it exists (installed from a checkout or sdist), else generated."""
-    from nerdpy.completion_gen import COMPLETIONS_DIR, FILES, render
+    """Generated from the click tree now, so it always matches this nerdpy (completions/ holds
+    the same scripts, checked in, for packagers)."""
+    from nerdpy.completion_gen import render
 
-    path = os.path.join(COMPLETIONS_DIR, FILES[shell])
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return render(shell)
+    return render(shell)
 
 
 # the fast path ---------------------------------------------------------------------------
