@@ -577,7 +577,8 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
     c = rt.find(service, index)
     st = rt.state(c)
     if st.status != "running":
-        raise RuntimeError_(f"container {c.name} is {'paused' if st.status == 'paused' else 'not running'}")
+        raise RuntimeError_(f"service \"{service}\" is not running" if st.status != "paused"
+                            else f"container {c.name} is paused, unpause it before exec")
     tty = not no_tty and sys.stdin.isatty() and not detach
     argv, cleanup = exec_argv(rt.store, c, list(command), env=list(env), workdir=workdir, user=user, tty=tty,
                               detach=detach, privileged=privileged)

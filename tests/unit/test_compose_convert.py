@@ -1,0 +1,165 @@
+"""A compose service -> the engine's ContainerSpec, and the log prefixes (no containers)."""
+import textwrap
+
+import pytest
+
+from compose import model as m
+from compose.convert import (Overrides, container_spec, depends_on_label, healthcheck_spec, publish_spec,
+                             tmpfs_mount)
+from compose.errors import ModelError
+from compose.loader import load_project
+from compose.logs import Formatter, display_name
+
+
+@pytest.fixture(autouse=True)
+def _no_validation_cache(monkeypatch):
+    monkeypatch.setenv("NERDPY_COMPOSE_CACHE", "")
+
+
+def project(tmp_path, text):
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(text).lstrip("\n"))
+    return load_project(cwd=str(tmp_path), environ={"HOSTVAR": "from-host"}, project_name="demo")
+
+
+@pytest.mark.parametrize("port, expected", [
+    (m.Port(80), "80/tcp"),
+    (m.Port(80, "8080"), "8080:80/tcp"),
+    (m.Port(53, "53", protocol="udp"), "53:53/udp"),
+    (m.Port(80, "8000-8010"), "8000-8010:80/tcp"),
+    (m.Port(80, None, host_ip="127.0.0.1"), "127.0.0.1::80/tcp"),
+    (m.Port(80, "8080", host_ip="127.0.0.1"), "127.0.0.1:8080:80/tcp"),
+    (m.Port(80, "8080", host_ip="::1"), "[::1]:8080:80/tcp"),
+    (m.Port(80, "0"), "80/tcp"),
+])
+def test_publish_spec(port, expected):
+    assert publish_spec(port) == expected
+
+
+def test_healthcheck_spec():
+    assert healthcheck_spec(None) == (None, False)
+    assert healthcheck_spec(m.Healthcheck(disable=True)) == (None, True)
+    assert healthcheck_spec(m.Healthcheck(test=["NONE"])) == (None, True)
+    hc, off = healthcheck_spec(m.Healthcheck(test=["CMD-SHELL", "true"], interval=0.5, timeout=2, retries=4,
+                                             start_period=1.5))
+    assert not off
+    assert hc == {"Test": ["CMD-SHELL", "true"], "Interval": 500_000_000, "Timeout": 2_000_000_000,
+                  "StartPeriod": 1_500_000_000, "Retries": 4}
+    assert healthcheck_spec(m.Healthcheck(interval=1))[0] == {"Interval": 1_000_000_000}
+
+
+def test_tmpfs_mount():
+    t = tmpfs_mount("/run:size=64m,mode=1777,exec")
+    assert (t.type, t.target, t.options) == ("tmpfs", "/run", {"size": str(64 << 20), "mode": "1777",
+                                                                 "data": ["exec"]})
+    with pytest.raises(ModelError):
+        tmpfs_mount("run")
+
+
+def test_container_spec(tmp_path):
+    p = project(tmp_path, """
+        services:
+          db:
+            image: busybox
+          web:
+            image: busybox
+            command: ["sh", "-c", "echo hi"]
+            entrypoint: []
+            environment:
+              A: "1"
+              HOSTVAR:
+              UNSET:
+            labels: {team: x}
+            ports: ["127.0.0.1:8080:80"]
+            volumes: ["data:/data", "./src:/src:ro", "/anon"]
+            tmpfs: ["/run"]
+            networks:
+              front:
+                aliases: [www]
+              default: {}
+            depends_on:
+              db: {condition: service_healthy}
+            restart: unless-stopped
+            stop_grace_period: 3s
+            mem_limit: 64m
+            ulimits: {nofile: {soft: 100, hard: 200}}
+            extra_hosts: ["h:1.2.3.4"]
+        networks:
+          front: {}
+        volumes:
+          data: {}
+        """)
+    s = p.services["web"]
+    spec = container_spec(p, s, "demo-web-1", 1, image_id="sha256:abc", state_dir=str(tmp_path / "state"))
+    assert spec.name == "demo-web-1"
+    assert spec.cmd == ["sh", "-c", "echo hi"] and spec.entrypoint == []
+    assert spec.env == ["A=1", "HOSTVAR=from-host"]
+    lb = spec.labels
+    assert lb["team"] == "x"
+    assert lb[m.LABEL_PROJECT] == "demo" and lb[m.LABEL_SERVICE] == "web" and lb[m.LABEL_NUMBER] == "1"
+    assert lb[m.LABEL_ONEOFF] == "False" and lb[m.LABEL_CONFIG_HASH] == s.config_hash()
+    assert lb[m.LABEL_DEPENDS_ON] == "db:service_healthy:false" == depends_on_label(s)
+    assert lb["com.docker.compose.image"] == "sha256:abc"
+    assert spec.publish == ["127.0.0.1:8080:80/tcp"]
+    kinds = [(mt.type, mt.target, mt.source, mt.readonly) for mt in spec.mounts]
+    assert kinds == [("volume", "/data", "demo_data", False), ("bind", "/src", str(tmp_path / "src"), True),
+                     ("volume", "/anon", "", False), ("tmpfs", "/run", "", False)]
+    assert spec.network == "demo_front"
+    assert spec.networks == [{"name": "demo_front", "aliases": ["web", "www"], "ip": None, "mac": None},
+                             {"name": "demo_default", "aliases": ["web"], "ip": None, "mac": None}]
+    assert spec.restart == "unless-stopped" and spec.stop_timeout == 3
+    assert spec.memory == 64 << 20 and spec.ulimits == [("nofile", 100, 200)]
+    assert spec.extra_hosts == ["h:1.2.3.4"]
+
+    # a one-off container (compose run): no aliases, no published ports, the command replaced
+    o = Overrides(command=["true"], env=["A=2"], publish=False, auto_remove=True, use_aliases=False)
+    run = container_spec(p, s, "demo-web-run-1", 1, oneoff=True, overrides=o, state_dir=str(tmp_path))
+    assert run.cmd == ["true"] and run.env == ["HOSTVAR=from-host", "A=2"]
+    assert run.publish == [] and run.restart == "no" and run.auto_remove
+    assert all(n["aliases"] == [] for n in run.networks)
+    assert run.labels[m.LABEL_ONEOFF] == "True"
+
+    # anonymous volumes of a replaced container are reused
+    again = container_spec(p, s, "demo-web-1", 1, anon_sources={"/anon": "f" * 64}, state_dir=str(tmp_path))
+    assert [mt.source for mt in again.mounts if mt.target == "/anon"] == ["f" * 64]
+
+
+def test_network_mode_and_secrets(tmp_path):
+    (tmp_path / "pw.txt").write_text("pw")
+    p = project(tmp_path, """
+        services:
+          a:
+            image: busybox
+            network_mode: host
+            secrets: [pw, env]
+            configs:
+              - source: inline
+                target: /etc/app.conf
+        secrets:
+          pw: {file: ./pw.txt}
+          env: {environment: HOSTVAR}
+        configs:
+          inline: {content: "key=value"}
+        """)
+    spec = container_spec(p, p.services["a"], "demo-a-1", 1, state_dir=str(tmp_path / "state"))
+    assert (spec.network, spec.networks) == ("host", [])
+    binds = {mt.target: mt.source for mt in spec.mounts}
+    assert binds["/run/secrets/pw"] == str(tmp_path / "pw.txt")
+    assert open(binds["/run/secrets/env"]).read() == "from-host"
+    assert open(binds["/etc/app.conf"]).read() == "key=value"
+    assert all(mt.readonly for mt in spec.mounts)
+
+
+def test_log_prefixes():
+    class C:
+        def __init__(self, name):
+            self.name = name
+
+    assert display_name("demo", C("demo-web-1")) == "web-1"
+    assert display_name("demo", C("custom")) == "custom"
+    f = Formatter(["web-1", "db-1"], color=False)
+    assert f.line("web-1", {"log": "hi\n"}) == "web-1  | hi\n"
+    assert f.line("db-1", {"log": "x"}) == "db-1   | x\n"
+    assert f.exited("web-1", 3) == "web-1 exited with code 3\n"
+    assert Formatter(["a-1"], color=False, prefix=False).line("a-1", {"log": "x\n"}) == "x\n"
+    colored = Formatter(["web-1"], color=True).line("web-1", {"log": "hi\n"})
+    assert colored == "\x1b[36mweb-1  | \x1b[0mhi\n"
