@@ -8,6 +8,16 @@ installed (which does not wait for health: nerdctl #2386/#4709 and podman-compos
 Starts a throwaway registry with the test busybox image (tests/world.py) and pulls it first,
 so no run includes a pull. Containers are on the project's bridge network (CNI), as compose
 projects are. Prints the median wall time of each.
+
+Measured on the 2-core machines (median of 3; podman 4.3.1 and podman-compose 1.0.3 from
+Debian, set up as DESIGN.md says: runc, cgroupfs, ulimits in /etc/containers/containers.conf):
+
+    10 services                  nerdpy   2.61 s (down 2.32 s)   podman-compose  15.94 s
+    3 services, health-gated     nerdpy   2.52 s (down 2.94 s)   podman-compose   4.90 s
+
+The health-gated nerdpy time includes about 1.5 s of real waiting (db becomes healthy 1 s
+after it starts, at the next 500 ms check); podman-compose starts web without waiting.
+`down` includes up to 1 s per container for the services' `sleep 1` loop to see SIGTERM.
 """
 from __future__ import annotations
 
