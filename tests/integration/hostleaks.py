@@ -1,0 +1,236 @@
+"""What nerdpy leaves on the host, counted only for what this test session made (other sessions
+and other tools may run beside it on the same machine, so nothing global is diffed blindly).
+
+`HostState.take(base)` looks at:
+- mounts whose mount point is under `base` (overlay rootfs, netns bind mounts, volumes...);
+- network namespace files under `base/**/netns/` (nerdpy's are `<run-root>/netns/<ns>/<id>`);
+- runc state directories under `base/**/runc/<ns>/<id>` and nerdpy processes (monitors,
+  commands) whose command line names a path under `base`;
+- veth links enslaved to this session's bridge or to a bridge recorded by a data root under `base`;
+- iptables rules of this session's containers: rules that name one of their container IDs (taken
+  from the event journals of the data roots under `base`) or an address in their subnets, and
+  every rule of the per-container chains (CNI-..., CNI-DN-...) those rules jump to.
+"""
+from __future__ import annotations
+
+import glob
+import ipaddress
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import time
+
+import conftest
+
+_ID = re.compile(r'id: \\?"([0-9a-f]{64})\\?"')
+_CHAIN = re.compile(r"\b(CNI-(?:DN-)?[0-9a-f]{12,})\b")
+_ADDR = re.compile(r"(\d+\.\d+\.\d+\.\d+)(?:/32)?\b")
+
+
+def _meta_dbs(base: str) -> list[str]:
+    out = []
+    for depth in range(1, 5):
+        out += glob.glob(os.path.join(base, *["*"] * depth, "meta.db"))
+    return out
+
+
+def _journals(base: str) -> list[str]:
+    out = []
+    for depth in range(1, 5):
+        out += glob.glob(os.path.join(base, *["*"] * depth, "events.jsonl*"))
+    return out
+
+
+def our_networks(base: str) -> tuple[set[str], list]:
+    """(bridge names, subnets) of this session: its default bridge and every network recorded
+    by a data root under `base`."""
+    bridges = {conftest.BRIDGE_NAME}
+    subnets = [ipaddress.ip_network(conftest.BRIDGE_SUBNET)]
+    for path in _meta_dbs(base):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                rows = db.execute("SELECT link, subnet, driver FROM networks").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            continue
+        for link, subnet, driver in rows:
+            # nerdpy0, the default bridge of stores that set none, is shared with other sessions
+            if driver == "bridge" and link and link != "nerdpy0":
+                bridges.add(link)
+            try:
+                if subnet:
+                    net = ipaddress.ip_network(subnet, strict=False)
+                    if link in bridges:
+                        subnets.append(net)
+            except ValueError:
+                pass
+    return bridges, subnets
+
+
+def our_container_ids(base: str) -> set[str]:
+    ids = set()
+    for path in _journals(base):
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    if '"Type":"container"' not in line and '"Type": "container"' not in line:
+                        continue
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    cid = ev.get("id") or (ev.get("Actor") or {}).get("ID")
+                    if isinstance(cid, str) and len(cid) == 64:
+                        ids.add(cid)
+        except OSError:
+            pass
+    return ids
+
+
+def mounts_under(base: str) -> list[str]:
+    """Mount points under `base`, but for `<run-root>/netns` itself: like /run/netns for `ip
+    netns`, it is made a shared mount once, on first use, and stays."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return sorted(p for p in points if (p == base or p.startswith(base.rstrip("/") + "/"))
+                  and not p.endswith("/netns"))
+
+
+def veths(bridges: set[str]) -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True).stdout
+    found = []
+    for line in out.splitlines():
+        m = re.match(r"^\d+: ([^@:]+)[@:].* master (\S+) ", line)
+        if m and m.group(2) in bridges:
+            found.append(f"{m.group(1)} (master {m.group(2)})")
+    return sorted(found)
+
+
+def rules(ids: set[str], subnets: list) -> list[str]:
+    text = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    lines = [line for line in text.splitlines() if line.startswith("-A ")]
+
+    def ours(line: str) -> bool:
+        for cid in _ID.findall(line):
+            if cid in ids:
+                return True
+        for addr in _ADDR.findall(line):
+            try:
+                ip = ipaddress.ip_address(addr)
+            except ValueError:
+                continue
+            if f"{addr}/32" in line and any(ip in n for n in subnets):
+                return True
+        return False
+
+    picked = {line for line in lines if ours(line)}
+    chains = set()
+    for line in picked:
+        chains.update(c for c in _CHAIN.findall(line))
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 1 and any(parts[1] == c or parts[1].startswith(c) for c in chains):
+            picked.add(line)
+    return sorted(picked)
+
+
+def processes(base: str) -> list[str]:
+    out = []
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        cmd = " ".join(a.decode(errors="replace") for a in argv if a)
+        if base not in cmd:
+            continue
+        if "monitor.py" in cmd or "-m nerdpy" in cmd or os.path.basename(argv[0].decode(errors="replace")) == "runc":
+            out.append(f"{pid}: {cmd[:200]}")
+    return sorted(out)
+
+
+def netns_files(base: str) -> list[str]:
+    out = []
+    for depth in range(1, 4):
+        out += glob.glob(os.path.join(base, *["*"] * depth, "netns", "*", "*"))
+    return sorted(out)
+
+
+def runc_states(base: str) -> list[str]:
+    out = []
+    for depth in range(1, 4):
+        out += glob.glob(os.path.join(base, *["*"] * depth, "runc", "*", "*"))
+    return sorted(p for p in out if os.path.isdir(p))
+
+
+class HostState(dict):
+    @classmethod
+    def take(cls, base: str, *, procs: bool = True) -> "HostState":
+        bridges, subnets = our_networks(base)
+        s = cls(
+            mounts=mounts_under(base),
+            netns=netns_files(base),
+            runc=runc_states(base),
+            veth=veths(bridges),
+            rules=rules(our_container_ids(base), subnets),
+        )
+        if procs:
+            s["procs"] = [p.split(": ", 1)[1] for p in processes(base)]
+        return s
+
+    def diff(self, other: "HostState") -> dict:
+        out = {}
+        for k in self:
+            a, b = set(self[k]), set(other.get(k, []))
+            if a != b:
+                out[k] = {"new": sorted(b - a), "gone": sorted(a - b)}
+        return out
+
+
+def settle(check, timeout: float = 10.0, interval: float = 0.2):
+    """Retry `check` (which raises AssertionError) until it passes or the time is up: a monitor
+    finishing its cleanup a moment after the command that stopped its container returned."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(interval)
+
+
+def assert_nothing_left(nerdpy, *extra_roots: str) -> None:
+    """After every container of `nerdpy` (and of the extra data roots' runners) was removed: no
+    mount under its data/run roots, no netns file, no runc state, no monitor, no veth on our
+    bridges, no rule naming one of its containers."""
+    roots = [nerdpy.data_root, nerdpy.run_root, *extra_roots]
+
+    def check():
+        left = {}
+        for r in roots:
+            m = mounts_under(r)
+            if m:
+                left.setdefault("mounts", []).extend(m)
+            left.setdefault("netns", []).extend(glob.glob(os.path.join(r, "netns", "*", "*")))
+            left.setdefault("runc", []).extend(p for p in glob.glob(os.path.join(r, "runc", "*", "*"))
+                                               if os.path.isdir(p))
+            left.setdefault("procs", []).extend(processes(r))
+        ids = set()
+        for r in roots:
+            ids |= our_container_ids(r)
+        bridges, subnets = our_networks(os.path.commonpath(roots))
+        left["rules"] = rules(ids, subnets) if ids else []
+        left["veth"] = veths(bridges)
+        left = {k: v for k, v in left.items() if v}
+        assert not left, f"left on the host: {json.dumps(left, indent=1)}"
+
+    settle(check)
