@@ -202,3 +202,32 @@ def prune(ctx, force, filters):
 
 network.add_command(ls, "list")
 network.add_command(rm, "remove")
+
+
+@network.command("connect")
+@click.option("--alias", "aliases", multiple=True, help="Add network-scoped alias for the container")
+@click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+@click.argument("name")
+@click.argument("container")
+@click.pass_context
+def connect(ctx, aliases, ip, name, container):
+    """Connect a container to a network."""
+    from nerdpy.engine.container_net import connect_network
+    from nerdpy.engine.containers import find_container
+
+    store = store_of(ctx)
+    connect_network(store, find_container(store, container), name, list(aliases), ip)
+
+
+@network.command("disconnect")
+@click.option("-f", "--force", is_flag=True, help="Force the container to disconnect from a network")
+@click.argument("name")
+@click.argument("container")
+@click.pass_context
+def disconnect(ctx, force, name, container):
+    """Disconnect a container from a network."""
+    from nerdpy.engine.container_net import disconnect_network
+    from nerdpy.engine.containers import find_container
+
+    store = store_of(ctx)
+    disconnect_network(store, find_container(store, container), name, force)

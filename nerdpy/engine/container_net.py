@@ -135,3 +135,70 @@ def published_ports(store: Store, cid: str) -> list:
 
     setup = get_setup(store, cid)
     return list(setup.ports) if setup else []
+
+
+def _save_attachments(store: Store, cid: str, mode: str, attachments: list[dict]) -> None:
+    import json
+
+    with store.db.write() as cur:
+        row = cur.execute("SELECT config FROM containers WHERE namespace = ? AND id = ?",
+                          (store.namespace, cid)).fetchone()
+        if row is None:
+            return
+        rec = json.loads(row["config"])
+        rec["network"] = mode
+        rec["networks"] = attachments
+        cur.execute("UPDATE containers SET config = ? WHERE namespace = ? AND id = ?",
+                    (json.dumps(rec), store.namespace, cid))
+
+
+def connect_network(store: Store, c: Container, network: str, aliases: list[str] = (),
+                    ip: str | None = None) -> None:
+    """`network connect`: attach a running container now (and on every later start); a stopped
+    one only records it, as docker does."""
+    from nerdpy.engine.network import NetworkNotFound
+    from nerdpy.engine.network.networks import find_network
+
+    if not uses_cni(c.spec):
+        raise InvalidArgument(f"container {c.name} uses network mode {network_mode(c.spec)}: "
+                              "it cannot be connected to other networks")
+    try:
+        net = find_network(store, network)
+    except NetworkNotFound as e:
+        raise NotFound(str(e)) from None
+    current = _attachments(c.spec)
+    if any(a["name"] == net.name for a in current):
+        raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
+    entry = {"name": net.name, "aliases": list(aliases), "ip": ip or None, "mac": None}
+    if container_state(store, c).status == "running":
+        from nerdpy.engine.network.attach import NetworkRequest, connect_container
+
+        connect_container(store, c.id, NetworkRequest(network=net.name, aliases=list(aliases), ip=ip or None))
+    _save_attachments(store, c.id, network_mode(c.spec), current + [entry])
+
+
+def disconnect_network(store: Store, c: Container, network: str, force: bool = False) -> None:
+    """`network disconnect`: detach now if running, and forget it for later starts."""
+    from nerdpy.engine.network import NetworkNotFound
+    from nerdpy.engine.network.networks import find_network
+
+    try:
+        name = find_network(store, network).name
+    except NetworkNotFound as e:
+        raise NotFound(str(e)) from None
+    current = _attachments(c.spec)
+    if not any(a["name"] == name for a in current):
+        if force:
+            return
+        raise NotFound(f"container {c.name} is not connected to network {name}")
+    if container_state(store, c).status == "running":
+        from nerdpy.engine.network.attach import disconnect_container
+
+        disconnect_container(store, c.id, name)
+    rest = [a for a in current if a["name"] != name]
+    mode = network_mode(c.spec)
+    if not rest:  # docker leaves such a container with no network at all
+        mode = "none"
+    elif mode == name:
+        mode = rest[0]["name"]
+    _save_attachments(store, c.id, mode, rest)

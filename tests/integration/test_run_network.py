@@ -171,3 +171,23 @@ def test_parallel_runs_get_distinct_addresses(nerdpy, bb):
                               env=nerdpy.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in ids]
     assert all(p.wait(120) == 0 for p in procs)
     assert len(host_state()["veth"]) == before_rm - 8
+
+
+def test_network_connect_and_disconnect(nerdpy, bb):
+    nerdpy("network", "create", "extra", check=True)
+    nerdpy("run", "-d", "--name", "c1", bb, "sleep", "300", check=True)
+    nerdpy("run", "-d", "--name", "peer", "--network", "extra", bb, "sleep", "300", check=True)
+    assert nerdpy("exec", "c1", "ping", "-c1", "-W1", "peer").returncode != 0
+    nerdpy("network", "connect", "--alias", "one", "extra", "c1", check=True)
+    nets = nerdpy("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "c1").stdout
+    assert sorted(nets.split()) == ["bridge", "extra"]
+    assert nerdpy("exec", "c1", "ping", "-c1", "-W2", "peer").returncode == 0
+    assert nerdpy("exec", "peer", "ping", "-c1", "-W2", "one").returncode == 0
+    r = nerdpy("network", "connect", "extra", "c1")
+    assert r.returncode != 0 and "already exists" in r.stderr
+    # it stays connected across a restart
+    nerdpy("restart", "-t", "0", "c1", check=True)
+    assert nerdpy("exec", "c1", "ping", "-c1", "-W2", "peer").returncode == 0
+    nerdpy("network", "disconnect", "extra", "c1", check=True)
+    assert nerdpy("exec", "c1", "ping", "-c1", "-W1", "peer").returncode != 0
+    assert "extra" not in nerdpy("inspect", "-f", "{{json .NetworkSettings.Networks}}", "c1").stdout
