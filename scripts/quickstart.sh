@@ -48,7 +48,7 @@ if ! skopeo inspect --tls-verify=false "docker://$REG/library/busybox:latest" >/
     mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root"
     chmod 1777 "$root/tmp"
     cp /bin/busybox "$root/bin/busybox"
-    for a in sh true false echo cat ls sleep env id ps wc head mkdir rm touch hostname top nc wget ip grep sed printf test date kill; do
+    for a in sh true false echo cat ls sleep env id ps wc head mkdir rm touch hostname top nc wget ip grep sed printf test date kill ping httpd tr; do
         ln -sf busybox "$root/bin/$a"
     done
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
