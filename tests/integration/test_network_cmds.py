@@ -117,8 +117,13 @@ def test_create_ls_inspect_rm(net):
                                                        "rangeEnd": f"10.{OCTET}.2.254"}]]
     # default bridge: its own bridge and a subnet clear of docker's, podman's and nerdctl's
     b = json.loads(net("network", "inspect", "bridge").stdout)[0]
-    assert b["IPAM"]["Config"] == [{"Subnet": "10.89.0.0/24", "Gateway": "10.89.0.1"}]
-    assert b["Options"]["com.docker.network.bridge.name"] == "nerdpy0"
+    from conftest import BRIDGE_SUBNET  # the session's default-bridge subnet (NERDPY_BRIDGE_SUBNET)
+
+    gw = BRIDGE_SUBNET.rsplit(".", 1)[0] + ".1"
+    assert b["IPAM"]["Config"] == [{"Subnet": BRIDGE_SUBNET, "Gateway": gw}]
+    from conftest import BRIDGE_NAME
+
+    assert b["Options"]["com.docker.network.bridge.name"] == BRIDGE_NAME
 
     r = net("network", "rm", "bridge")
     assert r.returncode == 1 and "pre-defined network" in r.stderr

@@ -21,14 +21,17 @@ def bb(nerdpy, images):
 
 
 def host_state() -> dict:
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    """What this session's containers hold on the host: veths on the session's bridge and the
+    iptables rules that name its subnet (other test sessions may run beside this one)."""
+    from conftest import BRIDGE_NAME, BRIDGE_SUBNET
+
+    links = subprocess.run(["ip", "-o", "link", "show", "master", BRIDGE_NAME], capture_output=True,
+                           text=True).stdout
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    prefix = BRIDGE_SUBNET.rsplit(".", 1)[0] + "."
     return {
         "veth": sorted(re.findall(r"^\d+: (veth[^@:]+)", links, re.M)),
-        # rules that belong to one container (its masquerade chain, its port DNAT chain, the
-        # firewall plugin's per-address accepts); the plugins' shared skeleton chains stay
-        "rules": sorted(line for line in rules.splitlines() if line.startswith("-A")
-                        and (re.search(r"CNI-(DN-)?[0-9a-f]{24}", line) or re.search(r"\d+\.\d+\.\d+\.\d+/32", line))),
+        "rules": sorted(line for line in rules.splitlines() if line.startswith("-A") and prefix in line),
     }
 
 
