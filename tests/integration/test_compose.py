@@ -272,7 +272,7 @@ def test_attached_up_prefixes_exit_codes_and_ctrl_c(nerdpy, images, tmp_path):
         services:
           job:
             image: {images.busybox}
-            command: ["sh", "-c", "echo one; sleep 0.3; echo two; exit 4"]
+            command: ["sh", "-c", "echo one; sleep 2; echo two; exit 4"]
           svc:
             image: {images.busybox}
             command: ["sh", "-c", "echo serving; {LOOP}"]
