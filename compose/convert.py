@@ -326,4 +326,15 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         healthcheck=hc,
         no_healthcheck=no_hc,
         log_opts=log_opts,
+        pid=_pid_mode(project, s),
+        expose=[str(e) for e in s.expose],
     )
+
+
+def _pid_mode(project: m.Project, s: m.Service) -> str:
+    """`pid:` as the engine's --pid: host, container:<name>, or service:<x> (x's first container)."""
+    mode = s.pid or ""
+    if mode.startswith("service:"):
+        other = project.service(mode.partition(":")[2])
+        return "container:" + other.container_names(project.name)[0]
+    return mode

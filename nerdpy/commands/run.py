@@ -502,6 +502,8 @@ def build_spec(image: str, command: tuple, o: dict):
         no_healthcheck=o["no_healthcheck"],
         log_opts=_parse_kv_list(o["log_opt"], "log option"),
         oom_score_adj=oom,
+        pid=o["pid"] or "",
+        expose=list(o["expose"]),
     )
 
 
@@ -566,6 +568,8 @@ def container_options(f):
         click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host"),
         click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports"),
         click.option("--dns", multiple=True, help="Set custom DNS servers"),
+        click.option("--pid", help="PID namespace to use (host, container:<name|id>)"),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
         click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
         click.option("--dns-option", "--dns-opt", "dns_option", multiple=True, help="Set DNS options"),
         click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),

@@ -98,6 +98,8 @@ class ContainerSpec:
     no_healthcheck: bool = False
     log_opts: dict[str, str] = field(default_factory=dict)
     oom_score_adj: int | None = None
+    pid: str = ""                      # "" (own namespace), "host", or "container:<name|id>"
+    expose: list[str] = field(default_factory=list)      # --expose: more ExposedPorts (80, 53/udp)
 
 
 @dataclass

@@ -65,7 +65,17 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     record = asdict(spec)
     record["_args"] = args
     record["_workdir"] = workdir
-    record["_image_config"] = config.get("config") or {}
+    record["_image_config"] = dict(config.get("config") or {})
+    if spec.expose:  # --expose adds to the image's ExposedPorts (what -P publishes)
+        exposed = dict(record["_image_config"].get("ExposedPorts") or {})
+        for e in spec.expose:
+            port, _, proto = e.partition("/")
+            if not port.replace("-", "").isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+                raise InvalidArgument(f"invalid range format for --expose: {e}")
+            exposed[f"{port}/{proto or 'tcp'}"] = {}
+        record["_image_config"]["ExposedPorts"] = exposed
+    if spec.pid and spec.pid != "host" and not spec.pid.startswith("container:"):
+        raise InvalidArgument(f"invalid PID mode {spec.pid!r}: use host or container:<name|id>")
     record["_image_name"] = image.name
     parent = image_chain_id(store, image)
     key = snapshot_key(store, cid)
@@ -236,6 +246,21 @@ def _event(store: Store, c: Container, action: str, **extra) -> None:
     record_event(store, "container", action, c.id, {"image": c.image, "name": c.name, **extra})
 
 
+def _pid_namespace(store: Store, pid: str) -> str | None:
+    """--pid: "" a new namespace, "host" the host's, "container:X" that running container's."""
+    if not pid:
+        return None
+    if pid == "host":
+        return "host"
+    if pid.startswith("container:"):
+        other = find_container(store, pid.partition(":")[2])
+        state = container_state(store, other)
+        if state.status != "running" or not state.pid:
+            raise Conflict(f"cannot join PID namespace of a non running container: {other.name}")
+        return f"/proc/{state.pid}/ns/pid"
+    raise InvalidArgument(f"invalid PID mode {pid!r}: use host or container:<name|id>")
+
+
 def _hostname(c: Container) -> str:
     net = c.spec.get("network") or "none"
     return c.spec.get("hostname") or (os.uname().nodename if net == "host" else c.id[:12])
@@ -306,6 +331,7 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
         no_new_privileges=nnp,
         mounts=mounts,
         netns=netns,
+        pidns=_pid_namespace(store, s.get("pid") or ""),
         memory=s.get("memory"),
         memory_swap=s.get("memory_swap"),
         memory_reservation=s.get("memory_reservation"),

@@ -103,6 +103,7 @@ class SpecOptions:
     no_new_privileges: bool = False
     mounts: list[dict] = field(default_factory=list)  # extra OCI mounts (binds, volumes, tmpfs)
     netns: str | None = None              # None: new netns; "host": share the host's; else a path
+    pidns: str | None = None              # None: new pid ns; "host": the host's; else a path
     memory: int | None = None
     memory_swap: int | None = None
     memory_reservation: int | None = None
@@ -190,7 +191,11 @@ ULIMIT_NAMES = {
 
 def build_spec(o: SpecOptions) -> dict:
     caps = capabilities(o.privileged, o.cap_add, o.cap_drop)
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    namespaces = [{"type": t} for t in ("ipc", "uts", "mount")]
+    if o.pidns is None:
+        namespaces.insert(0, {"type": "pid"})
+    elif o.pidns != "host":
+        namespaces.insert(0, {"type": "pid", "path": o.pidns})
     if o.netns is None:
         namespaces.append({"type": "network"})
     elif o.netns != "host":

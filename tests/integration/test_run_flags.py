@@ -460,3 +460,19 @@ def test_invalid_flag_values(nerdpy, images, args, message):
     assert len(lines) == 1 and lines[0].startswith("nerdpy: "), r.stderr
     assert message in lines[0]
     assert_nothing_left(nerdpy)
+
+
+def test_pid_host_container_and_expose(nerdpy, images):
+    # --pid host: the host's processes are visible (pid 1 is the host's init, not our command)
+    got = out(nerdpy, "--pid", "host", images.busybox, "sh", "-c", "cat /proc/1/comm")
+    assert got.strip() not in ("sh", "cat")
+    nerdpy("run", "-d", "--name", "pidowner", images.busybox, "sleep", "300", check=True)
+    got = out(nerdpy, "--pid", "container:pidowner", images.busybox, "cat", "/proc/1/cmdline")
+    assert got.replace("\0", " ").strip() == "sleep 300"
+    r = nerdpy("run", "--rm", "--pid", "bogus", images.busybox, "true", timeout=T)
+    assert r.returncode == 125 and "PID mode" in r.stderr
+    # --expose adds to what -P publishes
+    nerdpy("run", "-d", "--name", "exp", "--expose", "9000", "-P", images.busybox, "sleep", "300", check=True)
+    ports = nerdpy("port", "exp").stdout
+    assert "9000/tcp -> 0.0.0.0:" in ports and "80/tcp -> 0.0.0.0:" in ports
+    nerdpy("rm", "-f", "pidowner", "exp", check=True)
