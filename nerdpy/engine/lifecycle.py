@@ -729,7 +729,7 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)
     if c is not None and c.spec.get("auto_remove"):
         if after_failure or not monitor_busy_restarting(store, c):
-            remove_container(store, c, force=True, volumes=True)
+            _remove_everything(store, c.id, volumes=True, runc_deleted=runc_deleted)
 
 
 def monitor_busy_restarting(store: Store, c: Container) -> bool:
@@ -756,14 +756,15 @@ def remove_container(store: Store, c: Container, force: bool = False, volumes: b
     _remove_everything(store, c.id, volumes=volumes)
 
 
-def _remove_everything(store: Store, cid: str, volumes: bool = False) -> None:
+def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_deleted: bool = False) -> None:
     from nerdpy.engine.mount import MNT_DETACH, mounted_under, unmount
     from nerdpy.engine.runtime import Runc
 
-    try:
-        Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
-    except NerdpyError:
-        pass
+    if not runc_deleted:  # the monitor has done it already when it removes a --rm container
+        try:
+            Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+        except NerdpyError:
+            pass
     cdir = container_dir(store, cid)
     row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     from nerdpy.engine.container_net import teardown_network
