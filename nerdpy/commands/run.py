@@ -729,11 +729,18 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
       nerdpy run -it busybox sh
     """
     o["detach"] = detach
-    o["network_explicit"] = o["network"] is not None
-    store, c = do_create(ctx, image, command, o)
+    # the monitor's interpreter starts while we create the container (it waits for its config)
+    from nerdpy.engine.monitor_spawn import spawn_monitor
+
+    monitor = spawn_monitor()
+    try:
+        store, c = do_create(ctx, image, command, o)
+    except BaseException:
+        monitor.close()
+        raise
     from nerdpy.engine.lifecycle import prepare_start
 
-    handle = prepare_start(store, c)
+    handle = prepare_start(store, c, monitor=monitor)
     if detach:
         handle.start()
         click.echo(c.id)

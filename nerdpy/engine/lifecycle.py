@@ -162,7 +162,7 @@ class StartHandle:
             cleanup_container(self.store, self.container.id, after_failure=True)
 
 
-def prepare_start(store: Store, c: Container) -> StartHandle:
+def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
     """Mount the rootfs, write the bundle and have a monitor `runc create` the container."""
     state = container_state(store, c)
     if state.running:
@@ -189,23 +189,24 @@ def prepare_start(store: Store, c: Container) -> StartHandle:
         mon_cfg = _monitor_config(store, c)
         mon_path = os.path.join(rdir, "monitor.json")
         _write_json(mon_path, mon_cfg)
-        parent_sock, child_sock = socket.socketpair()
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-S", "-E", MONITOR, mon_path, str(child_sock.fileno())],
-                pass_fds=[child_sock.fileno()], start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                cwd="/",
-            )
-        finally:
-            child_sock.close()
-        proc.wait()
+        from nerdpy.engine.monitor_spawn import spawn_monitor
+
+        if monitor is None:  # `run` starts one ahead of time (MonitorSpawn); others here
+            monitor = spawn_monitor()
+        parent_sock = monitor.sock
+        _send(parent_sock, {"config": mon_path})
+        monitor.proc.wait()
         reply = _recv(parent_sock, timeout=60)
         if reply is None or "error" in reply:
             parent_sock.close()
             raise _start_error((reply or {}).get("error", "the monitor failed to start"))
         return StartHandle(store, c, parent_sock, reply["created"])
     except BaseException:
+        if monitor is not None:
+            try:
+                monitor.close()
+            except OSError:
+                pass
         cleanup_container(store, c.id, after_failure=True)
         raise
 

@@ -726,8 +726,6 @@ def recv_line(sock):
 
 def main():
     cfg_path, sync_fd = sys.argv[1], int(sys.argv[2])
-    with open(cfg_path) as f:
-        cfg = json.load(f)
     sync = socket.socket(fileno=sync_fd)
     # detach from the CLI completely: second fork, so the CLI's wait() returns at once
     if os.fork() != 0:
@@ -736,6 +734,13 @@ def main():
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    if cfg_path == "-":  # started ahead of time: the CLI sends the config's path once written
+        msg = recv_line(sync)
+        if not msg or "config" not in msg:
+            os._exit(0)
+        cfg_path = msg["config"]
+    with open(cfg_path) as f:
+        cfg = json.load(f)
     monitor = Monitor(cfg)
     with open(os.path.join(cfg["run_dir"], "monitor.pid"), "w") as f:
         f.write("%d %s\n" % (os.getpid(), proc_start_time(os.getpid())))
