@@ -233,15 +233,39 @@ def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, contain
 
     try:
         if detach:
-            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
-            if r.returncode != 0:
-                raise click.ClickException(r.stderr.decode(errors="replace").strip())
+            _run_exec_detached(argv)
             return
         stdin = None if interactive else subprocess.DEVNULL
         code = _run_exec(argv, stdin, tty)
     finally:
         cleanup()
     sys.exit(code)
+
+
+def _run_exec_detached(argv: list[str]) -> None:
+    """`runc exec --detach`: the process inherits runc's stdio, so that is /dev/null (with pipes,
+    waiting for runc's output would wait for the process to end); runc's own error comes from its
+    log."""
+    import json
+    import subprocess
+    import tempfile
+
+    from nerdpy.engine.lifecycle import _start_error
+
+    with tempfile.NamedTemporaryFile(prefix="nerdpy-exec-", suffix=".log") as log:
+        r = subprocess.run(argv[:1] + ["--log", log.name, "--log-format", "json"] + argv[1:],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if r.returncode == 0:
+            return
+        msg = ""
+        for line in open(log.name, errors="replace"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("level") in ("error", "fatal"):
+                msg = entry.get("msg", "")
+    raise _start_error(msg.removeprefix("exec failed: ") or f"runc exec exited with status {r.returncode}")
 
 
 def _run_exec(argv: list[str], stdin, tty: bool) -> int:
