@@ -516,9 +516,11 @@ class _Dirs:
 
 
 def _clean_member_name(name: str) -> tuple[str, ...]:
-    norm = posixpath.normpath("/" + name).lstrip("/")
+    # as docker's Untar: the name is cleaned (an absolute one is taken from the destination), and
+    # a relative name that climbs above the destination is refused, never silently clamped to it
+    norm = posixpath.normpath(name).lstrip("/")
     parts = tuple(p for p in norm.split("/") if p and p != ".")
-    if any(p == ".." for p in parts):
+    if parts and parts[0] == "..":
         raise CopyError(f"invalid archive entry {name!r}: outside of the destination")
     return parts
 

@@ -468,6 +468,8 @@ def _json(data: bytes, what: str):
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ArchiveError(f"{what} in the archive is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ArchiveError(f"{what} in the archive is nested too deeply") from None
 
 
 def _check_config(config, layers: int, where: str) -> None:

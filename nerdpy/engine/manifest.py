@@ -103,6 +103,8 @@ def parse_manifest(data: bytes, content_type: str | None) -> Manifest | Index:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ManifestError(f"manifest is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ManifestError("manifest is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ManifestError("manifest is not a JSON object")
     version = doc.get("schemaVersion")

@@ -89,7 +89,10 @@ def pull_image(
         config_digest = default_manifest.config.digest
         for _d, m in manifests:
             _fetch_small(store, client, ref, m.config)
-        config = json.loads(store.content.read(config_digest))
+        try:
+            config = json.loads(store.content.read(config_digest))
+        except (ValueError, RecursionError):
+            raise ManifestError(f"{ref}: image config {config_digest} is not valid JSON") from None
         _check_config(config, default_manifest, ref)
         if platform and not isinstance(doc, Index):
             _check_platform(config, wanted, ref)
