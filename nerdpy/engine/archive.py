@@ -17,7 +17,7 @@ import stat
 import tarfile
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from nerdpy.engine.errors import LayerError, UnsafeLayer
@@ -39,11 +39,22 @@ class ApplyResult:
     entries: int
 
 
+def _env_limit(name: str, default: int) -> int:
+    try:
+        n = int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return n if n > 0 else default
+
+
 @dataclass
 class Limits:
-    max_entries: int = 1_000_000
-    max_total_bytes: int = 64 << 30
-    max_file_bytes: int = 32 << 30
+    """What one layer may hold. The environment can lower (or raise) the defaults:
+    NERDPY_LAYER_MAX_ENTRIES, NERDPY_LAYER_MAX_BYTES (all file content, and with the headers the
+    decompressed stream), NERDPY_LAYER_MAX_FILE_BYTES (one file); tests use small ones."""
+    max_entries: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_ENTRIES", 1_000_000))
+    max_total_bytes: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_BYTES", 64 << 30))
+    max_file_bytes: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_FILE_BYTES", 32 << 30))
 
 
 def detect_compression(head: bytes) -> str:

@@ -8,6 +8,7 @@ connections; foreign-layer `urls` are never fetched.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -25,7 +26,19 @@ from nerdpy.engine.reference import Reference
 
 # small reads: a dropped connection loses at most one chunk, the rest resumes with Range
 CHUNK = 64 << 10
-TIMEOUT = (10, 60)
+
+
+def _read_timeout() -> float:
+    """Seconds without a byte from the registry before a request fails (and a blob download is
+    retried): 60, or NERDPY_REGISTRY_TIMEOUT (tests use short ones)."""
+    try:
+        t = float(os.environ.get("NERDPY_REGISTRY_TIMEOUT", ""))
+    except ValueError:
+        return 60.0
+    return t if t > 0 else 60.0
+
+
+TIMEOUT = (10, _read_timeout())
 RETRIES = 5
 MANIFEST_RETRIES = 3
 USER_AGENT = "nerdpy/0.1"
