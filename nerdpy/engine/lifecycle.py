@@ -81,10 +81,15 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     key = snapshot_key(store, cid)
     cdir = container_dir(store, cid)
     with store.gc_lock(exclusive=False):
-        name = spec.name
-        for attempt in range(10):
-            name = spec.name or random_name()
-            try:
+        # the writable layer and the directory before the row: a create killed midway leaves at
+        # worst a layer and a directory that no container owns (`system check` warns, --repair
+        # removes them), never a recorded container without a writable layer, which cannot start
+        store.snapshots.prepare(key, parent)
+        try:
+            os.makedirs(os.path.join(cdir, "rootfs"), mode=0o711, exist_ok=True)
+            name = spec.name
+            for attempt in range(10):
+                name = spec.name or random_name()
                 with store.db.write() as cur:
                     clash = cur.execute("SELECT id FROM containers WHERE namespace = ? AND name = ?",
                                         (store.namespace, name)).fetchone()
@@ -101,11 +106,11 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
                         (store.namespace, cid, name, spec.image, image.config, json.dumps(record), time.time()),
                     )
                 break
-            except Conflict:
-                raise
+        except BaseException:
+            store.snapshots.remove_active(key)
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise
         try:
-            store.snapshots.prepare(key, parent)
-            os.makedirs(os.path.join(cdir, "rootfs"), mode=0o711, exist_ok=True)
             c = find_container(store, cid)
             # volumes exist from create on (anonymous ones get their names here), as docker's do
             from nerdpy.engine.volumes import assign_anonymous_volumes, create_volume
