@@ -31,14 +31,14 @@ _ADDR = re.compile(r"(\d+\.\d+\.\d+\.\d+)(?:/32)?\b")
 
 def _meta_dbs(base: str) -> list[str]:
     out = []
-    for depth in range(1, 5):
+    for depth in range(0, 5):
         out += glob.glob(os.path.join(base, *["*"] * depth, "meta.db"))
     return out
 
 
 def _journals(base: str) -> list[str]:
     out = []
-    for depth in range(1, 5):
+    for depth in range(0, 5):
         out += glob.glob(os.path.join(base, *["*"] * depth, "events.jsonl*"))
     return out
 
@@ -150,9 +150,16 @@ def processes(base: str) -> list[str]:
         except OSError:
             continue
         cmd = " ".join(a.decode(errors="replace") for a in argv if a)
-        if base not in cmd:
-            continue
-        if "monitor.py" in cmd or "-m nerdpy" in cmd or os.path.basename(argv[0].decode(errors="replace")) == "runc":
+        if "monitor.py" in cmd:
+            # a monitor's command line names no path ("monitor.py - FD"); it works in its
+            # container's run directory
+            try:
+                where = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if where == base or where.startswith(base.rstrip("/") + "/"):
+                out.append(f"{pid}: {cmd[:200]} (in {where})")
+        elif base in cmd and ("-m nerdpy" in cmd or os.path.basename(argv[0].decode(errors="replace")) == "runc"):
             out.append(f"{pid}: {cmd[:200]}")
     return sorted(out)
 

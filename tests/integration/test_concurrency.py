@@ -63,6 +63,8 @@ def session_state(nerdpy) -> dict:
                         if p.startswith(nerdpy.run_root)),
         "veth": hostleaks.veths(bridges),
         "rules": hostleaks.rules(hostleaks.our_container_ids(nerdpy.data_root), subnets),
+        "monitors": [p for p in hostleaks.processes(nerdpy.run_root) if "monitor.py" in p],
+        "runc": hostleaks.runc_states(os.path.dirname(nerdpy.run_root)),
         "containers": nerdpy("ps", "-a", "-q", "--no-trunc", check=True).stdout.split(),
     }
 
@@ -109,6 +111,9 @@ def test_twenty_parallel_runs_then_twenty_parallel_removals(nerdpy, bb):
         assert published[f"par{i * 4}"]["80/tcp"][0]["HostPort"] == str(port)
     mid = session_state(nerdpy)
     assert len(mid["veth"]) == 20 and len(mid["netns"]) == 20
+    assert len(mid["monitors"]) == 20 and len(mid["runc"]) == 20
+    # each container's masquerade chain (3 rules) and two forward accepts; DNAT for the five ports
+    assert len(mid["rules"]) >= 20 * 5 + 5 * 3, mid["rules"]
     rootfs = [m for m in mid["mounts"] if m.endswith("/rootfs")]
     assert len(rootfs) == 20
 
