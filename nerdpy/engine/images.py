@@ -296,6 +296,12 @@ def collect_garbage(store: Store) -> dict:
     with store.gc_lock(exclusive=True, wait=False) as got:
         if not got:
             return {"skipped": True}
+        # writable layers no container owns: a create killed between preparing the layer and
+        # recording the container (creates hold the shared lock across both, so none is midway now)
+        owners = {f"{r['namespace']}/{r['id']}" for r in store.db.query("SELECT namespace, id FROM containers")}
+        for key in store.snapshots.active_keys():
+            if key not in owners:
+                store.snapshots.remove_active(key)
         blobs, chains = referenced_content(store)
         # parents of active snapshots (containers' writable layers) and their ancestors stay
         for r in store.db.query("SELECT parent FROM active_snapshots WHERE parent IS NOT NULL"):
