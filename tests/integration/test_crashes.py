@@ -128,6 +128,15 @@ class Crasher:
                 + (f"  errors: {'; '.join(sorted(set(self.found)))[:300]}" if self.found else ""))
 
 
+def collect_leftovers(n: Nerdpy) -> None:
+    """Garbage collection (here through `system prune`) takes what killed creates left (writable
+    layers no container owns): `system check` has nothing left to say about layers."""
+    r = n("system", "prune", "-f", timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = n("system", "check", timeout=120)
+    assert r.returncode == 0 and "writable layer" not in r.stdout, r.stdout
+
+
 def runner(tmp_path, name: str) -> Nerdpy:
     d = tmp_path / name
     (d / "home").mkdir(parents=True, exist_ok=True)
@@ -244,6 +253,7 @@ def crash_run_and_rm(n: Nerdpy, image: str, ports: list[int], stats: dict) -> No
         assert r.returncode == 0, r.stderr
     assert n("ps", "-a", "-q", check=True).stdout == ""
     hostleaks.assert_nothing_left(n, exclusive=False)
+    collect_leftovers(n)
     # every port a killed run had published is free again
     args = [x for p in ports for x in ("-p", f"{p}:{1000 + ports.index(p)}")]
     r = n("run", "--rm", *args, image, "true")
@@ -308,6 +318,7 @@ def crash_compose(n: Nerdpy, image: str, port: int, stats: dict) -> None:
     assert "crashp" not in n("network", "ls", "--format", "{{.Name}}", check=True).stdout
     assert "crashp" not in n("volume", "ls", "--format", "{{.Name}}", check=True).stdout
     hostleaks.assert_nothing_left(n, exclusive=False)
+    collect_leftovers(n)
     # the project's bridges went with its networks
     for link in links:
         assert link.startswith("br-"), links
@@ -450,3 +461,38 @@ def test_monitor_killed_with_a_published_port(nerdpy, images):
     db = sqlite3.connect(f"file:{nerdpy.data_root}/meta.db?mode=ro", uri=True)
     assert db.execute("SELECT COUNT(*) FROM net_sandboxes").fetchone()[0] == 0
     db.close()
+
+
+# -- what a create killed midway leaves ----------------------------------------------------------------
+def test_gc_collects_the_layer_of_a_create_killed_midway(nerdpy, images):
+    """create prepares the writable layer, then records the container: killed in between, it
+    leaves a layer no container owns. `system check` warns of it, and garbage collection (rmi,
+    image prune, system prune) removes it, never the layer of a real container."""
+    bb = images.busybox
+    nerdpy("pull", "-q", bb, check=True)
+    nerdpy("run", "-d", "--name", "keep", bb, "sleep", "600", check=True)
+    layers = sorted(
+        r[0] for r in sqlite3.connect(f"file:{nerdpy.data_root}/meta.db?mode=ro", uri=True)
+        .execute("SELECT key FROM active_snapshots").fetchall())
+    assert len(layers) == 1
+    # exactly what the killed create left: its layer, prepared through the engine, and no row
+    orphan = "default/" + "f" * 64
+    code = ("import sys; from nerdpy.engine.config import load_settings; from nerdpy.engine.store import open_store; "
+            "from nerdpy.engine.images import resolve_image, image_chain_id; "
+            "s = open_store(load_settings({'data_root': sys.argv[1], 'run_root': sys.argv[2]})); "
+            "s.snapshots.prepare(sys.argv[3], image_chain_id(s, resolve_image(s, sys.argv[4])))")
+    subprocess.run([sys.executable, "-c", code, nerdpy.data_root, nerdpy.run_root, orphan, bb],
+                   env=nerdpy.env, check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(hostleaks.__file__))))
+    r = nerdpy("system", "check")
+    assert r.returncode == 0 and "a writable layer whose container is gone" in r.stdout, r.stdout
+    r = nerdpy("system", "prune", "-f")
+    assert r.returncode == 0, r.stderr
+    r = nerdpy("system", "check")
+    assert r.returncode == 0 and "writable layer" not in r.stdout, r.stdout
+    after = sorted(
+        r[0] for r in sqlite3.connect(f"file:{nerdpy.data_root}/meta.db?mode=ro", uri=True)
+        .execute("SELECT key FROM active_snapshots").fetchall())
+    assert after == layers
+    assert nerdpy("exec", "keep", "true").returncode == 0
+    nerdpy("rm", "-f", "keep", check=True)
+    hostleaks.assert_nothing_left(nerdpy)
