@@ -121,14 +121,14 @@ def parse_manifest(data: bytes, content_type: str | None) -> Manifest | Index:
         raise ManifestError("document has both manifests and layers: ambiguous")
     if not is_index and not is_manifest:
         raise ManifestError("document is neither a manifest nor an index")
-    kind = "index" if is_index else "manifest"
+    kind = "an index" if is_index else "a manifest"
     for label, mt in (("mediaType field", declared), ("Content-Type", ct if ct in MANIFEST_TYPES + INDEX_TYPES else None)):
         if mt is None:
             continue
         if mt in SCHEMA1_TYPES:
             raise ManifestError(_SCHEMA1_MSG)
         if (mt in INDEX_TYPES) != is_index or mt not in MANIFEST_TYPES + INDEX_TYPES:
-            raise ManifestError(f"{label} {mt!r} disagrees with the document, which is an {kind}")
+            raise ManifestError(f"{label} {mt!r} disagrees with the document, which is {kind}")
     if declared and ct in MANIFEST_TYPES + INDEX_TYPES and declared != ct:
         raise ManifestError(f"mediaType field {declared!r} disagrees with Content-Type {ct!r}")
     media_type = declared or (ct if ct in MANIFEST_TYPES + INDEX_TYPES else (OCI_INDEX if is_index else OCI_MANIFEST))
