@@ -119,7 +119,7 @@ def nerdpy(tmp_path):
         if left:
             n("rm", "-f", *left)
         n("network", "prune", "-f")
-    subprocess.run(["pkill", "-9", "-f", f"monitor.py {run_root}"], capture_output=True)
+    world.kill_monitors(run_root)
     runc_root = os.path.join(run_root, "runc")
     if os.path.isdir(runc_root):
         for ns in os.listdir(runc_root):

@@ -365,3 +365,24 @@ class AuthRegistry(Registry):
         hand = os.path.join(build_images(), "hand")
         self.image = f"{self.host}/private/busybox:latest"
         push_layout(hand, "zstd", self.image, creds=(self.username, self.password), ca=self.ca_path)
+
+
+def kill_monitors(run_root: str) -> None:
+    """SIGKILL every container monitor working under `run_root` (a monitor's cwd is its run dir;
+    its command line names no path)."""
+    import signal
+
+    root = os.path.realpath(str(run_root))
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if (cwd == root or cwd.startswith(root + "/")) and b"monitor.py" in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass

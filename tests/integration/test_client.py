@@ -32,7 +32,7 @@ def client(tmp_path, monkeypatch):
         except Exception:
             pass
     c.close()
-    subprocess.run(["pkill", "-9", "-f", f"monitor.py {tmp_path / 'run'}"], capture_output=True)
+    __import__("world").kill_monitors(str(tmp_path / "run"))
     for p in sorted(mounts_under(str(tmp_path)), key=len, reverse=True):
         subprocess.run(["umount", "-l", p], capture_output=True)
 

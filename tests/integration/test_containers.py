@@ -437,7 +437,7 @@ def _simulate_reboot(nerdpy) -> None:
     """What a reboot does to nerdpy's state: every process gone, every mount gone, /run empty."""
     import shutil
 
-    subprocess.run(["pkill", "-9", "-f", f"monitor.py {nerdpy.run_root}"], capture_output=True)
+    __import__("world").kill_monitors(nerdpy.run_root)
     for cid in nerdpy("ps", "-q", "--no-trunc").stdout.split():
         pid = nerdpy("inspect", "-f", "{{.State.Pid}}", cid).stdout.strip()
         if pid and pid != "0":

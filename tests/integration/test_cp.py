@@ -83,7 +83,7 @@ def world(tmp_path_factory, images):
     assert wait_for(lambda: len(mounts_under(os.path.join(w.data_root, "containers"))) == 1)
     w.down_upper = w.upper("down")
     yield w
-    subprocess.run(["pkill", "-9", "-f", f"monitor.py {w.run_root}"], capture_output=True)
+    __import__("world").kill_monitors(w.run_root)
     runc_root = os.path.join(w.run_root, "runc", "default")
     for cid in os.listdir(runc_root) if os.path.isdir(runc_root) else []:
         subprocess.run(["runc", "--root", runc_root, "delete", "-f", cid], capture_output=True)
