@@ -121,7 +121,9 @@ def main() -> None:
                                                   NERDPY_CNI_NETCONFPATH=os.path.join(work, "net.d")),
                        capture_output=True)
         reg.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        from bench._util import remove_work_dir
+
+        remove_work_dir(work)
 
 
 if __name__ == "__main__":

@@ -87,9 +87,10 @@ def main() -> None:
     finally:
         cni.exec_plugin = original
         remove_host_state(store, find_network(store, "bridge"))
-        subprocess.run(["umount", "-l", f"{work}/run/netns"], capture_output=True)
         store.close()
-        subprocess.run(["rm", "-rf", work])
+        from bench._util import remove_work_dir
+
+        remove_work_dir(work)
 
 
 if __name__ == "__main__":

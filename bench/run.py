@@ -112,8 +112,9 @@ def main() -> None:
         subprocess.run(np + ["container", "prune", "-f"], env=env, stdout=subprocess.DEVNULL)
     finally:
         reg.stop()
-        subprocess.run(["umount", "-R", "-l", work], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        from bench._util import remove_work_dir
+
+        remove_work_dir(work)
 
 
 if __name__ == "__main__":
