@@ -92,3 +92,20 @@ def since(ts: float | None) -> str:
     if ts is None:
         return "N/A"
     return human_duration(time.time() - ts) + " ago"
+
+
+def print_inspect(results: list, fmt: str | None) -> None:
+    """docker's inspect output: a JSON array, or each object through a `-f` template."""
+    import json
+    import sys
+
+    if fmt:
+        from nerdpy.template import render
+
+        tmpl = fmt.replace("\\t", "\t").replace("\\n", "\n")
+        if tmpl.strip() == "json":
+            tmpl = "{{json .}}"
+        for r in results:
+            sys.stdout.write(render(tmpl, r) + "\n")
+    else:
+        sys.stdout.write(json.dumps(results, indent=4) + "\n")

@@ -2,14 +2,12 @@
 `container` group (with the hidden `cleanup` the monitor calls)."""
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
 import click
 
-from nerdpy.commands._util import human_duration, local_time, parse_time, since, store_of
+from nerdpy.commands._util import parse_time, store_of
 
 
 def _each(ctx, names, fn) -> None:
@@ -369,16 +367,9 @@ def inspect(ctx, names, fmt, size, kind):
 
 
 def _print_inspect(results, fmt):
-    if fmt:
-        from nerdpy.template import render
+    from nerdpy.commands._util import print_inspect
 
-        tmpl = fmt.replace("\\t", "\t").replace("\\n", "\n")
-        if tmpl.strip() == "json":
-            tmpl = "{{json .}}"
-        for r in results:
-            sys.stdout.write(render(tmpl, r) + "\n")
-    else:
-        sys.stdout.write(json.dumps(results, indent=4) + "\n")
+    print_inspect(results, fmt)
 
 
 @click.command("container-inspect")

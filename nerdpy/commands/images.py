@@ -2,12 +2,12 @@
 nerdpy.engine.images that render docker's tables and JSON."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from nerdpy.commands._util import human_size, local_time, parse_time, rfc3339, since, store_of
+from nerdpy.commands._util import (human_size, local_time, parse_time, print_inspect, rfc3339, since,
+                                   store_of)
 
 IMAGES_HEADERS = {
     "Repository": "REPOSITORY",
@@ -277,16 +277,7 @@ def image_inspect(ctx, names, fmt) -> None:
             results.append(inspect_json(store, resolve_image(store, name)))
         except ImageNotFound:
             missing.append(name)
-    if fmt:
-        from nerdpy.template import render
-
-        tmpl = fmt.replace("\\t", "\t").replace("\\n", "\n")
-        if tmpl.strip() == "json":
-            tmpl = "{{json .}}"
-        for r in results:
-            sys.stdout.write(render(tmpl, r) + "\n")
-    else:
-        sys.stdout.write(json.dumps(results, indent=4) + "\n")
+    print_inspect(results, fmt)
     for name in missing:
         click.echo(f"nerdpy: no such image: {name}", err=True)
     if missing:

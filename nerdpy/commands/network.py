@@ -2,12 +2,11 @@
 docker's tables and JSON."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from nerdpy.commands._util import local_time, store_of
+from nerdpy.commands._util import local_time, print_inspect, store_of
 
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
               "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
@@ -125,16 +124,7 @@ def inspect(ctx, names, fmt, verbose):
         results, missing = _inspect_objects(store_of(ctx), names)
     except NerdpyError as e:
         _fail(str(e))
-    if fmt:
-        from nerdpy.template import render
-
-        tmpl = fmt.replace("\\t", "\t").replace("\\n", "\n")
-        if tmpl.strip() == "json":
-            tmpl = "{{json .}}"
-        for r in results:
-            sys.stdout.write(render(tmpl, r) + "\n")
-    else:
-        sys.stdout.write(json.dumps(results, indent=4) + "\n")
+    print_inspect(results, fmt)
     for name in missing:
         click.echo(f"nerdpy: network {name} not found", err=True)
     if missing:

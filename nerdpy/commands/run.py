@@ -588,7 +588,7 @@ def _networks(o) -> tuple[str, list[dict]]:
     special = mode in ("none", "host") or mode.startswith("container:")
     if special or any(n in ("none", "host") or n.startswith("container:") for n in nets[1:]):
         if len(nets) > 1:
-            raise _bad(f"conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+            raise _bad("conflicting options: cannot attach both user-defined and non-user-defined network-modes")
         if o["network_alias"] or o["ip"]:
             raise _bad("network-scoped aliases and --ip are only supported for user-defined networks")
         if mode.startswith("container:") and o["mac_address"]:

@@ -1,12 +1,11 @@
 """`volume create/ls/inspect/rm/prune`: named volumes under the data root."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from nerdpy.commands._util import human_size, store_of
+from nerdpy.commands._util import human_size, print_inspect, store_of
 
 
 def volume_json(store, v) -> dict:
@@ -118,16 +117,7 @@ def inspect(ctx, names, fmt):
             missing.append(name)
         else:
             results.append(volume_json(store, v))
-    if fmt:
-        from nerdpy.template import render
-
-        tmpl = fmt.replace("\\t", "\t").replace("\\n", "\n")
-        if tmpl.strip() == "json":
-            tmpl = "{{json .}}"
-        for r in results:
-            sys.stdout.write(render(tmpl, r) + "\n")
-    else:
-        sys.stdout.write(json.dumps(results, indent=4) + "\n")
+    print_inspect(results, fmt)
     for name in missing:
         click.echo(f"nerdpy: no such volume: {name}", err=True)
     if missing:
