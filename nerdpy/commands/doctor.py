@@ -19,7 +19,9 @@ def doctor(ctx, fmt) -> None:
 
     \b
     Checks root, runc (and its CVE-2024-21626 fix), overlayfs, cgroups, the CNI plugins,
-    iptables, the data root's filesystem and free space. Exits 0 when all is well, 1 otherwise.
+    iptables, iproute2, tini, the data root's filesystem, free space, and that the registry
+    mirrors of each hosts.toml answer. Warnings do not fail. Exits 0 when all is well, 1
+    otherwise.
     """
     from nerdpy.engine.doctor import run_checks
 

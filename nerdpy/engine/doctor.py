@@ -4,9 +4,12 @@ when something is wrong, the command that fixes it.
 Checks: root; runc on PATH and carrying the CVE-2024-21626 fix (upstream 1.1.12 or later, or a
 distribution build that backports it: the Debian/Ubuntu package changelog, or the RPM one, is
 read rather than the version compared); overlayfs; cgroups (v1, v2 or hybrid, with the
-controllers limits need); the CNI plugins; iptables; the data root's filesystem, by mounting a
-tiny overlay with its upper dir there (in a private mount namespace, so nothing is left
-behind); free space.
+controllers limits need); the CNI plugins; iptables; iproute2 and tini (warnings only: bridge
+teardown and `--init` need them); the data root's filesystem, by mounting a tiny overlay with
+its upper dir there (in a private mount namespace, so nothing is left behind); free space; and
+the registry mirrors of the `hosts.toml` files found in the hosts dirs, each asked for `/v2/`
+(a registry whose mirrors and server all fail to answer is a failure; a dead mirror with a live
+server only a warning, since pulls fall back to the server).
 """
 from __future__ import annotations
 
@@ -245,6 +248,145 @@ def check_iptables() -> Check:
     return Check("iptables", "ok", f"{path}: {r.stdout.strip()}")
 
 
+def check_iproute2() -> Check:
+    path = shutil.which("ip") or _off_path("ip")
+    if path is None:
+        return Check("iproute2", "warn", "ip not found (nerdpy deletes the bridges of removed networks with it)",
+                     "apt-get install -y iproute2")
+    return Check("iproute2", "ok", path)
+
+
+def check_tini() -> Check:
+    for path in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init"):
+        if os.access(path, os.X_OK):
+            return Check("tini", "ok", f"{path} (for run --init)")
+    found = shutil.which("tini-static") or shutil.which("docker-init")
+    if found:
+        return Check("tini", "ok", f"{found} (for run --init)")
+    return Check("tini", "warn", "no static tini: run --init will refuse to start containers",
+                 "apt-get install -y tini")
+
+
+# -- registries and their mirrors (hosts.toml) ----------------------------------------------------
+PROBE_TIMEOUT = 5.0
+
+
+def hosts_files(hosts_dirs: list[str]) -> list[tuple[str, str]]:
+    """(registry name as nerdpy looks it up, path) of every hosts.toml in the hosts dirs; a name
+    found in an earlier dir shadows the same name in a later one, as in resolve_hosts."""
+    seen: dict[str, str] = {}
+    for d in hosts_dirs:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(d, name, "hosts.toml")
+            if not os.path.isfile(path):
+                continue
+            registry = name
+            head, sep, tail = name.rpartition("_")
+            if name != "_default" and sep and head and tail.isdigit():
+                registry = f"{head}:{tail}"          # HOST_PORT is HOST:PORT
+            seen.setdefault(registry, path)
+    return sorted(seen.items())
+
+
+def _file_used(registry: str, hosts_dirs: list[str]) -> str | None:
+    """The hosts.toml resolve_hosts reads for `registry` (same order)."""
+    for d in hosts_dirs:
+        for name in (registry, registry.replace(":", "_"), "_default"):
+            path = os.path.join(d, name, "hosts.toml")
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def probe(host) -> str | None:
+    """Ask an endpoint (a hosts.RegistryHost) for its API root; None when it answers as a
+    registry does (200 or 401), else why not."""
+    import requests
+
+    path = "/" if host.override_path else "/v2/"
+    urls = [host.url + path]
+    if host.plain_http_fallback and host.url.startswith("https://"):
+        urls.append("http://" + host.url.split("://", 1)[1] + path)
+    verify = False if host.skip_verify else (host.ca[0] if host.ca else True)
+    why = "no answer"
+    for url in urls:
+        try:
+            with requests.Session() as s:
+                s.trust_env = False
+                r = s.get(url, timeout=PROBE_TIMEOUT, verify=verify, headers=dict(host.headers),
+                          cert=host.client[0] if host.client else None, allow_redirects=True)
+                r.close()
+        except requests.exceptions.Timeout:
+            why = f"no answer within {PROBE_TIMEOUT:g}s"
+            continue
+        except requests.exceptions.RequestException as e:
+            from nerdpy.engine.registry import _short
+
+            why = _short(e)
+            continue
+        if r.status_code in (200, 401):
+            return None
+        return f"{url} answered HTTP {r.status_code}, not a registry's API"
+    return why
+
+
+def check_registries(settings: Settings) -> list[Check]:
+    """One row per hosts.toml: its mirrors, and whether they (or the server) answer."""
+    from nerdpy.engine.errors import NerdpyError
+    from nerdpy.engine.hosts import resolve_hosts
+
+    dirs = list(settings.hosts_dirs)
+    files = hosts_files(dirs)
+    if not files:
+        return [Check("registry mirrors", "ok", "none: no hosts.toml in " + ":".join(settings.hosts_dirs)
+                      + " (images come straight from their registries)")]
+    checks = []
+    for registry, path in files:
+        name = f"registry {registry}" if registry != "_default" else "registry _default (any registry)"
+        try:
+            hosts = resolve_hosts(registry, [os.path.dirname(os.path.dirname(path))],
+                                  list(settings.insecure_registries))
+        except NerdpyError as e:
+            checks.append(Check(name, "fail", str(e), f"fix the TOML in {path} (see docs/configuration.md)"))
+            continue
+        used = _file_used(registry, dirs)
+        if used != path:
+            checks.append(Check(name, "warn", f"{path} is not used: {used} comes first in " + ":".join(dirs),
+                                f"merge the two files, or remove {used}"))
+            continue
+        mirrors, server = hosts[:-1], hosts[-1]
+        if registry == "_default":
+            server = None
+        pulling = [m for m in mirrors if "pull" in m.capabilities]
+        if not pulling:
+            checks.append(Check(name, "ok", f"{path}: no mirror; server {server.url if server else '-'}"))
+            continue
+        dead = [(m, why) for m in pulling if (why := probe(m)) is not None]
+        live = [m for m in pulling if all(m is not d for d, _ in dead)]
+        detail = f"{path}: mirror{'s' if len(pulling) > 1 else ''} " + ", ".join(m.url for m in pulling)
+        if not dead:
+            checks.append(Check(name, "ok", detail + (" answers" if len(pulling) == 1 else " answer")))
+            continue
+        down = "; ".join(f"{m.url}: {why}" for m, why in dead)
+        fix = f"check the mirror URL in {path}, or that the mirror is running and reachable from this host"
+        if live:
+            checks.append(Check(name, "warn", f"{detail}; not answering: {down}", fix))
+        elif server is None:
+            checks.append(Check(name, "warn", f"{detail}; not answering: {down} (pulls fall back to each "
+                                "registry's own server)", fix))
+        elif server is not None and probe(server) is None:
+            checks.append(Check(name, "warn", f"{detail}; not answering: {down} (pulls fall back to {server.url})",
+                                fix))
+        else:
+            checks.append(Check(name, "fail", f"{detail}; not answering: {down}; nor does the server "
+                                f"{server.url}: pulls from {registry} will fail", fix))
+    return checks
+
+
 # -- the data root ---------------------------------------------------------------------------------
 def _existing(path: str) -> str:
     p = os.path.abspath(path)
@@ -360,7 +502,9 @@ def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order `nerdpy doctor` prints them."""
     checks = [check_root()]
     checks += check_runc(settings)
-    checks += [check_overlay(), check_cgroups(), check_cni(settings), check_iptables()]
+    checks += [check_overlay(), check_cgroups(), check_cni(settings), check_iptables(), check_iproute2(),
+               check_tini()]
     checks += check_data_root(settings)
     checks.append(check_free_space(settings))
+    checks += check_registries(settings)
     return checks
