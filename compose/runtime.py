@@ -44,10 +44,16 @@ class Aborted(RuntimeError_):
 
 @dataclass
 class Event:
-    kind: str          # Network, Volume, Container, Image
+    """One change of state. kind Network, Volume, Container: `name` is the object's name; kind
+    Image: `name` the image, `detail` the service it is pulled for (Pulling, Pulled, Error);
+    kind Layer: `name` a layer's short digest, `detail` the service, with the engine's pull
+    status (Waiting, Downloading, Extracting, Pull complete, ...) and `current`/`total` bytes."""
+    kind: str          # Network, Volume, Container, Image, Layer
     name: str
     status: str        # Creating, Created, Starting, Started, Waiting, Healthy, Exited, Stopping, ...
     detail: str = ""
+    current: int = 0
+    total: int = 0
 
 
 def labels_of(c) -> dict:
@@ -117,9 +123,9 @@ class Runtime:
 
         return os.path.join(self.store.data_root, "compose", self.store.namespace, self.project.name)
 
-    def emit(self, kind: str, name: str, status: str, detail: str = "") -> None:
+    def emit(self, kind: str, name: str, status: str, detail: str = "", current: int = 0, total: int = 0) -> None:
         with self._lock:
-            self._emit(Event(kind, name, status, detail))
+            self._emit(Event(kind, name, status, detail, current, total))
 
     # -- discovery ----------------------------------------------------------------------------
     def containers(self, services: Iterable[str] | None = None, oneoff: bool | None = False) -> list:
@@ -257,9 +263,14 @@ class Runtime:
     def pull_one(self, s: m.Service, image: str, progress=None) -> None:
         from nerdpy.engine.pull import pull_image
 
+        def on_layer(ev) -> None:
+            if progress is not None:
+                progress(ev)
+            self.emit("Layer", ev.id, ev.status, s.name, ev.current, ev.total)
+
         self.emit("Image", image, "Pulling", s.name)
         try:
-            pull_image(self.store, image, platform=s.platform, progress=progress)
+            pull_image(self.store, image, platform=s.platform, progress=on_layer)
         except Exception as e:
             self.emit("Image", image, "Error", s.name)
             raise _engine_error(e, f"pull {image}") from None

@@ -30,6 +30,7 @@ class ComposeOptions:
     project_directory: str | None = None
     env_files: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
+    progress: str = "auto"
 
 
 def options_of(ctx: click.Context) -> ComposeOptions:
@@ -61,9 +62,12 @@ def compose_errors():
 
     from nerdpy.engine.errors import NerdpyError
 
+    from nerdpy.commands.progress import close_all
+
     try:
         yield
     except (ComposeError, NerdpyError) as e:
+        close_all()  # a live progress view ends before the error line
         from nerdpy.cli import DebugState
 
         if DebugState.debug:
@@ -74,6 +78,8 @@ def compose_errors():
         # docker compose exits 1 for its errors; 126/127 (exec/run: not invokable, not found) stay
         code = e.exit_code if isinstance(e, ComposeError) or e.exit_code in (126, 127) else 1
         sys.exit(code)
+    finally:
+        close_all()
 
 
 def handles_compose_errors(fn):
@@ -93,12 +99,14 @@ def handles_compose_errors(fn):
 @click.option("--env-file", "env_files", multiple=True, metavar="FILE",
               help="Alternate environment files (repeatable)")
 @click.option("--profile", "profiles", multiple=True, metavar="PROFILE", help="Profiles to enable (repeatable)")
+@click.option("--progress", type=click.Choice(["auto", "tty", "plain", "quiet"]), default="auto",
+              show_default=True, help="Set type of progress output (on stderr)")
 @click.pass_context
-def compose(ctx, files, project_name, project_directory, env_files, profiles):
+def compose(ctx, files, project_name, project_directory, env_files, profiles, progress):
     """Define and run multi-container applications."""
     ctx.meta[OPTIONS_KEY] = ComposeOptions(files=files, project_name=project_name,
                                            project_directory=project_directory, env_files=env_files,
-                                           profiles=profiles)
+                                           profiles=profiles, progress=progress)
     if ctx.invoked_subcommand is None:  # `nerdpy compose` alone: help, as docker compose
         click.echo(ctx.get_help())
         ctx.exit(0)
@@ -181,20 +189,18 @@ def load_or_named(ctx, services: list[str] | None = None):
                        services={})
 
 
-def _event_line(e) -> str:
-    if e.kind == "Image":
-        return f" {e.detail or e.name} {e.status}"
-    return f" {e.kind} {e.name}  {e.status}"
-
-
-def runtime(ctx, project, quiet: bool = False):
+def runtime(ctx, project, quiet_pull: bool = False):
+    """A Runtime whose events are rendered on stderr as the compose --progress option says (a
+    live view on a terminal, plain lines otherwise); `rt.view` is the renderer (close it before
+    handing the terminal to a container)."""
     from compose.runtime import Runtime
 
-    def on_event(e):
-        if not quiet:
-            click.echo(_event_line(e), err=True)
+    from nerdpy.commands.progress import ComposeProgress, compose_mode
 
-    return Runtime(_store(ctx), project, on_event=on_event, on_warning=_warn)
+    view = ComposeProgress(compose_mode(options_of(ctx).progress), quiet_pull=quiet_pull)
+    rt = Runtime(_store(ctx), project, on_event=view, on_warning=view.warn)
+    rt.view = view
+    return rt
 
 
 def _parse_scale(items) -> dict[str, int]:
@@ -262,7 +268,7 @@ def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale,
     project = load(ctx, services=list(services) or None)
     if exit_code_from:
         project.service(exit_code_from)
-    rt = runtime(ctx, project)
+    rt = runtime(ctx, project, quiet_pull=quiet_pull)
     kw = dict(no_deps=no_deps, force_recreate=force_recreate, no_recreate=no_recreate,
               remove_orphans=remove_orphans, scale=_parse_scale(scale), pull=pull, no_start=no_start,
               timeout=timeout)
@@ -310,6 +316,7 @@ def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, 
     follower = Follower(rt.store, fmt, _Out(), on_exit=on_exit)
 
     def before_start(created):
+        rt.view.close()  # the logs follow: state changes from here on are plain lines
         t0 = time.time()
         chosen = [c for name, cs in created.items() if name in attach_to for c in cs]
         names = [display_name(rt.project.name, c) for c in chosen]
@@ -337,6 +344,7 @@ def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, 
                 break
             time.sleep(0.1)
     except KeyboardInterrupt:
+        rt.view.close()
         click.echo("Gracefully stopping... (press Ctrl+C again to force)", err=True)
         try:
             rt.abort.set()
@@ -624,7 +632,7 @@ def run(ctx, detach, rm, name, env, label, workdir, user, volume, entrypoint, no
     from nerdpy.engine.lifecycle import prepare_start
 
     project = load(ctx, services=[service])
-    rt = runtime(ctx, project)
+    rt = runtime(ctx, project, quiet_pull=quiet_pull)
     tty = not no_tty and sys.stdin.isatty() and not detach
     stdin_open = interactive and not detach
     labels = {}
@@ -637,6 +645,7 @@ def run(ctx, detach, rm, name, env, label, workdir, user, volume, entrypoint, no
                   tty=tty, stdin_open=stdin_open, auto_remove=rm, restart="no", labels=labels,
                   use_aliases=use_aliases)
     c = rt.create_oneoff(service, o, name=name, no_deps=no_deps, pull=pull)
+    rt.view.close()
     handle = prepare_start(rt.store, c)
     if detach:
         handle.start()
@@ -662,7 +671,7 @@ def create(ctx, force_recreate, no_recreate, remove_orphans, scale, pull, quiet_
     if force_recreate and no_recreate:
         raise click.UsageError("--force-recreate and --no-recreate are incompatible")
     project = load(ctx, services=list(services) or None)
-    runtime(ctx, project).up(list(services) or None, force_recreate=force_recreate, no_recreate=no_recreate,
+    runtime(ctx, project, quiet_pull=quiet_pull).up(list(services) or None, force_recreate=force_recreate, no_recreate=no_recreate,
                              remove_orphans=remove_orphans, scale=_parse_scale(scale), pull=pull, no_start=True)
 
 
@@ -747,9 +756,11 @@ def unpause(rt, services):
                 click.option("--ignore-pull-failures", is_flag=True, help="Pull what it can and ignores images with pull failures"),
                 click.option("--include-deps", is_flag=True, help="Also pull services declared as dependencies")])
 def pull(rt, services, quiet, ignore_pull_failures, include_deps):
+    if quiet:
+        rt.view.quiet_pull = True
     names = rt.select(services, with_deps=include_deps)
     for msg in rt.pull(names, ignore_failures=ignore_pull_failures):
-        _warn(msg)
+        rt.view.warn(msg)
 
 
 @_services_cmd("top", "Display the running processes.")
@@ -770,16 +781,29 @@ def top(rt, services):
 def images(rt, services, quiet, fmt):
     from nerdpy.commands.images import _split_name
     from nerdpy.commands._util import human_size
-    from nerdpy.engine.images import image_size, lookup_images
+    from nerdpy.engine.images import image_config, image_size, lookup_images
     from nerdpy.template import format_output
 
-    rows = []
+    rows, docs = [], []
     for c in rt.containers(services, oneoff=None):
         found = lookup_images(rt.store, c.image)
         img = next((i for i in found if i.config == c.image_id), found[0] if found else None)
         repo, tag, _ = _split_name(img.name) if img is not None and not img.dangling else ("<none>", "<none>", None)
+        size = image_size(rt.store, img) if img is not None else 0
         rows.append({"ContainerName": c.name, "Repository": repo, "Tag": tag, "ID": c.image_id[7:19],
-                     "Size": human_size(image_size(rt.store, img)) if img is not None else ""})
+                     "Size": human_size(size) if img is not None else ""})
+        # docker compose's JSON: the full ID, empty repository/tag rather than <none>, bytes
+        doc = {"ID": c.image_id, "ContainerName": c.name, "Repository": "" if repo == "<none>" else repo,
+               "Tag": "" if tag == "<none>" else tag, "Platform": "", "Size": size}
+        if img is not None:
+            cfg = image_config(rt.store, img)
+            doc["Platform"] = "/".join(p for p in (cfg.get("os"), cfg.get("architecture"), cfg.get("variant")) if p)
+            if cfg.get("created"):
+                doc["Created"] = cfg["created"]
+        docs.append(doc)
+    if not quiet and (fmt or "").strip() == "json":  # one JSON array, as docker compose
+        sys.stdout.write(json.dumps(docs, separators=(",", ":")) + "\n")
+        return
     if quiet:
         seen = []
         for r in rows:
@@ -840,6 +864,9 @@ def ls(ctx, all_, quiet, fmt, filters):
         sys.stdout.write("".join(r["Name"] + "\n" for r in rows))
         return
     public = [{"Name": r["Name"], "Status": r["Status"], "ConfigFiles": r["ConfigFiles"]} for r in rows]
+    if (fmt or "").strip() == "json":  # docker compose prints one JSON array here
+        sys.stdout.write(json.dumps(public, separators=(",", ":")) + "\n")
+        return
     sys.stdout.write(format_output(fmt, public, default_table="table {{.Name}}\t{{.Status}}\t{{.ConfigFiles}}",
                                    headers={"Name": "NAME", "Status": "STATUS", "ConfigFiles": "CONFIG FILES"}))
 
