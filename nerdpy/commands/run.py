@@ -627,8 +627,12 @@ def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None
     ref = parse_reference(image)
     if not quiet:
         click.echo(f"Unable to find image '{ref.familiar()}' locally", err=True) if not found else None
-    with pull_progress("quiet" if quiet else "plain", ref) as cb:
-        pull_image(store, image, platform=platform, progress=cb)
+    with pull_progress("quiet" if quiet else "auto", ref, stream=sys.stderr) as cb:  # docker: progress on stderr
+        result = pull_image(store, image, platform=platform, progress=cb)
+    if not quiet:
+        familiar = parse_reference(result.reference, default_tag=None).familiar()
+        click.echo(f"Digest: {result.digest}\nStatus: "
+                   f"{'Downloaded newer image' if result.updated else 'Image is up to date'} for {familiar}", err=True)
     if wanted is not None:
         found = lookup_images(store, image)
         err = found and _image_platform_error(store, found[0], image, wanted)
