@@ -323,6 +323,8 @@ fi
 
 if [ "$DRY" = 1 ]; then
     say "dry run: nothing was changed"
-else
+elif [ "$DO_DOCTOR" = 1 ]; then
     say "nerdpy is ready: try  nerdpy run --rm busybox echo hello"
+else
+    say "done"
 fi

@@ -123,3 +123,132 @@ def test_import_nerdpy_stays_cheap():
             "print(sorted(m for m in sys.modules if m.startswith(('nerdpy', 'click', 'requests', 'rich', 'yaml'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "['nerdpy']", out
+
+
+# -- the README's quick start: install.sh, quickstart.sh, the compose example ----------------------
+README = os.path.join(ROOT, "README.md")
+INSTALL = os.path.join(ROOT, "scripts", "install.sh")
+EXAMPLE = os.path.join(ROOT, "examples", "hello-compose", "compose.yaml")
+
+
+def readme() -> str:
+    with open(README, encoding="utf-8") as f:
+        return f.read()
+
+
+def install_sh(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", INSTALL, *args], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_readme_test_command_is_what_ci_runs():
+    block = re.search(r"## Running the tests\n\n```sh\n(.*?)\n```", readme(), re.S)
+    assert block and block.group(1) == "python3 -m pytest -q tests"
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        assert re.search(r"^python3 -m pytest -q tests$", f.read(), re.M)
+
+
+def test_readme_compose_snippet_is_the_example_file():
+    blocks = re.findall(r"```yaml\n(.*?)```", readme(), re.S)
+    with open(EXAMPLE) as f:
+        assert f.read() in blocks
+    assert "nerdpy compose -f examples/hello-compose/compose.yaml up -d" in readme()
+    with open(os.path.join(ROOT, "examples", "hello-compose", "www", "index.html")) as f:
+        page = f.read().strip()
+    assert f"`{page}`" in readme() and f"`{page}`" in read("getting-started.md")
+
+
+def test_compose_example_is_valid():
+    r = subprocess.run([sys.executable, "-m", "nerdpy", "compose", "-f", EXAMPLE, "config", "--services"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == ["client", "web"]
+
+
+def test_readme_lists_every_doc_and_its_paths_exist():
+    text = readme()
+    for name in os.listdir(DOCS):
+        if name.endswith(".md"):
+            assert f"docs/{name}" in text, f"README.md's documentation list lacks docs/{name}"
+    for path in re.findall(r"`((?:docs|scripts|examples|completions)/[^`\s]*)`", text):
+        assert os.path.exists(os.path.join(ROOT, path)), f"README.md names {path}, which does not exist"
+
+
+def test_relative_links_to_any_file_resolve():
+    for name in [n for n in os.listdir(DOCS) if n.endswith(".md")] + ["../README.md"]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", read(name)):
+            assert os.path.exists(os.path.normpath(os.path.join(DOCS, os.path.dirname(name), target))), \
+                f"{name} links to {target}, which does not exist"
+
+
+def test_scripts_parse():
+    for script in ("install.sh", "quickstart.sh"):
+        r = subprocess.run(["bash", "-n", os.path.join(ROOT, "scripts", script)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+def _install_options() -> set[str]:
+    r = install_sh("--help")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: scripts/install.sh"), r.stderr
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", r.stdout))
+
+
+def test_install_help_and_every_documented_option_exists():
+    options = _install_options()
+    assert {"--mirror", "--dry-run", "--with-test-tools", "--no-doctor", "--hosts-dir"} <= options
+    for text in (readme(), read("getting-started.md")):
+        for cmd in re.findall(r"scripts/install\.sh((?: --?[\w-]+(?: [^\s`-][^\s`]*)?)*)", text):
+            for opt in re.findall(r"--[\w-]+", cmd):
+                assert opt in options, f"the docs use scripts/install.sh {opt}, which --help does not list"
+
+
+def test_install_rejects_bad_usage_in_one_line_with_exit_2():
+    for args, msg in ((["--bogus"], "install.sh: unknown option: --bogus"),
+                      (["--mirror"], "install.sh: --mirror needs a value"),
+                      (["--mirror", "mirror.lan"], "install.sh: --mirror mirror.lan: give a URL starting with "
+                                                   "http:// or https://"),
+                      (["--mirror-for", "a/b", "--mirror", "http://m"], "install.sh: --mirror-for a/b: give a "
+                                                                          "registry host[:port] or _default")):
+        r = install_sh("--dry-run", *args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.splitlines()[0] == msg
+        assert r.stdout == ""
+
+
+def test_install_packages_cover_what_doctor_asks_for():
+    with open(INSTALL) as f:
+        script = f.read()
+    runtime = set(re.search(r"^RUNTIME_PACKAGES=\((.*)\)$", script, re.M).group(1).split())
+    with open(os.path.join(ROOT, "nerdpy", "engine", "doctor.py")) as f:
+        wanted = set(re.findall(r"apt-get install (?:--reinstall )?-y ([\w.+-]+)", f.read()))
+    assert wanted and wanted <= runtime, wanted - runtime
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = set(f.read().split())
+    assert runtime <= ci, f"CI does not install {runtime - ci}"
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/dpkg-query"), reason="needs a Debian system (dpkg-query)")
+def test_install_dry_run_writes_the_documented_hosts_toml_and_changes_nothing(tmp_path):
+    hosts = tmp_path / "certs.d"
+    r = install_sh("--dry-run", "--mirror", "https://mirror.lan:5000", "--hosts-dir", str(hosts),
+                   "--no-completion")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "==> dry run: nothing was changed"
+    assert "==> packages" in r.stdout and "==> nerdpy doctor\n+ nerdpy doctor\n" in r.stdout
+    assert not hosts.exists()
+    written = re.search(rf"^\+ write {re.escape(str(hosts))}/docker.io/hosts.toml:\n((?:    \| .*\n|    \|\n)+)",
+                        r.stdout, re.M)
+    assert written, r.stdout
+    toml = "".join(line[6:] + "\n" for line in written.group(1).splitlines())
+    # what getting-started.md shows is what the script writes, and nerdpy reads it as a mirror
+    assert f"```toml\n{toml}```" in read("getting-started.md")
+    import tomllib
+
+    from nerdpy.engine.hosts import resolve_hosts
+
+    (hosts / "docker.io").mkdir(parents=True)
+    (hosts / "docker.io" / "hosts.toml").write_text(toml)
+    tomllib.loads(toml)
+    endpoints = resolve_hosts("docker.io", [str(hosts)])
+    assert [h.url for h in endpoints] == ["https://mirror.lan:5000", "https://registry-1.docker.io"]
+    assert endpoints[0].capabilities == {"pull", "resolve"}
