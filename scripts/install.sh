@@ -41,6 +41,9 @@ Options:
   --dry-run             print what would be done, change nothing (no root needed)
   -h, --help            this help
 
+Environment: NERDPY_MIRROR (as --mirror), PYTHON (default python3), BASH_COMPLETION_DIR,
+ZSH_COMPLETION_DIR, FISH_COMPLETION_DIR (where the completion scripts go).
+
 Examples:
   sudo bash scripts/install.sh
   sudo bash scripts/install.sh --mirror https://mirror.lan:5000     # no internet, a mirror
@@ -48,6 +51,9 @@ Examples:
 EOF
 }
 
+BASH_COMPLETION_DIR=${BASH_COMPLETION_DIR:-/etc/bash_completion.d}
+ZSH_COMPLETION_DIR=${ZSH_COMPLETION_DIR:-/usr/local/share/zsh/site-functions}
+FISH_COMPLETION_DIR=${FISH_COMPLETION_DIR:-/etc/fish/completions}
 RUNTIME_PACKAGES=(runc containernetworking-plugins iptables iproute2 ca-certificates tini)
 TEST_PACKAGES=(docker-registry skopeo umoci busybox-static openssl apache2-utils procps curl zsh fish)
 
@@ -257,17 +263,17 @@ if [ "$DO_COMPLETION" = 1 ]; then
         mapfile -t need < <(missing_packages bash-completion)
         [ ${#need[@]} -eq 0 ] || apt_install bash-completion
     fi
-    completion_script bash | install_file /etc/bash_completion.d/nerdpy 0644
+    completion_script bash | install_file "$BASH_COMPLETION_DIR/nerdpy" 0644
     if command -v zsh >/dev/null 2>&1; then
-        completion_script zsh | install_file /usr/local/share/zsh/site-functions/_nerdpy 0644
+        completion_script zsh | install_file "$ZSH_COMPLETION_DIR/_nerdpy" 0644
     fi
     if command -v fish >/dev/null 2>&1; then
-        completion_script fish | install_file /etc/fish/completions/nerdpy.fish 0644
+        completion_script fish | install_file "$FISH_COMPLETION_DIR/nerdpy.fish" 0644
     fi
     case "$(basename "${SHELL:-bash}")" in
         zsh) echo "    zsh: new shells complete nerdpy once compinit runs (autoload -Uz compinit && compinit in ~/.zshrc)" ;;
         fish) echo "    fish: new shells complete nerdpy" ;;
-        *) echo "    bash: new login shells complete nerdpy; in this one: source /etc/bash_completion.d/nerdpy" ;;
+        *) echo "    bash: new login shells complete nerdpy; in this one: source $BASH_COMPLETION_DIR/nerdpy" ;;
     esac
 fi
 

@@ -138,3 +138,26 @@ def test_install_refuses_a_bad_mirror_without_writing(fresh):
     assert r.stderr.splitlines()[0] == ("install.sh: --mirror mirror.lan:5000: give a URL starting with http:// "
                                         "or https://")
     assert not os.path.exists(fresh.hosts_dir)
+
+
+def test_install_puts_completion_where_shells_find_it_and_it_completes_flags(fresh, tmp_path):
+    dirs = {"BASH_COMPLETION_DIR": tmp_path / "bash", "ZSH_COMPLETION_DIR": tmp_path / "zsh",
+            "FISH_COMPLETION_DIR": tmp_path / "fish"}
+    fresh.env.update({k: str(v) for k, v in dirs.items()})
+    r = install(fresh, "--no-packages", "--no-project", "--no-doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    bash_file = dirs["BASH_COMPLETION_DIR"] / "nerdpy"
+    assert bash_file.read_text() == fresh("completion", "bash", check=True).stdout
+    for shell, name in (("zsh", "_nerdpy"), ("fish", "nerdpy.fish")):
+        path = dirs[f"{shell.upper()}_COMPLETION_DIR"] / name
+        if subprocess.run(["sh", "-c", f"command -v {shell}"], capture_output=True).returncode == 0:
+            assert path.read_text() == fresh("completion", shell, check=True).stdout
+        else:
+            assert not path.exists()
+    # what a new bash shell gets: the installed file completes every flag of a command
+    script = (f"source {bash_file}; COMP_WORDS=(nerdpy compose up --); COMP_CWORD=3; _nerdpy; "
+              "printf '%s\\n' \"${COMPREPLY[@]}\"")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=fresh.env, timeout=60)
+    assert {"--detach", "--wait", "--force-recreate"} <= set(out.stdout.split()), out.stdout + out.stderr
+    r = install(fresh, "--no-packages", "--no-project", "--no-doctor")
+    assert r.returncode == 0 and f"{bash_file}: already up to date" in r.stdout, r.stdout
