@@ -14,12 +14,14 @@ import socket
 import struct
 import sys
 
-C_STDIN, C_RESIZE, C_CLOSE_STDIN = 0, 1, 2
+C_STDIN, C_RESIZE, C_CLOSE_STDIN, C_CLEANED = 0, 1, 2, 4
 DETACHED = -1
 
 
 def connect(sock_path: str, stdin: bool, stdout: bool = True, stderr: bool = True,
-            size: tuple[int, int] | None = None) -> socket.socket:
+            size: tuple[int, int] | None = None, cleanup: bool = False) -> socket.socket:
+    """Attach to a container's monitor. With `cleanup`, this client offers to do the final
+    cleanup when the container exits (see `pump`'s `cleanup` callback)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if len(sock_path.encode()) < 100:
         s.connect(sock_path)
@@ -32,6 +34,8 @@ def connect(sock_path: str, stdin: bool, stdout: bool = True, stderr: bool = Tru
     hello = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
     if size:
         hello["resize"] = list(size)
+    if cleanup:
+        hello["cleanup"] = True
     s.sendall(json.dumps(hello).encode() + b"\n")
     line = b""
     while not line.endswith(b"\n"):
@@ -79,9 +83,12 @@ def parse_detach_keys(text: str | None) -> bytes:
 
 
 def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: bytes = b"\x10\x11",
-         close_stdin_on_eof: bool = True) -> int | None:
+         close_stdin_on_eof: bool = True, cleanup=None) -> int | None:
     """Copy until the container exits (returns its code) or the user detaches (DETACHED);
-    None when the connection closed without an exit code."""
+    None when the connection closed without an exit code.
+
+    `cleanup(remove: bool)` runs when the monitor hands the final cleanup to this client (it
+    was attached with `cleanup=True`); the monitor does it itself if this one fails."""
     out = sys.stdout.buffer
     err = sys.stderr.buffer
     buf = b""
@@ -156,9 +163,29 @@ def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: byte
                     err.flush()
                 elif kind == 3:
                     try:
-                        exit_code = json.loads(payload)["exit_code"]
-                    except (ValueError, KeyError):
-                        exit_code = 0
+                        msg = json.loads(payload)
+                        exit_code = msg["exit_code"]
+                    except (ValueError, KeyError, TypeError):
+                        msg, exit_code = {}, 0
+                    if msg.get("cleanup"):
+                        _cleanup_for_monitor(sock, cleanup, bool(msg.get("remove")))
+                        return exit_code
+
+
+def _cleanup_for_monitor(sock: socket.socket, cleanup, remove: bool) -> None:
+    """Do the final cleanup the monitor handed over, report it done, and wait until the monitor
+    has written the final state (it closes the connection then)."""
+    try:
+        if cleanup is None:
+            return  # the monitor sees the connection close and cleans up itself
+        cleanup(remove)
+        sock.sendall(_frame(C_CLEANED, b""))
+        while sock.recv(4096):
+            pass
+    except Exception:  # noqa: BLE001 (whatever went wrong, the monitor finishes the job)
+        pass
+    finally:
+        sock.close()
 
 
 def _scan_detach(data: bytes, keys: bytes) -> tuple[bytes, bool, bytes]:

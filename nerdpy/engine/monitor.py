@@ -35,7 +35,9 @@ PR_SET_CHILD_SUBREAPER = 36
 TIOCSWINSZ = 0x5414
 STDIN, STDOUT, STDERR, EXIT = 0, 1, 2, 3
 # client -> monitor frame types
-C_STDIN, C_RESIZE, C_CLOSE_STDIN, C_START = 0, 1, 2, 3
+C_STDIN, C_RESIZE, C_CLOSE_STDIN, C_START, C_CLEANED = 0, 1, 2, 3, 4
+# how long a client that took the cleanup on may take before the monitor does it itself
+CLIENT_CLEANUP_TIMEOUT = 60.0
 
 
 def now_rfc3339():
@@ -151,6 +153,9 @@ class Client:
         self.stdin = bool(opts.get("stdin"))
         self.stdout = opts.get("stdout", True)
         self.stderr = opts.get("stderr", True)
+        # `run` in the foreground: the CLI has the engine loaded already, so it does the final
+        # cleanup itself (this interpreter would have to import the engine first)
+        self.cleanup = bool(opts.get("cleanup"))
         self.buf = b""
 
     def send(self, stream, data):
@@ -183,6 +188,7 @@ class Monitor:
         self.restart_count = 0
         self.health = None
         self.health_last = None
+        self.cleaned_client = None         # the client that did the final cleanup: told last
 
     # -- state --------------------------------------------------------------------------
     def update_state(self, **kw):
@@ -564,7 +570,10 @@ class Monitor:
             self.update_state(**final)
         engine = self.cfg.get("engine") or {}
         done = False
-        if engine.get("sys_path"):
+        cleaner = next((c for c in self.clients if c.cleanup), None)
+        if cleaner is not None:
+            done = self.cleanup_by_client(cleaner, exit_code, remove)
+        if not done and engine.get("sys_path"):
             # the container is gone, so our size no longer matters: do the cleanup in-process
             # (a fresh `nerdpy` process would cost a whole interpreter start)
             try:
@@ -585,6 +594,41 @@ class Monitor:
                            stderr=subprocess.DEVNULL, env=env)
         if not remove:
             self.update_state(**final)
+        cleaned = self.cleaned_client
+        if cleaned is not None:
+            self.drop(cleaned)
+
+    def cleanup_by_client(self, client, exit_code, remove):
+        """Hand the cleanup to an attached client; True once it reports it done. A client that
+        goes away (or takes too long) leaves the cleanup to us: it is safe to run twice."""
+        if not client.send(EXIT, json.dumps({"exit_code": exit_code, "cleanup": True,
+                                             "remove": remove}).encode()):
+            self.drop(client)
+            return False
+        end = time.time() + CLIENT_CLEANUP_TIMEOUT
+        buf = client.buf
+        client.sock.setblocking(True)
+        while time.time() < end:
+            try:
+                client.sock.settimeout(max(0.01, end - time.time()))
+                data = client.sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 8:
+                kind, size = struct.unpack(">BxxxI", buf[:8])
+                if len(buf) < 8 + size:
+                    break
+                buf = buf[8 + size:]
+                if kind == C_CLEANED:
+                    # the client waits for its socket to close: we close it after the final state
+                    self.clients.remove(client)
+                    self.cleaned_client = client
+                    return True
+        self.drop(client)
+        return False
 
     def stop_requested(self):
         return os.path.exists(os.path.join(self.run_dir, "stop-requested"))
