@@ -13,7 +13,8 @@ a step or the doctor fails. Every step is skipped when its work is already done.
 
 Steps:
   packages    apt-get install runc containernetworking-plugins iptables iproute2
-              ca-certificates tini (and python3-pip when pip is missing)
+              ca-certificates tini; for Debian's python3 also python3-pip and nerdpy's
+              requirements as python3-* packages (pip then downloads only newer ones)
   project     pip install -e . from this checkout (Python >= 3.11)
   completion  bash: /etc/bash_completion.d/nerdpy (with the bash-completion package);
               zsh: /usr/local/share/zsh/site-functions/_nerdpy; fish:
@@ -55,6 +56,10 @@ BASH_COMPLETION_DIR=${BASH_COMPLETION_DIR:-/etc/bash_completion.d}
 ZSH_COMPLETION_DIR=${ZSH_COMPLETION_DIR:-/usr/local/share/zsh/site-functions}
 FISH_COMPLETION_DIR=${FISH_COMPLETION_DIR:-/etc/fish/completions}
 RUNTIME_PACKAGES=(runc containernetworking-plugins iptables iproute2 ca-certificates tini)
+# nerdpy's Python requirements as Debian packages, for Debian's own python3: an apt mirror is
+# then enough (pip fetches from PyPI only what Debian has too old)
+PY_PACKAGES=(python3-pip python3-setuptools python3-wheel python3-click python3-rich python3-requests python3-yaml
+             python3-cffi python3-zstandard python3-jsonschema)
 TEST_PACKAGES=(docker-registry skopeo umoci busybox-static openssl apache2-utils procps curl zsh fish)
 
 die() { echo "install.sh: $*" >&2; exit 1; }
@@ -151,6 +156,14 @@ install_file() {
     echo "    wrote $dest"
 }
 
+# Is $PYTHON Debian's python3 (or missing, so that apt-get will bring Debian's)?
+system_python() {
+    local p
+    p=$(command -v "$PYTHON" 2>/dev/null) || return 0
+    case "$(readlink -f "$p")" in /usr/bin/python3*) return 0 ;; esac
+    return 1
+}
+
 missing_packages() {
     local p
     for p in "$@"; do
@@ -174,8 +187,11 @@ if [ "$DO_PACKAGES" = 1 ]; then
     say "packages"
     want=("${RUNTIME_PACKAGES[@]}")
     [ "$TEST_TOOLS" = 0 ] || want+=("${TEST_PACKAGES[@]}")
-    command -v "$PYTHON" >/dev/null 2>&1 || want+=(python3)
-    if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then want+=(python3-pip); fi
+    if system_python; then
+        want+=(python3 "${PY_PACKAGES[@]}")
+    elif ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+        want+=(python3-pip)
+    fi
     if ! command -v dpkg-query >/dev/null 2>&1; then
         die "not a Debian or Ubuntu system (no dpkg-query): install ${want[*]} yourself, then run again with --no-packages"
     fi
@@ -229,12 +245,17 @@ if [ "$DO_PROJECT" = 1 ]; then
             target=.
             [ "$TEST_TOOLS" = 0 ] || target='.[test]'
             pip_args=(-m pip install -q --disable-pip-version-check --root-user-action=ignore)
-            [ "$EDITABLE" = 0 ] || pip_args+=(-e)
+            editable=()
+            [ "$EDITABLE" = 0 ] || editable=(-e)
             # Debian's own python3 is "externally managed" (PEP 668): nerdpy goes beside its packages
             if "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not (sys.prefix == sys.base_prefix and os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))'; then
                 pip_args+=(--break-system-packages)
             fi
-            run "$PYTHON" "${pip_args[@]}" "$target"
+            # Debian's python3-setuptools builds it: no build environment to download
+            if system_python && { [ "$DO_PACKAGES" = 1 ] || "$PYTHON" -c 'import setuptools, wheel, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 61)' 2>/dev/null; }; then
+                pip_args+=(--no-build-isolation)
+            fi
+            run "$PYTHON" "${pip_args[@]}" ${editable[@]+"${editable[@]}"} "$target"
         fi
     fi
 fi

@@ -108,8 +108,9 @@ def test_doctor_reports_mirrors_that_do_not_answer(fresh, mirror):
     os.makedirs(os.path.join(fresh.hosts_dir, "nowhere.invalid"))
     with open(os.path.join(fresh.hosts_dir, "nowhere.invalid", "hosts.toml"), "w") as f:
         f.write(f'server = "https://nowhere.invalid"\n[host."{dead}"]\n  capabilities = ["pull", "resolve"]\n')
-    # a dead mirror in front of a live server: pulls still work, a warning
-    live_dir = os.path.join(fresh.hosts_dir, mirror.host)
+    # a dead mirror in front of a live server: pulls still work, a warning (the HOST_PORT spelling
+    # of the directory names HOST:PORT)
+    live_dir = os.path.join(fresh.hosts_dir, mirror.host.replace(":", "_"))
     os.makedirs(live_dir)
     with open(os.path.join(live_dir, "hosts.toml"), "w") as f:
         f.write(f'[host."{dead}"]\n  capabilities = ["pull", "resolve"]\n')

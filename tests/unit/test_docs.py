@@ -252,3 +252,20 @@ def test_install_dry_run_writes_the_documented_hosts_toml_and_changes_nothing(tm
     endpoints = resolve_hosts("docker.io", [str(hosts)])
     assert [h.url for h in endpoints] == ["https://mirror.lan:5000", "https://registry-1.docker.io"]
     assert endpoints[0].capabilities == {"pull", "resolve"}
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/bin/dpkg-query") and os.path.exists("/usr/bin/python3")),
+                    reason="needs Debian's python3")
+def test_install_dry_run_for_debian_python_takes_requirements_from_apt():
+    r = install_sh("--dry-run", "--no-completion", env={"PYTHON": "/usr/bin/python3"})
+    assert r.returncode == 0, r.stderr
+    with open(INSTALL) as f:
+        py = re.search(r"^PY_PACKAGES=\(([^)]*)\)", f.read(), re.M | re.S).group(1).split()
+    assert {"python3-click", "python3-requests", "python3-yaml", "python3-zstandard", "python3-setuptools"} <= set(py)
+    packages = r.stdout.split("==> nerdpy (Python package)")[0]
+    for p in py:                                           # installed already, or apt-get installs it
+        installed = "ok installed" in subprocess.run(["dpkg-query", "-W", "-f", "${Status}", p],
+                                                     capture_output=True, text=True).stdout
+        assert installed or re.search(rf"^\+ apt-get install .* {p}( |$)", packages, re.M), (p, packages)
+    if subprocess.run(["/usr/bin/python3", "-c", "import nerdpy"], cwd="/", capture_output=True).returncode != 0:
+        assert re.search(r"^\+ /usr/bin/python3 -m pip install .*--no-build-isolation -e \.$", r.stdout, re.M), r.stdout
