@@ -153,6 +153,9 @@ def interpolate(text: str, env: Mapping[str, str] | Lookup, *, where: str = "",
         if where:
             msg = f"{where}: {msg}"
         raise InterpolationError(msg, file, line, variable=e.name) from None
+    except RecursionError:  # ${A:-${A:-...}} nested hundreds deep
+        target = f" for {where}" if where else ""
+        raise InterpolationError(f"invalid interpolation format{target}: ${{...}} nested too deeply", file, line) from None
     except _Invalid:
         target = f" for {where}" if where else ""
         raise InterpolationError(

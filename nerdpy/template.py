@@ -182,7 +182,10 @@ def _parse_pipeline(toks: list) -> list:
 def _unquote(s: str) -> str:
     if s.startswith("`"):
         return s[1:-1]
-    return json.loads(s)
+    try:
+        return json.loads(s)
+    except ValueError:  # an escape Go has and JSON has not (\x41, \a, \'...) or a bad one
+        raise TemplateError(f"template parsing error: invalid syntax in string {s}") from None
 
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -229,18 +232,22 @@ def _eval_cmd(cmd: list, dot, vars_: dict, piped):
     if piped is not _MISSING:
         args.append(piped)
     if head[0] == "func":
-        try:
-            return FUNCS[head[1]](*args)
-        except TemplateError:
-            raise
-        except Exception as e:
-            raise TemplateError(f"template: error calling {head[1]}: {e}") from None
+        return _call(head[1], FUNCS[head[1]], args)
     if args:
         value = _eval_arg(head, dot, vars_) if head[0] == "field" else None
         if callable(value):  # a method with arguments, such as ps's {{.Label "key"}}
-            return value(*args)
+            return _call(head[1], value, args)
         raise TemplateError("template: can't give arguments to a non-function")
     return _eval_arg(head, dot, vars_)
+
+
+def _call(name: str, fn, args: list):
+    try:
+        return fn(*args)
+    except TemplateError:
+        raise
+    except Exception as e:  # wrong arguments, or a function failing on them: the template's error
+        raise TemplateError(f"template: error calling {name}: {e}") from None
 
 
 def _eval_arg(a, dot, vars_):
@@ -252,7 +259,7 @@ def _eval_arg(a, dot, vars_):
     if kind == "sub":
         return _eval_pipe(val, dot, vars_)
     if kind == "func":
-        return FUNCS[val]()
+        return _call(val, FUNCS[val], [])
     raise TemplateError("template: bad argument")
 
 
@@ -278,6 +285,8 @@ def _exec(nodes: list, dot, vars_: dict, out: list) -> None:
                 _exec(node[4], dot, vars_, out)
         elif kind == "range":
             v = _eval_pipe(node[1], dot, vars_)
+            if not isinstance(v, (dict, list, tuple)) and v is not None and v is not _MISSING:
+                raise TemplateError(f"template: range can't iterate over {to_text(v)}")
             items = list(v.items()) if isinstance(v, dict) else list(enumerate(v or []))
             if isinstance(v, dict):
                 items = sorted(items, key=lambda kv: str(kv[0]))
@@ -450,14 +459,20 @@ FUNCS = {
 
 @lru_cache(maxsize=64)
 def compile_template(template: str) -> list:
-    return _Parser(template).parse()
+    try:
+        return _Parser(template).parse()
+    except RecursionError:
+        raise TemplateError("template parsing error: actions nested too deeply") from None
 
 
 def render(template: str, data: object) -> str:
     """Render a Go-style template against `data` (dicts by key, objects by attribute)."""
     nodes = compile_template(template)
     out: list[str] = []
-    _exec(nodes, data, {"$": data}, out)
+    try:
+        _exec(nodes, data, {"$": data}, out)
+    except RecursionError:
+        raise TemplateError("template: actions nested too deeply") from None
     return "".join(out)
 
 

@@ -56,6 +56,10 @@ class Reference:
         if self.domain == DEFAULT_DOMAIN:
             if self.path.startswith(OFFICIAL_PREFIX) and "/" not in self.path[len(OFFICIAL_PREFIX):]:
                 return self.path[len(OFFICIAL_PREFIX):]
+            first = self.path.split("/", 1)[0]
+            if "." in first or ":" in first or first == "localhost":
+                # `docker.io/a.b/c` shown as `a.b/c` would name the registry a.b: keep the domain
+                return self.name
             return self.path
         return self.name
 

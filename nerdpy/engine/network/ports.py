@@ -71,11 +71,21 @@ def _split_proto(raw: str) -> tuple[str, str]:
     return parts[1], parts[0]
 
 
+def _digits(s: str) -> bool:
+    # ASCII only, as Go's strconv: str.isdigit() also takes '\u0663' and '\u00b2'
+    return s.isascii() and s.isdigit()
+
+
+def _shown(s: str) -> str:
+    """User input in a one-line message: control characters escaped."""
+    return s if s.isprintable() else repr(s)[1:-1]
+
+
 def _port_range(text: str) -> tuple[int, int]:
     if not text:
         raise ValueError("empty")
     start_s, sep, end_s = text.partition("-")
-    if not (start_s.isdigit() and (not sep or end_s.isdigit())):
+    if not (_digits(start_s) and (not sep or _digits(end_s))):
         raise ValueError(text)
     start = int(start_s)
     end = int(end_s) if sep else start
@@ -87,14 +97,14 @@ def _port_range(text: str) -> tuple[int, int]:
 def _clean_ip(ip: str) -> str:
     if ip.startswith("["):
         if not ip.endswith("]"):
-            raise InvalidPort(f"invalid IP address {ip}")
+            raise InvalidPort(f"invalid IP address {_shown(ip)}")
         ip = ip[1:-1]
     if not ip:
         return ""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
-        raise InvalidPort(f"invalid IP address: {ip}") from None
+        raise InvalidPort(f"invalid IP address: {_shown(ip)}") from None
     if addr.is_unspecified and addr.version == 4:
         return ""
     return str(addr)
@@ -106,26 +116,26 @@ def parse_publish(raw: str) -> list[PortMapping]:
     proto, container = _split_proto(container)
     ip = _clean_ip(ip)
     if not container:
-        raise InvalidPort(f"no port specified: {raw}<empty>")
+        raise InvalidPort(f"no port specified: {_shown(raw)}<empty>")
     try:
         c_start, c_end = _port_range(container)
         if c_start == 0:
             raise ValueError(container)
     except ValueError:
-        raise InvalidPort(f"invalid containerPort: {container}") from None
+        raise InvalidPort(f"invalid containerPort: {_shown(container)}") from None
     h_start = h_end = 0
     if host:
         try:
             h_start, h_end = _port_range(host)
         except ValueError:
-            raise InvalidPort(f"invalid hostPort: {host}") from None
+            raise InvalidPort(f"invalid hostPort: {_shown(host)}") from None
         if (c_end - c_start) != (h_end - h_start) and c_end != c_start:
-            raise InvalidPort(f"invalid ranges specified for container and host Ports: {container} and {host}")
+            raise InvalidPort(f"invalid ranges specified for container and host Ports: {_shown(container)} and {_shown(host)}")
         if h_start == 0 and h_end != 0:
-            raise InvalidPort(f"invalid hostPort: {host}")
+            raise InvalidPort(f"invalid hostPort: {_shown(host)}")
     proto = proto.lower()
     if proto not in PROTOCOLS:
-        raise InvalidPort(f"invalid proto: {proto}")
+        raise InvalidPort(f"invalid proto: {_shown(proto)}")
     out = []
     for i in range(c_end - c_start + 1):
         if c_start == c_end and h_start != h_end:
@@ -154,9 +164,9 @@ def exposed_mappings(exposed: Iterable[str], explicit: Iterable[PortMapping] = (
         try:
             start, end = _port_range(port)
         except ValueError:
-            raise InvalidPort(f"invalid exposed port: {key}") from None
+            raise InvalidPort(f"invalid exposed port: {_shown(str(key))}") from None
         if proto not in PROTOCOLS or start == 0:
-            raise InvalidPort(f"invalid exposed port: {key}")
+            raise InvalidPort(f"invalid exposed port: {_shown(str(key))}")
         for p in range(start, end + 1):
             if (p, proto) not in have:
                 out.append(PortMapping(p, proto))
