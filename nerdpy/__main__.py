@@ -1,4 +1,4 @@
 """`python -m nerdpy` runs the command line."""
-from nerdpy.cli import main
+from nerdpy.launch import main
 
 main()
