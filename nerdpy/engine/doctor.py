@@ -307,6 +307,8 @@ def probe(host) -> str | None:
     registry does (200 or 401), else why not."""
     import requests
 
+    from nerdpy.engine.hosts import requests_cert
+
     path = "/" if host.override_path else "/v2/"
     urls = [host.url + path]
     if host.plain_http_fallback and host.url.startswith("https://"):
@@ -318,7 +320,7 @@ def probe(host) -> str | None:
             with requests.Session() as s:
                 s.trust_env = False
                 r = s.get(url, timeout=PROBE_TIMEOUT, verify=verify, headers=dict(host.headers),
-                          cert=host.client[0] if host.client else None, allow_redirects=True)
+                          cert=requests_cert(host.client), allow_redirects=True)
                 r.close()
         except requests.exceptions.Timeout:
             why = f"no answer within {PROBE_TIMEOUT:g}s"

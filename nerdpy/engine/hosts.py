@@ -81,6 +81,26 @@ def _as_tuple(v) -> tuple:
     return ()
 
 
+def _client_cert(v, base_dir: str) -> tuple:
+    """containerd's `client`: "cert.pem", ["cert.pem"], or [["cert", "key"], ...]. The first
+    pair, as (cert,) or (cert, key) with paths relative to the hosts.toml's folder."""
+    first = v[0] if isinstance(v, list) and v else v
+    if isinstance(first, str):
+        pair = [first]
+    elif isinstance(first, list):
+        pair = [x for x in first if isinstance(x, str) and x][:2]
+    else:
+        return ()
+    return tuple(p if os.path.isabs(p) else os.path.join(base_dir, p) for p in pair if p)
+
+
+def requests_cert(client: tuple):
+    """The `cert` argument requests takes for a host's client certificate."""
+    if not client:
+        return None
+    return client[0] if len(client) == 1 else (client[0], client[1])
+
+
 def _host_from(url: str, table: dict, base_dir: str) -> RegistryHost:
     if "://" not in url:
         url = "https://" + url
@@ -92,7 +112,7 @@ def _host_from(url: str, table: dict, base_dir: str) -> RegistryHost:
         capabilities=frozenset(caps),
         skip_verify=bool(table.get("skip_verify", False)),
         ca=ca,
-        client=_as_tuple(table.get("client")),
+        client=_client_cert(table.get("client"), base_dir),
         override_path=bool(table.get("override_path", False)),
         headers=headers,
     )

@@ -20,7 +20,7 @@ import urllib3
 
 from nerdpy.engine.auth import Credentials, get_credentials
 from nerdpy.engine.errors import AuthError, DigestMismatch, ManifestError, NotFound, RegistryError
-from nerdpy.engine.hosts import RegistryHost, resolve_hosts
+from nerdpy.engine.hosts import RegistryHost, requests_cert, resolve_hosts
 from nerdpy.engine.manifest import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, parse_manifest
 from nerdpy.engine.reference import Reference
 
@@ -151,7 +151,7 @@ class RegistryClient:
             try:
                 resp = self.session.request(method, url, headers=headers, stream=stream, timeout=TIMEOUT, data=data,
                                             allow_redirects=False, verify=self._verify(host),
-                                            cert=host.client if host.client else None)
+                                            cert=requests_cert(host.client))
             except requests.exceptions.SSLError as e:
                 # like containerd's HTTPFallback: plain HTTP only when the server does not speak
                 # TLS at all, never because its certificate failed verification
