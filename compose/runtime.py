@@ -280,10 +280,16 @@ class Runtime:
         """`compose pull`: every service's image (pull_policy never/build skipped). Returns the
         failures' messages when `ignore_failures`."""
         seen: dict[str, m.Service] = {}
+        again: list[tuple[m.Service, m.Service]] = []
         for n in names:
             s = self.project.services[n]
-            if s.image and s.pull_policy not in ("never", "build") and s.image not in seen:
-                seen[s.image] = s
+            if s.image and s.pull_policy not in ("never", "build"):
+                if s.image in seen:
+                    again.append((s, seen[s.image]))
+                else:
+                    seen[s.image] = s
+        for s, first in again:
+            self.emit("Image", s.image, f"Skipped - Image is already being pulled by {first.name}", s.name)
         failures: list[str] = []
 
         def one(img, s):

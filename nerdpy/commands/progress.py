@@ -130,6 +130,10 @@ def close_all() -> None:
         view.close()
 
 
+def _is_done(status: str) -> bool:
+    return status in _DONE or status.startswith("Skipped")
+
+
 def _short_size(n: float) -> str:
     units = ["B", "kB", "MB", "GB", "TB"]
     i = 0
@@ -229,7 +233,7 @@ class ComposeProgress:
                     label, parent = f"{key[0]} {key[1]}", None
                 row = self._rows[key] = _Row(label, parent)
             if row.status != status:
-                if status in _DONE or status in _ERROR:
+                if _is_done(status) or status in _ERROR:
                     row.end = time.monotonic()
                 elif row.end is not None:
                     row.end = None
@@ -275,7 +279,7 @@ class ComposeProgress:
             rows = list(self._rows.items())
         now = time.monotonic()
         tops = [(k, r) for k, r in rows if r.parent is None]
-        done = sum(1 for _, r in tops if r.status in _DONE)
+        done = sum(1 for _, r in tops if _is_done(r.status))
         verb = "Pulling" if tops and all(k[0] == "Image" for k, _ in tops) else "Running"
         all_done = bool(tops) and done == len(tops)
         grid = Table.grid(padding=(0, 1))
@@ -289,7 +293,7 @@ class ComposeProgress:
         def add(r: _Row, indent: str) -> None:
             if r.status in _ERROR:
                 icon, style = "✘", "red"
-            elif r.status in _DONE:
+            elif _is_done(r.status):
                 icon, style = "✔", "blue"
             else:
                 icon, style = frame, None
@@ -305,7 +309,7 @@ class ComposeProgress:
 
         for key, r in tops:
             add(r, " ")
-            if key[0] == "Image" and r.status not in _DONE:
+            if key[0] == "Image" and not _is_done(r.status):
                 for _, child in rows:
                     if child.parent == key:
                         add(child, "   ")

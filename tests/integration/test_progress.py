@@ -164,6 +164,12 @@ def test_compose_pull_plain_and_quiet(nerdpy, images, tmp_path):
     assert " app Pulled" in r.stderr.splitlines() and " other Pulling" not in r.stderr
     r = nerdpy("compose", "-f", f, "pull", "-q")
     assert r.returncode == 0 and r.stderr == "" and r.stdout == ""
+    # two services, one image: pulled once, the other says why it is skipped
+    (tmp_path / "two").mkdir()
+    f2 = project(tmp_path / "two", images.busybox, name="pl2")
+    lines = nerdpy("compose", "-f", f2, "pull", check=True).stderr.splitlines()
+    assert lines[0] == " web Skipped - Image is already being pulled by db"
+    assert index(lines, " db Pulling") < index(lines, " db Pulled")
     r = nerdpy("compose", "--progress", "plain", "-f", f, "pull", "other", check=True)
     assert r.stderr.splitlines()[0] == " other Pulling"
 
@@ -204,6 +210,13 @@ def test_pty_views_honour_no_color(nerdpy, images, tmp_path):
     code, out = run_in_pty(nerdpy, "compose", "--progress", "plain", "-f", f, "up", "-d")
     assert code == 0 and " Container tty-web-1  Started\r\n" in out and "[+]" not in out, out
     nerdpy("compose", "-f", f, "down", "-t", "1", check=True)
+    # compose pull on a terminal: the live view, one line per service
+    nerdpy("rmi", images.busybox, check=True)
+    code, out = run_in_pty(nerdpy, "compose", "-f", f, "pull", env={"NO_COLOR": "1"})
+    assert code == 0, out
+    assert colour_codes(out) == [] and "[+] Pulling 2/2" in out
+    assert re.search(r"✔ db +Pulled", out) and not re.search(r"^ db Pulling", out, re.M)
+    assert re.search(r"✔ web +Skipped - Image is already being pulled by db", out)
     # pull on a terminal: rich bars, no colour with NO_COLOR, then docker's closing lines
     nerdpy("rmi", images.busybox, check=True)
     code, out = run_in_pty(nerdpy, "pull", images.busybox, env={"NO_COLOR": "1"})
