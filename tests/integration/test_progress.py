@@ -264,3 +264,27 @@ def test_every_list_command_formats_json(nerdpy, images, tmp_path):
     assert all(d["Tag"] == "latest" and d["Platform"].startswith("linux/") for d in imgs)
     nerdpy("compose", "-f", f, "down", "-t", "1", check=True)
     assert nerdpy("compose", "ls", "-a", "--format", "json", check=True).stdout == "[]\n"
+
+
+def test_push_and_load_on_a_terminal(nerdpy, images, tmp_path):
+    nerdpy("pull", "-q", images.busybox, check=True)
+    host = images.busybox.split("/", 1)[0]
+    target = f"{host}/test/progress-push:1"
+    nerdpy("tag", images.busybox, target, check=True)
+    code, out = run_in_pty(nerdpy, "push", target, env={"NO_COLOR": "1"})
+    assert code == 0, out
+    assert colour_codes(out) == [] and re.search(r"(Pushed|Layer already exists|Mounted from)", out)
+    assert re.search(r"1: digest: sha256:[0-9a-f]{64} size: \d+", out)
+    # not a terminal: docker's plain lines, one per change of state
+    r = nerdpy("push", target, check=True)
+    assert "\x1b[" not in r.stdout and re.search(r"(?m)^[0-9a-f]{12}: Layer already exists$", r.stdout)
+    # load: bars on a terminal, only the result otherwise
+    archive = str(tmp_path / "bb.tar")
+    nerdpy("save", "-o", archive, target, check=True)
+    nerdpy("rmi", target, images.busybox, check=True)
+    code, out = run_in_pty(nerdpy, "load", "-i", archive, env={"NO_COLOR": "1"})
+    assert code == 0, out
+    assert colour_codes(out) == [] and "Loading layer" in out and f"Loaded image: {target}" in out
+    nerdpy("rmi", target, check=True)
+    r = nerdpy("load", "-i", archive, check=True)
+    assert r.stdout == f"Loaded image: {target}\n" and r.stderr == ""
