@@ -465,8 +465,45 @@ def compile_template(template: str) -> list:
         raise TemplateError("template parsing error: actions nested too deeply") from None
 
 
+@lru_cache(maxsize=64)
+def _field_plan(template: str) -> tuple | None:
+    """A template made of text and plain `{{.A.B}}` fields only (every list's default table):
+    its pieces, text as str and fields as tuples of names; None for anything else."""
+    plan: list = []
+    for node in compile_template(template):
+        if node[0] == "text":
+            plan.append(node[1])
+            continue
+        if node[0] != "pipe" or len(node[1]) != 1 or len(node[1][0]) != 1:
+            return None
+        kind, path = node[1][0][0]
+        if kind != "field" or path.startswith("$"):
+            return None
+        plan.append(tuple(p for p in path.split(".") if p))
+    return tuple(plan)
+
+
+def _render_plan(plan: tuple, data: object) -> str:
+    out: list[str] = []
+    for piece in plan:
+        if isinstance(piece, str):
+            out.append(piece)
+            continue
+        value = data
+        for name in piece:
+            value = _get(value, name)
+            if value is _MISSING:
+                value = None
+                break
+        out.append(to_text(value))
+    return "".join(out)
+
+
 def render(template: str, data: object) -> str:
     """Render a Go-style template against `data` (dicts by key, objects by attribute)."""
+    plan = _field_plan(template)
+    if plan is not None:  # the common case, without the interpreter's generality
+        return _render_plan(plan, data)
     nodes = compile_template(template)
     out: list[str] = []
     try:

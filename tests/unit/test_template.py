@@ -217,3 +217,34 @@ def test_plain_template_one_line_per_row_trimmed():
 def test_bad_template_in_format_output():
     with pytest.raises(TemplateError):
         format_output("table {{.Name", ROWS, default_table=DEFAULT, headers=HEADERS)
+
+
+# -- the fast path for plain-field templates renders exactly as the interpreter does -------------
+def _interpreted(template, data):
+    from nerdpy import template as t
+
+    out: list[str] = []
+    t._exec(t.compile_template(template), data, {"$": data}, out)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("template", [
+    "{{.ID}}\t{{.Image}}\t{{.Names}}", "x{{.A.B}}y{{ .Missing }}z", "{{.N}} {{.F}} {{.T}} {{.L}} {{.D}}",
+    "{{.A}}", "plain text", "{{.A.B.C}}", "{{- .A -}} - {{ .N }}",
+])
+def test_plain_field_fast_path_matches_the_interpreter(template):
+    from nerdpy.template import _field_plan, render
+
+    assert _field_plan(template) is not None
+    rows = [{"ID": "abc", "Image": "busybox", "Names": "x", "A": {"B": {"C": 1}}, "N": 0, "F": 1.5, "T": True,
+             "L": ["a", "b"], "D": {"k": "v"}}, {}, {"A": None}, {"A": "str"}]
+    for row in rows:
+        assert render(template, row) == _interpreted(template, row)
+
+
+@pytest.mark.parametrize("template", ["{{json .}}", "{{.A | upper}}", "{{if .A}}y{{end}}", "{{$.A}}",
+                                      '{{.Label "k"}}'])
+def test_other_templates_take_the_interpreter(template):
+    from nerdpy.template import _field_plan
+
+    assert _field_plan(template) is None
