@@ -36,7 +36,9 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     proc["args"] = command
     proc["terminal"] = tty
     if workdir:
-        proc["cwd"] = workdir
+        from nerdpy.engine.oci import check_workdir
+
+        proc["cwd"] = check_workdir(workdir)
     if privileged:
         from nerdpy.engine.oci import available_caps
 

@@ -51,10 +51,9 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     if spec.name is not None and not _valid_name(spec.name):
         raise InvalidArgument(f"invalid container name {spec.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     workdir = spec.workdir or (config.get("config") or {}).get("WorkingDir") or "/"
-    if not workdir.startswith("/"):
-        raise InvalidArgument(f"the working directory {workdir!r} is invalid: it needs to be an absolute path")
-    if workdir == "/proc" or workdir.startswith("/proc/"):
-        raise InvalidArgument(f"working directory {workdir!r} is under /proc: refused")
+    from nerdpy.engine.oci import check_workdir
+
+    check_workdir(workdir)  # absolute, and never under /proc however spelled
     args = _command(spec, config)
     if not args:
         raise InvalidArgument("no command specified")

@@ -83,6 +83,21 @@ def default_mounts(shm_size: int = 64 << 20, readonly_rootfs: bool = False) -> l
     ]
 
 
+def check_workdir(path: str) -> str:
+    """A process's working directory as docker takes it: absolute, and (runc's CVE-2024-21626
+    lesson) never under /proc, however it is spelled (`/proc/self/fd/7`, `//proc/..`,
+    `/tmp/../proc/self/cwd`): a cwd there can hand the process a host directory. Returns `path`."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidArgument(f"the working directory {path!r} is invalid: it needs to be an absolute path")
+    if "\0" in path:
+        raise InvalidArgument(f"the working directory {path!r} is invalid: it holds a NUL byte")
+    clean = "/" + os.path.normpath(path).lstrip("/")
+    if clean == "/proc" or clean.startswith("/proc/"):
+        raise InvalidArgument(f"the working directory {path!r} is under /proc: refused "
+                              "(a working directory there can reach the host's files)")
+    return path
+
+
 @dataclass
 class SpecOptions:
     rootfs: str

@@ -522,3 +522,21 @@ def test_cli_ps_format(cli, fmt):
         assert err == ""
         return
     _one_clear_line(code, out, err)
+
+
+# -- working directories (-w, WORKDIR, exec -w): never under /proc ---------------------------------
+@PROPERTY_SETTINGS
+@given(st.one_of(texts, st.lists(st.sampled_from(["", ".", "..", "proc", "self", "fd", "7", "tmp", "procx"]),
+                                 max_size=6).map(lambda p: "/" + "/".join(p))))
+@example("//proc/self/cwd")
+@example("/tmp/../proc/self/fd/7")
+def test_workdir_check(path):
+    from nerdpy.engine.oci import check_workdir
+
+    try:
+        assert check_workdir(path) == path
+    except InvalidArgument:
+        return
+    assert path.startswith("/")
+    resolved = "/" + os.path.normpath(path).lstrip("/")
+    assert resolved != "/proc" and not resolved.startswith("/proc/"), path
