@@ -32,6 +32,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench._util import (bench_bridge, cleanup_nerdpy, emit_row, leftovers, nerdpy_env, nerdpy_exe,  # noqa: E402
+                         nerdpy_label, remove_work_dir)
+
+PROJECT = "nerdpybench"
 
 LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
 
@@ -65,13 +71,18 @@ def gated(image: str) -> str:
 """
 
 
-def timed(argv: list[str], env: dict, cwd: str) -> float:
+def timed(argv: list[str], env: dict | None, cwd: str) -> float:
     t0 = time.perf_counter()
     r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {r.stderr.decode()[-800:]}")
     return dt
+
+
+def podman_networks() -> set[str]:
+    r = subprocess.run(["podman", "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True)
+    return set(r.stdout.split())
 
 
 def main() -> None:
@@ -83,19 +94,22 @@ def main() -> None:
 
     work = tempfile.mkdtemp(prefix="nerdpy-bench-compose-")
     reg = world.Registry(os.path.join(work, "registry"))
+    bridge = bench_bridge()
+    env = nerdpy_env(work, bridge)
+    np = nerdpy_exe() + ["--data-root", os.path.join(work, "data")]
+    podman_compose = shutil.which("podman-compose")
+    pod_nets = podman_networks() if podman_compose else set()
+    image = None
     try:
         images = world.Images(reg)
-        data_root = os.path.join(work, "data")
-        env = dict(os.environ, NERDPY_RUN_ROOT=os.path.join(work, "run"), NERDPY_CONFIG="/nonexistent",
-                   NERDPY_CNI_NETCONFPATH=os.path.join(work, "net.d"))
-        np = [sys.executable, "-m", "nerdpy", "--data-root", data_root]
-        subprocess.run(np + ["pull", "-q", images.busybox], check=True, env=env, stdout=subprocess.DEVNULL)
-        projects = {"10 services": ten_services(images.busybox), "3 services, health-gated": gated(images.busybox)}
-        podman_compose = shutil.which("podman-compose")
+        image = images.busybox
+        print(f"nerdpy: {nerdpy_label()}")
+        subprocess.run(np + ["pull", "-q", image], check=True, env=env, stdout=subprocess.DEVNULL)
+        projects = {"10 services": ten_services(image), "3 services, health-gated": gated(image)}
         if podman_compose:
-            subprocess.run(["podman", "pull", "--tls-verify=false", images.busybox], check=True,
+            subprocess.run(["podman", "pull", "--tls-verify=false", image], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"compose up -d, median of {args.runs} runs (down not included)")
+        print(f"compose up -d, median of {args.runs} runs (down not included), interleaved with podman-compose")
         for label, text in projects.items():
             d = os.path.join(work, label.split()[0] + ("g" if "gated" in label else ""))
             os.makedirs(d)
@@ -103,28 +117,37 @@ def main() -> None:
                 f.write(text)
             ups, downs, pups = [], [], []
             for _ in range(args.runs):
-                ups.append(timed(np + ["compose", "-p", "bench", "up", "-d"], env, d))
-                downs.append(timed(np + ["compose", "-p", "bench", "down", "-t", "1"], env, d))
+                ups.append(timed(np + ["compose", "-p", PROJECT, "up", "-d"], env, d))
+                downs.append(timed(np + ["compose", "-p", PROJECT, "down", "-t", "1"], env, d))
                 if podman_compose:
-                    pups.append(timed([podman_compose, "-p", "bench", "up", "-d"], env, d))
-                    timed([podman_compose, "-p", "bench", "down", "-t", "1"], env, d)
-            line = f"{label:28s} nerdpy {statistics.median(ups):6.2f} s (down {statistics.median(downs):.2f} s)"
+                    pups.append(timed([podman_compose, "-p", PROJECT, "up", "-d"], None, d))
+                    timed([podman_compose, "-p", PROJECT, "down", "-t", "1"], None, d)
+            up, pup = statistics.median(ups), (statistics.median(pups) if pups else None)
+            line = f"{label:28s} nerdpy {up:6.2f} s (down {statistics.median(downs):.2f} s)"
             if podman_compose:
-                line += f"   podman-compose {statistics.median(pups):6.2f} s"
+                line += f"   podman-compose {pup:6.2f} s"
             else:
                 line += "   podman-compose: not installed"
             print(line, flush=True)
+            if label == "10 services":
+                emit_row("`compose up -d`, 10 services", up, {"podman-compose": pup}, "faster than podman-compose",
+                         None if pup is None else up < pup, f"nerdpy `down`: {statistics.median(downs):.2f} s")
+            else:
+                emit_row("`compose up -d`, 3 services, one health-gated", up, {"podman-compose": pup}, "-", None,
+                         "nerdpy waits for db to be healthy (about 1.5 s); podman-compose does not wait")
     finally:
-        subprocess.run([sys.executable, "-m", "nerdpy", "--data-root", os.path.join(work, "data"), "network",
-                        "prune", "-f"], env=dict(os.environ, NERDPY_RUN_ROOT=os.path.join(work, "run"),
-                                                  NERDPY_CONFIG="/nonexistent",
-                                                  NERDPY_CNI_NETCONFPATH=os.path.join(work, "net.d")),
-                       capture_output=True)
+        if podman_compose:
+            for net in podman_networks() - pod_nets:
+                if net.startswith(PROJECT):
+                    subprocess.run(["podman", "network", "rm", "-f", net], capture_output=True)
+            if image:
+                subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
+        cleanup_nerdpy(np, env, bridge)
         reg.stop()
-        from bench._util import remove_work_dir
-
         remove_work_dir(work)
-
+        left = leftovers(work, bridge)
+        if left:
+            print("LEFT BEHIND after cleanup:\n  " + "\n  ".join(left))
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@ where the time goes (netns creation, each CNI plugin's ADD and DEL).
 
     python3 -m bench.network [--runs 20]
 
-Uses a scratch data root, conflist directory and bridge (`nerdpyb0`, a free 10.x/24), all
+Uses a scratch data root, conflist directory and bridge (`npbenchN`, a free 10.x/24), all
 removed afterwards. Needs root and the CNI plugins.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 import os
 import secrets
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
@@ -32,11 +31,13 @@ def main() -> None:
     from nerdpy.engine.network.ports import parse_publish
     from nerdpy.engine.store import open_store
 
-    used = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
-    octet = next(o for o in range(150, 250) if f"10.{o}." not in used)
+    from bench._util import bench_bridge, emit_row, leftovers
+
+    bridge = bench_bridge()
     work = tempfile.mkdtemp(prefix="nerdpy-bench-net-")
     settings = Settings(data_root=f"{work}/data", run_root=f"{work}/run", cni_netconfpath=f"{work}/net.d")
-    settings.bridge_name, settings.bridge_subnet = "nerdpyb0", f"10.{octet}.0.0/24"
+    settings.bridge_name, settings.bridge_subnet = bridge
+    print(f"the checkout's nerdpy, in process; bridge {bridge[0]} {bridge[1]}")
     store = open_store(settings)
 
     per_plugin: dict[str, list[float]] = defaultdict(list)
@@ -84,6 +85,9 @@ def main() -> None:
                   f"together {1000 * statistics.median(total):.0f} ms")
             for name, ts in sorted(per_plugin.items()):
                 print(f"    {name:<16} median {1000 * statistics.median(ts):5.1f} ms")
+            emit_row(f"default bridge attach + detach, {label} (in process)", statistics.median(total), {}, "-",
+                     None, f"attach {1000 * statistics.median(t_att):.0f} ms, detach "
+                           f"{1000 * statistics.median(t_det):.0f} ms; part of `run` on the bridge")
     finally:
         cni.exec_plugin = original
         remove_host_state(store, find_network(store, "bridge"))
@@ -91,6 +95,9 @@ def main() -> None:
         from bench._util import remove_work_dir
 
         remove_work_dir(work)
+        left = leftovers(work, bridge)
+        if left:
+            print("LEFT BEHIND after cleanup:\n  " + "\n  ".join(left))
 
 
 if __name__ == "__main__":

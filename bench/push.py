@@ -17,11 +17,16 @@ import subprocess
 import sys
 import tempfile
 
-from bench.pull import CACHE, build_layout, make_root, push as push_layout, sh, start_registry, timed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench._util import emit_row, nerdpy_exe, nerdpy_label  # noqa: E402
+from bench.pull import CACHE, build_layout, make_root, push as push_layout, sh, start_registry, timed  # noqa: E402
+
+ENV = dict(os.environ, NERDPY_CONFIG="/nonexistent")
 
 
 def nerdpy(data_root: str, *args, **kw):
-    return sh(sys.executable, "-m", "nerdpy", "--data-root", data_root, *args, **kw)
+    return sh(*nerdpy_exe(), "--data-root", data_root, *args, env=ENV, **kw)
 
 
 def main() -> None:
@@ -31,13 +36,15 @@ def main() -> None:
     os.makedirs(CACHE, exist_ok=True)
     layout = build_layout(make_root(), "gzip")
     tmp = tempfile.mkdtemp(prefix="nerdpy-bench-push-")
+    ENV.update(NERDPY_RUN_ROOT=os.path.join(tmp, "run"), HOME=os.path.join(tmp, "home"))
+    print(f"nerdpy: {nerdpy_label()}")
     src_dir = os.path.join(tmp, "src")
     os.makedirs(src_dir)
     src, src_host = start_registry(src_dir)
     results: dict[str, list[float]] = {}
     podman = shutil.which("podman")
+    ref = f"{src_host}/bench/debian:gzip"
     try:
-        ref = f"{src_host}/bench/debian:gzip"
         push_layout(layout, ref)
         data = os.path.join(tmp, "data")
         nerdpy(data, "pull", "-q", ref, stdout=subprocess.DEVNULL)
@@ -88,6 +95,8 @@ def main() -> None:
                 os.unlink(pa)
     finally:
         src.terminate()
+        if podman:
+            subprocess.run(["podman", "rmi", "-f", ref], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"\n{'work':40} {'median s':>9}  runs")
@@ -99,6 +108,21 @@ def main() -> None:
             print(f"nerdpy {k} / podman {k} = {med[f'nerdpy {k}'] / med[f'podman {k}']:.2f}x (target <= 1x)")
     else:
         print("podman not installed: save/load shown alone")
+    g = med.get
+    pod = (lambda k: g(f"podman {k}")) if podman else (lambda k: None)
+
+    def met(k: str, *bases) -> bool | None:
+        known = [b for b in bases if b is not None]
+        return all(med[f"nerdpy {k}"] <= b for b in known) if known else None
+
+    emit_row("push, the gzip image, to an empty registry", med["nerdpy push"],
+             {"skopeo": med["skopeo push"], "podman": pod("push")}, "<= 1x skopeo and podman",
+             met("push", med["skopeo push"], pod("push")), "skopeo: `copy oci: docker://`")
+    emit_row("`save` of the gzip image", med["nerdpy save"],
+             {"skopeo": med["skopeo copy oci: -> docker-archive:"], "podman": pod("save")}, "<= 1x podman",
+             met("save", pod("save")), "skopeo: `copy oci: docker-archive:`")
+    emit_row("`load` of it (unpack included)", med["nerdpy load"], {"podman": pod("load")}, "<= 1x podman",
+             met("load", pod("load")))
 
 
 if __name__ == "__main__":
