@@ -84,12 +84,12 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # list lazy commands from the table, without importing their modules
-        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
-        rows += [
-            (name, cmd.get_short_help_str(60))
-            for name, cmd in sorted(self.commands.items())
-            if not cmd.hidden and name not in self.lazy
-        ]
+        names = [n for n, c in self.commands.items() if not c.hidden and n not in self.lazy]
+        width = max((len(n) for n in list(self.lazy) + names), default=0)
+        limit = formatter.width - 6 - width  # as click's own
+        rows = [(name, self.lazy[name][2]) for name in self.lazy]
+        rows += [(name, self.commands[name].get_short_help_str(limit)) for name in names]
+        rows.sort()
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

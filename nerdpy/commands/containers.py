@@ -429,33 +429,33 @@ def prune(ctx, force):
     click.echo("Total reclaimed space: 0B")
 
 
-@click.group("container")
-def container():
-    """Manage containers."""
+def _container_group():
+    from nerdpy.cli import LazyGroup
 
+    # the sub-commands living in other modules are imported only when used (`exec` and `logs`
+    # need neither run's nor ps's module)
+    lazy = {
+        "ls": ("ps", "ps", "List containers"), "list": ("ps", "ps", "List containers"),
+        "ps": ("ps", "ps", "List containers"),
+        "run": ("run", "run", "Create and run a new container from an image"),
+        "create": ("run", "create", "Create a new container"),
+        "cp": ("cp", "cp", "Copy files/folders between a container and the local filesystem"),
+        "attach": ("misc", "attach", "Attach local standard input, output, and error streams to a running container"),
+        "top": ("misc", "top", "Display the running processes of a container"),
+        "rename": ("misc", "rename", "Rename a container"),
+        "pause": ("misc", "pause", "Pause all processes within one or more containers"),
+        "unpause": ("misc", "unpause", "Unpause all processes within one or more containers"),
+    }
 
-def _register():
-    from nerdpy.commands.ps import ps
-    from nerdpy.commands.run import create, run
+    @click.group("container", cls=LazyGroup, lazy=lazy)
+    def container():
+        """Manage containers."""
 
     for cmd, name in ((start, "start"), (stop, "stop"), (restart, "restart"), (kill, "kill"),
                       (rm, "rm"), (rm, "remove"), (wait, "wait"), (logs, "logs"), (exec_, "exec"),
-                      (container_inspect, "inspect"), (cleanup, "cleanup"), (prune, "prune"),
-                      (ps, "ls"), (ps, "list"), (ps, "ps"), (run, "run"), (create, "create")):
+                      (container_inspect, "inspect"), (cleanup, "cleanup"), (prune, "prune")):
         container.add_command(cmd, name)
+    return container
 
 
-_register()
-
-
-def _register_more():
-    """`container cp/attach/top/rename/pause/unpause` (modules of their own)."""
-    from nerdpy.commands.cp import cp
-    from nerdpy.commands.misc import attach, pause, rename, top, unpause
-
-    for cmd, name in ((cp, "cp"), (attach, "attach"), (top, "top"), (rename, "rename"), (pause, "pause"),
-                      (unpause, "unpause")):
-        container.add_command(cmd, name)
-
-
-_register_more()
+container = _container_group()
