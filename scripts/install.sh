@@ -257,6 +257,11 @@ if [ "$DO_PROJECT" = 1 ]; then
             fi
             run "$PYTHON" "${pip_args[@]}" ${editable[@]+"${editable[@]}"} "$target"
         fi
+        if [ "$EDITABLE" = 1 ]; then
+            # an editable install runs from the checkout: compile it once, so that every start
+            # reads bytecode (where PYTHONDONTWRITEBYTECODE is set, it would compile each time)
+            run "$PYTHON" -m compileall -q "$CHECKOUT/nerdpy" "$CHECKOUT/compose"
+        fi
     fi
 fi
 
