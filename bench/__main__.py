@@ -156,8 +156,10 @@ def versions() -> str:
             found.append(f"{tool}: not installed")
             continue
         r = subprocess.run(argv, capture_output=True, text=True)
-        first = (r.stdout or r.stderr).strip().splitlines()
-        found.append(first[-1 if tool == "podman-compose" else 0] if first else tool)
+        lines = (r.stdout + r.stderr).strip().splitlines()
+        if tool == "podman-compose":  # it prints podman's version and its own amid other lines
+            lines = [" ".join(line.replace("composer", "compose").split()) for line in lines if "compose" in line]
+        found.append(lines[0] if lines else tool)
     return "; ".join(found)
 
 
@@ -198,10 +200,11 @@ def main() -> None:
     la = lambda v: " / ".join(f"{x:.2f}" for x in v)  # noqa: E731
     head = (
         "# Performance\n\n"
-        f"Measured {started:%Y-%m-%d %H:%M} with `{cmd}` ({minutes:.0f} minutes), on {machine()}.\n"
-        f"Load average (1 / 5 / 15 min) {la(load0)} at the start, {la(load1)} at the end.\n\n"
-        f"nerdpy measured: {label}.\n\n"
-        f"Baselines: {versions()}.\n\n"
+        f"- measured {started:%Y-%m-%d %H:%M} with `{cmd}` ({minutes:.0f} minutes)\n"
+        f"- machine {machine()}\n"
+        f"- load average (1 / 5 / 15 min) {la(load0)} at the start, {la(load1)} at the end\n"
+        f"- nerdpy measured: {label}\n"
+        f"- baselines: {versions()}\n\n"
         "Medians of runs interleaved with the baselines' (nerdpy, baseline, nerdpy, ...); the ratio is "
         "nerdpy / baseline. Targets are issue 7's and DESIGN.md's; figures in parentheses are DESIGN.md's "
         "baselines on these machines. \"not installed\": that baseline is not on this machine. "

@@ -128,6 +128,8 @@ def nerdpy_label() -> str:
 def export_exe() -> None:
     """Make child processes (the parts) measure the same nerdpy without rebuilding anything."""
     exe = nerdpy_exe()
+    if exe[1:3] == ["-m", "nerdpy"]:  # the fallback: importable from any cwd (compose runs in project dirs)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
     os.environ["NERDPY_BENCH_EXE"] = " ".join(exe)
     os.environ["NERDPY_BENCH_LABEL"] = _exe_label
 
