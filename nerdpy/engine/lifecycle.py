@@ -139,13 +139,13 @@ def _command(spec: ContainerSpec, config: dict) -> list[str]:
 
 # start ------------------------------------------------------------------------------------
 class StartHandle:
-    """A container created by runc but not yet started: attach now, then call `start()`."""
+    """A container whose monitor is ready to start it: attach now, then call `start()` (the
+    monitor then creates and starts it with one `runc run --detach`)."""
 
-    def __init__(self, store: Store, container: Container, sync: socket.socket, pid: int):
+    def __init__(self, store: Store, container: Container, sync: socket.socket):
         self.store = store
         self.container = container
         self.sync = sync
-        self.pid = pid
 
     def start(self) -> int:
         _send(self.sync, {"start": True})
@@ -167,7 +167,8 @@ class StartHandle:
 
 
 def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
-    """Mount the rootfs, write the bundle and have a monitor `runc create` the container."""
+    """Mount the rootfs, write the bundle and start the container's monitor, which listens for
+    attaching clients until `start()`."""
     state = container_state(store, c)
     if state.running:
         raise Conflict(f"container {c.name} is already running")
@@ -204,7 +205,7 @@ def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
         if reply is None or "error" in reply:
             parent_sock.close()
             raise _start_error((reply or {}).get("error", "the monitor failed to start"))
-        return StartHandle(store, c, parent_sock, reply["created"])
+        return StartHandle(store, c, parent_sock)
     except BaseException:
         if monitor is not None:
             try:

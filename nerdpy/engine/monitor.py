@@ -3,8 +3,9 @@
 It plays the role conmon plays for podman. Started by the CLI in a fresh interpreter
 (`python3 -S -E monitor.py CONFIG`, standard library only, so it stays small), it:
 - makes itself a child subreaper, so the container's init process becomes its child;
-- runs `runc create` with pipes for stdio (or a console socket for `-t`), reports the pid or
-  runc's error on the sync socket, waits for the go-ahead and runs `runc start`;
+- says it is ready on the sync socket, lets the CLI attach, waits for the go-ahead, then runs
+  `runc run --detach` with pipes for stdio (or a console socket for `-t`) and reports the pid
+  or runc's error;
 - writes docker's json-file log with rotation and fans output out to attached clients over a
   unix socket (docker's 8-byte stream framing);
 - when the container exits: drains the output, fsyncs the log, writes the exit status atomically,
@@ -198,7 +199,8 @@ class Monitor:
 
     # -- starting -----------------------------------------------------------------------
     def create(self):
-        """runc create; returns (pid, None) or (0, error message)."""
+        """`runc run --detach`: the container created and started in one call (one runc process
+        fewer than create + start); returns (pid, None) or (0, error message)."""
         bundle = self.cfg["bundle"]
         pid_file = os.path.join(self.run_dir, "init.pid")
         runc_log = os.path.join(self.run_dir, "runc.log")
@@ -207,7 +209,7 @@ class Monitor:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
-        argv = self.runc + ["--log", runc_log, "--log-format", "json", "create", "--bundle", bundle,
+        argv = self.runc + ["--log", runc_log, "--log-format", "json", "run", "--detach", "--bundle", bundle,
                             "--pid-file", pid_file]
         console = None
         if self.tty:
@@ -288,12 +290,6 @@ class Monitor:
                 return int(f.read().strip()), None
         except (OSError, ValueError):
             return 0, "runc did not report the container's pid"
-
-    def start(self):
-        r = subprocess.run(self.runc + ["start", self.cid], capture_output=True)
-        if r.returncode != 0:
-            return runc_error(None, r.stderr.decode("utf-8", "replace"))
-        return None
 
     def resize(self, rows, cols):
         if self.master is not None:
@@ -464,29 +460,19 @@ class Monitor:
         backoff = 0.1
         first = True
         exit_code = 0
+        send_line(sync, {"ready": True})
+        # the CLI attaches first (we answer it here), then says start
+        while True:
+            r, _, _ = select.select([sync, lsock], [], [])
+            if lsock in r:
+                self.accept(lsock)
+            if sync in r:
+                break
+        go = recv_line(sync)
+        if not go or go.get("start") is not True:
+            return 0
         while True:
             pid, err = self.create()
-            if err is not None:
-                if first:
-                    send_line(sync, {"error": err})
-                    return 125
-                self.update_state(status="exited", exit_code=128, error=err, finished_at=now_rfc3339(), pid=0)
-                break
-            self.pid = pid
-            if first:
-                send_line(sync, {"created": pid})
-                # the CLI attaches first (we answer it here), then says start
-                while True:
-                    r, _, _ = select.select([sync, lsock], [], [])
-                    if lsock in r:
-                        self.accept(lsock)
-                    if sync in r:
-                        break
-                go = recv_line(sync)
-                if not go or go.get("start") is not True:
-                    subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
-                    return 0
-            err = self.start()
             if err is not None:
                 subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
                 if first:
@@ -494,6 +480,7 @@ class Monitor:
                     return 125
                 self.update_state(status="exited", exit_code=128, error=err, finished_at=now_rfc3339(), pid=0)
                 break
+            self.pid = pid
             started = time.time()
             self.update_state(status="running", pid=pid, started_at=now_rfc3339(), error="",
                               restart_count=self.restart_count, monitor_pid=os.getpid())
