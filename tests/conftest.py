@@ -2,9 +2,11 @@
 runner with a fresh data root per test."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -74,6 +76,58 @@ BRIDGE_SUBNET = f"10.{_SESSION_NET}.77.0/24"
 def _session_bridge():
     yield
     subprocess.run(["ip", "link", "del", BRIDGE_NAME], capture_output=True)
+
+
+# -- zero leaks over the whole session (issue 8) -------------------------------------------------
+_SESSION_LEAKS: list[str] = []
+LEAK_SETTLE = float(os.environ.get("NERDPY_LEAK_SETTLE", "20"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _zero_leaks(request, _session_bridge, tmp_path_factory):
+    """The host at the session's end as at its start, for everything this session's nerdpy made:
+    mounts, netns files, runc state and processes under the session's temp root; veths, rules,
+    cgroups and processes of its containers; bridges of its networks; files naming its containers
+    outside the test roots (/run/netns, /var/lib/cni, /run/nerdpy...). Other sessions and tools on
+    the machine are never counted (see hostleaks). Runs its check before the session bridge is
+    deleted (it depends on that fixture), after a settle period; a leak fails the run in
+    pytest_sessionfinish (exit status 1) with what was left."""
+    if os.geteuid() != 0 or not any("integration" in str(i.fspath) for i in request.session.items):
+        yield
+        return
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration")
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import hostleaks
+
+    base = str(tmp_path_factory.getbasetemp())
+    since = time.time()
+    before = hostleaks.HostState.take_session(base, since)
+    yield
+
+    def same():
+        d = before.diff(hostleaks.HostState.take_session(base, since))
+        d = {k: v["new"] for k, v in d.items() if v["new"]}
+        if d:
+            raise AssertionError(json.dumps(d, indent=1))
+
+    try:
+        hostleaks.settle(same, timeout=LEAK_SETTLE, interval=0.5)
+    except AssertionError as e:
+        _SESSION_LEAKS.append(str(e))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _SESSION_LEAKS:
+        return
+    msg = "nerdpy left these on the host after the session (zero-leak check):\n" + "\n".join(_SESSION_LEAKS)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "session leak check failed", red=True)
+        reporter.write_line(msg)
+    else:
+        sys.stderr.write(msg + "\n")
+    session.exitstatus = 1
 
 
 class Nerdpy:

@@ -168,17 +168,126 @@ def netns_files(base: str) -> list[str]:
     out = []
     for depth in range(1, 4):
         out += glob.glob(os.path.join(base, *["*"] * depth, "netns", "*", "*"))
-    return sorted(out)
+    return sorted(p for p in out if _direct(p))
+
+
+def _direct(path: str) -> bool:
+    """Not reached through a symlinked directory (pytest's `<name>current` links)."""
+    return os.path.realpath(os.path.dirname(path)) == os.path.dirname(path)
 
 
 def runc_states(base: str) -> list[str]:
     out = []
     for depth in range(1, 4):
         out += glob.glob(os.path.join(base, *["*"] * depth, "runc", "*", "*"))
-    return sorted(p for p in out if os.path.isdir(p))
+    return sorted(p for p in out if os.path.isdir(p) and _direct(p))
+
+
+def _short_ids(ids: set[str]) -> set[str]:
+    return {i[:12] for i in ids}
+
+
+def cgroups(ids: set[str]) -> list[str]:
+    """Cgroups runc made for this session's containers (`cgroupsPath` /nerdpy/<ns>-<id12>), v1
+    (one per controller) or v2."""
+    short = _short_ids(ids)
+    out = []
+    for pattern in ("/sys/fs/cgroup/nerdpy/*", "/sys/fs/cgroup/*/nerdpy/*"):
+        for p in glob.glob(pattern):
+            if os.path.isdir(p) and os.path.basename(p).rpartition("-")[2] in short:
+                out.append(p)
+    return sorted(out)
+
+
+def container_processes(ids: set[str]) -> list[str]:
+    """Processes in the cgroup of one of this session's containers (a container that outlived its
+    records: no runc state, no monitor, but still running)."""
+    short = _short_ids(ids)
+    if not short:
+        return []
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for m in re.finditer(r"/nerdpy/[^/\n]*-([0-9a-f]{12})\b", text):
+            if m.group(1) in short:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                except OSError:
+                    cmd = "?"
+                out.append(f"{cmd[:120]} (container {m.group(1)})")
+                break
+    return sorted(out)
+
+
+def links(names: set[str]) -> list[str]:
+    """Which of these link names (bridges of the session's networks) exist."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found = set()
+    for line in out.splitlines():
+        m = re.match(r"^\d+: ([^@:]+)[@:]", line)
+        if m and m.group(1) in names:
+            found.add(m.group(1))
+    return sorted(found)
+
+
+# places outside the data and run roots where nerdpy (or the CNI plugins it runs) could write
+OUTSIDE = ("/run/netns", "/var/run/netns", "/run/nerdpy", "/var/lib/nerdpy", "/etc/nerdpy", "/var/lib/cni",
+           "/run/cni")
+
+
+def outside_files(ids: set[str], since: float) -> list[str]:
+    """Files outside the test roots that name (or hold, for CNI's IP leases) one of this session's
+    container IDs, and `nerdpy exec` logs in /tmp made during the session and never removed."""
+    short = _short_ids(ids)
+    out = []
+    if ids:
+        for top in OUTSIDE:
+            for dirpath, dirnames, filenames in os.walk(top):
+                if dirpath.count("/") - top.count("/") >= 4:
+                    dirnames[:] = []
+                for name in dirnames + filenames:
+                    path = os.path.join(dirpath, name)
+                    if name in ids or any(s in name for s in short):
+                        out.append(path)
+                    elif name in filenames and top == "/var/lib/cni":
+                        try:  # host-local leases: a file per address holding the container ID
+                            with open(path, errors="replace") as f:
+                                if f.read(100).split("\n", 1)[0].strip() in ids:
+                                    out.append(path)
+                        except OSError:
+                            pass
+    for path in glob.glob("/tmp/nerdpy-exec-*"):
+        try:
+            if os.stat(path).st_mtime >= since:
+                out.append(path)
+        except OSError:
+            pass
+    return sorted(out)
 
 
 class HostState(dict):
+    @classmethod
+    def take_session(cls, base: str, since: float) -> "HostState":
+        """`take` and what only a whole session's end can judge: cgroups and processes of its
+        containers, links of its networks' bridges (the session bridge aside), files outside
+        the test roots."""
+        s = cls.take(base)
+        ids = our_container_ids(base)
+        bridges, _ = our_networks(base)
+        bridges.discard(conftest.BRIDGE_NAME)
+        s["cgroups"] = cgroups(ids)
+        s["container_procs"] = container_processes(ids)
+        s["bridges"] = links(bridges)
+        s["outside"] = outside_files(ids, since)
+        return s
+
     @classmethod
     def take(cls, base: str, *, procs: bool = True) -> "HostState":
         bridges, subnets = our_networks(base)
