@@ -14,7 +14,7 @@ import socket
 import struct
 import sys
 
-C_STDIN, C_RESIZE, C_CLOSE_STDIN, C_CLEANED = 0, 1, 2, 4
+C_STDIN, C_RESIZE, C_CLOSE_STDIN = 0, 1, 2
 DETACHED = -1
 
 
@@ -22,28 +22,14 @@ def connect(sock_path: str, stdin: bool, stdout: bool = True, stderr: bool = Tru
             size: tuple[int, int] | None = None, cleanup: bool = False) -> socket.socket:
     """Attach to a container's monitor. With `cleanup`, this client offers to do the final
     cleanup when the container exits (see `pump`'s `cleanup` callback)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if len(sock_path.encode()) < 100:
-        s.connect(sock_path)
-    else:  # too long for sun_path: go through a descriptor of its directory
-        dfd = os.open(os.path.dirname(sock_path), os.O_PATH | os.O_DIRECTORY)
-        try:
-            s.connect(f"/proc/self/fd/{dfd}/{os.path.basename(sock_path)}")
-        finally:
-            os.close(dfd)
+    from nerdpy.engine.handoff import connect_monitor
+
     hello = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
     if size:
         hello["resize"] = list(size)
     if cleanup:
         hello["cleanup"] = True
-    s.sendall(json.dumps(hello).encode() + b"\n")
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = s.recv(1)
-        if not chunk:
-            raise ConnectionError("the container's monitor closed the connection")
-        line += chunk
-    return s
+    return connect_monitor(sock_path, hello)
 
 
 def terminal_size(fd: int) -> tuple[int, int] | None:
@@ -168,24 +154,10 @@ def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: byte
                     except (ValueError, KeyError, TypeError):
                         msg, exit_code = {}, 0
                     if msg.get("cleanup"):
-                        _cleanup_for_monitor(sock, cleanup, bool(msg.get("remove")))
+                        from nerdpy.engine.handoff import clean_for_monitor
+
+                        clean_for_monitor(sock, cleanup, bool(msg.get("remove")))
                         return exit_code
-
-
-def _cleanup_for_monitor(sock: socket.socket, cleanup, remove: bool) -> None:
-    """Do the final cleanup the monitor handed over, report it done, and wait until the monitor
-    has written the final state (it closes the connection then)."""
-    try:
-        if cleanup is None:
-            return  # the monitor sees the connection close and cleans up itself
-        cleanup(remove)
-        sock.sendall(_frame(C_CLEANED, b""))
-        while sock.recv(4096):
-            pass
-    except Exception:  # noqa: BLE001 (whatever went wrong, the monitor finishes the job)
-        pass
-    finally:
-        sock.close()
 
 
 def _scan_detach(data: bytes, keys: bytes) -> tuple[bytes, bool, bytes]:

@@ -679,19 +679,43 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
     runc = Runc(runc_root(store), store.settings.runc)
     if state.status == "paused":
         _thaw(store, c)
+    if timeout is not None and timeout < 0:
+        timeout = None  # docker: a negative timeout waits for as long as it takes
+    watch = _exit_watch(store, c)
     try:
         runc.kill(c.id, str(parse_signal(sig)))
     except NerdpyError:
         pass
-    if timeout is not None and timeout < 0:
-        timeout = None  # docker: a negative timeout waits for as long as it takes
-    if wait_container(store, c, timeout=timeout) is None:
+    if not _await_exit(store, c, watch, timeout):
         try:
             runc.kill(c.id, "9", all_=True)
         except NerdpyError:
             pass
-        wait_container(store, c, timeout=30)
+        _await_exit(store, c, watch, 30)
     _event(store, c, "stop")
+
+
+def _exit_watch(store: Store, c: Container):
+    """Wait for the exit on the monitor's socket, taking its final cleanup over (this process
+    has the engine loaded; the monitor would import it first): an ExitWatch, or None."""
+    from nerdpy.engine.handoff import ExitWatch
+
+    def cleanup(remove: bool) -> None:
+        cleanup_container(store, c.id, after_failure=not remove, runc_deleted=True)
+
+    return ExitWatch.open(os.path.join(run_dir(store, c.id), "attach.sock"), cleanup)
+
+
+def _await_exit(store: Store, c: Container, watch, timeout: float | None) -> bool:
+    """True once the container is stopped for good, False on timeout."""
+    if watch is not None:
+        done, _ = watch.wait(timeout)
+        if not done:
+            return False
+        watch.close()
+    # no monitor to ask (or it went away without a word): the recorded state says
+    return wait_container(store, c, timeout=timeout if watch is None else 5) is not None or \
+        not container_state(store, c).running
 
 
 def wait_container(store: Store, c: Container, timeout: float | None = None) -> int | None:
@@ -754,11 +778,12 @@ def remove_container(store: Store, c: Container, force: bool = False, volumes: b
 
         if state.status == "paused":
             _thaw(store, c)
+        watch = _exit_watch(store, c)
         try:
             Runc(runc_root(store), store.settings.runc).kill(c.id, "9", all_=True)
         except NerdpyError:
             pass
-        wait_container(store, c, timeout=10)
+        _await_exit(store, c, watch, 10)
     _remove_everything(store, c.id, volumes=volumes)
 
 

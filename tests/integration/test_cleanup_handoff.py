@@ -1,7 +1,8 @@
-"""The final cleanup of a foreground `run`: the CLI, which has the engine loaded, takes it over
-from the monitor (which would have to import the engine first). What a user sees must not change:
-when `run` returns, an `--rm` container is gone and any other is exited and unmounted; and when
-the CLI dies before or during the cleanup, the monitor still does it."""
+"""The final cleanup of a container: the foreground `run`, `stop` and `rm -f`, which have the
+engine loaded, take it over from the monitor (which would have to import the engine first; see
+nerdpy/engine/handoff.py). What a user sees must not change: when they return, an `--rm`
+container is gone and any other is exited and unmounted; and when the CLI dies before or during
+the cleanup, the monitor still does it."""
 from __future__ import annotations
 
 import os
@@ -58,3 +59,28 @@ def test_monitor_cleans_up_when_the_cli_is_killed(nerdpy, images):
         time.sleep(0.1)
     assert _mounted_under(nerdpy.data_root) == []
     assert os.listdir(os.path.join(nerdpy.data_root, "containers", "default")) == []
+
+
+def test_stop_and_rm_f_return_with_the_cleanup_done(nerdpy, images):
+    nerdpy("pull", "-q", images.busybox, check=True)
+    nerdpy("run", "-d", "--name", "a", "--network", "none", images.busybox, "sleep", "60", check=True)
+    nerdpy("run", "-d", "--rm", "--name", "b", "--network", "none", images.busybox, "sleep", "60", check=True)
+    nerdpy("run", "-d", "--name", "c", "--restart", "always", "--network", "none", images.busybox,
+           "sleep", "60", check=True)
+    # `stop`: exited and unmounted when it returns (sleep as pid 1 ignores TERM: killed after 1 s)
+    nerdpy("stop", "-t", "1", "a", check=True, timeout=T)
+    st = nerdpy("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "a", check=True).stdout.split()
+    assert st == ["exited", "137"]
+    rootfs = os.path.join(nerdpy.data_root, "containers", "default")
+    cid_a = nerdpy("inspect", "-f", "{{.Id}}", "a", check=True).stdout.strip()
+    assert _mounted_under(os.path.join(rootfs, cid_a)) == []
+    # an --rm container stopped: gone when `stop` returns
+    nerdpy("stop", "-t", "0", "b", check=True, timeout=T)
+    assert sorted(nerdpy("ps", "-a", "--format", "{{.Names}}", check=True).stdout.split()) == ["a", "c"]
+    # rm -f of a running container with a restart policy: nothing left, no restart
+    nerdpy("rm", "-f", "c", check=True, timeout=T)
+    nerdpy("rm", "a", check=True, timeout=T)
+    assert nerdpy("ps", "-a", "-q", check=True).stdout == ""
+    assert _mounted_under(nerdpy.data_root) == []
+    assert os.listdir(rootfs) == []
+    assert os.listdir(os.path.join(nerdpy.run_root, "default")) == []
