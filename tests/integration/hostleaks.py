@@ -263,13 +263,34 @@ def outside_files(ids: set[str], since: float) -> list[str]:
                                     out.append(path)
                         except OSError:
                             pass
+    logs = []
     for path in glob.glob("/tmp/nerdpy-exec-*"):
         try:
             if os.stat(path).st_mtime >= since:
-                out.append(path)
+                logs.append(path)
         except OSError:
             pass
+    if logs:  # one that a running `nerdpy exec` (of this session or another) holds is not left
+        held = _open_files()
+        out += [p for p in logs if p not in held]
     return sorted(out)
+
+
+def _open_files() -> set[str]:
+    held = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                pass
+    return held
 
 
 class HostState(dict):
