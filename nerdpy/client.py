@@ -745,8 +745,6 @@ class Container:
         holds stdout and stderr as written; demux=True keeps them apart (output, stderr).
         The process's exit code passes through; a command that cannot be found or run raises
         CommandNotFound (127) or CommandNotInvokable (126), as the CLI exits with."""
-        import tempfile
-
         from nerdpy.engine.exec import exec_argv
         from nerdpy.engine.lifecycle import _start_error
 
@@ -763,15 +761,13 @@ class Container:
                                   privileged=privileged)
         data = stdin.encode() if isinstance(stdin, str) else stdin
         try:
-            with tempfile.NamedTemporaryFile(prefix="nerdpy-exec-", suffix=".log") as log:
-                argv = argv[:1] + ["--log", log.name, "--log-format", "json"] + argv[1:]
-                r = subprocess.run(argv, input=data, stdin=None if data is not None else subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE if demux else subprocess.STDOUT,
-                                   timeout=timeout)
-                if r.returncode == 255:
-                    msg = _runc_error(log.name)
-                    if msg:
-                        raise _start_error(msg.removeprefix("exec failed: "))
+            r = subprocess.run(argv, input=data, stdin=None if data is not None else subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE if demux else subprocess.STDOUT,
+                               timeout=timeout)
+            if r.returncode == 255:
+                msg = _runc_error(argv[argv.index("--log") + 1])  # exec_argv's log
+                if msg:
+                    raise _start_error(msg.removeprefix("exec failed: "))
         finally:
             cleanup()
         out = r.stdout.decode(errors="replace")

@@ -244,26 +244,34 @@ def _run_exec_detached(argv: list[str]) -> None:
     """`runc exec --detach`: the process inherits runc's stdio, so that is /dev/null (with pipes,
     waiting for runc's output would wait for the process to end); runc's own error comes from its
     log."""
-    import json
     import subprocess
-    import tempfile
 
     from nerdpy.engine.lifecycle import _start_error
 
-    with tempfile.NamedTemporaryFile(prefix="nerdpy-exec-", suffix=".log") as log:
-        r = subprocess.run(argv[:1] + ["--log", log.name, "--log-format", "json"] + argv[1:],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if r.returncode == 0:
-            return
-        msg = ""
-        for line in open(log.name, errors="replace"):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("level") in ("error", "fatal"):
-                msg = entry.get("msg", "")
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if r.returncode == 0:
+        return
+    msg = _runc_log_error(argv)
     raise _start_error(msg.removeprefix("exec failed: ") or f"runc exec exited with status {r.returncode}")
+
+
+def _runc_log_error(argv: list[str]) -> str:
+    """The last error runc wrote to its JSON log (the path after `--log` in its argv)."""
+    import json
+
+    msg = ""
+    try:
+        with open(argv[argv.index("--log") + 1], errors="replace") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    msg = entry.get("msg", "")
+    except (ValueError, IndexError, OSError):
+        pass
+    return msg
 
 
 def _run_exec(argv: list[str], stdin, tty: bool) -> int:
@@ -271,13 +279,10 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
     docker's exit code (127 not found, 126 not invokable, 125 otherwise), while the process's
     own stderr passes through untouched."""
     import subprocess
-    import tempfile
     import threading
 
     from nerdpy.engine.lifecycle import _start_error
 
-    log = tempfile.NamedTemporaryFile(prefix="nerdpy-exec-", suffix=".log")
-    argv = argv[:1] + ["--log", log.name, "--log-format", "json"] + argv[1:]
     if tty:
         return subprocess.run(argv, stdin=stdin).returncode
     p = subprocess.Popen(argv, stdin=stdin, stderr=subprocess.PIPE)
@@ -301,17 +306,7 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
     t.start()
     code = p.wait()
     t.join()
-    msg = ""
-    if code == 255:
-        import json
-
-        for line in open(log.name, errors="replace"):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("level") in ("error", "fatal"):
-                msg = entry.get("msg", "")
+    msg = _runc_log_error(argv) if code == 255 else ""
     if msg:
         msg = msg.removeprefix("exec failed: ")
         raise _start_error(msg)

@@ -13,7 +13,8 @@ from nerdpy.engine.store import Store
 def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] = (), workdir: str | None = None,
               user: str | None = None, tty: bool = False, detach: bool = False,
               privileged: bool = False) -> tuple[list[str], Callable[[], None]]:
-    """The argv of `runc exec` for this process, and a cleanup to call afterwards."""
+    """The argv of `runc exec` for this process (runc's JSON log after `--log`), and a cleanup
+    to call afterwards."""
     from nerdpy.engine.etcfiles import lookup_user
     from nerdpy.engine.runtime import runc_path
 
@@ -48,7 +49,11 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     fd, path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=container_dir(store, c.id))
     with os.fdopen(fd, "w") as f:
         json.dump(proc, f)
-    argv = [runc_path(store.settings.runc), "--root", runc_root(store), "exec", "--process", path]
+    # runc's own errors go to a log beside it (not /tmp: a killed exec leaves nothing behind
+    # that the container's removal does not take)
+    log = path[:-len(".json")] + ".log"
+    argv = [runc_path(store.settings.runc), "--root", runc_root(store), "--log", log, "--log-format", "json",
+            "exec", "--process", path]
     if tty:
         argv.append("--tty")
     if detach:
@@ -56,9 +61,10 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     argv.append(c.id)
 
     def cleanup() -> None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        for p in (path, log):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
 
     return argv, cleanup
