@@ -85,8 +85,8 @@ class Follower:
 
     def add(self, c, name: str, *, tail: int | None = None, since: float | None = None,
             pending_start: Callable[[], bool] | None = None, report_exit: bool = False) -> None:
-        """Follow `c`. `pending_start()` says the container has yet to be started (so a
-        created container is waited for, not taken as ended)."""
+        """Follow `c`. `pending_start()` says the container has yet to be (re)started (so a
+        created or earlier-exited container is waited for, not taken as ended)."""
         self.fmt.add(name)
         t = threading.Thread(target=self._follow, args=(c, name, tail, since, pending_start, report_exit),
                              daemon=True)
@@ -105,9 +105,9 @@ class Follower:
         st = container_state(self.store, c)
         if st.running:
             return True
-        if st.status == "created":
-            return bool(pending_start and pending_start())
-        return False
+        # not started yet, or exited from an earlier run and about to start again: `up` says
+        # when it is done starting (an exited container's stale state must not end the follow)
+        return bool(pending_start and pending_start())
 
     def _follow(self, c, name, tail, since, pending_start, report_exit) -> None:
         from nerdpy.engine.containers import container_state
