@@ -31,7 +31,12 @@ class World:
         os.makedirs(self.bind)
         with open(os.path.join(self.bind, "b.txt"), "w") as f:
             f.write("from bind\n")
-        self.env = dict(os.environ, HOME=root, NERDPY_CONFIG="/nonexistent", NERDPY_RUN_ROOT=self.run_root)
+        from conftest import BRIDGE_NAME, BRIDGE_SUBNET
+
+        # the session's bridge and a conflist dir of its own, never the host's default network
+        self.env = dict(os.environ, HOME=root, NERDPY_CONFIG="/nonexistent", NERDPY_RUN_ROOT=self.run_root,
+                        NERDPY_BRIDGE_NAME=BRIDGE_NAME, NERDPY_BRIDGE_SUBNET=BRIDGE_SUBNET,
+                        NERDPY_CNI_NETCONFPATH=os.path.join(root, "net.d"))
         self.image = image
 
     def __call__(self, *args, input=None, check=False, text=True):
@@ -83,6 +88,11 @@ def world(tmp_path_factory, images):
     assert wait_for(lambda: len(mounts_under(os.path.join(w.data_root, "containers"))) == 1)
     w.down_upper = w.upper("down")
     yield w
+    # removal tears the network down too; then whatever could not be removed is stopped
+    left = w("ps", "-a", "-q", "--no-trunc").stdout.split()
+    if left:
+        w("rm", "-f", *left)
+    w("network", "prune", "-f")
     __import__("world").kill_monitors(w.run_root)
     runc_root = os.path.join(w.run_root, "runc", "default")
     for cid in os.listdir(runc_root) if os.path.isdir(runc_root) else []:
