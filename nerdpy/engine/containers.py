@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError, NotFound
 from nerdpy.engine.store import Store
@@ -218,6 +211,8 @@ _NAMES = ("albattani allen almeida archimedes ardinghelli aryabhata austin babba
 
 
 def random_name() -> str:
+    import secrets
+
     return f"{secrets.choice(_ADJ)}_{secrets.choice(_NAMES)}"
 
 
@@ -338,6 +333,8 @@ def rename_container(store: Store, c: Container, new_name: str) -> None:
 def container_top(store: Store, c: Container, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
     """docker top: run `ps` (default `-ef`) on the host and keep the container's processes
     (the pids from runc, i.e. from the container's cgroup). Returns (titles, rows)."""
+    import subprocess
+
     from nerdpy.engine.runtime import Runc
 
     state = container_state(store, c)

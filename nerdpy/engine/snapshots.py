@@ -14,7 +14,6 @@ import hashlib
 import os
 import shutil
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -92,7 +91,7 @@ class Snapshotter:
         with self._chain_lock(chain_id):
             if self.exists(chain_id):
                 return False
-            tmp = os.path.join(self.root, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            tmp = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
             os.makedirs(os.path.join(tmp, "fs"), mode=0o755)
             try:
                 got, size = apply(os.path.join(tmp, "fs"))
@@ -167,7 +166,7 @@ class Snapshotter:
         """Make a writable snapshot named `key` on top of `parent` and return its mounts."""
         if parent is not None and not self.exists(parent):
             raise NotFound(f"snapshot {parent} does not exist")
-        tmp = os.path.join(self.root, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
         os.makedirs(os.path.join(tmp, "fs"), mode=0o755)
         os.makedirs(os.path.join(tmp, "work"), mode=0o700)
         try:
@@ -227,7 +226,7 @@ class Snapshotter:
         """Remove a snapshot directory whose row is gone: renamed away first, so a half-deleted
         tree never sits under a number."""
         doomed = self.dir(snap_id)
-        trash = os.path.join(self.root, f".trash-{snap_id}-{uuid.uuid4().hex[:6]}")
+        trash = os.path.join(self.root, f".trash-{snap_id}-{os.urandom(3).hex()}")
         try:
             os.rename(doomed, trash)
         except FileNotFoundError:
