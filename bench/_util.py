@@ -226,3 +226,14 @@ def leftovers(work: str, bridge: tuple[str, str] | None = None) -> list[str]:
         rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.splitlines()
         found += [f"iptables {r}" for r in rules if bridge[0] in r.split() or f" {prefix}" in r]
     return found
+
+
+def print_medians(results: dict[str, list[float]]) -> dict[str, float]:
+    """Print each work's median and runs (seconds); return the medians."""
+    import statistics
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(f"\n{'work':40} {'median s':>9}  runs")
+    for k, v in med.items():
+        print(f"{k:40} {v:9.2f}  {', '.join(f'{x:.2f}' for x in results[k])}")
+    return med

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._util import CACHE, emit_row, nerdpy_exe, nerdpy_label  # noqa: E402
+from bench._util import CACHE, emit_row, nerdpy_exe, nerdpy_label, print_medians  # noqa: E402
 
 
 def sh(*args, **kw):
@@ -224,10 +223,7 @@ def main() -> None:
             for ref in refs.values():
                 subprocess.run(["podman", "rmi", "-f", ref], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"\n{'work':40} {'median s':>9}  runs")
-    for k, v in med.items():
-        print(f"{k:40} {v:9.2f}  {', '.join(f'{x:.2f}' for x in results[k])}")
+    med = print_medians(results)
     base = med["download alone (skopeo)"] + med["tar -xzf alone"]
     print(f"\nnerdpy gzip / (download + tar -xzf) = {med['nerdpy pull (gzip)'] / base:.2f}x (target <= 1.3x)")
     print(f"nerdpy zstd / nerdpy gzip          = {med['nerdpy pull (zstd)'] / med['nerdpy pull (gzip)']:.2f}x")

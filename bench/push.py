@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._util import emit_row, nerdpy_exe, nerdpy_label  # noqa: E402
+from bench._util import emit_row, nerdpy_exe, nerdpy_label, print_medians  # noqa: E402
 from bench.pull import CACHE, build_layout, make_root, push as push_layout, sh, start_registry, timed  # noqa: E402
 
 ENV = dict(os.environ, NERDPY_CONFIG="/nonexistent")
@@ -98,10 +97,7 @@ def main() -> None:
         if podman:
             subprocess.run(["podman", "rmi", "-f", ref], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"\n{'work':40} {'median s':>9}  runs")
-    for k, v in med.items():
-        print(f"{k:40} {v:9.2f}  {', '.join(f'{x:.2f}' for x in results[k])}")
+    med = print_medians(results)
     print(f"\nnerdpy push / skopeo copy = {med['nerdpy push'] / med['skopeo push']:.2f}x (target <= 1x)")
     if podman:
         for k in ("push", "save", "load"):

@@ -745,7 +745,7 @@ class Container:
         holds stdout and stderr as written; demux=True keeps them apart (output, stderr).
         The process's exit code passes through; a command that cannot be found or run raises
         CommandNotFound (127) or CommandNotInvokable (126), as the CLI exits with."""
-        from nerdpy.engine.exec import exec_argv
+        from nerdpy.engine.exec import exec_argv, exec_error
         from nerdpy.engine.lifecycle import _start_error
 
         st = self.state()
@@ -765,9 +765,9 @@ class Container:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE if demux else subprocess.STDOUT,
                                timeout=timeout)
             if r.returncode == 255:
-                msg = _runc_error(argv[argv.index("--log") + 1])  # exec_argv's log
+                msg = exec_error(argv)
                 if msg:
-                    raise _start_error(msg.removeprefix("exec failed: "))
+                    raise _start_error(msg)
         finally:
             cleanup()
         out = r.stdout.decode(errors="replace")
@@ -785,24 +785,6 @@ class Container:
     def __exit__(self, *exc) -> None:
         if self.exists():
             self.remove(force=True, volumes=True)
-
-
-def _runc_error(path: str) -> str:
-    import json
-
-    msg = ""
-    try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("level") in ("error", "fatal"):
-                    msg = entry.get("msg", "")
-    except OSError:
-        pass
-    return msg
 
 
 # compose ---------------------------------------------------------------------------------

@@ -386,3 +386,13 @@ def kill_monitors(run_root: str) -> None:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
+
+
+def http_get(url: str, tries: int = 50) -> str:
+    """The body at `url`, retried while nothing answers yet (a container still starting)."""
+    for _ in range(tries):
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answered at {url}")

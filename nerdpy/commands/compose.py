@@ -491,11 +491,7 @@ def ps(ctx, all_, quiet, list_services, statuses, filters, fmt, services):
     elif not all_:
         rows = [r for r in rows if r["_state"].running]
     if list_services:
-        seen = []
-        for r in rows:
-            if r["Service"] not in seen:
-                seen.append(r["Service"])
-        sys.stdout.write("".join(f"{s}\n" for s in seen))
+        sys.stdout.write("".join(f"{s}\n" for s in dict.fromkeys(r["Service"] for r in rows)))
         return
     if quiet:
         sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
@@ -805,11 +801,7 @@ def images(rt, services, quiet, fmt):
         sys.stdout.write(json.dumps(docs, separators=(",", ":")) + "\n")
         return
     if quiet:
-        seen = []
-        for r in rows:
-            if r["ID"] not in seen:
-                seen.append(r["ID"])
-        sys.stdout.write("".join(f"{i}\n" for i in seen))
+        sys.stdout.write("".join(f"{i}\n" for i in dict.fromkeys(r["ID"] for r in rows)))
         return
     sys.stdout.write(format_output(fmt, rows, default_table="table {{.ContainerName}}\t{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}",
                                    headers={"ContainerName": "CONTAINER", "Repository": "REPOSITORY", "Tag": "TAG",

@@ -251,27 +251,9 @@ def _run_exec_detached(argv: list[str]) -> None:
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if r.returncode == 0:
         return
-    msg = _runc_log_error(argv)
-    raise _start_error(msg.removeprefix("exec failed: ") or f"runc exec exited with status {r.returncode}")
+    from nerdpy.engine.exec import exec_error
 
-
-def _runc_log_error(argv: list[str]) -> str:
-    """The last error runc wrote to its JSON log (the path after `--log` in its argv)."""
-    import json
-
-    msg = ""
-    try:
-        with open(argv[argv.index("--log") + 1], errors="replace") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("level") in ("error", "fatal"):
-                    msg = entry.get("msg", "")
-    except (ValueError, IndexError, OSError):
-        pass
-    return msg
+    raise _start_error(exec_error(argv) or f"runc exec exited with status {r.returncode}")
 
 
 def _run_exec(argv: list[str], stdin, tty: bool) -> int:
@@ -306,10 +288,12 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
     t.start()
     code = p.wait()
     t.join()
-    msg = _runc_log_error(argv) if code == 255 else ""
-    if msg:
-        msg = msg.removeprefix("exec failed: ")
-        raise _start_error(msg)
+    if code == 255:
+        from nerdpy.engine.exec import exec_error
+
+        msg = exec_error(argv)
+        if msg:
+            raise _start_error(msg)
     if held:
         sys.stderr.buffer.write(bytes(held))
     return code
@@ -425,22 +409,13 @@ def prune(ctx, force):
 
 
 def _container_group():
-    from nerdpy.cli import LazyGroup
+    from nerdpy.cli import COMMANDS, LazyGroup
 
     # the sub-commands living in other modules are imported only when used (`exec` and `logs`
-    # need neither run's nor ps's module)
-    lazy = {
-        "ls": ("ps", "ps", "List containers"), "list": ("ps", "ps", "List containers"),
-        "ps": ("ps", "ps", "List containers"),
-        "run": ("run", "run", "Create and run a new container from an image"),
-        "create": ("run", "create", "Create a new container"),
-        "cp": ("cp", "cp", "Copy files/folders between a container and the local filesystem"),
-        "attach": ("misc", "attach", "Attach local standard input, output, and error streams to a running container"),
-        "top": ("misc", "top", "Display the running processes of a container"),
-        "rename": ("misc", "rename", "Rename a container"),
-        "pause": ("misc", "pause", "Pause all processes within one or more containers"),
-        "unpause": ("misc", "unpause", "Unpause all processes within one or more containers"),
-    }
+    # need neither run's nor ps's module); module and help as the top-level commands'
+    lazy = {name: COMMANDS[top] for name, top in (
+        ("ls", "ps"), ("list", "ps"), ("ps", "ps"), ("run", "run"), ("create", "create"), ("cp", "cp"),
+        ("attach", "attach"), ("top", "top"), ("rename", "rename"), ("pause", "pause"), ("unpause", "unpause"))}
 
     @click.group("container", cls=LazyGroup, lazy=lazy)
     def container():

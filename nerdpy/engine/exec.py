@@ -68,3 +68,21 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
                 pass
 
     return argv, cleanup
+
+
+def exec_error(argv: list[str]) -> str:
+    """runc's own error for an `exec_argv` process that failed to start (command not found...):
+    the last error in runc's JSON log, without its "exec failed: " prefix; "" if there is none."""
+    msg = ""
+    try:
+        with open(argv[argv.index("--log") + 1], errors="replace") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    msg = entry.get("msg", "")
+    except (ValueError, IndexError, OSError):
+        pass
+    return msg.removeprefix("exec failed: ")

@@ -11,7 +11,6 @@ import secrets
 import shutil
 import signal as _signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -21,7 +20,6 @@ from nerdpy.engine.containers import (
     CommandNotInvokable,
     Container,
     ContainerSpec,
-    ContainerState,
     _valid_name,
     container_dir,
     container_state,
@@ -713,9 +711,9 @@ def _await_exit(store: Store, c: Container, watch, timeout: float | None) -> boo
         if not done:
             return False
         watch.close()
+        timeout = 5  # the monitor has recorded the final state (or is gone): only read it
     # no monitor to ask (or it went away without a word): the recorded state says
-    return wait_container(store, c, timeout=timeout if watch is None else 5) is not None or \
-        not container_state(store, c).running
+    return wait_container(store, c, timeout=timeout) is not None or not container_state(store, c).running
 
 
 def wait_container(store: Store, c: Container, timeout: float | None = None) -> int | None:

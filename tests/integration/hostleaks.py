@@ -376,3 +376,23 @@ def assert_nothing_left(nerdpy, *extra_roots: str, exclusive: bool = True) -> No
         assert not left, f"left on the host: {json.dumps(left, indent=1)}"
 
     settle(check)
+
+
+def module_unchanged():
+    """A module-scoped autouse fixture (assign it to a name in the test module): the host state
+    after the module's tests, once settled, equals the state before them."""
+    import pytest
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _unchanged(tmp_path_factory):
+        base = str(tmp_path_factory.getbasetemp())
+        before = HostState.take(base)
+        yield
+
+        def same():
+            d = before.diff(HostState.take(base))
+            assert not d, f"host state changed: {json.dumps(d, indent=1)}"
+
+        settle(same)
+
+    return _unchanged

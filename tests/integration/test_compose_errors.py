@@ -7,31 +7,19 @@ image is created."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 
-import pytest
 
 import hostleaks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_leaks(tmp_path_factory):
-    base = str(tmp_path_factory.getbasetemp())
-    before = hostleaks.HostState.take(base)
-    yield
-
-    def same():
-        d = before.diff(hostleaks.HostState.take(base))
-        assert not d, f"host state changed: {json.dumps(d, indent=1)}"
-
-    hostleaks.settle(same)
+_no_leaks = hostleaks.module_unchanged()  # the host as before this module's tests
 
 
 def _unit_cases() -> list[tuple]:

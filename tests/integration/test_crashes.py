@@ -26,7 +26,6 @@ import sys
 import textwrap
 import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -38,17 +37,7 @@ KILLS = int(os.environ.get("NERDPY_CRASH_KILLS", "20"))
 SEED = int(os.environ.get("NERDPY_CRASH_SEED", "8"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_leaks(tmp_path_factory):
-    base = str(tmp_path_factory.getbasetemp())
-    before = hostleaks.HostState.take(base)
-    yield
-
-    def same():
-        d = before.diff(hostleaks.HostState.take(base))
-        assert not d, f"host state changed: {json.dumps(d, indent=1)}"
-
-    hostleaks.settle(same)
+_no_leaks = hostleaks.module_unchanged()  # the host as before this module's tests
 
 
 @pytest.fixture(scope="module")
@@ -426,27 +415,18 @@ def test_monitor_killed_under_a_rm_container(nerdpy, images):
 HTTPD = "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello\\n' | nc -l -p 80; done"
 
 
-def _get(url: str, tries: int = 50) -> str:
-    for _ in range(tries):
-        try:
-            return urllib.request.urlopen(url, timeout=2).read().decode()
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing answered at {url}")
-
-
 def test_monitor_killed_with_a_published_port(nerdpy, images):
     bb = images.busybox
     nerdpy("pull", "-q", bb, check=True)
     port = world.free_port()
     nerdpy("run", "-d", "--name", "web", "-p", f"{port}:80", bb, "sh", "-c", HTTPD, check=True)
-    assert "hello" in _get(f"http://127.0.0.1:{port}/")
+    assert "hello" in world.http_get(f"http://127.0.0.1:{port}/")
     os.kill(_monitor_pid(nerdpy, "web"), signal.SIGKILL)
     time.sleep(0.3)
     # the container still serves: that is the truth, and ps says so, port included
     assert _status(nerdpy, "web") == "running"
     assert nerdpy("ps", "--format", "{{.Names}} {{.Ports}}").stdout == f"web 0.0.0.0:{port}->80/tcp\n"
-    assert "hello" in _get(f"http://127.0.0.1:{port}/")
+    assert "hello" in world.http_get(f"http://127.0.0.1:{port}/")
     # the port is still taken for another container ...
     r = nerdpy("run", "--rm", "-p", f"{port}:80", bb, "true")
     assert r.returncode == 125 and "already allocated" in r.stderr, r.stderr
@@ -454,7 +434,7 @@ def test_monitor_killed_with_a_published_port(nerdpy, images):
     nerdpy("rm", "-f", "web", check=True)
     hostleaks.assert_nothing_left(nerdpy)
     nerdpy("run", "-d", "--name", "web2", "-p", f"{port}:80", bb, "sh", "-c", HTTPD, check=True)
-    assert "hello" in _get(f"http://127.0.0.1:{port}/")
+    assert "hello" in world.http_get(f"http://127.0.0.1:{port}/")
     nerdpy("rm", "-f", "web2", check=True)
     assert nerdpy("ps", "-a", "-q").stdout == ""
     hostleaks.assert_nothing_left(nerdpy)

@@ -31,17 +31,7 @@ import hostleaks
 import world
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_leaks(tmp_path_factory):
-    base = str(tmp_path_factory.getbasetemp())
-    before = hostleaks.HostState.take(base)
-    yield
-
-    def same():
-        d = before.diff(hostleaks.HostState.take(base))
-        assert not d, f"host state changed: {json.dumps(d, indent=1)}"
-
-    hostleaks.settle(same)
+_no_leaks = hostleaks.module_unchanged()  # the host as before this module's tests
 
 
 # -- the host sentinel ---------------------------------------------------------------------------

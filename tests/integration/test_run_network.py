@@ -8,10 +8,10 @@ import os
 import re
 import signal
 import subprocess
-import time
-import urllib.request
 
 import pytest
+
+import world
 
 
 @pytest.fixture
@@ -46,15 +46,6 @@ def free_port() -> int:
 HTTPD = "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from %s\\n' $(hostname) | nc -l -p 80; done"
 
 
-def http_get(url: str, tries: int = 40) -> str:
-    for _ in range(tries):
-        try:
-            return urllib.request.urlopen(url, timeout=2).read().decode()
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing answered at {url}")
-
-
 def test_default_bridge_gives_an_address_hosts_and_resolv(nerdpy, bb):
     before = host_state()
     r = nerdpy("run", "--rm", "--hostname", "box", "--add-host", "extra.test:10.1.2.3", "--dns", "9.9.9.9",
@@ -75,7 +66,7 @@ def test_published_port_reached_from_the_host_and_shown(nerdpy, bb):
     before = host_state()
     port = free_port()
     nerdpy("run", "-d", "--name", "web", "-p", f"{port}:80", bb, "sh", "-c", HTTPD, check=True)
-    assert "hello from" in http_get(f"http://127.0.0.1:{port}/")
+    assert "hello from" in world.http_get(f"http://127.0.0.1:{port}/")
     assert nerdpy("ps", "--format", "{{.Ports}}").stdout == f"0.0.0.0:{port}->80/tcp\n"
     assert nerdpy("port", "web").stdout == f"80/tcp -> 0.0.0.0:{port}\n"
     assert nerdpy("port", "web", "80").stdout == f"0.0.0.0:{port}\n"
@@ -98,7 +89,7 @@ def test_publish_all_uses_random_host_ports(nerdpy, bb):
     out = nerdpy("port", "pa", "80").stdout.strip()
     host_port = int(out.rsplit(":", 1)[1])
     assert host_port > 0
-    assert "hello from" in http_get(f"http://127.0.0.1:{host_port}/")
+    assert "hello from" in world.http_get(f"http://127.0.0.1:{host_port}/")
 
 
 def test_user_network_names_aliases_and_isolation(nerdpy, bb):
