@@ -104,7 +104,7 @@ def publish_spec(p: m.Port) -> str:
 
 def tmpfs_mount(text: str):
     """`tmpfs:` entries: "/run" or "/run:size=64m,mode=1777,..."."""
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     dst, _, opts = text.partition(":")
     if not dst.startswith("/"):
@@ -142,7 +142,7 @@ def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str]
     secrets and configs as MountSpecs. `anon_sources`: target -> the anonymous volume of the
     container being replaced, reused as docker compose does. `state_dir`: where secrets from the
     environment and configs with inline content are written."""
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     out = []
     for v in s.volumes:
@@ -226,7 +226,7 @@ def network_attachments(project: m.Project, s: m.Service, aliases: bool = True) 
 
 def parse_run_volume(text: str):
     """`compose run -v`: SRC:DST[:ro|rw] (SRC a path or a volume name) or DST (anonymous)."""
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     parts = text.split(":")
     if len(parts) == 1:
@@ -246,7 +246,7 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
                    state_dir: str | None = None):
     """The ContainerSpec of one container of `s`. `network_mode`: the resolved mode for
     `service:x` (container:<name>), given by the caller who knows x's containers."""
-    from nerdpy.engine.containers import ContainerSpec
+    from nerdpy.engine.containers.records import ContainerSpec
 
     o = overrides or Overrides()
     if not s.image:

@@ -59,7 +59,7 @@ def read_merged(store, containers: list, names: dict[str, str], fmt: Formatter, 
                 since: float | None = None, until: float | None = None) -> list[tuple[str, bool]]:
     """Every container's log (each cut to its last `tail` lines), in time order: (text, from
     stderr)."""
-    from nerdpy.engine.logs import _parse_ts, read_logs
+    from nerdpy.engine.containers.logs import _parse_ts, read_logs
 
     entries = []
     for i, c in enumerate(containers):
@@ -94,7 +94,7 @@ class Follower:
         t.start()
 
     def _alive(self, c, pending_start) -> bool:
-        from nerdpy.engine.containers import ContainerNotFound, container_state, find_container
+        from nerdpy.engine.containers.records import ContainerNotFound, container_state, find_container
 
         if self.stopping.is_set():
             return False
@@ -110,8 +110,8 @@ class Follower:
         return bool(pending_start and pending_start())
 
     def _follow(self, c, name, tail, since, pending_start, report_exit) -> None:
-        from nerdpy.engine.containers import container_state
-        from nerdpy.engine.logs import read_logs
+        from nerdpy.engine.containers.records import container_state
+        from nerdpy.engine.containers.logs import read_logs
 
         try:
             for e in read_logs(self.store, c, tail=tail, since=since, follow=True,

@@ -131,7 +131,7 @@ class Runtime:
     def containers(self, services: Iterable[str] | None = None, oneoff: bool | None = False) -> list:
         """The project's containers (by label), in service file order, then by number.
         `oneoff`: False only service containers, True only `run` containers, None both."""
-        from nerdpy.engine.containers import list_containers
+        from nerdpy.engine.containers.records import list_containers
 
         wanted = set(services) if services is not None else None
         order = {n: i for i, n in enumerate(list(self.project.services) + list(self.project.disabled_services))}
@@ -156,7 +156,7 @@ class Runtime:
         return [c for c in self.containers(oneoff=None) if service_of(c) not in known]
 
     def state(self, c):
-        from nerdpy.engine.containers import container_state
+        from nerdpy.engine.containers.records import container_state
 
         return container_state(self.store, c)
 
@@ -214,7 +214,7 @@ class Runtime:
             self.emit("Network", net.name, "Created")
 
     def ensure_volumes(self, names: list[str]) -> None:
-        from nerdpy.engine.volumes import create_volume, get_volume
+        from nerdpy.engine.containers.volumes import create_volume, get_volume
 
         used = {v.source for n in names for v in self.project.services[n].volumes
                 if v.type == "volume" and v.source}
@@ -241,7 +241,7 @@ class Runtime:
     def ensure_images(self, names: list[str], policy: str | None = None, progress=None) -> None:
         """Pull what the pull policy asks for (`policy` overrides the services' pull_policy:
         always, missing, never), one thread per image."""
-        from nerdpy.engine.images import lookup_images
+        from nerdpy.engine.images.image import lookup_images
 
         todo: dict[str, tuple[m.Service, str]] = {}
         for n in names:
@@ -261,7 +261,7 @@ class Runtime:
         run_parallel([lambda img=img, s=s: self.pull_one(s, img, progress) for img, (s, _) in todo.items()])
 
     def pull_one(self, s: m.Service, image: str, progress=None) -> None:
-        from nerdpy.engine.pull import pull_image
+        from nerdpy.engine.distribution.pull import pull_image
 
         def on_layer(ev) -> None:
             if progress is not None:
@@ -305,7 +305,7 @@ class Runtime:
 
     # -- containers: create / converge ---------------------------------------------------------------
     def _image_id(self, s: m.Service) -> str:
-        from nerdpy.engine.images import resolve_image
+        from nerdpy.engine.images.image import resolve_image
 
         try:
             return resolve_image(self.store, s.image).config
@@ -327,7 +327,7 @@ class Runtime:
 
     def _create_one(self, s: m.Service, number: int, image_id: str, anon: dict | None = None,
                     name: str | None = None):
-        from nerdpy.engine.lifecycle import create_container
+        from nerdpy.engine.containers.lifecycle import create_container
 
         name = name or self.container_name(s, number)
         self.emit("Container", name, "Creating")
@@ -343,9 +343,9 @@ class Runtime:
         return c
 
     def _recreate(self, s: m.Service, old, image_id: str, timeout: int | None):
-        from nerdpy.engine.containers import rename_container
-        from nerdpy.engine.lifecycle import remove_container
-        from nerdpy.engine.volumes import remove_volume
+        from nerdpy.engine.containers.records import rename_container
+        from nerdpy.engine.containers.lifecycle import remove_container
+        from nerdpy.engine.containers.volumes import remove_volume
 
         name = old.name
         self.emit("Container", name, "Recreate")
@@ -421,7 +421,7 @@ class Runtime:
             raise Aborted("aborted")
 
     def wait_healthy(self, c) -> None:
-        from nerdpy.engine.lifecycle import effective_healthcheck
+        from nerdpy.engine.containers.lifecycle import effective_healthcheck
 
         if effective_healthcheck(c.spec) is None:
             raise RuntimeError_(f"container {c.name} has no healthcheck configured")
@@ -469,7 +469,7 @@ class Runtime:
                 self.emit("Container", c.name, "Exited")
 
     def start_one(self, c) -> None:
-        from nerdpy.engine.lifecycle import start_container
+        from nerdpy.engine.containers.lifecycle import start_container
 
         self._check_abort()
         if self.state(c).running:
@@ -571,7 +571,7 @@ class Runtime:
     def wait_ready(self, names: list[str], timeout: float | None = None) -> None:
         """`up --wait`: every container running (healthy, if it has a healthcheck); a one-shot
         container that exited 0 is fine."""
-        from nerdpy.engine.lifecycle import effective_healthcheck
+        from nerdpy.engine.containers.lifecycle import effective_healthcheck
 
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -603,7 +603,7 @@ class Runtime:
 
     # -- stop / remove --------------------------------------------------------------------------------
     def _stop_one(self, c, timeout: int | None, quiet: bool = False) -> None:
-        from nerdpy.engine.lifecycle import stop_container
+        from nerdpy.engine.containers.lifecycle import stop_container
 
         st = self.state(c)
         if not st.running:
@@ -618,8 +618,8 @@ class Runtime:
             self.emit("Container", c.name, "Stopped")
 
     def _remove_one(self, c, stop: bool = False, timeout: int | None = None, volumes: bool = False) -> None:
-        from nerdpy.engine.containers import ContainerNotFound
-        from nerdpy.engine.lifecycle import remove_container
+        from nerdpy.engine.containers.records import ContainerNotFound
+        from nerdpy.engine.containers.lifecycle import remove_container
 
         if stop:
             self._stop_one(c, timeout)
@@ -695,7 +695,7 @@ class Runtime:
                 continue
             self.emit("Network", net.name, "Removed")
         if volumes:
-            from nerdpy.engine.volumes import get_volume, remove_volume
+            from nerdpy.engine.containers.volumes import get_volume, remove_volume
 
             for key, vol in self.project.volumes.items():
                 if vol.external or get_volume(self.store, vol.name) is None:
@@ -708,7 +708,7 @@ class Runtime:
                     continue
                 self.emit("Volume", vol.name, "Removed")
         if rmi in ("all", "local"):
-            from nerdpy.engine.images import lookup_images, remove_image
+            from nerdpy.engine.images.image import lookup_images, remove_image
 
             wanted = set()
             for s in self.project.services.values():
@@ -738,7 +738,7 @@ class Runtime:
         return doomed
 
     def kill(self, services: list[str] | None = None, signal: str = "KILL") -> None:
-        from nerdpy.engine.lifecycle import kill_container
+        from nerdpy.engine.containers.lifecycle import kill_container
 
         def one(c):
             if not self.state(c).running:
@@ -772,7 +772,7 @@ class Runtime:
         self.start(have)
 
     def pause(self, services: list[str] | None = None, unpause: bool = False) -> None:
-        from nerdpy.engine.containers import pause_container, unpause_container
+        from nerdpy.engine.containers.records import pause_container, unpause_container
 
         def one(c):
             st = self.state(c).status
@@ -792,7 +792,7 @@ class Runtime:
                       no_deps: bool = False, pull: str | None = None) -> object:
         import secrets
 
-        from nerdpy.engine.lifecycle import create_container
+        from nerdpy.engine.containers.lifecycle import create_container
 
         s = self.project.service(service)
         if not no_deps:
@@ -834,7 +834,7 @@ class Runtime:
 
 def list_projects(store) -> list[dict]:
     """`compose ls`: projects found in the containers' labels: name, status counts, files."""
-    from nerdpy.engine.containers import container_state, list_containers
+    from nerdpy.engine.containers.records import container_state, list_containers
 
     projects: dict[str, dict] = {}
     for c in sorted(list_containers(store), key=lambda c: c.created_at):

@@ -8,9 +8,9 @@
             code, out = box.exec(["echo", "hello"])        # (0, "hello\\n")
         # leaving the block removed the container
 
-Everything here is built on the calls the command line makes (nerdpy.engine.pull.pull_image,
-nerdpy.engine.lifecycle.create_container / prepare_start / stop_container / remove_container,
-nerdpy.engine.logs.read_logs, nerdpy.engine.exec.exec_argv, ...), so a container started from
+Everything here is built on the calls the command line makes (nerdpy.engine.distribution.pull.pull_image,
+nerdpy.engine.containers.lifecycle.create_container / prepare_start / stop_container / remove_container,
+nerdpy.engine.containers.logs.read_logs, nerdpy.engine.containers.exec.exec_argv, ...), so a container started from
 Python is the same as one started by `nerdpy run`: `nerdpy ps` lists it, `nerdpy logs` reads it.
 Errors are the engine's typed errors (re-exported here: NerdpyError, NotFound, Conflict, ...).
 There is no daemon: a Client is only a handle on a data root; it can be closed and re-opened, and
@@ -44,11 +44,11 @@ from nerdpy.engine.errors import (  # noqa: F401  (re-exported: the API's typed 
 
 if TYPE_CHECKING:
     from compose.model import Project
-    from nerdpy.engine.containers import Container as _EngineContainer, ContainerState
-    from nerdpy.engine.images import Image
+    from nerdpy.engine.containers.records import Container as _EngineContainer, ContainerState
+    from nerdpy.engine.images.image import Image
     from nerdpy.engine.network.networks import Network
     from nerdpy.engine.store import Store
-    from nerdpy.engine.volumes import Volume
+    from nerdpy.engine.containers.volumes import Volume
 
 __all__ = [
     "Client", "Container", "ExecResult", "ComposeProject",
@@ -61,11 +61,11 @@ __all__ = [
 def __getattr__(name: str):
     # error classes that live in modules we do not import up front
     if name == "ContainerNotFound":
-        from nerdpy.engine.containers import ContainerNotFound
+        from nerdpy.engine.containers.records import ContainerNotFound
 
         return ContainerNotFound
     if name in ("VolumeNotFound", "VolumeInUse"):
-        from nerdpy.engine import volumes
+        from nerdpy.engine.containers import volumes
 
         return getattr(volumes, name)
     if name in ("NetworkNotFound", "NetworkInUse", "NetworkError"):
@@ -153,33 +153,33 @@ class Client:
     # -- images ----------------------------------------------------------------------------
     def pull(self, reference: str, *, platform: str | None = None, progress=None) -> Image:
         """`nerdpy pull`: fetch an image (and unpack it) into the store; the image.
-        `progress`, if given, is called with each nerdpy.engine.pull.PullEvent."""
-        from nerdpy.engine.images import resolve_image
-        from nerdpy.engine.pull import pull_image
+        `progress`, if given, is called with each nerdpy.engine.distribution.pull.PullEvent."""
+        from nerdpy.engine.images.image import resolve_image
+        from nerdpy.engine.distribution.pull import pull_image
 
         result = pull_image(self.store, reference, platform=platform, progress=progress)
         return resolve_image(self.store, result.reference)
 
     def images(self) -> list[Image]:
-        """Every image name in this namespace (nerdpy.engine.images.Image: name, id, target...)."""
-        from nerdpy.engine.images import list_images
+        """Every image name in this namespace (nerdpy.engine.images.image.Image: name, id, target...)."""
+        from nerdpy.engine.images.image import list_images
 
         return [i for i in list_images(self.store) if not i.dangling]
 
     def image(self, reference: str) -> Image:
         """One image by name, ID or ID prefix; ImageNotFound if there is none."""
-        from nerdpy.engine.images import resolve_image
+        from nerdpy.engine.images.image import resolve_image
 
         return resolve_image(self.store, reference)
 
     def tag(self, source: str, target: str) -> Image:
-        from nerdpy.engine.images import tag_image
+        from nerdpy.engine.images.image import tag_image
 
         return tag_image(self.store, source, target)
 
     def remove_image(self, reference: str, *, force: bool = False) -> list[str]:
         """`nerdpy rmi`: the lines docker prints (Untagged: ..., Deleted: ...)."""
-        from nerdpy.engine.images import collect_garbage, remove_image
+        from nerdpy.engine.images.image import collect_garbage, remove_image
 
         in_use = {c.image_id for c in self._engine_containers()}
         lines = remove_image(self.store, reference, force=force, in_use=in_use)
@@ -194,7 +194,7 @@ class Client:
         options.pop("detach", None)
         spec, pull, platform = _spec(image, command, options)
         self._ensure_image(image, pull, platform)
-        from nerdpy.engine.lifecycle import create_container
+        from nerdpy.engine.containers.lifecycle import create_container
 
         return Container(self, create_container(self.store, spec))
 
@@ -211,7 +211,7 @@ class Client:
           remove (docker's --rm), privileged, cap_add, cap_drop, memory ("64m" or bytes), cpus,
           pids_limit, read_only, init, healthcheck (docker's Healthcheck dict, in nanoseconds),
           stop_signal, stop_timeout, extra_hosts, dns, log_opts, pull ("missing", "always",
-          "never"), platform; and any other field of nerdpy.engine.containers.ContainerSpec.
+          "never"), platform; and any other field of nerdpy.engine.containers.records.ContainerSpec.
         detach=False waits for the container to exit and raises ContainerError (with its logs)
         if it exited non-zero, as docker-py does.
         """
@@ -244,17 +244,17 @@ class Client:
 
     def container(self, name_or_id: str) -> Container:
         """By name, ID or unique ID prefix; ContainerNotFound if there is none."""
-        from nerdpy.engine.containers import find_container
+        from nerdpy.engine.containers.records import find_container
 
         return Container(self, find_container(self.store, name_or_id))
 
     def _engine_containers(self) -> list[_EngineContainer]:
-        from nerdpy.engine.containers import list_containers
+        from nerdpy.engine.containers.records import list_containers
 
         return list_containers(self.store)
 
     def _ensure_image(self, image: str, pull: str, platform: str | None) -> None:
-        from nerdpy.engine.images import lookup_images
+        from nerdpy.engine.images.image import lookup_images
 
         if pull not in ("missing", "always", "never"):
             raise InvalidArgument(f"invalid pull policy {pull!r}: missing, always or never")
@@ -295,23 +295,23 @@ class Client:
     # -- volumes ---------------------------------------------------------------------------
     def create_volume(self, name: str | None = None, *, labels: Mapping[str, str] | None = None) -> Volume:
         """`nerdpy volume create` (an existing volume of that name is returned as it is)."""
-        from nerdpy.engine.volumes import create_volume
+        from nerdpy.engine.containers.volumes import create_volume
 
         return create_volume(self.store, name, labels=dict(labels or {}))
 
     def volumes(self) -> list[Volume]:
-        from nerdpy.engine.volumes import list_volumes
+        from nerdpy.engine.containers.volumes import list_volumes
 
         return list_volumes(self.store)
 
     def volume(self, name: str) -> Volume:
-        from nerdpy.engine.volumes import find_volume
+        from nerdpy.engine.containers.volumes import find_volume
 
         return find_volume(self.store, name)
 
     def remove_volume(self, name: str, *, force: bool = False) -> None:
         """`nerdpy volume rm`: refused (VolumeInUse) while a container, even a stopped one, uses it."""
-        from nerdpy.engine.volumes import remove_volume
+        from nerdpy.engine.containers.volumes import remove_volume
 
         remove_volume(self.store, name, force=force)
 
@@ -340,7 +340,7 @@ _VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 def _spec_fields() -> set[str]:
     global _SPEC_FIELDS
     if _SPEC_FIELDS is None:
-        from nerdpy.engine.containers import ContainerSpec
+        from nerdpy.engine.containers.records import ContainerSpec
 
         _SPEC_FIELDS = {f.name for f in fields(ContainerSpec)}
     return _SPEC_FIELDS
@@ -385,7 +385,7 @@ def _ports(ports) -> list[str]:
 
 
 def _mount(source: str, target: str, mode: str = "rw"):
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     if not target.startswith("/"):
         raise InvalidArgument(f"invalid volume target {target!r}: it must be an absolute path")
@@ -427,7 +427,7 @@ def _volumes(volumes) -> list:
 
 
 def _tmpfs(tmpfs) -> list:
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     if tmpfs is None:
         return []
@@ -462,7 +462,7 @@ def _networks(network, aliases) -> tuple[str, list[dict]]:
 
 
 def _spec(image: str, command, options: dict):
-    from nerdpy.engine.containers import ContainerSpec
+    from nerdpy.engine.containers.records import ContainerSpec
 
     o = dict(options)
     pull = o.pop("pull", "missing")
@@ -551,14 +551,14 @@ class Container:
     # state
     def reload(self) -> Container:
         """Re-read the record; ContainerNotFound once it has been removed."""
-        from nerdpy.engine.containers import find_container
+        from nerdpy.engine.containers.records import find_container
 
         self._c = find_container(self._store, self.id)
         return self
 
     def state(self) -> ContainerState:
         """The monitor's records, checked against the processes that exist (as `ps` does)."""
-        from nerdpy.engine.containers import container_state
+        from nerdpy.engine.containers.records import container_state
 
         return container_state(self._store, self._c)
 
@@ -591,20 +591,20 @@ class Container:
 
     def inspect(self) -> dict:
         """What `nerdpy inspect` prints for it (docker's shape)."""
-        from nerdpy.engine.inspect import container_json
+        from nerdpy.engine.containers.inspect import container_json
 
         return container_json(self._store, self._c)
 
     # lifecycle
     def start(self) -> None:
-        from nerdpy.engine.lifecycle import prepare_start
+        from nerdpy.engine.containers.lifecycle import prepare_start
 
         prepare_start(self._store, self._c).start()
 
     def stop(self, timeout: int | None = None, signal: str | None = None) -> None:
         """The stop signal, then KILL after `timeout` seconds (default: the container's, else 10).
         A restart policy honours it, as with docker."""
-        from nerdpy.engine.lifecycle import stop_container
+        from nerdpy.engine.containers.lifecycle import stop_container
 
         stop_container(self._store, self._c, timeout=timeout, sig=signal)
 
@@ -613,35 +613,35 @@ class Container:
         self.start()
 
     def kill(self, signal: str | int = "KILL") -> None:
-        from nerdpy.engine.lifecycle import kill_container
+        from nerdpy.engine.containers.lifecycle import kill_container
 
         kill_container(self._store, self._c, str(signal))
 
     def pause(self) -> None:
-        from nerdpy.engine.containers import pause_container
+        from nerdpy.engine.containers.records import pause_container
 
         pause_container(self._store, self._c)
 
     def unpause(self) -> None:
-        from nerdpy.engine.containers import unpause_container
+        from nerdpy.engine.containers.records import unpause_container
 
         unpause_container(self._store, self._c)
 
     def rename(self, new_name: str) -> None:
-        from nerdpy.engine.containers import rename_container
+        from nerdpy.engine.containers.records import rename_container
 
         rename_container(self._store, self._c, new_name)
         self.reload()
 
     def remove(self, force: bool = False, volumes: bool = False) -> None:
         """`nerdpy rm` (`force`: kill it first if it runs; `volumes`: its anonymous volumes too)."""
-        from nerdpy.engine.lifecycle import remove_container
+        from nerdpy.engine.containers.lifecycle import remove_container
 
         remove_container(self._store, self._c, force=force, volumes=volumes)
 
     def wait(self, timeout: float | None = None) -> int:
         """Block until it stops; its exit code. TimeoutError after `timeout` seconds."""
-        from nerdpy.engine.lifecycle import wait_container
+        from nerdpy.engine.containers.lifecycle import wait_container
 
         code = wait_container(self._store, self._c, timeout=timeout)
         if code is None:
@@ -662,7 +662,7 @@ class Container:
         return self._log_lines(stdout, stderr, tail, None, None, timestamps, follow=True)
 
     def _log_lines(self, stdout, stderr, tail, since, until, timestamps, follow, running=None) -> Iterator[str]:
-        from nerdpy.engine.logs import read_logs
+        from nerdpy.engine.containers.logs import read_logs
 
         alive = running or (lambda: self.exists() and self.state().running)
         for e in read_logs(self._store, self._c, tail=tail, since=since, until=until, follow=follow,
@@ -745,8 +745,8 @@ class Container:
         holds stdout and stderr as written; demux=True keeps them apart (output, stderr).
         The process's exit code passes through; a command that cannot be found or run raises
         CommandNotFound (127) or CommandNotInvokable (126), as the CLI exits with."""
-        from nerdpy.engine.exec import exec_argv, exec_error
-        from nerdpy.engine.lifecycle import _start_error
+        from nerdpy.engine.containers.exec import exec_argv, exec_error
+        from nerdpy.engine.containers.lifecycle import _start_error
 
         st = self.state()
         if st.status != "running":

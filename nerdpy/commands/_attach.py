@@ -22,7 +22,7 @@ def connect(sock_path: str, stdin: bool, stdout: bool = True, stderr: bool = Tru
             size: tuple[int, int] | None = None, cleanup: bool = False) -> socket.socket:
     """Attach to a container's monitor. With `cleanup`, this client offers to do the final
     cleanup when the container exits (see `pump`'s `cleanup` callback)."""
-    from nerdpy.engine.handoff import connect_monitor
+    from nerdpy.engine.runtime.monitor.handoff import connect_monitor
 
     hello = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
     if size:
@@ -154,7 +154,7 @@ def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: byte
                     except (ValueError, KeyError, TypeError):
                         msg, exit_code = {}, 0
                     if msg.get("cleanup"):
-                        from nerdpy.engine.handoff import clean_for_monitor
+                        from nerdpy.engine.runtime.monitor.handoff import clean_for_monitor
 
                         clean_for_monitor(sock, cleanup, bool(msg.get("remove")))
                         return exit_code

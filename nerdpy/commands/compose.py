@@ -574,7 +574,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
 
     from compose.runtime import RuntimeError_
     from nerdpy.commands.containers import _run_exec
-    from nerdpy.engine.exec import exec_argv
+    from nerdpy.engine.containers.exec import exec_argv
 
     project = load(ctx, quiet_warnings=True)
     rt = runtime(ctx, project)
@@ -625,7 +625,7 @@ def run(ctx, detach, rm, name, env, label, workdir, user, volume, entrypoint, no
     import shlex
 
     from compose.convert import Overrides
-    from nerdpy.engine.lifecycle import prepare_start
+    from nerdpy.engine.containers.lifecycle import prepare_start
 
     project = load(ctx, services=[service])
     rt = runtime(ctx, project, quiet_pull=quiet_pull)
@@ -714,7 +714,7 @@ def restart(rt, services, timeout, no_deps):
                              help="SIGNAL to send to the container"),
                 click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")])
 def kill(rt, services, sig, remove_orphans):
-    from nerdpy.engine.lifecycle import parse_signal
+    from nerdpy.engine.containers.lifecycle import parse_signal
 
     parse_signal(sig)
     rt.kill(services, sig)
@@ -762,7 +762,7 @@ def pull(rt, services, quiet, ignore_pull_failures, include_deps):
 @_services_cmd("top", "Display the running processes.")
 def top(rt, services):
     from nerdpy.commands.misc import tabwrite
-    from nerdpy.engine.containers import container_top
+    from nerdpy.engine.containers.records import container_top
 
     for c in rt.containers(services):
         if not rt.state(c).running:
@@ -777,7 +777,7 @@ def top(rt, services):
 def images(rt, services, quiet, fmt):
     from nerdpy.commands.images import _split_name
     from nerdpy.commands._util import human_size
-    from nerdpy.engine.images import image_config, image_size, lookup_images
+    from nerdpy.engine.images.image import image_config, image_size, lookup_images
     from nerdpy.template import format_output
 
     rows, docs = [], []

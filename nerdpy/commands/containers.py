@@ -12,7 +12,7 @@ from nerdpy.commands._util import parse_time, store_of
 
 def _each(ctx, names, fn) -> None:
     """Run fn(store, container) for each name; print errors per name like docker; exit 1 if any failed."""
-    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.containers.records import find_container
     from nerdpy.engine.errors import NerdpyError
 
     store = store_of(ctx)
@@ -35,8 +35,8 @@ def _each(ctx, names, fn) -> None:
 @click.pass_context
 def start(ctx, containers, attach, interactive, detach_keys):
     """Start one or more stopped containers."""
-    from nerdpy.engine.containers import container_state, find_container
-    from nerdpy.engine.lifecycle import prepare_start
+    from nerdpy.engine.containers.records import container_state, find_container
+    from nerdpy.engine.containers.lifecycle import prepare_start
 
     if attach or interactive:
         if len(containers) > 1:
@@ -68,7 +68,7 @@ def start(ctx, containers, attach, interactive, detach_keys):
 @click.pass_context
 def stop(ctx, containers, timeout, sig):
     """Stop one or more running containers."""
-    from nerdpy.engine.lifecycle import stop_container
+    from nerdpy.engine.containers.lifecycle import stop_container
 
     def one(store, c, name):
         stop_container(store, c, timeout=timeout, sig=sig)
@@ -83,7 +83,7 @@ def stop(ctx, containers, timeout, sig):
 @click.pass_context
 def restart(ctx, containers, timeout):
     """Restart one or more containers."""
-    from nerdpy.engine.lifecycle import prepare_start, stop_container
+    from nerdpy.engine.containers.lifecycle import prepare_start, stop_container
 
     def one(store, c, name):
         stop_container(store, c, timeout=timeout)
@@ -99,7 +99,7 @@ def restart(ctx, containers, timeout):
 @click.pass_context
 def kill(ctx, containers, sig):
     """Kill one or more running containers."""
-    from nerdpy.engine.lifecycle import kill_container, parse_signal
+    from nerdpy.engine.containers.lifecycle import kill_container, parse_signal
 
     parse_signal(sig)
 
@@ -117,7 +117,7 @@ def kill(ctx, containers, sig):
 @click.pass_context
 def rm(ctx, containers, force, volumes):
     """Remove one or more containers."""
-    from nerdpy.engine.lifecycle import remove_container
+    from nerdpy.engine.containers.lifecycle import remove_container
 
     def one(store, c, name):
         remove_container(store, c, force=force, volumes=volumes)
@@ -131,7 +131,7 @@ def rm(ctx, containers, force, volumes):
 @click.pass_context
 def wait(ctx, containers):
     """Block until one or more containers stop, then print their exit codes."""
-    from nerdpy.engine.lifecycle import wait_container
+    from nerdpy.engine.containers.lifecycle import wait_container
 
     def one(store, c, name):
         code = wait_container(store, c)
@@ -157,8 +157,8 @@ def logs(ctx, container, follow, tail, since, until, timestamps):
       nerdpy logs -f --tail 10 web
       nerdpy logs --since 10m -t web
     """
-    from nerdpy.engine.containers import container_state, find_container
-    from nerdpy.engine.logs import read_logs
+    from nerdpy.engine.containers.records import container_state, find_container
+    from nerdpy.engine.containers.logs import read_logs
 
     store = store_of(ctx)
     c = find_container(store, container)
@@ -213,8 +213,8 @@ def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, contain
       nerdpy exec -it web sh
       nerdpy exec -u nobody -w /tmp -e DEBUG=1 web id
     """
-    from nerdpy.engine.containers import container_state, find_container
-    from nerdpy.engine.exec import exec_argv
+    from nerdpy.engine.containers.records import container_state, find_container
+    from nerdpy.engine.containers.exec import exec_argv
 
     store = store_of(ctx)
     c = find_container(store, container)
@@ -246,12 +246,12 @@ def _run_exec_detached(argv: list[str]) -> None:
     log."""
     import subprocess
 
-    from nerdpy.engine.lifecycle import _start_error
+    from nerdpy.engine.containers.lifecycle import _start_error
 
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if r.returncode == 0:
         return
-    from nerdpy.engine.exec import exec_error
+    from nerdpy.engine.containers.exec import exec_error
 
     raise _start_error(exec_error(argv) or f"runc exec exited with status {r.returncode}")
 
@@ -263,7 +263,7 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
     import subprocess
     import threading
 
-    from nerdpy.engine.lifecycle import _start_error
+    from nerdpy.engine.containers.lifecycle import _start_error
 
     if tty:
         return subprocess.run(argv, stdin=stdin).returncode
@@ -289,7 +289,7 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
     code = p.wait()
     t.join()
     if code == 255:
-        from nerdpy.engine.exec import exec_error
+        from nerdpy.engine.containers.exec import exec_error
 
         msg = exec_error(argv)
         if msg:
@@ -307,9 +307,9 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
 @click.pass_context
 def inspect(ctx, names, fmt, size, kind):
     """Return low-level information on containers or images."""
-    from nerdpy.engine.containers import ContainerNotFound, find_container
+    from nerdpy.engine.containers.records import ContainerNotFound, find_container
     from nerdpy.engine.errors import ImageNotFound
-    from nerdpy.engine.inspect import container_json
+    from nerdpy.engine.containers.inspect import container_json
 
     store = store_of(ctx)
     results, missing = [], []
@@ -322,7 +322,7 @@ def inspect(ctx, names, fmt, size, kind):
                 obj = None
         if obj is None and kind in (None, "image"):
             from nerdpy.commands.images import inspect_json
-            from nerdpy.engine.images import resolve_image
+            from nerdpy.engine.images.image import resolve_image
 
             try:
                 obj = inspect_json(store, resolve_image(store, name))
@@ -330,7 +330,7 @@ def inspect(ctx, names, fmt, size, kind):
                 obj = None
         if obj is None and kind == "volume":
             from nerdpy.commands.volumes import volume_json
-            from nerdpy.engine.volumes import get_volume
+            from nerdpy.engine.containers.volumes import get_volume
 
             v = get_volume(store, name)
             obj = volume_json(store, v) if v else None
@@ -358,8 +358,8 @@ def _print_inspect(results, fmt):
 @click.pass_context
 def container_inspect(ctx, names, fmt, size):
     """Display detailed information on one or more containers."""
-    from nerdpy.engine.containers import ContainerNotFound, find_container
-    from nerdpy.engine.inspect import container_json
+    from nerdpy.engine.containers.records import ContainerNotFound, find_container
+    from nerdpy.engine.containers.inspect import container_json
 
     store = store_of(ctx)
     results, missing = [], []
@@ -380,7 +380,7 @@ def container_inspect(ctx, names, fmt, size):
 @click.pass_context
 def cleanup(ctx, cid):
     """(internal) Called by a container's monitor when the container has stopped."""
-    from nerdpy.engine.lifecycle import cleanup_container
+    from nerdpy.engine.containers.lifecycle import cleanup_container
 
     cleanup_container(store_of(ctx), cid)
 
@@ -390,8 +390,8 @@ def cleanup(ctx, cid):
 @click.pass_context
 def prune(ctx, force):
     """Remove all stopped containers."""
-    from nerdpy.engine.containers import container_state, list_containers
-    from nerdpy.engine.lifecycle import remove_container
+    from nerdpy.engine.containers.records import container_state, list_containers
+    from nerdpy.engine.containers.lifecycle import remove_container
 
     if not force:
         if not sys.stdin.isatty():

@@ -37,8 +37,8 @@ def cp(ctx, archive, follow_link, quiet, src, dst):
     destination in a container. Use '-' as the destination to stream a tar archive of a
     container source to stdout. Paths in the container are resolved inside its root.
     """
-    from nerdpy.engine import cp as engine
-    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.containers import cp as engine
+    from nerdpy.engine.containers.records import find_container
     from nerdpy.engine.errors import NerdpyError
 
     src_ctr, src_path = split_cp_arg(src)

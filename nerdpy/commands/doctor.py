@@ -1,4 +1,4 @@
-"""`doctor`: print each host check of nerdpy.engine.doctor with its fix; exit 1 when one fails."""
+"""`doctor`: print each host check of nerdpy.engine.system.doctor with its fix; exit 1 when one fails."""
 from __future__ import annotations
 
 import sys
@@ -23,7 +23,7 @@ def doctor(ctx, fmt) -> None:
     mirrors of each hosts.toml answer. Warnings do not fail. Exits 0 when all is well, 1
     otherwise.
     """
-    from nerdpy.engine.doctor import run_checks
+    from nerdpy.engine.system.doctor import run_checks
 
     checks = run_checks(settings_of(ctx))
     failed = [c for c in checks if not c.ok]

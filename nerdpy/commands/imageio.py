@@ -1,4 +1,4 @@
-"""`export`, `import` and `commit`: thin layers over nerdpy.engine.export and nerdpy.engine.commit.
+"""`export`, `import` and `commit`: thin layers over nerdpy.engine.containers.export and nerdpy.engine.images.commit.
 
 Errors exit 1, as docker's do for these commands."""
 from __future__ import annotations
@@ -31,9 +31,9 @@ def export(ctx, container, output) -> None:
       nerdpy export web > web.tar
       nerdpy export -o web.tar web
     """
-    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.containers.records import find_container
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.export import export_container
+    from nerdpy.engine.containers.export import export_container
 
     store = store_of(ctx)
     try:
@@ -78,7 +78,7 @@ def import_(ctx, source, reference, changes, message, platform) -> None:
       cat rootfs.tar.gz | nerdpy import --change 'CMD ["/bin/sh"]' - myimage
       nerdpy import https://example.com/rootfs.tar.xz myimage
     """
-    from nerdpy.engine.export import import_image
+    from nerdpy.engine.containers.export import import_image
 
     if source == "-" and sys.stdin.isatty():
         _fail("refusing to read an archive from a terminal: redirect stdin or name a file")
@@ -109,8 +109,8 @@ def commit(ctx, container, reference, author, changes, message, pause) -> None:
       nerdpy commit web myweb:v2
       nerdpy commit -c 'CMD ["nginx", "-g", "daemon off;"]' -m "tuned" web myweb:v3
     """
-    from nerdpy.engine.commit import commit_container
-    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.images.commit import commit_container
+    from nerdpy.engine.containers.records import find_container
 
     from nerdpy.engine.errors import NerdpyError
 

@@ -1,5 +1,5 @@
 """`images`, `image ls/inspect/tag/rm/prune/pull`, `tag` and `rmi`: thin layers over
-nerdpy.engine.images that render docker's tables and JSON."""
+nerdpy.engine.images.image that render docker's tables and JSON."""
 from __future__ import annotations
 
 import sys
@@ -23,14 +23,14 @@ IMAGES_HEADERS = {
 
 def _split_name(name: str) -> tuple[str, str, str | None]:
     """normalised name -> (familiar repository, tag or <none>, digest in the name or None)."""
-    from nerdpy.engine.reference import parse_reference
+    from nerdpy.engine.distribution.reference import parse_reference
 
     ref = parse_reference(name, default_tag=None)
     return ref.familiar_name(), ref.tag or "<none>", ref.digest
 
 
 def image_rows(store, images, no_trunc: bool) -> list[dict]:
-    from nerdpy.engine.images import image_config, image_size
+    from nerdpy.engine.images.image import image_config, image_size
 
     rows = []
     cache: dict[str, tuple[dict, int]] = {}
@@ -111,7 +111,7 @@ def _path_match(pattern: str, name: str) -> bool:
 
 
 def _apply_filters(store, rows: list[dict], filters: list[tuple[str, str]]) -> list[dict]:
-    from nerdpy.engine.images import resolve_image
+    from nerdpy.engine.images.image import resolve_image
 
     # several reference filters: an image matching any of them is shown (docker)
     patterns = [v for k, v in filters if k == "reference"]
@@ -140,7 +140,7 @@ def _apply_filters(store, rows: list[dict], filters: list[tuple[str, str]]) -> l
 
 
 def _list_images(ctx, quiet, all_, digests, no_trunc, filters, fmt, name=None) -> None:
-    from nerdpy.engine.images import list_images
+    from nerdpy.engine.images.image import list_images
     from nerdpy.template import format_output
 
     store = store_of(ctx)
@@ -211,7 +211,7 @@ image.add_command(image_ls, "list")
 
 
 def inspect_json(store, img) -> dict:
-    from nerdpy.engine.images import image_config, image_manifest, image_size, list_images
+    from nerdpy.engine.images.image import image_config, image_manifest, image_size, list_images
 
     config = image_config(store, img)
     manifest = image_manifest(store, img)
@@ -268,7 +268,7 @@ def inspect_json(store, img) -> dict:
 def image_inspect(ctx, names, fmt) -> None:
     """Display detailed information on one or more images."""
     from nerdpy.engine.errors import ImageNotFound
-    from nerdpy.engine.images import resolve_image
+    from nerdpy.engine.images.image import resolve_image
 
     store = store_of(ctx)
     results, missing = [], []
@@ -290,7 +290,7 @@ def image_inspect(ctx, names, fmt) -> None:
 @click.pass_context
 def tag(ctx, source, target) -> None:
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
-    from nerdpy.engine.images import tag_image
+    from nerdpy.engine.images.image import tag_image
 
     tag_image(store_of(ctx), source, target)
 
@@ -314,7 +314,7 @@ def containers_using_images(store) -> set[str]:
 def rmi(ctx, names, force) -> None:
     """Remove one or more images."""
     from nerdpy.engine.errors import ImageNotFound, NerdpyError
-    from nerdpy.engine.images import collect_garbage, remove_image
+    from nerdpy.engine.images.image import collect_garbage, remove_image
 
     store = store_of(ctx)
     in_use = containers_using_images(store)
@@ -347,7 +347,7 @@ image.add_command(rmi, "remove")
 @click.pass_context
 def image_prune(ctx, all_, force, filters) -> None:
     """Remove unused images."""
-    from nerdpy.engine.images import prune_images
+    from nerdpy.engine.images.image import prune_images
 
     if not force:
         # docker asks on the terminal and reads the answer from stdin, also when piped
@@ -408,7 +408,7 @@ def _ellipsis(s: str, width: int) -> str:
 
 
 def history_rows(entries, human: bool, no_trunc: bool) -> list[dict]:
-    from nerdpy.engine.history import MISSING
+    from nerdpy.engine.images.history import MISSING
 
     rows = []
     for e in entries:
@@ -453,7 +453,7 @@ def history(ctx, name, human, no_trunc, quiet, fmt) -> None:
       nerdpy history busybox
       nerdpy history --no-trunc --format '{{.CreatedBy}}' busybox
     """
-    from nerdpy.engine.history import image_history
+    from nerdpy.engine.images.history import image_history
     from nerdpy.template import format_output
 
     rows = history_rows(image_history(store_of(ctx), name), human, no_trunc)

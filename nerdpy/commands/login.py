@@ -13,7 +13,7 @@ _PLAIN_WARNING = ("WARNING! Your password will be stored unencrypted in {path}.\
 
 
 def _client(ctx):
-    from nerdpy.engine.registry import RegistryClient
+    from nerdpy.engine.distribution.registry import RegistryClient
 
     settings = settings_of(ctx)
     return RegistryClient(hosts_dirs=list(settings.hosts_dirs), insecure=list(settings.insecure_registries))
@@ -41,7 +41,7 @@ def login(ctx: click.Context, server: str | None, username: str | None, password
       nerdpy login 127.0.0.1:5000 -u alice --password-stdin < pass.txt
       nerdpy login registry.example.com
     """
-    from nerdpy.engine.login import check_stored, login as do_login, normalise_server, stored_credentials
+    from nerdpy.engine.distribution.login import check_stored, login as do_login, normalise_server, stored_credentials
 
     if password is not None:
         click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
@@ -93,7 +93,7 @@ def login(ctx: click.Context, server: str | None, username: str | None, password
 @click.argument("server", required=False)
 def logout(server: str | None) -> None:
     """Log out from a registry (Docker Hub when no SERVER is given)."""
-    from nerdpy.engine.login import logout as do_logout
+    from nerdpy.engine.distribution.login import logout as do_logout
 
     key, found, warning = do_logout(server)
     if not found:

@@ -17,7 +17,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _each(ctx, names, fn) -> None:
     """fn(store, container) per name; docker prints each error and exits 1 if any failed."""
-    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.containers.records import find_container
     from nerdpy.engine.errors import NerdpyError
 
     store = store_of(ctx)
@@ -46,9 +46,9 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
     container keeps running. When the container exits, its exit code is ours.
     """
     from nerdpy.commands._attach import DETACHED, RawTerminal, connect, parse_detach_keys, pump, terminal_size
-    from nerdpy.engine.containers import container_state, find_container, run_dir
+    from nerdpy.engine.containers.records import container_state, find_container, run_dir
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.lifecycle import kill_container
+    from nerdpy.engine.containers.lifecycle import kill_container
 
     try:
         keys = parse_detach_keys(detach_keys)
@@ -94,7 +94,7 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
         sys.exit(0)
     if code == 0:
         # no exit frame (the monitor went away?) or a real 0: the record says which
-        from nerdpy.engine.containers import ContainerNotFound
+        from nerdpy.engine.containers.records import ContainerNotFound
 
         try:
             st = container_state(store, find_container(store, c.id))
@@ -111,7 +111,7 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
 @click.pass_context
 def top(ctx, container, ps_args):
     """Display the running processes of a container: `top CONTAINER [ps OPTIONS]` (default -ef)."""
-    from nerdpy.engine.containers import container_top, find_container
+    from nerdpy.engine.containers.records import container_top, find_container
     from nerdpy.engine.errors import NerdpyError
 
     store = store_of(ctx)
@@ -144,7 +144,7 @@ def tabwrite(rows: list[list[str]], minwidth: int = 20, padding: int = 3) -> str
 @click.pass_context
 def rename(ctx, container, new_name):
     """Rename a container."""
-    from nerdpy.engine.containers import find_container, rename_container
+    from nerdpy.engine.containers.records import find_container, rename_container
     from nerdpy.engine.errors import NerdpyError
 
     store = store_of(ctx)
@@ -159,7 +159,7 @@ def rename(ctx, container, new_name):
 @click.pass_context
 def pause(ctx, containers):
     """Pause all processes within one or more containers."""
-    from nerdpy.engine.containers import pause_container
+    from nerdpy.engine.containers.records import pause_container
 
     _each(ctx, containers, pause_container)
 
@@ -169,6 +169,6 @@ def pause(ctx, containers):
 @click.pass_context
 def unpause(ctx, containers):
     """Unpause all processes within one or more containers."""
-    from nerdpy.engine.containers import unpause_container
+    from nerdpy.engine.containers.records import unpause_container
 
     _each(ctx, containers, unpause_container)

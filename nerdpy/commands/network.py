@@ -202,8 +202,8 @@ network.add_command(rm, "remove")
 @click.pass_context
 def connect(ctx, aliases, ip, name, container):
     """Connect a container to a network."""
-    from nerdpy.engine.container_net import connect_network
-    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.network.container import connect_network
+    from nerdpy.engine.containers.records import find_container
 
     store = store_of(ctx)
     connect_network(store, find_container(store, container), name, list(aliases), ip)
@@ -216,8 +216,8 @@ def connect(ctx, aliases, ip, name, container):
 @click.pass_context
 def disconnect(ctx, force, name, container):
     """Disconnect a container from a network."""
-    from nerdpy.engine.container_net import disconnect_network
-    from nerdpy.engine.containers import find_container
+    from nerdpy.engine.network.container import disconnect_network
+    from nerdpy.engine.containers.records import find_container
 
     store = store_of(ctx)
     disconnect_network(store, find_container(store, container), name, force)

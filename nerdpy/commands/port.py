@@ -20,8 +20,8 @@ def port(ctx: click.Context, container: str, private_port: str | None) -> None:
       nerdpy port web            80/tcp -> 0.0.0.0:8080
       nerdpy port web 80         0.0.0.0:8080
     """
-    from nerdpy.engine.container_net import published_ports
-    from nerdpy.engine.containers import container_state, find_container
+    from nerdpy.engine.network.container import published_ports
+    from nerdpy.engine.containers.records import container_state, find_container
     from nerdpy.engine.errors import NotFound
 
     store = store_of(ctx)

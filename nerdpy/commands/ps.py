@@ -51,14 +51,14 @@ def _ports_text(store, c, st) -> str:
     """docker's PORTS column: published ports of a running container (0.0.0.0:8080->80/tcp)."""
     if not st.running or not c.spec.get("publish") and not c.spec.get("publish_all"):
         return ""
-    from nerdpy.engine.container_net import published_ports
+    from nerdpy.engine.network.container import published_ports
     from nerdpy.engine.network.ports import format_ports
 
     return format_ports(published_ports(store, c.id))
 
 
 def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
-    from nerdpy.engine.containers import container_state
+    from nerdpy.engine.containers.records import container_state
 
     rows = []
     for c in containers:
@@ -83,7 +83,7 @@ def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
             "_c": c,
         }
         if size:
-            from nerdpy.engine.containers import snapshot_key
+            from nerdpy.engine.containers.records import snapshot_key
 
             try:
                 upper = store.snapshots.upper_dir(snapshot_key(store, c.id))
@@ -127,7 +127,7 @@ def _filter(store, rows, filters):
         elif key == "exited":
             rows = [r for r in rows if r["_state"].status == "exited" and str(r["_state"].exit_code) == value]
         elif key == "ancestor":
-            from nerdpy.engine.images import lookup_images
+            from nerdpy.engine.images.image import lookup_images
 
             ids = {i.config for i in lookup_images(store, value)}
             rows = [r for r in rows if r["_c"].image_id in ids or r["_c"].image == value]
@@ -153,7 +153,7 @@ def _filter(store, rows, filters):
 @click.pass_context
 def ps(ctx, all_, quiet, last, latest, size, no_trunc, filters, fmt):
     """List containers."""
-    from nerdpy.engine.containers import list_containers
+    from nerdpy.engine.containers.records import list_containers
     from nerdpy.template import format_output
 
     store = store_of(ctx)

@@ -27,8 +27,8 @@ def pull(ctx: click.Context, name: str, quiet: bool, platform: str | None, all_p
     from nerdpy.commands.progress import pull_progress
 
     store = store_of(ctx)
-    from nerdpy.engine.pull import pull_image
-    from nerdpy.engine.reference import parse_reference
+    from nerdpy.engine.distribution.pull import pull_image
+    from nerdpy.engine.distribution.reference import parse_reference
 
     ref = parse_reference(name)
     mode = "quiet" if quiet else progress

@@ -29,7 +29,7 @@ def push(ctx: click.Context, name: str, all_tags: bool, quiet: bool, progress: s
       nerdpy push 127.0.0.1:5000/team/app:1.2
       nerdpy push --all-tags 127.0.0.1:5000/team/app
     """
-    from nerdpy.engine.push import push_image, push_targets
+    from nerdpy.engine.distribution.push import push_image, push_targets
 
     store = store_of(ctx)
     targets = push_targets(store, name, all_tags=all_tags)

@@ -128,7 +128,7 @@ def _anonymous_name() -> str:
 def parse_volume(text: str):
     """-v forms: /ctr (anonymous), name:/ctr[:opts], /host:/ctr[:opts] (opts: ro, rw, z, Z,
     nocopy and propagation modes)."""
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     parts = text.split(":")
     if len(parts) == 1:
@@ -177,7 +177,7 @@ def _bool_field(text: str, key: str, value: str) -> bool:
 
 def parse_mount(text: str):
     """--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...] as docker parses it."""
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     fields: dict[str, str] = {}
     for part in text.split(","):
@@ -236,7 +236,7 @@ def parse_mount(text: str):
 
 def parse_tmpfs(text: str):
     """--tmpfs /path[:options] with any tmpfs options (size=64m,mode=1777,uid=...,exec...)."""
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     dst, _, opts = text.partition(":")
     _check_target(dst, text)
@@ -308,7 +308,7 @@ _RLIM_INFINITY = 2**64 - 1
 
 def parse_ulimit(text: str) -> tuple[str, int, int]:
     """--ulimit name=soft[:hard] (docker's names; -1 or unlimited for no limit)."""
-    from nerdpy.engine.oci import ULIMIT_NAMES
+    from nerdpy.engine.containers.oci import ULIMIT_NAMES
 
     name, eq, val = text.partition("=")
     if not eq or not val:
@@ -360,8 +360,8 @@ def _security_opts(items) -> list[str]:
     docker does), so the container does not depend on the file later."""
     import json
 
-    from nerdpy.engine.lifecycle import _security_opts as check
-    from nerdpy.engine.oci import DEFAULT_CAPS, load_profile
+    from nerdpy.engine.containers.lifecycle import _security_opts as check
+    from nerdpy.engine.containers.oci import DEFAULT_CAPS, load_profile
 
     out = []
     for opt in items:
@@ -376,9 +376,9 @@ def _security_opts(items) -> list[str]:
 
 
 def build_spec(image: str, command: tuple, o: dict):
-    from nerdpy.engine.containers import ContainerSpec
-    from nerdpy.engine.lifecycle import _device, parse_restart, parse_signal
-    from nerdpy.engine.oci import normalise_cap
+    from nerdpy.engine.containers.records import ContainerSpec
+    from nerdpy.engine.containers.lifecycle import _device, parse_restart, parse_signal
+    from nerdpy.engine.containers.oci import normalise_cap
 
     env = []
     for f in o["env_file"]:
@@ -606,11 +606,11 @@ def _networks(o) -> tuple[str, list[dict]]:
 
 def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None, quiet: bool) -> None:
     from nerdpy.engine.errors import ImageNotFound
-    from nerdpy.engine.images import lookup_images
+    from nerdpy.engine.images.image import lookup_images
 
     wanted = None
     if platform:
-        from nerdpy.engine.platforms import parse_platform
+        from nerdpy.engine.distribution.platforms import parse_platform
 
         wanted = parse_platform(platform)
     found = lookup_images(store, image)
@@ -624,8 +624,8 @@ def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None
             raise ImageNotFound(_image_platform_error(store, found[0], image, wanted))
         raise ImageNotFound(f"no such image: {image}")
     from nerdpy.commands.progress import pull_progress
-    from nerdpy.engine.pull import pull_image
-    from nerdpy.engine.reference import parse_reference
+    from nerdpy.engine.distribution.pull import pull_image
+    from nerdpy.engine.distribution.reference import parse_reference
 
     ref = parse_reference(image)
     if not quiet:
@@ -647,8 +647,8 @@ def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None
 
 def _image_platform_error(store, img, image: str, wanted) -> str | None:
     """docker's check of --platform against the image's own config: the message, or None."""
-    from nerdpy.engine.images import image_config
-    from nerdpy.engine.platforms import platform_matches
+    from nerdpy.engine.images.image import image_config
+    from nerdpy.engine.distribution.platforms import platform_matches
 
     cfg = image_config(store, img)
     got = {"os": cfg.get("os", ""), "architecture": cfg.get("architecture", ""), "variant": cfg.get("variant")}
@@ -662,8 +662,8 @@ def _image_platform_error(store, img, image: str, wanted) -> str | None:
 def _check_user(store, spec) -> None:
     """A -u user or --group-add group the image does not have fails now, before anything is
     created, rather than when the container starts."""
-    from nerdpy.engine.etcfiles import check_user_in_layers
-    from nerdpy.engine.images import image_chain_id, image_config, resolve_image
+    from nerdpy.engine.containers.etcfiles import check_user_in_layers
+    from nerdpy.engine.images.image import image_chain_id, image_config, resolve_image
 
     img = resolve_image(store, spec.image)
     user = spec.user or (image_config(store, img).get("config") or {}).get("User") or ""
@@ -679,7 +679,7 @@ def _check_user(store, spec) -> None:
 def do_create(ctx, image, command, o):
     if o["log_driver"] not in (None, "json-file", "none"):
         raise click.UsageError(f"log driver {o['log_driver']!r} is not supported (json-file)")
-    from nerdpy.engine.lifecycle import create_container
+    from nerdpy.engine.containers.lifecycle import create_container
 
     store = store_of(ctx)
     spec = build_spec(image, command, o)
@@ -695,7 +695,7 @@ def do_create(ctx, image, command, o):
         try:
             fd = os.open(o["cidfile"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            from nerdpy.engine.lifecycle import _remove_everything
+            from nerdpy.engine.containers.lifecycle import _remove_everything
 
             _remove_everything(store, c.id)
             raise click.UsageError(f"container ID file found, make sure the other container isn't running or delete {o['cidfile']}")
@@ -737,7 +737,7 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
     """
     o["detach"] = detach
     # the monitor's interpreter starts while we create the container (it waits for its config)
-    from nerdpy.engine.monitor_spawn import spawn_monitor
+    from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
 
     monitor = spawn_monitor()
     try:
@@ -745,7 +745,7 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
     except BaseException:
         monitor.close()
         raise
-    from nerdpy.engine.lifecycle import prepare_start
+    from nerdpy.engine.containers.lifecycle import prepare_start
 
     handle = prepare_start(store, c, monitor=monitor)
     if detach:
@@ -769,8 +769,8 @@ def _exit_now(code: int) -> None:
 
 def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: bool, detach_keys) -> int:
     from nerdpy.commands._attach import DETACHED, RawTerminal, connect, parse_detach_keys, pump, terminal_size
-    from nerdpy.engine.containers import run_dir
-    from nerdpy.engine.lifecycle import kill_container, wait_container
+    from nerdpy.engine.containers.records import run_dir
+    from nerdpy.engine.containers.lifecycle import kill_container, wait_container
 
     stdin_fd = sys.stdin.fileno() if interactive else None
     size = terminal_size(sys.stdin.fileno()) if tty and sys.stdin.isatty() else None
@@ -794,7 +794,7 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
     except ValueError as e:
         raise click.UsageError(str(e))
     def cleanup(remove: bool) -> None:  # the monitor hands it over: it would import the engine first
-        from nerdpy.engine.lifecycle import cleanup_container
+        from nerdpy.engine.containers.lifecycle import cleanup_container
 
         cleanup_container(store, c.id, after_failure=not remove, runc_deleted=True)
 

@@ -1,4 +1,4 @@
-"""`nerdpy save` and `nerdpy load`: thin layers over nerdpy.engine.imageio. Errors exit 1, as
+"""`nerdpy save` and `nerdpy load`: thin layers over nerdpy.engine.images.saveload. Errors exit 1, as
 docker's do for these commands."""
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def save(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: s
       nerdpy save --format oci-archive -o app.tar 127.0.0.1:5000/team/app:1.2
     """
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.imageio import save_images
+    from nerdpy.engine.images.saveload import save_images
 
     if output is None and _isatty(sys.stdout):
         _fail("cowardly refusing to save to a terminal. Use the -o flag or redirect")
@@ -94,8 +94,8 @@ def load(ctx: click.Context, input_: str | None, quiet: bool) -> None:
       gunzip -c images.tar.gz | nerdpy load
     """
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.imageio import load_images, open_input
-    from nerdpy.engine.reference import parse_reference
+    from nerdpy.engine.images.saveload import load_images, open_input
+    from nerdpy.engine.distribution.reference import parse_reference
 
     if input_ is None and _isatty(sys.stdin):
         _fail("requested load from stdin, but stdin is empty")

@@ -33,7 +33,7 @@ def restart_policies(ctx: click.Context, all_ns: bool) -> None:
       [Install]
       WantedBy=multi-user.target
     """
-    from nerdpy.engine.boot import container_namespaces, restart_on_boot
+    from nerdpy.engine.system.boot import container_namespaces, restart_on_boot
     from nerdpy.engine.store import open_store
 
     settings = settings_of(ctx)
@@ -116,7 +116,7 @@ def _info_text(info: dict) -> str:
 @click.pass_context
 def info(ctx, fmt) -> None:
     """Display system-wide information."""
-    from nerdpy.engine.system import system_info
+    from nerdpy.engine.system.check import system_info
 
     data = system_info(store_of(ctx))
     if fmt:
@@ -146,7 +146,7 @@ def _reclaimable(reclaimable: int, size: int) -> str:
 @click.pass_context
 def df(ctx, verbose, fmt) -> None:
     """Show nerdpy disk usage."""
-    from nerdpy.engine.system import disk_usage
+    from nerdpy.engine.system.check import disk_usage
     from nerdpy.template import format_output
 
     u = disk_usage(store_of(ctx))
@@ -174,7 +174,7 @@ def _df_verbose(u, fmt) -> str:
 
     from nerdpy.commands._util import human_duration, parse_time
     from nerdpy.commands.ps import status_text
-    from nerdpy.engine.reference import parse_reference
+    from nerdpy.engine.distribution.reference import parse_reference
     from nerdpy.template import format_output
 
     images = []
@@ -228,7 +228,7 @@ def _df_verbose(u, fmt) -> str:
 def prune(ctx, all_, volumes, force) -> None:
     """Remove unused data: stopped containers, unused networks, dangling images (-a: unused
     images), with --volumes unused anonymous volumes, and what crashes left behind."""
-    from nerdpy.engine.system import prune_system
+    from nerdpy.engine.system.check import prune_system
 
     if not force:
         what = ["all stopped containers", "all networks not used by at least one container"]
@@ -277,7 +277,7 @@ class _Message(dict):
 
 
 def _render_event(ev: dict, fmt: str | None) -> str:
-    from nerdpy.engine.events import event_line, public_event
+    from nerdpy.engine.system.events import event_line, public_event
 
     if not fmt:
         return event_line(ev)
@@ -314,7 +314,7 @@ def events(ctx, since, until, filters, fmt) -> None:
     import signal
     import time
 
-    from nerdpy.engine.events import EventFilter, follow_events, parse_time_arg, read_events
+    from nerdpy.engine.system.events import EventFilter, follow_events, parse_time_arg, read_events
 
     store = store_of(ctx)
     now = time.time()
@@ -352,7 +352,7 @@ def check(ctx, repair, quiet) -> None:
     lost container directories and writable layers, unmounts orphaned mounts and removes
     leftovers. It never removes a container. Exit status: 0 when no error is left, 1 otherwise.
     """
-    from nerdpy.engine.system import check_store
+    from nerdpy.engine.system.check import check_store
 
     report = check_store(store_of(ctx), repair=repair)
     for p in report.problems:

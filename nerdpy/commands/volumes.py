@@ -10,7 +10,7 @@ from nerdpy.commands._util import human_size, print_inspect, store_of
 
 def volume_json(store, v) -> dict:
     """docker's `volume inspect` object (also used by `nerdpy inspect --type volume`)."""
-    from nerdpy.engine.volumes import volume_json as _json
+    from nerdpy.engine.containers.volumes import volume_json as _json
 
     return _json(store, v)
 
@@ -51,7 +51,7 @@ def create(ctx, name, name_opt, driver, labels, opts):
       nerdpy run -d -v data:/var/lib/db busybox sleep 1d
     """
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.volumes import create_volume
+    from nerdpy.engine.containers.volumes import create_volume
 
     if name and name_opt and name != name_opt:
         raise click.UsageError("conflicting options: either specify --name or provide positional arg, not both")
@@ -72,7 +72,7 @@ def create(ctx, name, name_opt, driver, labels, opts):
 def ls(ctx, quiet, filters, fmt):
     """List volumes."""
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.volumes import filter_volumes, list_volumes, volume_labels, volumes_in_use
+    from nerdpy.engine.containers.volumes import filter_volumes, list_volumes, volume_labels, volumes_in_use
     from nerdpy.template import format_output
 
     store = store_of(ctx)
@@ -107,7 +107,7 @@ def ls(ctx, quiet, filters, fmt):
 @click.pass_context
 def inspect(ctx, names, fmt):
     """Display detailed information on one or more volumes."""
-    from nerdpy.engine.volumes import get_volume
+    from nerdpy.engine.containers.volumes import get_volume
 
     store = store_of(ctx)
     results, missing = [], []
@@ -131,7 +131,7 @@ def inspect(ctx, names, fmt):
 def rm(ctx, names, force):
     """Remove one or more volumes. A volume used by a container (even a stopped one) is refused."""
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.volumes import remove_volume
+    from nerdpy.engine.containers.volumes import remove_volume
 
     store = store_of(ctx)
     failed = False
@@ -154,7 +154,7 @@ def rm(ctx, names, force):
 def prune(ctx, all_, force, filters):
     """Remove unused local volumes (anonymous ones only, unless -a)."""
     from nerdpy.engine.errors import NerdpyError
-    from nerdpy.engine.volumes import prune_volumes
+    from nerdpy.engine.containers.volumes import prune_volumes
 
     if not force:
         what = "all local volumes" if all_ else "anonymous local volumes"

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from nerdpy.engine.config import Settings
-from nerdpy.engine.content import ContentStore
+from nerdpy.engine.content.blobs import ContentStore
 from nerdpy.engine.errors import StoreError
-from nerdpy.engine.metadata import Metadata
-from nerdpy.engine.snapshots import Snapshotter
+from nerdpy.engine.content.metadata import Metadata
+from nerdpy.engine.snapshots.overlay import Snapshotter
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Store:
     def registry_client(self):
         """The registry client (imports requests: only paths that talk to registries call this)."""
         if self._registry is None:
-            from nerdpy.engine.registry import RegistryClient
+            from nerdpy.engine.distribution.registry import RegistryClient
 
             self._registry = RegistryClient(
                 hosts_dirs=list(self.settings.hosts_dirs),

@@ -1,6 +1,6 @@
 """The final cleanup of a container: the foreground `run`, `stop` and `rm -f`, which have the
 engine loaded, take it over from the monitor (which would have to import the engine first; see
-nerdpy/engine/handoff.py). What a user sees must not change: when they return, an `--rm`
+nerdpy/engine/runtime/monitor/handoff.py). What a user sees must not change: when they return, an `--rm`
 container is gone and any other is exited and unmounted; and when the CLI dies before or during
 the cleanup, the monitor still does it."""
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_pull_run_exec_logs_stop_remove(client, images, tmp_path):
     with pytest.raises(ContainerError) as e:
         c.exec(["false"], check=True)
     assert e.value.exit_status == 1
-    from nerdpy.engine.containers import CommandNotFound
+    from nerdpy.engine.containers.records import CommandNotFound
 
     with pytest.raises(CommandNotFound):
         c.exec(["no-such-command"])
@@ -130,7 +130,7 @@ def test_volumes_and_missing_images(client, images, tmp_path):
     assert c.exec(["cat", "/data/f"]).output == "saved\n"
     assert c.exec(["sh", "-c", "touch /h/x"]).exit_code != 0  # read-only bind
     assert [x.name for x in client.volumes()] == ["api-data"]
-    from nerdpy.engine.volumes import VolumeInUse
+    from nerdpy.engine.containers.volumes import VolumeInUse
 
     with pytest.raises(VolumeInUse):
         client.remove_volume("api-data")

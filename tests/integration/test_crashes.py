@@ -458,7 +458,7 @@ def test_gc_collects_the_layer_of_a_create_killed_midway(nerdpy, images):
     # exactly what the killed create left: its layer, prepared through the engine, and no row
     orphan = "default/" + "f" * 64
     code = ("import sys; from nerdpy.engine.config import load_settings; from nerdpy.engine.store import open_store; "
-            "from nerdpy.engine.images import resolve_image, image_chain_id; "
+            "from nerdpy.engine.images.image import resolve_image, image_chain_id; "
             "s = open_store(load_settings({'data_root': sys.argv[1], 'run_root': sys.argv[2]})); "
             "s.snapshots.prepare(sys.argv[3], image_chain_id(s, resolve_image(s, sys.argv[4])))")
     subprocess.run([sys.executable, "-c", code, nerdpy.data_root, nerdpy.run_root, orphan, bb],

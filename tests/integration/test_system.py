@@ -224,7 +224,7 @@ def test_orphaned_mount_reported_by_check_and_unmounted_by_prune(nerdpy, bb):
     rootfs = os.path.join(nerdpy.data_root, "containers", "default", cid, "rootfs")
     # a crash after the container stopped, before its rootfs was unmounted
     code = ("from nerdpy.engine.config import load_settings; from nerdpy.engine.store import open_store;"
-            "from nerdpy.engine.mount import mount_all;"
+            "from nerdpy.engine.snapshots.mount import mount_all;"
             f"s = open_store(load_settings({{'data_root': {nerdpy.data_root!r}}}));"
             f"mount_all(s.snapshots.mounts('default/{cid}'), {rootfs!r})")
     subprocess.run([sys.executable, "-c", code], check=True, env=nerdpy.env)

@@ -1,4 +1,4 @@
-"""The layer applier (engine/archive.py) against malicious layers, and what it must keep.
+"""The layer applier (engine/snapshots/apply.py) against malicious layers, and what it must keep.
 
 The breakout table follows the ideas of containerd's TestBreakouts (pkg/archive/tar_test.go):
 each layer is built in memory with tarfile, applied to a fresh `root` inside tmp_path, and then
@@ -32,7 +32,7 @@ import zlib
 import pytest
 import zstandard
 
-from nerdpy.engine.archive import Limits, apply_layer
+from nerdpy.engine.snapshots.apply import Limits, apply_layer
 from nerdpy.engine.errors import LayerError, UnsafeLayer
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="applying layers needs root")
@@ -758,8 +758,8 @@ def test_diff_id_covers_bytes_after_the_tar_end(world):
 
 # -- the snapshotter leaves no partial snapshot -------------------------------------------------
 def test_refused_layer_leaves_no_snapshot(tmp_path):
-    from nerdpy.engine.metadata import Metadata
-    from nerdpy.engine.snapshots import Snapshotter
+    from nerdpy.engine.content.metadata import Metadata
+    from nerdpy.engine.snapshots.overlay import Snapshotter
 
     db = Metadata(str(tmp_path / "meta.db"))
     snaps = tmp_path / "snaps"

@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
-from nerdpy.engine.archive import apply_layer
-from nerdpy.engine.commit import apply_changes, container_config, write_diff
+from nerdpy.engine.snapshots.apply import apply_layer
+from nerdpy.engine.images.commit import apply_changes, container_config, write_diff
 from nerdpy.engine.errors import InvalidArgument
 
 

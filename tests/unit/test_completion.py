@@ -66,7 +66,7 @@ def test_completion_command_prints_scripts(tmp_path):
 # a data root with a few objects, made with the engine's own schema -------------------------
 @pytest.fixture
 def world(tmp_path):
-    from nerdpy.engine.metadata import Metadata
+    from nerdpy.engine.content.metadata import Metadata
 
     data = tmp_path / "data"
     db = Metadata(str(data / "meta.db"))

@@ -219,7 +219,7 @@ def test_install_packages_cover_what_doctor_asks_for():
     with open(INSTALL) as f:
         script = f.read()
     runtime = set(re.search(r"^RUNTIME_PACKAGES=\((.*)\)$", script, re.M).group(1).split())
-    with open(os.path.join(ROOT, "nerdpy", "engine", "doctor.py")) as f:
+    with open(os.path.join(ROOT, "nerdpy", "engine", "system", "doctor.py")) as f:
         wanted = set(re.findall(r"apt-get install (?:--reinstall )?-y ([\w.+-]+)", f.read()))
     assert wanted and wanted <= runtime, wanted - runtime
     with open(os.path.join(ROOT, ".ci", "run")) as f:
@@ -244,7 +244,7 @@ def test_install_dry_run_writes_the_documented_hosts_toml_and_changes_nothing(tm
     assert f"```toml\n{toml}```" in read("getting-started.md")
     import tomllib
 
-    from nerdpy.engine.hosts import resolve_hosts
+    from nerdpy.engine.distribution.hosts import resolve_hosts
 
     (hosts / "docker.io").mkdir(parents=True)
     (hosts / "docker.io" / "hosts.toml").write_text(toml)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from nerdpy.engine import events as ev
+from nerdpy.engine.system import events as ev
 from nerdpy.engine.errors import InvalidArgument
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from nerdpy.engine.hosts import requests_cert, resolve_hosts
+from nerdpy.engine.distribution.hosts import requests_cert, resolve_hosts
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -9,9 +9,9 @@ import stat
 
 import pytest
 
-from nerdpy.engine.auth import DOCKER_HUB_KEY, erase_credentials, get_credentials, store_credentials
+from nerdpy.engine.distribution.credentials import DOCKER_HUB_KEY, erase_credentials, get_credentials, store_credentials
 from nerdpy.engine.errors import AuthError, InvalidArgument
-from nerdpy.engine.login import normalise_server
+from nerdpy.engine.distribution.login import normalise_server
 
 
 @pytest.mark.parametrize("given,expected", [

@@ -7,10 +7,10 @@ import pytest
 
 from nerdpy.commands.run import _ram_in_bytes, parse_mount, parse_sysctls, parse_tmpfs, parse_ulimit, parse_volume
 from nerdpy.engine.errors import InvalidArgument
-from nerdpy.engine.etcfiles import read_from_layers, resolve_user
-from nerdpy.engine.lifecycle import _container_env, _security_opts, _tmpfs_options
-from nerdpy.engine.oci import ALL_CAPS, DEFAULT_CAPS, SpecOptions, build_spec, capabilities
-from nerdpy.engine.seccomp import default_profile, from_docker_profile
+from nerdpy.engine.containers.etcfiles import read_from_layers, resolve_user
+from nerdpy.engine.containers.lifecycle import _container_env, _security_opts, _tmpfs_options
+from nerdpy.engine.containers.oci import ALL_CAPS, DEFAULT_CAPS, SpecOptions, build_spec, capabilities
+from nerdpy.engine.containers.seccomp import default_profile, from_docker_profile
 
 ALL = list(ALL_CAPS)
 

@@ -32,7 +32,7 @@ from compose.interpolate import interpolate  # noqa: E402
 from nerdpy.engine.errors import InvalidArgument, InvalidReference, NerdpyError  # noqa: E402
 from nerdpy.engine.network import InvalidPort  # noqa: E402
 from nerdpy.engine.network.ports import PROTOCOLS, PortMapping, parse_publish  # noqa: E402
-from nerdpy.engine.reference import DEFAULT_DOMAIN, Reference, parse_reference  # noqa: E402
+from nerdpy.engine.distribution.reference import DEFAULT_DOMAIN, Reference, parse_reference  # noqa: E402
 from nerdpy.template import TemplateError, format_output, render  # noqa: E402
 
 EXAMPLES = int(os.environ.get("NERDPY_HYPOTHESIS_EXAMPLES", "200"))
@@ -338,7 +338,7 @@ def _run_parsers():
 @example("/host:/ctr:ro")
 @example("name:/ctr")
 def test_volume_flag_parses_or_is_invalid(spec):
-    from nerdpy.engine.containers import MountSpec
+    from nerdpy.engine.containers.records import MountSpec
 
     try:
         m = _run_parsers().parse_volume(spec)
@@ -531,7 +531,7 @@ def test_cli_ps_format(cli, fmt):
 @example("//proc/self/cwd")
 @example("/tmp/../proc/self/fd/7")
 def test_workdir_check(path):
-    from nerdpy.engine.oci import check_workdir
+    from nerdpy.engine.containers.oci import check_workdir
 
     try:
         assert check_workdir(path) == path

@@ -3,7 +3,7 @@
 import pytest
 
 from nerdpy.engine.errors import InvalidArgument, InvalidReference
-from nerdpy.engine.reference import is_image_id_like, parse_reference
+from nerdpy.engine.distribution.reference import is_image_id_like, parse_reference
 
 H64 = "0123456789abcdef" * 4
 H96 = "0123456789abcdef" * 6

@@ -6,10 +6,10 @@ import os
 import pytest
 
 from nerdpy.engine.config import load_settings
-from nerdpy.engine.content import ContentStore
+from nerdpy.engine.content.blobs import ContentStore
 from nerdpy.engine.errors import DigestMismatch, InvalidArgument
-from nerdpy.engine.metadata import Metadata
-from nerdpy.engine.snapshots import Snapshotter, chain_ids
+from nerdpy.engine.content.metadata import Metadata
+from nerdpy.engine.snapshots.overlay import Snapshotter, chain_ids
 
 
 def dig(data: bytes) -> str:
@@ -111,7 +111,7 @@ def _fill(name, diff):
 
 
 def test_snapshot_unpack_once_and_mount(tmp_path):
-    from nerdpy.engine.mount import mount_all, mounted_under, unmount
+    from nerdpy.engine.snapshots.mount import mount_all, mounted_under, unmount
 
     db = Metadata(str(tmp_path / "meta.db"))
     sn = Snapshotter(str(tmp_path / "snaps"), db)
@@ -150,7 +150,7 @@ def test_snapshot_diff_id_mismatch_leaves_nothing(tmp_path):
 
 def test_many_layers_mount(tmp_path):
     """120 layers: the overlay option string exceeds a page and must still mount."""
-    from nerdpy.engine.mount import mount_all, unmount
+    from nerdpy.engine.snapshots.mount import mount_all, unmount
 
     db = Metadata(str(tmp_path / "meta.db"))
     root = tmp_path / ("s" * 60)
@@ -192,8 +192,8 @@ def test_settings_precedence(tmp_path):
 
 
 def test_generated_libc_module_is_current(tmp_path):
-    """nerdpy/engine/_libc_ffi.py is generated from _libc_build.CDEF: regenerate it on change."""
-    from nerdpy.engine import _libc_build
+    """nerdpy/engine/util/_libc_ffi.py is generated from _libc_build.CDEF: regenerate it on change."""
+    from nerdpy.engine.util import _libc_build
 
     _libc_build.generate(str(tmp_path))
     here = os.path.join(os.path.dirname(_libc_build.__file__), "_libc_ffi.py")

@@ -22,7 +22,7 @@ import struct
 import threading
 from typing import Callable, TypeVar
 
-from nerdpy.engine.mount import MNT_DETACH, MS_BIND, MS_REC, MountError, mount, unmount
+from nerdpy.engine.snapshots.mount import MNT_DETACH, MS_BIND, MS_REC, MountError, mount, unmount
 from nerdpy.engine.network import NetworkError
 
 CLONE_NEWNET = 0x40000000
@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 
 def _lib():
-    from nerdpy.engine.mount import _libc
+    from nerdpy.engine.snapshots.mount import _libc
 
     return _libc()
 

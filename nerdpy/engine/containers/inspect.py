@@ -1,0 +1,148 @@
+"""docker-compatible JSON for `inspect` of containers."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from nerdpy.engine.containers.records import Container, container_dir, container_state, log_path
+from nerdpy.engine.store import Store
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _rfc3339(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def container_json(store: Store, c: Container) -> dict:
+    s = c.spec
+    st = container_state(store, c)
+    args = s.get("_args") or []
+    img = s.get("_image_config") or {}
+    mounts = []
+    for m in s.get("mounts") or []:
+        entry = {"Type": m["type"], "Source": m.get("source", ""), "Destination": m["target"],
+                 "Mode": "", "RW": not m.get("readonly"), "Propagation": ""}
+        if m["type"] == "volume":
+            from nerdpy.engine.containers.volumes import volume_path
+
+            entry["Name"] = m.get("source", "")
+            entry["Source"] = volume_path(store, m["source"]) if m.get("source") else ""
+            entry["Driver"] = "local"
+        elif m["type"] == "bind":
+            entry["Propagation"] = (m.get("options") or {}).get("propagation", "rprivate")
+        mounts.append(entry)
+    state = {
+        "Status": st.status,
+        "Running": st.status in ("running", "paused", "restarting"),
+        "Paused": st.status == "paused",
+        "Restarting": st.status == "restarting",
+        "OOMKilled": False,
+        "Dead": st.status == "dead",
+        "Pid": st.pid,
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": st.started_at or ZERO_TIME,
+        "FinishedAt": st.finished_at or ZERO_TIME,
+    }
+    if st.health is not None:
+        state["Health"] = st.health
+    restart = s.get("restart") or "no"
+    rname, _, rmax = restart.partition(":")
+    env = list(img.get("Env") or []) + list(s.get("env") or [])
+    labels = dict(img.get("Labels") or {})
+    labels.update(s.get("labels") or {})
+    hc = s.get("healthcheck") or img.get("Healthcheck")
+    cfg = {
+        "Hostname": s.get("hostname") or c.id[:12],
+        "Domainname": s.get("domainname") or "",
+        "User": s.get("user") or img.get("User") or "",
+        "AttachStdin": bool(s.get("stdin_open")),
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "ExposedPorts": img.get("ExposedPorts"),
+        "Tty": bool(s.get("tty")),
+        "OpenStdin": bool(s.get("stdin_open")),
+        "StdinOnce": bool(s.get("stdin_once")),
+        "Env": env,
+        "Cmd": s.get("cmd") or (img.get("Cmd") if s.get("entrypoint") is None else None),
+        "Image": c.image,
+        "Volumes": img.get("Volumes"),
+        "WorkingDir": s.get("_workdir") or "",
+        "Entrypoint": s.get("entrypoint") if s.get("entrypoint") is not None else img.get("Entrypoint"),
+        "Labels": labels,
+        "StopSignal": s.get("stop_signal") or img.get("StopSignal") or "SIGTERM",
+    }
+    if hc:
+        cfg["Healthcheck"] = hc
+    if s.get("stop_timeout") is not None:
+        cfg["StopTimeout"] = s["stop_timeout"]
+    host = {
+        "Binds": [f"{m['source']}:{m['target']}" + (":ro" if m.get("readonly") else "")
+                  for m in s.get("mounts") or [] if m["type"] == "bind"],
+        "LogConfig": {"Type": "json-file", "Config": s.get("log_opts") or {}},
+        "NetworkMode": s.get("network") or "none",
+        "RestartPolicy": {"Name": rname, "MaximumRetryCount": int(rmax or 0)},
+        "AutoRemove": bool(s.get("auto_remove")),
+        "CapAdd": s.get("cap_add") or None,
+        "CapDrop": s.get("cap_drop") or None,
+        "Privileged": bool(s.get("privileged")),
+        "ReadonlyRootfs": bool(s.get("read_only")),
+        "SecurityOpt": s.get("security_opt") or None,
+        "Tmpfs": {m["target"]: "" for m in s.get("mounts") or [] if m["type"] == "tmpfs"} or None,
+        "ShmSize": s.get("shm_size") or 67108864,
+        "Memory": s.get("memory") or 0,
+        "MemorySwap": s.get("memory_swap") or 0,
+        "MemoryReservation": s.get("memory_reservation") or 0,
+        "NanoCpus": int((s.get("cpus") or 0) * 1e9),
+        "CpuShares": s.get("cpu_shares") or 0,
+        "PidsLimit": s.get("pids_limit"),
+        "Ulimits": [{"Name": n, "Soft": a, "Hard": b} for n, a, b in s.get("ulimits") or []] or None,
+        "Init": bool(s.get("init")),
+        "Sysctls": s.get("sysctls") or None,
+        "GroupAdd": s.get("group_add") or None,
+        "Devices": s.get("devices") or None,
+        "OomScoreAdj": s.get("oom_score_adj") or 0,
+    }
+    cdir = container_dir(store, c.id)
+    return {
+        "Id": c.id,
+        "Created": _rfc3339(c.created_at),
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": state,
+        "Image": c.image_id,
+        "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
+        "HostnamePath": os.path.join(cdir, "hostname"),
+        "HostsPath": os.path.join(cdir, "hosts"),
+        "LogPath": log_path(store, c.id),
+        "Name": "/" + c.name,
+        "RestartCount": st.restart_count,
+        "Driver": "overlayfs",
+        "Platform": "linux",
+        "HostConfig": host,
+        "Mounts": mounts,
+        "Config": cfg,
+        "NetworkSettings": _network_settings(store, c, st),
+    }
+
+
+def _network_settings(store: Store, c: Container, st) -> dict:
+    """docker's NetworkSettings: the CNI attachments while the container runs; for none and
+    host one entry of that name, as docker shows them."""
+    from nerdpy.engine.network.container import network_mode, uses_cni
+
+    exposed = list(((c.spec.get("_image_config") or {}).get("ExposedPorts") or {}).keys())
+    if uses_cni(c.spec) and st.running:
+        from nerdpy.engine.network.views import network_settings
+
+        return network_settings(store, c.id, exposed)
+    out = {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {p: None for p in exposed},
+           "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "", "EndpointID": "",
+           "Networks": {}}
+    mode = network_mode(c.spec)
+    if mode in ("none", "host"):
+        out["Networks"][mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
+                                 "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                                 "MacAddress": ""}
+    return out

@@ -1,0 +1,837 @@
+"""Container lifecycle: create, start (through the monitor), stop, kill, remove, wait, cleanup.
+
+Every step that makes host state undoes it when a later step fails, so a failed `create` or
+`run` leaves no mount, no DB row, no snapshot and no runc state behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal as _signal
+import socket
+import sys
+import time
+from dataclasses import asdict
+
+from nerdpy.engine.containers.records import (
+    CommandNotFound,
+    CommandNotInvokable,
+    Container,
+    ContainerSpec,
+    _valid_name,
+    container_dir,
+    container_state,
+    find_container,
+    log_path,
+    random_name,
+    run_dir,
+    runc_root,
+    snapshot_key,
+)
+from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
+from nerdpy.engine.store import Store
+
+MONITOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "monitor", "monitor.py")
+# where `import nerdpy` works from, also for an editable install (whose .pth hook the
+# monitor's `python -S` does not run)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+# create -----------------------------------------------------------------------------------
+def create_container(store: Store, spec: ContainerSpec) -> Container:
+    """Record a container and prepare its writable layer. The image must be in the store."""
+    from nerdpy.engine.images.image import image_chain_id, image_config, resolve_image
+
+    image = resolve_image(store, spec.image)
+    config = image_config(store, image)
+    if spec.name is not None and not _valid_name(spec.name):
+        raise InvalidArgument(f"invalid container name {spec.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    workdir = spec.workdir or (config.get("config") or {}).get("WorkingDir") or "/"
+    from nerdpy.engine.containers.oci import check_workdir
+
+    check_workdir(workdir)  # absolute, and never under /proc however spelled
+    args = _command(spec, config)
+    if not args:
+        raise InvalidArgument("no command specified")
+    from nerdpy.engine.network.container import check_network_spec
+
+    check_network_spec(store, asdict(spec), config.get("config") or {})
+    cid = secrets.token_hex(32)
+    record = asdict(spec)
+    record["_args"] = args
+    record["_workdir"] = workdir
+    record["_image_config"] = dict(config.get("config") or {})
+    if spec.expose:  # --expose adds to the image's ExposedPorts (what -P publishes)
+        exposed = dict(record["_image_config"].get("ExposedPorts") or {})
+        for e in spec.expose:
+            port, _, proto = e.partition("/")
+            if not port.replace("-", "").isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+                raise InvalidArgument(f"invalid range format for --expose: {e}")
+            exposed[f"{port}/{proto or 'tcp'}"] = {}
+        record["_image_config"]["ExposedPorts"] = exposed
+    if spec.pid and spec.pid != "host" and not spec.pid.startswith("container:"):
+        raise InvalidArgument(f"invalid PID mode {spec.pid!r}: use host or container:<name|id>")
+    record["_image_name"] = image.name
+    parent = image_chain_id(store, image)
+    key = snapshot_key(store, cid)
+    cdir = container_dir(store, cid)
+    with store.gc_lock(exclusive=False):
+        # the writable layer and the directory before the row: a create killed midway leaves at
+        # worst a layer and a directory that no container owns (`system check` warns, --repair
+        # removes them), never a recorded container without a writable layer, which cannot start
+        store.snapshots.prepare(key, parent)
+        try:
+            os.makedirs(os.path.join(cdir, "rootfs"), mode=0o711, exist_ok=True)
+            name = spec.name
+            for attempt in range(10):
+                name = spec.name or random_name()
+                with store.db.write() as cur:
+                    clash = cur.execute("SELECT id FROM containers WHERE namespace = ? AND name = ?",
+                                        (store.namespace, name)).fetchone()
+                    if clash is not None:
+                        if spec.name:
+                            raise Conflict(
+                                f'the container name "/{name}" is already in use by container '
+                                f'"{clash["id"]}". You have to remove (or rename) that container '
+                                "to be able to reuse that name")
+                        continue
+                    cur.execute(
+                        "INSERT INTO containers(namespace, id, name, image, image_id, config, created_at)"
+                        " VALUES (?,?,?,?,?,?,?)",
+                        (store.namespace, cid, name, spec.image, image.config, json.dumps(record), time.time()),
+                    )
+                break
+        except BaseException:
+            store.snapshots.remove_active(key)
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise
+        try:
+            c = find_container(store, cid)
+            # volumes exist from create on (anonymous ones get their names here), as docker's do
+            from nerdpy.engine.containers.volumes import assign_anonymous_volumes, create_volume
+
+            assign_anonymous_volumes(store, c)
+            for m in find_container(store, cid).spec.get("mounts") or []:
+                if m.get("type") == "volume" and m.get("source"):
+                    create_volume(store, m["source"], anonymous=bool((m.get("options") or {}).get("anonymous")))
+        except BaseException:
+            _remove_everything(store, cid, volumes=True)
+            raise
+    c = find_container(store, cid)
+    _event(store, c, "create")
+    return c
+
+
+def _command(spec: ContainerSpec, config: dict) -> list[str]:
+    cfg = config.get("config") or {}
+    if spec.entrypoint is not None:
+        entry = list(spec.entrypoint)
+        cmd = list(spec.cmd) if spec.cmd else []
+    else:
+        entry = list(cfg.get("Entrypoint") or [])
+        cmd = list(spec.cmd) if spec.cmd else list(cfg.get("Cmd") or [])
+    return entry + cmd
+
+
+# start ------------------------------------------------------------------------------------
+class StartHandle:
+    """A container whose monitor is ready to start it: attach now, then call `start()` (the
+    monitor then creates and starts it with one `runc run --detach`)."""
+
+    def __init__(self, store: Store, container: Container, sync: socket.socket):
+        self.store = store
+        self.container = container
+        self.sync = sync
+
+    def start(self) -> int:
+        _send(self.sync, {"start": True})
+        reply = _recv(self.sync, timeout=60)
+        self.sync.close()
+        if reply is None or "error" in reply:
+            msg = (reply or {}).get("error", "the monitor exited before starting the container")
+            cleanup_container(self.store, self.container.id, after_failure=True)
+            raise _start_error(msg)
+        _event(self.store, self.container, "start")
+        return reply["started"]
+
+    def abort(self) -> None:
+        try:
+            _send(self.sync, {"start": False})
+            self.sync.close()
+        finally:
+            cleanup_container(self.store, self.container.id, after_failure=True)
+
+
+def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
+    """Mount the rootfs, write the bundle and start the container's monitor, which listens for
+    attaching clients until `start()`."""
+    state = container_state(store, c)
+    if state.running:
+        raise Conflict(f"container {c.name} is already running")
+    rdir = run_dir(store, c.id)
+    cdir = container_dir(store, c.id)
+    os.makedirs(rdir, mode=0o700, exist_ok=True)
+    for stale in ("stop-requested", "paused", "monitor.pid"):
+        try:
+            os.unlink(os.path.join(rdir, stale))
+        except FileNotFoundError:
+            pass
+    try:
+        os.unlink(os.path.join(cdir, "state.json"))
+    except FileNotFoundError:
+        pass
+    try:
+        rootfs = _mount_rootfs(store, c)
+        from nerdpy.engine.network.container import setup_network
+
+        netns = setup_network(store, c, _hostname(c), os.path.join(cdir, "hosts"))
+        spec = _build_spec(store, c, rootfs, netns)
+        _write_json(os.path.join(cdir, "config.json"), spec)
+        mon_cfg = _monitor_config(store, c)
+        mon_path = os.path.join(rdir, "monitor.json")
+        _write_json(mon_path, mon_cfg)
+        from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
+
+        if monitor is None:  # `run` starts one ahead of time (MonitorSpawn); others here
+            monitor = spawn_monitor()
+        parent_sock = monitor.sock
+        _send(parent_sock, {"config": mon_path})
+        monitor.proc.wait()
+        reply = _recv(parent_sock, timeout=60)
+        if reply is None or "error" in reply:
+            parent_sock.close()
+            raise _start_error((reply or {}).get("error", "the monitor failed to start"))
+        return StartHandle(store, c, parent_sock)
+    except BaseException:
+        if monitor is not None:
+            try:
+                monitor.close()
+            except OSError:
+                pass
+        cleanup_container(store, c.id, after_failure=True)
+        raise
+
+
+def start_container(store: Store, c: Container) -> int:
+    return prepare_start(store, c).start()
+
+
+def _start_error(msg: str) -> NerdpyError:
+    low = msg.lower()
+    if "executable file not found" in low or "no such file or directory" in low and "exec" in low:
+        return CommandNotFound(_tidy(msg))
+    if "permission denied" in low and "exec" in low:
+        return CommandNotInvokable(_tidy(msg))
+    return NerdpyError(_tidy(msg))
+
+
+def _tidy(msg: str) -> str:
+    for prefix in ("runc create failed: ", "runc run failed: "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg
+
+
+def _mount_rootfs(store: Store, c: Container) -> str:
+    from nerdpy.engine.snapshots.mount import is_mounted, mount_all
+
+    rootfs = os.path.join(container_dir(store, c.id), "rootfs")
+    os.makedirs(rootfs, mode=0o711, exist_ok=True)
+    if not is_mounted(rootfs):
+        mount_all(store.snapshots.mounts(snapshot_key(store, c.id)), rootfs)
+    return rootfs
+
+
+def _event(store: Store, c: Container, action: str, **extra) -> None:
+    from nerdpy.engine.system.events import record_event
+
+    record_event(store, "container", action, c.id, {"image": c.image, "name": c.name, **extra})
+
+
+def _pid_namespace(store: Store, pid: str) -> str | None:
+    """--pid: "" a new namespace, "host" the host's, "container:X" that running container's."""
+    if not pid:
+        return None
+    if pid == "host":
+        return "host"
+    if pid.startswith("container:"):
+        other = find_container(store, pid.partition(":")[2])
+        state = container_state(store, other)
+        if state.status != "running" or not state.pid:
+            raise Conflict(f"cannot join PID namespace of a non running container: {other.name}")
+        return f"/proc/{state.pid}/ns/pid"
+    raise InvalidArgument(f"invalid PID mode {pid!r}: use host or container:<name|id>")
+
+
+def _hostname(c: Container) -> str:
+    net = c.spec.get("network") or "none"
+    return c.spec.get("hostname") or (os.uname().nodename if net == "host" else c.id[:12])
+
+
+def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = None) -> dict:
+    from nerdpy.engine.containers.etcfiles import hosts_file, lookup_user, resolv_conf, write_atomic
+    from nerdpy.engine.containers.oci import SpecOptions, build_spec
+    from nerdpy.engine.containers.volumes import oci_mounts
+
+    s = c.spec
+    img = s.get("_image_config") or {}
+    uid, gid, gids, home = lookup_user(rootfs, s.get("user") or img.get("User") or "", s.get("group_add") or [])
+    net = s.get("network") or "none"
+    hostname = _hostname(c)
+    env = _container_env(img.get("Env") or [], s.get("env") or [], hostname, bool(s.get("tty")), home)
+    cdir = container_dir(store, c.id)
+    write_atomic(os.path.join(cdir, "hostname"), hostname + "\n")
+    from nerdpy.engine.network.container import uses_cni
+
+    if not uses_cni(s):  # with CNI, attaching wrote /etc/hosts (and keeps it current)
+        from nerdpy.engine.network.hosts import host_hosts, parse_add_host
+
+        extra = [parse_add_host(h) for h in s.get("extra_hosts") or []]
+        if net == "host":
+            text = host_hosts(extra)
+        else:  # none, container:X (host-gateway means the host, here as in host mode)
+            text = hosts_file(hostname, extra=[(n, "127.0.0.1" if ip == "host-gateway" else ip)
+                                               for n, ip in extra])
+        write_atomic(os.path.join(cdir, "hosts"), text)
+    write_atomic(os.path.join(cdir, "resolv.conf"),
+                 resolv_conf(net == "host", s.get("dns") or [], s.get("dns_search") or [], s.get("dns_options") or []))
+    mounts = [
+        {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(cdir, "hostname"), "options": ["rbind", "rprivate"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(cdir, "hosts"), "options": ["rbind", "rprivate"]},
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": os.path.join(cdir, "resolv.conf"), "options": ["rbind", "rprivate"]},
+    ]
+    if s.get("read_only"):
+        # docker: with a read-only root these stay writable only if the user made them so
+        for m in mounts:
+            m["options"].append("ro")
+    user_mounts = oci_mounts(store, c, rootfs)
+    for want, got in zip(s.get("mounts") or [], user_mounts):
+        if want.get("type") == "tmpfs":
+            got["options"] = _tmpfs_options(want)
+    mounts += user_mounts
+    args = list(s["_args"])
+    if s.get("init"):
+        tini = _init_binary()
+        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": tini, "options": ["bind", "ro"]})
+        args = ["/sbin/docker-init", "--"] + args
+    seccomp, nnp = _security_opts(s.get("security_opt") or [])
+    devices = [_device(d) for d in s.get("devices") or []]
+    o = SpecOptions(
+        rootfs=rootfs,
+        args=args,
+        env=env,
+        cwd=s["_workdir"],
+        uid=uid, gid=gid, additional_gids=gids,
+        terminal=bool(s.get("tty")),
+        hostname=hostname,
+        domainname=s.get("domainname") or "",
+        readonly_rootfs=bool(s.get("read_only")),
+        privileged=bool(s.get("privileged")),
+        cap_add=s.get("cap_add") or [],
+        cap_drop=s.get("cap_drop") or [],
+        seccomp=seccomp,
+        no_new_privileges=nnp,
+        mounts=mounts,
+        netns=netns,
+        pidns=_pid_namespace(store, s.get("pid") or ""),
+        memory=s.get("memory"),
+        memory_swap=s.get("memory_swap"),
+        memory_reservation=s.get("memory_reservation"),
+        cpus=s.get("cpus"),
+        cpu_shares=s.get("cpu_shares"),
+        pids_limit=s.get("pids_limit"),
+        ulimits=[tuple(u) for u in s.get("ulimits") or []],
+        shm_size=s.get("shm_size") or (64 << 20),
+        sysctls=s.get("sysctls") or {},
+        devices=devices,
+        cgroups_path=_cgroups_path(store, c.id),
+        oom_score_adj=s.get("oom_score_adj"),
+    )
+    return build_spec(o)
+
+
+def _container_env(image_env: list[str], user_env: list[str], hostname: str, tty: bool, home: str) -> list[str]:
+    """moby's CreateDaemonEnvironment: PATH and HOSTNAME (and TERM with -t) first, then the
+    image's and the user's variables replacing or appending; HOME last when nobody set it
+    (runc's rule, from the user's passwd entry)."""
+    env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", f"HOSTNAME={hostname}"]
+    if tty:
+        env.append("TERM=xterm")
+    env = _merge_env(env, list(image_env) + list(user_env))
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    return env
+
+
+def _tmpfs_options(m: dict) -> list[str]:
+    """docker's tmpfs mounts (--tmpfs and --mount type=tmpfs): noexec, nosuid, nodev by default,
+    then the user's options, the later one winning (moby's MergeTmpfsOptions)."""
+    opts = m.get("options") or {}
+    raw = ["noexec", "nosuid", "nodev"]
+    raw += list(opts.get("data") or [])
+    if opts.get("size"):
+        raw.append(f"size={opts['size']}")
+    if opts.get("mode"):
+        raw.append(f"mode={opts['mode']}")
+    if m.get("readonly"):
+        raw.append("ro")
+    pairs = {"exec": "noexec", "noexec": "exec", "suid": "nosuid", "nosuid": "suid", "dev": "nodev",
+             "nodev": "dev", "ro": "rw", "rw": "ro", "atime": "noatime", "noatime": "atime"}
+    out: list[str] = []
+    for o in raw:
+        key = o.split("=", 1)[0]
+        out = [x for x in out if x.split("=", 1)[0] != key and x != pairs.get(o)]
+        out.append(o)
+    return out
+
+
+def _init_binary() -> str:
+    """docker's --init is tini; Debian's `tini` package has a static build that runs in any image."""
+    for path in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init"):
+        if os.path.exists(path):
+            return path
+    found = shutil.which("tini-static") or shutil.which("docker-init")
+    if found:
+        return found
+    raise InvalidArgument("--init needs a static tini on the host (Debian: apt-get install tini)")
+
+
+def _security_opts(opts: list[str]) -> tuple[str, bool]:
+    """--security-opt: seccomp=unconfined|PATH, no-new-privileges[=|:true|false]; apparmor and
+    label are accepted and ignored (no AppArmor or SELinux here)."""
+    seccomp, nnp = "default", False
+    for opt in opts:
+        if opt == "no-new-privileges":
+            nnp = True
+            continue
+        if "=" in opt:
+            k, _, v = opt.partition("=")
+        else:
+            k, _, v = opt.partition(":")
+        if k == "seccomp" and v:
+            seccomp = v
+        elif k == "no-new-privileges" and v in ("true", "false", "1", "0"):
+            nnp = v in ("true", "1")
+        elif k in ("apparmor", "label", "systempaths", "mask", "unmask") and v:
+            pass
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    return seccomp, nnp
+
+
+def _device(text: str) -> dict:
+    """--device HOST[:CONTAINER][:PERMISSIONS] (permissions a combination of r, w and m)."""
+    import stat as _stat
+
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise InvalidArgument(f"invalid device specification: {text}")
+    host = parts[0]
+    dest, access = host, "rwm"
+    if len(parts) == 2:
+        if parts[1].startswith("/"):
+            dest = parts[1]
+        else:
+            access = parts[1]
+    elif len(parts) == 3:
+        dest, access = parts[1], parts[2]
+    if not host.startswith("/") or not dest.startswith("/"):
+        raise InvalidArgument(f"invalid device specification: {text}: paths must be absolute")
+    if not access or any(ch not in "rwm" for ch in access):
+        raise InvalidArgument(f"invalid device mode {access!r} in {text}: a combination of r, w and m")
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: {e.strerror}") from None
+    if _stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif _stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: not a device node")
+    return {"path": host, "container_path": dest, "type": kind, "major": os.major(st.st_rdev),
+            "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777,
+            "uid": st.st_uid, "gid": st.st_gid}
+
+
+def _merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """Replace-or-append, keeping the first position of each name. A bare NAME (only from
+    records made before names were resolved at create) takes this process's value, if any."""
+    out: dict[str, str] = {}
+    for e in list(base) + list(extra):
+        k, sep, v = e.partition("=")
+        if not sep:
+            val = os.environ.get(k)
+            if val is None:
+                continue
+            v = val
+        out[k] = v
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def _monitor_config(store: Store, c: Container) -> dict:
+    from nerdpy.engine.runtime.runc import runc_path
+
+    s = c.spec
+    restart = parse_restart(s.get("restart") or "no")
+    hc = effective_healthcheck(s)
+    opts = s.get("log_opts") or {}
+    return {
+        "id": c.id,
+        "dir": container_dir(store, c.id),
+        "run_dir": run_dir(store, c.id),
+        "bundle": container_dir(store, c.id),
+        "runc": runc_path(store.settings.runc),
+        "runc_root": runc_root(store),
+        "log_path": log_path(store, c.id),
+        "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,
+        "log_max_file": int(opts.get("max-file", "1")),
+        "tty": bool(s.get("tty")),
+        "stdin": bool(s.get("stdin_open")),
+        "stdin_once": bool(s.get("stdin_once")),
+        "restart": restart,
+        "healthcheck": hc,
+        "auto_remove": bool(s.get("auto_remove")),
+        "event": {"data_root": store.data_root, "namespace": store.namespace,
+                  "attributes": {"image": c.image, "name": c.name}},
+        "engine": {"sys_path": [_PACKAGE_PARENT] + [p for p in sys.path if p],
+                   "settings": _settings_overrides(store)},
+        "cleanup": [sys.executable, "-m", "nerdpy", "--data-root", store.data_root, "-n", store.namespace,
+                    "container", "cleanup", c.id],
+        "cleanup_env": {"NERDPY_RUN_ROOT": store.settings.run_root},
+    }
+
+
+def _settings_overrides(store: Store) -> dict:
+    # everything, so that the monitor tears down with exactly the settings the CLI set up with
+    from dataclasses import asdict as _asdict
+
+    return _asdict(store.settings)
+
+
+def finish_container(overrides: dict, cid: str, remove: bool) -> None:
+    """What the monitor runs, in its own process, once a container has stopped for good:
+    unmount its rootfs and, for `--rm`, remove it."""
+    from nerdpy.engine.config import load_settings
+    from nerdpy.engine.store import open_store
+
+    # the overrides carry every setting: no config file or environment to read
+    store = open_store(load_settings(overrides, env={"NERDPY_CONFIG": "/nonexistent"}))
+    try:
+        cleanup_container(store, cid, after_failure=not remove, runc_deleted=True)
+    finally:
+        store.close()
+
+
+def parse_restart(text: str) -> dict:
+    name, _, count = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy {text!r}")
+    if count and name != "on-failure":
+        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count only with on-failure")
+    if count and not count.isdigit():
+        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count must be a number")
+    return {"name": name, "max": int(count or 0)}
+
+
+def effective_healthcheck(s: dict) -> dict | None:
+    """The healthcheck the monitor runs: flags over the image's HEALTHCHECK; seconds, not ns."""
+    if s.get("no_healthcheck"):
+        return None
+    img = (s.get("_image_config") or {}).get("Healthcheck") or {}
+    mine = s.get("healthcheck") or {}
+    test = mine.get("Test") or img.get("Test")
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] not in ("CMD", "CMD-SHELL"):
+        test = ["CMD"] + list(test)
+
+    def secs(key: str, default: float) -> float:
+        v = mine.get(key) or img.get(key)
+        return v / 1e9 if v else default
+
+    return {
+        "test": test,
+        "interval": secs("Interval", 30.0),
+        "timeout": secs("Timeout", 30.0),
+        "start_period": secs("StartPeriod", 0.0),
+        "retries": mine.get("Retries") or img.get("Retries") or 3,
+    }
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().lower()
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    if t.endswith("ib"):
+        t = t[:-2]
+    elif t.endswith("b") and len(t) > 1 and t[-2] in units:
+        t = t[:-1]
+    mult = 1
+    if t and t[-1] in units:
+        mult = units[t[-1]]
+        t = t[:-1]
+    try:
+        value = float(t)
+    except ValueError:
+        raise InvalidArgument(f"invalid size: {text!r}") from None
+    if value < 0:
+        raise InvalidArgument(f"invalid size: {text!r}")
+    return int(value * mult)
+
+
+def _write_json(path: str, obj: dict) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.rename(tmp, path)
+
+
+def _send(sock: socket.socket, obj: dict) -> None:
+    try:
+        sock.sendall(json.dumps(obj).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _recv(sock: socket.socket, timeout: float) -> dict | None:
+    sock.settimeout(timeout)
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    except OSError:
+        return None
+    try:
+        return json.loads(buf) if buf.strip() else None
+    except ValueError:
+        return None
+
+
+# stop, kill, wait -------------------------------------------------------------------------
+SIGNALS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
+           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(_signal, name), int)}
+
+
+def parse_signal(text: str) -> int:
+    t = text.strip().upper()
+    if t.isdigit():
+        return int(t)
+    if t.startswith("SIG"):
+        t = t[3:]
+    if t not in SIGNALS:
+        raise InvalidArgument(f"invalid signal: {text}")
+    return SIGNALS[t]
+
+
+def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
+    from nerdpy.engine.runtime.runc import Runc
+
+    state = container_state(store, c)
+    if not state.running or state.status == "restarting":
+        raise Conflict(f"cannot kill container: {c.name} is not running")
+    if state.status == "paused":
+        raise Conflict(f"cannot kill container: {c.name}: container is paused, "
+                       "unpause the container before stopping or killing")
+    num = parse_signal(sig)
+    Runc(runc_root(store), store.settings.runc).kill(c.id, str(num))
+    _event(store, c, "kill", signal=num)
+
+
+def _thaw(store: Store, c: Container) -> None:
+    """Resume a paused container (stop and rm -f do, as docker does; a frozen process would
+    never see its signal)."""
+    from nerdpy.engine.runtime.runc import Runc
+
+    try:
+        Runc(runc_root(store), store.settings.runc).resume(c.id)
+    except NerdpyError:
+        pass
+    try:
+        os.unlink(os.path.join(run_dir(store, c.id), "paused"))
+    except FileNotFoundError:
+        pass
+
+
+def request_stop(store: Store, c: Container) -> None:
+    rdir = run_dir(store, c.id)
+    os.makedirs(rdir, exist_ok=True)
+    open(os.path.join(rdir, "stop-requested"), "w").close()
+
+
+def stop_container(store: Store, c: Container, timeout: int | None = None, sig: str | None = None) -> None:
+    """docker stop: the stop signal, then SIGKILL after the timeout. Honoured by restart policies."""
+    from nerdpy.engine.runtime.runc import Runc
+
+    state = container_state(store, c)
+    request_stop(store, c)
+    if not state.running:
+        return
+    if timeout is None:
+        timeout = c.spec.get("stop_timeout") if c.spec.get("stop_timeout") is not None else 10
+    sig = sig or c.spec.get("stop_signal") or (c.spec.get("_image_config") or {}).get("StopSignal") or "TERM"
+    runc = Runc(runc_root(store), store.settings.runc)
+    if state.status == "paused":
+        _thaw(store, c)
+    if timeout is not None and timeout < 0:
+        timeout = None  # docker: a negative timeout waits for as long as it takes
+    watch = _exit_watch(store, c)
+    try:
+        runc.kill(c.id, str(parse_signal(sig)))
+    except NerdpyError:
+        pass
+    if not _await_exit(store, c, watch, timeout):
+        try:
+            runc.kill(c.id, "9", all_=True)
+        except NerdpyError:
+            pass
+        _await_exit(store, c, watch, 30)
+    _event(store, c, "stop")
+
+
+def _exit_watch(store: Store, c: Container):
+    """Wait for the exit on the monitor's socket, taking its final cleanup over (this process
+    has the engine loaded; the monitor would import it first): an ExitWatch, or None."""
+    from nerdpy.engine.runtime.monitor.handoff import ExitWatch
+
+    def cleanup(remove: bool) -> None:
+        cleanup_container(store, c.id, after_failure=not remove, runc_deleted=True)
+
+    return ExitWatch.open(os.path.join(run_dir(store, c.id), "attach.sock"), cleanup)
+
+
+def _await_exit(store: Store, c: Container, watch, timeout: float | None) -> bool:
+    """True once the container is stopped for good, False on timeout."""
+    if watch is not None:
+        done, _ = watch.wait(timeout)
+        if not done:
+            return False
+        watch.close()
+        timeout = 5  # the monitor has recorded the final state (or is gone): only read it
+    # no monitor to ask (or it went away without a word): the recorded state says
+    return wait_container(store, c, timeout=timeout) is not None or not container_state(store, c).running
+
+
+def wait_container(store: Store, c: Container, timeout: float | None = None) -> int | None:
+    """Wait until the container is not running; its exit code, or None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        state = container_state(store, c)
+        if not state.running:
+            if state.status == "created":
+                return None if timeout is not None and timeout <= 0 else state.exit_code
+            return state.exit_code
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+# cleanup and removal ----------------------------------------------------------------------
+def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_deleted: bool = False) -> None:
+    """What runs when a container stops (the monitor calls it): delete the runc state, unmount
+    the rootfs and, for `--rm`, remove the container. Safe to run more than once."""
+    from nerdpy.engine.containers.records import ContainerNotFound
+    from nerdpy.engine.snapshots.mount import MNT_DETACH, mounted_under, unmount
+    from nerdpy.engine.runtime.runc import Runc
+
+    try:
+        c = find_container(store, cid)
+    except ContainerNotFound:
+        c = None
+    if not runc_deleted:
+        try:
+            Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+        except NerdpyError:
+            pass
+    from nerdpy.engine.network.container import teardown_network
+
+    teardown_network(store, cid, c.spec if c is not None else None)
+    for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
+        unmount(point, MNT_DETACH)
+    # `--rm`: removed when it exits, and also when it could not be started (as docker does)
+    if c is not None and c.spec.get("auto_remove"):
+        if after_failure or not monitor_busy_restarting(store, c):
+            _remove_everything(store, c.id, volumes=True, runc_deleted=runc_deleted)
+
+
+def monitor_busy_restarting(store: Store, c: Container) -> bool:
+    return container_state(store, c).status == "restarting"
+
+
+def remove_container(store: Store, c: Container, force: bool = False, volumes: bool = False) -> None:
+    state = container_state(store, c)
+    if state.running:
+        if not force:
+            raise Conflict(
+                f"cannot remove container {c.name}: container is {state.status}: "
+                "stop the container before removing or force remove")
+        request_stop(store, c)
+        from nerdpy.engine.runtime.runc import Runc
+
+        if state.status == "paused":
+            _thaw(store, c)
+        watch = _exit_watch(store, c)
+        try:
+            Runc(runc_root(store), store.settings.runc).kill(c.id, "9", all_=True)
+        except NerdpyError:
+            pass
+        _await_exit(store, c, watch, 10)
+    _remove_everything(store, c.id, volumes=volumes)
+
+
+def _remove_cgroups(store: Store, cid: str, root: str = "/sys/fs/cgroup") -> None:
+    """The container's (empty) cgroups, in every hierarchy. `runc delete` removes them, but
+    not when runc's state is gone (after a reboot, or a run root deleted under it)."""
+    leaf = _cgroups_path(store, cid).strip("/")
+    try:
+        hierarchies = [""] + os.listdir(root)
+    except OSError:
+        return
+    for h in hierarchies:
+        try:
+            os.rmdir(os.path.join(root, h, leaf))
+        except OSError:
+            pass
+
+
+def _cgroups_path(store: Store, cid: str) -> str:
+    return f"/nerdpy/{store.namespace}-{cid[:12]}"
+
+
+def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_deleted: bool = False) -> None:
+    from nerdpy.engine.snapshots.mount import MNT_DETACH, mounted_under, unmount
+    from nerdpy.engine.runtime.runc import Runc
+
+    if not runc_deleted:  # the monitor has done it already when it removes a --rm container
+        try:
+            Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+        except NerdpyError:
+            pass
+    _remove_cgroups(store, cid)
+    cdir = container_dir(store, cid)
+    row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    from nerdpy.engine.network.container import teardown_network
+
+    teardown_network(store, cid, json.loads(row["config"]) if row is not None else None)
+    for point in mounted_under(cdir):
+        unmount(point, MNT_DETACH)
+    with store.db.write() as cur:
+        cur.execute("DELETE FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    if row is not None:
+        from nerdpy.engine.system.events import record_event
+
+        rec = json.loads(row["config"])
+        record_event(store, "container", "destroy", cid, {"image": rec.get("image"), "name": rec.get("name")})
+    store.snapshots.remove_active(snapshot_key(store, cid))
+    shutil.rmtree(cdir, ignore_errors=True)
+    shutil.rmtree(run_dir(store, cid), ignore_errors=True)
+    if volumes and row is not None:
+        from nerdpy.engine.containers.volumes import remove_anonymous_volumes
+
+        remove_anonymous_volumes(store, json.loads(row["config"]))

@@ -1,0 +1,1 @@
+"""The content store (blobs by digest), the metadata database and garbage collection."""

@@ -1,0 +1,1 @@
+"""Images: names and tags, an image's documents, history, commit, import, save and load."""

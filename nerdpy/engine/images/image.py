@@ -1,0 +1,333 @@
+"""The image store: names -> manifest digests per namespace, and what users do with images
+(list, look up, inspect, tag, remove, prune) plus garbage collection of unreferenced content.
+
+An image row names a target (a manifest or an index) and records the platform manifest used
+by default and its config digest, which is the image ID (as in docker). A name that moves to
+another image leaves the old one behind as a dangling image (`<none>:<none>` in `images`)
+named by its target digest, as docker does; `image prune` removes those.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, InvalidReference
+from nerdpy.engine.store import Store
+
+DANGLING_PREFIX = "sha256:"  # dangling images are stored under their target digest
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str          # normalised reference, or the target digest for a dangling image
+    target: str        # digest of the manifest or index the name points at
+    media_type: str
+    size: int          # size of the target document
+    manifest: str      # platform manifest digest
+    config: str        # config digest == image ID
+    created_at: float  # when the name was stored
+
+    @property
+    def id(self) -> str:
+        return self.config
+
+    @property
+    def dangling(self) -> bool:
+        return self.name.startswith(DANGLING_PREFIX)
+
+
+def _row(r) -> Image:
+    return Image(r["name"], r["target"], r["media_type"], r["size"], r["manifest"], r["config"], r["created_at"])
+
+
+def list_images(store: Store) -> list[Image]:
+    rows = store.db.query("SELECT * FROM images WHERE namespace = ? ORDER BY created_at DESC", (store.namespace,))
+    return [_row(r) for r in rows]
+
+
+def get_image(store: Store, name: str) -> Image | None:
+    r = store.db.query_one("SELECT * FROM images WHERE namespace = ? AND name = ?", (store.namespace, name))
+    return _row(r) if r else None
+
+
+def put_image(store: Store, name: str, target: str, media_type: str, size: int, manifest: str, config: str) -> None:
+    """Point `name` at an image; an image the name leaves without any name becomes dangling."""
+    now = time.time()
+    with store.db.write() as cur:
+        old = cur.execute(
+            "SELECT * FROM images WHERE namespace = ? AND name = ?", (store.namespace, name)
+        ).fetchone()
+        cur.execute(
+            "INSERT INTO images(namespace, name, target, media_type, size, manifest, config, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(namespace, name) DO UPDATE SET target=excluded.target,"
+            " media_type=excluded.media_type, size=excluded.size, manifest=excluded.manifest,"
+            " config=excluded.config, updated_at=excluded.updated_at,"
+            " created_at=CASE WHEN images.target = excluded.target THEN images.created_at ELSE excluded.created_at END",
+            (store.namespace, name, target, media_type, size, manifest, config, now, now),
+        )
+        # a dangling record of the same target is superseded by the name
+        cur.execute("DELETE FROM images WHERE namespace = ? AND name = ?", (store.namespace, target))
+        if old is not None and old["target"] != target and not name.startswith(DANGLING_PREFIX):
+            still = cur.execute(
+                "SELECT 1 FROM images WHERE namespace = ? AND target = ? LIMIT 1", (store.namespace, old["target"])
+            ).fetchone()
+            if still is None:
+                cur.execute(
+                    "INSERT OR IGNORE INTO images(namespace, name, target, media_type, size, manifest, config,"
+                    " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (store.namespace, old["target"], old["target"], old["media_type"], old["size"],
+                     old["manifest"], old["config"], old["created_at"], now),
+                )
+
+
+def read_json(store: Store, digest: str) -> dict:
+    return json.loads(store.content.read(digest))
+
+
+def image_config(store: Store, image: Image) -> dict:
+    return read_json(store, image.config)
+
+
+def image_manifest(store: Store, image: Image) -> dict:
+    return read_json(store, image.manifest)
+
+
+def image_chain_id(store: Store, image: Image) -> str | None:
+    """The chain ID of the image's top layer (None for an image without layers)."""
+    from nerdpy.engine.snapshots.overlay import chain_ids
+
+    diff_ids = image_config(store, image).get("rootfs", {}).get("diff_ids", [])
+    ids = chain_ids(diff_ids)
+    return ids[-1] if ids else None
+
+
+def image_size(store: Store, image: Image) -> int:
+    """Unpacked size (sum of the layers' file content), or the compressed size if not unpacked."""
+    top = image_chain_id(store, image)
+    if top is not None and store.snapshots.exists(top):
+        return store.snapshots.usage(top)
+    return sum(layer.get("size", 0) for layer in image_manifest(store, image).get("layers", []))
+
+
+def lookup_images(store: Store, query: str) -> list[Image]:
+    """Find images by name, `name@digest`, full digest (ID or target), or ID prefix (docker's rules:
+    a name wins over an ID prefix)."""
+    from nerdpy.engine.distribution.reference import parse_reference
+
+    if not query:
+        raise InvalidArgument("image name must not be empty")
+    images = list_images(store)
+    try:
+        ref = parse_reference(query)
+    except InvalidReference:
+        ref = None
+    if ref is not None:
+        name = str(ref)
+        found = [i for i in images if i.name == name]
+        if found:
+            return found
+        if ref.digest:
+            found = [i for i in images if i.target == ref.digest and _same_repo(i.name, ref.name)]
+            if found:
+                return found
+    q = query.lower()
+    if q.startswith("sha256:"):
+        hexq = q[7:]
+    else:
+        hexq = q
+    if 0 < len(hexq) <= 64 and all(c in "0123456789abcdef" for c in hexq):
+        by_id = [i for i in images if i.config[7:].startswith(hexq)]
+        if len({i.config for i in by_id}) > 1:
+            raise InvalidArgument(f"{query}: ambiguous image ID prefix, use more characters")
+        if by_id:
+            return by_id
+        by_target = [i for i in images if i.target[7:].startswith(hexq) and len(hexq) >= 12]
+        if by_target:
+            return by_target
+    return []
+
+
+def _same_repo(name: str, repo: str) -> bool:
+    return name.startswith(repo + ":") or name.startswith(repo + "@")
+
+
+def resolve_image(store: Store, query: str) -> Image:
+    found = lookup_images(store, query)
+    if not found:
+        raise ImageNotFound(f"no such image: {query}")
+    return found[0]
+
+
+def tag_image(store: Store, source: str, target: str) -> Image:
+    from nerdpy.engine.distribution.reference import parse_reference
+
+    image = resolve_image(store, source)
+    ref = parse_reference(target)
+    if ref.digest:
+        raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+    put_image(store, str(ref), image.target, image.media_type, image.size, image.manifest, image.config)
+    return image
+
+
+def remove_image(store: Store, query: str, force: bool = False, in_use: set[str] | None = None) -> list[str]:
+    """docker rmi: untag the name; delete the image when no name is left.
+    Returns docker's report lines ("Untagged: ...", "Deleted: ...").
+    `in_use` holds image IDs used by containers (they block removal unless forced)."""
+    from nerdpy.engine.distribution.reference import parse_reference
+
+    found = lookup_images(store, query)
+    if not found:
+        raise ImageNotFound(f"no such image: {query}")
+    image_id = found[0].config
+    by_name = False
+    try:
+        by_name = any(i.name == str(parse_reference(query)) for i in found)
+    except InvalidReference:
+        pass
+    all_same = [i for i in list_images(store) if i.config == image_id]
+    if by_name:
+        doomed = [i for i in found if i.name == str(parse_reference(query))]
+    else:
+        doomed = all_same
+        named = {i.name for i in all_same if not i.dangling}
+        if len(named) > 1 and not force:
+            raise Conflict(
+                f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
+                "image is referenced in multiple repositories"
+            )
+    remaining = [i for i in all_same if i not in doomed]
+    if not remaining and in_use and image_id in in_use and not force:
+        raise Conflict(
+            f"conflict: unable to remove repository reference {query!r} (must force) - "
+            f"container is using its referenced image {image_id[7:19]}"
+        )
+    lines = []
+    with store.db.write() as cur:
+        for i in doomed:
+            cur.execute("DELETE FROM images WHERE namespace = ? AND name = ?", (store.namespace, i.name))
+    for i in doomed:
+        if not i.dangling:
+            lines.append(f"Untagged: {_familiar(i.name)}")
+            if "@" not in i.name:
+                lines.append(f"Untagged: {_familiar(i.name.rsplit(':', 1)[0])}@{i.target}")
+    if not remaining:
+        lines.append(f"Deleted: {image_id}")
+    return lines
+
+
+def _familiar(name: str) -> str:
+    from nerdpy.engine.distribution.reference import parse_reference
+
+    try:
+        return parse_reference(name, default_tag=None).familiar()
+    except InvalidReference:
+        return name
+
+
+def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None = None) -> tuple[list[str], int]:
+    """Remove dangling images (all unused images with `all_images`). Returns (report lines, bytes freed)."""
+    in_use = in_use or set()
+    lines: list[str] = []
+    doomed = [i for i in list_images(store) if (all_images or i.dangling) and i.config not in in_use]
+    if not doomed:
+        return [], 0
+    before = _store_bytes(store)
+    with store.db.write() as cur:
+        for i in doomed:
+            cur.execute("DELETE FROM images WHERE namespace = ? AND name = ?", (store.namespace, i.name))
+    ids = []
+    for i in doomed:
+        if not i.dangling:
+            lines.append(f"untagged: {_familiar(i.name)}")
+        if i.config not in ids:
+            ids.append(i.config)
+    lines += [f"deleted: {i}" for i in ids]
+    collect_garbage(store)
+    return lines, max(0, before - _store_bytes(store))
+
+
+def _store_bytes(store: Store) -> int:
+    total = sum(store.content.size(d) for d in store.content.list())
+    total += sum(s.size for s in store.snapshots.list())
+    return total
+
+
+# garbage collection ------------------------------------------------------------------------
+def referenced_content(store: Store) -> tuple[set[str], set[str]]:
+    """Blobs and chain IDs reachable from every image of every namespace."""
+    from nerdpy.engine.snapshots.overlay import chain_ids
+
+    blobs: set[str] = set()
+    chains: set[str] = set()
+    targets = {r["target"] for r in store.db.query("SELECT DISTINCT target FROM images")}
+    stack = list(targets)
+    while stack:
+        digest = stack.pop()
+        if digest in blobs:
+            continue
+        blobs.add(digest)
+        if not store.content.exists(digest):
+            continue
+        try:
+            doc = json.loads(store.content.read(digest))
+        except Exception:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if "manifests" in doc:
+            stack += [m["digest"] for m in doc.get("manifests", []) if isinstance(m, dict) and "digest" in m]
+        elif "config" in doc and "layers" in doc:
+            cfg = doc["config"].get("digest")
+            if cfg:
+                blobs.add(cfg)
+                try:
+                    config = json.loads(store.content.read(cfg))
+                    chains.update(chain_ids(config.get("rootfs", {}).get("diff_ids", [])))
+                except Exception:
+                    pass
+            blobs.update(layer["digest"] for layer in doc["layers"] if "digest" in layer)
+    return blobs, chains
+
+
+def collect_garbage(store: Store) -> dict:
+    """Delete blobs and snapshots that no image or container references.
+    Skips (returns {"skipped": True}) while another command is adding content."""
+    with store.gc_lock(exclusive=True, wait=False) as got:
+        if not got:
+            return {"skipped": True}
+        # writable layers no container owns: a create killed between preparing the layer and
+        # recording the container (creates hold the shared lock across both, so none is midway now)
+        owners = {f"{r['namespace']}/{r['id']}" for r in store.db.query("SELECT namespace, id FROM containers")}
+        for key in store.snapshots.active_keys():
+            if key not in owners:
+                store.snapshots.remove_active(key)
+        blobs, chains = referenced_content(store)
+        # parents of active snapshots (containers' writable layers) and their ancestors stay
+        for r in store.db.query("SELECT parent FROM active_snapshots WHERE parent IS NOT NULL"):
+            for s in store.snapshots.chain(r["parent"]):
+                chains.add(s.chain_id)
+        removed_blobs = 0
+        for digest in store.content.list():
+            if digest not in blobs:
+                store.content.delete(digest)
+                removed_blobs += 1
+        store.content.remove_stale_ingests()
+        # remove snapshots leaf first
+        snaps = {s.chain_id: s for s in store.snapshots.list()}
+        removed_snaps = 0
+        changed = True
+        while changed:
+            changed = False
+            parents = {s.parent for s in snaps.values() if s.parent}
+            for cid in list(snaps):
+                if cid not in chains and cid not in parents:
+                    try:
+                        store.snapshots.remove(cid)
+                    except Conflict:
+                        continue
+                    del snaps[cid]
+                    removed_snaps += 1
+                    changed = True
+        orphans = store.snapshots.remove_orphan_dirs()
+        return {"blobs": removed_blobs, "snapshots": removed_snaps, "orphans": orphans}

@@ -1,0 +1,1 @@
+"""The per-container monitor: the process itself, how it is spawned, its wire protocol, the cleanup handoff."""

@@ -1,0 +1,800 @@
+"""The per-container monitor: the one process that stays alive beside a running container.
+
+It plays the role conmon plays for podman. Started by the CLI in a fresh interpreter
+(`python3 -S -E monitor.py CONFIG`, standard library only, so it stays small), it:
+- makes itself a child subreaper, so the container's init process becomes its child;
+- says it is ready on the sync socket, lets the CLI attach, waits for the go-ahead, then runs
+  `runc run --detach` with pipes for stdio (or a console socket for `-t`) and reports the pid
+  or runc's error;
+- writes docker's json-file log with rotation and fans output out to attached clients over a
+  unix socket (docker's 8-byte stream framing);
+- when the container exits: drains the output, fsyncs the log, writes the exit status atomically,
+  runs `runc delete`, applies the restart policy (docker's back-off), runs health checks while
+  the container runs, and at the end runs the cleanup command (unmount, `--rm` removal).
+
+This file must not import nerdpy or anything outside the standard library.
+"""
+import sys
+
+# this file's folder holds engine modules named like the standard library's (inspect, exec,
+# logs...): as a script's folder it would come first on sys.path and shadow them
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+
+import ctypes  # noqa: E402
+import errno  # noqa: E402
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+PR_SET_CHILD_SUBREAPER = 36
+TIOCSWINSZ = 0x5414
+STDIN, STDOUT, STDERR, EXIT = 0, 1, 2, 3
+# client -> monitor frame types
+C_STDIN, C_RESIZE, C_CLOSE_STDIN, C_START, C_CLEANED = 0, 1, 2, 3, 4
+# how long a client that took the cleanup on may take before the monitor does it itself
+CLIENT_CLEANUP_TIMEOUT = 60.0
+
+
+def now_rfc3339():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
+
+
+def write_json_atomic(path, obj):
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def set_subreaper():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except OSError:
+        pass
+
+
+class JsonLog:
+    """docker's json-file driver: one JSON object per line, rotated by size."""
+
+    def __init__(self, path, max_size=0, max_file=1):
+        self.path = path
+        self.max_size = max_size
+        self.max_file = max(1, max_file)
+        self.f = open(path, "ab", buffering=0) if path else None
+        self.size = self.f.tell() if self.f else 0
+        self.partial = {STDOUT: b"", STDERR: b""}
+
+    def write(self, stream, data):
+        if self.f is None:
+            return
+        buf = self.partial[stream] + data
+        lines = buf.split(b"\n")
+        self.partial[stream] = lines.pop()
+        out = []
+        for line in lines:
+            out.append(self._entry(stream, line + b"\n"))
+        # docker splits very long lines at 16 KiB
+        while len(self.partial[stream]) >= 16384:
+            out.append(self._entry(stream, self.partial[stream][:16384]))
+            self.partial[stream] = self.partial[stream][16384:]
+        if not out:
+            return
+        if self.max_size:  # rotation is decided entry by entry
+            for entry in out:
+                self._append(entry)
+        else:
+            self._append(b"".join(out))
+
+    def flush_partial(self):
+        for stream in (STDOUT, STDERR):
+            if self.partial[stream]:
+                self._append(self._entry(stream, self.partial[stream]))
+                self.partial[stream] = b""
+
+    def _entry(self, stream, data):
+        return (
+            json.dumps(
+                {
+                    "log": data.decode("utf-8", "replace"),
+                    "stream": "stdout" if stream == STDOUT else "stderr",
+                    "time": now_rfc3339(),
+                },
+                ensure_ascii=False,
+            ).encode()
+            + b"\n"
+        )
+
+    def _append(self, data):
+        if self.max_size and self.size + len(data) > self.max_size and self.size > 0:
+            self._rotate()
+        self.f.write(data)
+        self.size += len(data)
+
+    def _rotate(self):
+        self.f.close()
+        if self.max_file <= 1:
+            os.truncate(self.path, 0)
+        else:
+            for i in range(self.max_file - 1, 0, -1):
+                src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
+                if os.path.exists(src):
+                    os.rename(src, "%s.%d" % (self.path, i))
+        self.f = open(self.path, "ab", buffering=0)
+        self.size = 0
+
+    def sync(self):
+        if self.f is not None:
+            try:
+                os.fsync(self.f.fileno())
+            except OSError:
+                pass
+
+
+class Client:
+    def __init__(self, sock, opts):
+        self.sock = sock
+        self.stdin = bool(opts.get("stdin"))
+        self.stdout = opts.get("stdout", True)
+        self.stderr = opts.get("stderr", True)
+        # `run` in the foreground: the CLI has the engine loaded already, so it does the final
+        # cleanup itself (this interpreter would have to import the engine first)
+        self.cleanup = bool(opts.get("cleanup"))
+        self.buf = b""
+
+    def send(self, stream, data):
+        if (stream == STDOUT and not self.stdout) or (stream == STDERR and not self.stderr):
+            return True
+        try:
+            self.sock.sendall(struct.pack(">BxxxI", stream, len(data)) + data)
+            return True
+        except OSError:
+            return False
+
+
+class Monitor:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.cid = cfg["id"]
+        self.dir = cfg["dir"]              # persistent container dir (state, log)
+        self.run_dir = cfg["run_dir"]      # sockets, pid files
+        self.state_path = os.path.join(self.dir, "state.json")
+        self.runc = [cfg["runc"], "--root", cfg["runc_root"]]
+        self.log = JsonLog(cfg.get("log_path"), cfg.get("log_max_size", 0), cfg.get("log_max_file", 1))
+        self.clients = []
+        self.pid = 0
+        self.tty = bool(cfg.get("tty"))
+        self.stdin_open = bool(cfg.get("stdin"))
+        self.stdin_once = bool(cfg.get("stdin_once"))
+        self.out_fds = {}                  # fd -> stream
+        self.stdin_w = None
+        self.master = None
+        self.restart_count = 0
+        self.health = None
+        self.health_last = None
+        self.cleaned_client = None         # the client that did the final cleanup: told last
+
+    # -- state --------------------------------------------------------------------------
+    def update_state(self, **kw):
+        st = read_json(self.state_path, {}) or {}
+        st.update(kw)
+        write_json_atomic(self.state_path, st)
+
+    # -- starting -----------------------------------------------------------------------
+    def create(self):
+        """`runc run --detach`: the container created and started in one call (one runc process
+        fewer than create + start); returns (pid, None) or (0, error message)."""
+        bundle = self.cfg["bundle"]
+        pid_file = os.path.join(self.run_dir, "init.pid")
+        runc_log = os.path.join(self.run_dir, "runc.log")
+        for p in (pid_file, runc_log):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+        argv = self.runc + ["--log", runc_log, "--log-format", "json", "run", "--detach", "--bundle", bundle,
+                            "--pid-file", pid_file]
+        console = None
+        if self.tty:
+            # runc resolves the console socket's path from inside the bundle, so bind it there
+            # by a relative name (AF_UNIX paths are limited to 108 bytes)
+            console_path = "console.sock"
+            os.chdir(bundle)
+            try:
+                try:
+                    os.unlink(console_path)
+                except FileNotFoundError:
+                    pass
+                console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                console.bind(console_path)
+                console.listen(1)
+            finally:
+                os.chdir(self.run_dir)
+            argv += ["--console-socket", console_path]
+            stdio = (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.PIPE)
+            proc = subprocess.Popen(argv + [self.cid], stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if self.stdin_open:
+                in_r, in_w = os.pipe()
+            else:
+                in_r, in_w = os.open("/dev/null", os.O_RDONLY), None
+            proc = subprocess.Popen(argv + [self.cid], stdin=in_r, stdout=out_w, stderr=err_w)
+            os.close(out_w)
+            os.close(err_w)
+            os.close(in_r)
+            self.stdin_w = in_w
+            self.out_fds = {out_r: STDOUT, err_r: STDERR}
+        if console is not None:
+            console.settimeout(30)
+            master = None
+            try:
+                while proc.poll() is None or master is None:
+                    try:
+                        conn, _ = console.accept()
+                    except socket.timeout:
+                        break
+                    msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+                    conn.close()
+                    if fds:
+                        master = fds[0]
+                        break
+            finally:
+                console.close()
+                try:
+                    os.unlink(os.path.join(bundle, console_path))
+                except OSError:
+                    pass
+            if master is not None:
+                self.master = master
+                self.out_fds = {master: STDOUT}
+                if self.cfg.get("tty_size"):
+                    rows, cols = self.cfg["tty_size"]
+                    self.resize(rows, cols)
+        rc = proc.wait()
+        err_text = b""
+        if proc.stderr is not None:
+            err_text = proc.stderr.read()
+            proc.stderr.close()
+        if rc != 0:
+            # in pass-through mode runc's own errors went to the container's stderr pipe
+            for fd in list(self.out_fds):
+                try:
+                    os.set_blocking(fd, False)
+                    err_text += os.read(fd, 65536)
+                except OSError:
+                    pass
+                os.close(fd)
+            self.out_fds = {}
+            return 0, runc_error(runc_log, err_text.decode("utf-8", "replace"))
+        try:
+            with open(pid_file) as f:
+                return int(f.read().strip()), None
+        except (OSError, ValueError):
+            return 0, "runc did not report the container's pid"
+
+    def resize(self, rows, cols):
+        if self.master is not None:
+            try:
+                fcntl.ioctl(self.master, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            except OSError:
+                pass
+
+    # -- clients --------------------------------------------------------------------------
+    def accept(self, lsock):
+        try:
+            conn, _ = lsock.accept()
+        except OSError:
+            return
+        conn.setblocking(True)
+        conn.settimeout(5)
+        try:
+            line = b""
+            while not line.endswith(b"\n") and len(line) < 4096:
+                chunk = conn.recv(1)
+                if not chunk:
+                    break
+                line += chunk
+            opts = json.loads(line or b"{}")
+        except (OSError, ValueError):
+            conn.close()
+            return
+        conn.settimeout(10)
+        client = Client(conn, opts)
+        if opts.get("resize"):
+            self.resize(*opts["resize"])
+        self.clients.append(client)
+        try:
+            conn.sendall(b'{"ok":true}\n')
+        except OSError:
+            self.drop(client)
+
+    def drop(self, client):
+        if client in self.clients:
+            self.clients.remove(client)
+        try:
+            client.sock.close()
+        except OSError:
+            pass
+
+    def client_input(self, client):
+        try:
+            data = client.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(client)
+            if client.stdin and self.stdin_once:
+                self.close_stdin()
+            return
+        client.buf += data
+        while len(client.buf) >= 8:
+            kind, size = struct.unpack(">BxxxI", client.buf[:8])
+            if len(client.buf) < 8 + size:
+                break
+            payload = client.buf[8:8 + size]
+            client.buf = client.buf[8 + size:]
+            if kind == C_STDIN and client.stdin:
+                self.write_stdin(payload)
+            elif kind == C_RESIZE:
+                try:
+                    rows, cols = json.loads(payload)
+                    self.resize(rows, cols)
+                except (ValueError, TypeError):
+                    pass
+            elif kind == C_CLOSE_STDIN and client.stdin:
+                if self.stdin_once or not self.tty:
+                    self.close_stdin()
+
+    def write_stdin(self, data):
+        fd = self.master if self.tty else self.stdin_w
+        if fd is None:
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        except OSError:
+            pass
+
+    def close_stdin(self):
+        if self.tty:
+            if self.master is not None:
+                self.write_stdin(b"\x04")
+            return
+        if self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+
+    def broadcast(self, stream, data):
+        self.log.write(stream, data)
+        for c in list(self.clients):
+            if not c.send(stream, data):
+                self.drop(c)
+
+    # -- health ----------------------------------------------------------------------------
+    def health_due(self, started):
+        hc = self.cfg.get("healthcheck")
+        if not hc:
+            return None
+        interval = hc.get("interval", 30.0)
+        last = self.health_last or started
+        return last + interval
+
+    def run_health(self, started):
+        hc = self.cfg["healthcheck"]
+        test = hc["test"]
+        if test[0] == "CMD-SHELL":
+            argv = ["/bin/sh", "-c", test[1]]
+        else:
+            argv = test[1:]
+        t0 = time.time()
+        begin = now_rfc3339()
+        try:
+            r = subprocess.run(self.runc + ["exec", self.cid] + argv, capture_output=True,
+                               timeout=hc.get("timeout", 30.0))
+            code = r.returncode
+            output = (r.stdout + r.stderr).decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            code = -1
+            output = "Health check exceeded timeout (%gs)" % hc.get("timeout", 30.0)
+        self.health_last = time.time()
+        h = self.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
+        h["Log"] = (h["Log"] + [{"Start": begin, "End": now_rfc3339(), "ExitCode": code,
+                                 "Output": output[:4096]}])[-5:]
+        in_grace = t0 - started < hc.get("start_period", 0.0)
+        if code == 0:
+            h["Status"] = "healthy"
+            h["FailingStreak"] = 0
+        elif not in_grace:
+            h["FailingStreak"] += 1
+            if h["FailingStreak"] >= hc.get("retries", 3):
+                h["Status"] = "unhealthy"
+        self.health = h
+        write_json_atomic(os.path.join(self.dir, "health.json"), h)
+
+    # -- the main loop ----------------------------------------------------------------------
+    def serve(self, sync):
+        set_subreaper()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+        # sockets are bound by relative names from inside the run dir: AF_UNIX paths are
+        # limited to 108 bytes and a long run root would not fit
+        os.chdir(self.run_dir)
+        attach_path = "attach.sock"
+        try:
+            os.unlink(attach_path)
+        except FileNotFoundError:
+            pass
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind(attach_path)
+        lsock.listen(16)
+
+        policy = self.cfg.get("restart") or {"name": "no"}
+        backoff = 0.1
+        first = True
+        exit_code = 0
+        send_line(sync, {"ready": True})
+        # the CLI attaches first (we answer it here), then says start
+        while True:
+            r, _, _ = select.select([sync, lsock], [], [])
+            if lsock in r:
+                self.accept(lsock)
+            if sync in r:
+                break
+        go = recv_line(sync)
+        if not go or go.get("start") is not True:
+            return 0
+        while True:
+            pid, err = self.create()
+            if err is not None:
+                subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
+                if first:
+                    send_line(sync, {"error": err})
+                    return 125
+                self.update_state(status="exited", exit_code=128, error=err, finished_at=now_rfc3339(), pid=0)
+                break
+            self.pid = pid
+            started = time.time()
+            self.update_state(status="running", pid=pid, started_at=now_rfc3339(), error="",
+                              restart_count=self.restart_count, monitor_pid=os.getpid())
+            if first:
+                send_line(sync, {"started": pid})
+                sync.close()
+                first = False
+            self.health_last = None
+            if self.cfg.get("healthcheck"):
+                self.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
+                write_json_atomic(os.path.join(self.dir, "health.json"), self.health)
+            exit_code = self.wait_exit(lsock, wake_r, started)
+            self.log.flush_partial()
+            self.log.sync()
+            subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
+            if self.stdin_w is not None:
+                os.close(self.stdin_w)
+                self.stdin_w = None
+            if self.master is not None:
+                os.close(self.master)
+                self.master = None
+            self.record_die(exit_code)
+            if not should_restart(policy, exit_code, self.restart_count, self.stop_requested()):
+                break
+            self.notify_exit(exit_code)
+            ran = time.time() - started
+            backoff = 0.1 if ran >= 10 else min(backoff * 2, 60.0)
+            self.restart_count += 1
+            self.update_state(status="restarting", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
+                              restart_count=self.restart_count)
+            if self.sleep_unless_stopped(backoff, lsock):
+                break
+        lsock.close()
+        try:
+            os.unlink(attach_path)
+        except OSError:
+            pass
+        # the end: unmount (and for --rm remove) before the state says "exited", so that a
+        # `start` or `rm` that follows never races with this cleanup; attached clients learn
+        # the exit code last, so `run --rm` returns with the container gone
+        self.finish(exit_code)
+        self.notify_exit(exit_code)
+        return 0
+
+    def record_die(self, exit_code):
+        """docker's `die` event, in the journal `system events` reads (stdlib-only module)."""
+        ev = self.cfg.get("event") or {}
+        if not ev:
+            return
+        try:
+            import importlib.util
+
+            here = os.path.dirname(os.path.abspath(__file__))
+            spec = importlib.util.spec_from_file_location("_nerdpy_events", os.path.join(here, "..", "..", "system", "events.py"))
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules["_nerdpy_events"] = mod  # dataclasses look their module up there
+            spec.loader.exec_module(mod)
+            mod.append_event(ev["data_root"], mod.make_event(ev["namespace"], "container", "die", self.cid,
+                                                             dict(ev.get("attributes") or {}, exitCode=exit_code)))
+        except Exception:
+            pass
+
+    def notify_exit(self, exit_code):
+        for c in list(self.clients):
+            c.send(EXIT, json.dumps({"exit_code": exit_code}).encode())
+            self.drop(c)
+
+    def finish(self, exit_code):
+        # stopped_by_user survives a reboot (the run dir does not): unless-stopped needs it
+        final = dict(status="exited", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
+                     restart_count=self.restart_count, stopped_by_user=self.stop_requested())
+        remove = bool(self.cfg.get("auto_remove"))
+        if remove:
+            self.update_state(**final)
+        engine = self.cfg.get("engine") or {}
+        done = False
+        cleaner = next((c for c in self.clients if c.cleanup), None)
+        if cleaner is not None:
+            done = self.cleanup_by_client(cleaner, exit_code, remove)
+        if not done and engine.get("sys_path"):
+            # the container is gone, so our size no longer matters: do the cleanup in-process
+            # (a fresh `nerdpy` process would cost a whole interpreter start)
+            try:
+                # not this file's folder: its module names (inspect, exec...) would shadow
+                # the standard library's
+                here = os.path.dirname(os.path.abspath(__file__))
+                sys.path[:] = [p for p in engine["sys_path"] if os.path.abspath(p) != here]
+                from nerdpy.engine.containers.lifecycle import finish_container
+
+                finish_container(engine["settings"], self.cid, remove)
+                done = True
+            except Exception:
+                done = False
+        if not done and self.cfg.get("cleanup"):
+            env = dict(os.environ)
+            env.update(self.cfg.get("cleanup_env") or {})
+            subprocess.run(self.cfg["cleanup"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=env)
+        if not remove:
+            self.update_state(**final)
+        cleaned = self.cleaned_client
+        if cleaned is not None:
+            self.drop(cleaned)
+
+    def cleanup_by_client(self, client, exit_code, remove):
+        """Hand the cleanup to an attached client; True once it reports it done. A client that
+        goes away (or takes too long) leaves the cleanup to us: it is safe to run twice."""
+        if not client.send(EXIT, json.dumps({"exit_code": exit_code, "cleanup": True,
+                                             "remove": remove}).encode()):
+            self.drop(client)
+            return False
+        end = time.time() + CLIENT_CLEANUP_TIMEOUT
+        buf = client.buf
+        client.sock.setblocking(True)
+        while time.time() < end:
+            try:
+                client.sock.settimeout(max(0.01, end - time.time()))
+                data = client.sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 8:
+                kind, size = struct.unpack(">BxxxI", buf[:8])
+                if len(buf) < 8 + size:
+                    break
+                buf = buf[8 + size:]
+                if kind == C_CLEANED:
+                    # the client waits for its socket to close: we close it after the final state
+                    self.clients.remove(client)
+                    self.cleaned_client = client
+                    return True
+        self.drop(client)
+        return False
+
+    def stop_requested(self):
+        return os.path.exists(os.path.join(self.run_dir, "stop-requested"))
+
+    def sleep_unless_stopped(self, seconds, lsock):
+        end = time.time() + seconds
+        while time.time() < end:
+            if self.stop_requested():
+                return True
+            r, _, _ = select.select([lsock], [], [], min(0.1, max(0, end - time.time())))
+            if r:
+                self.accept(lsock)
+        return self.stop_requested()
+
+    def wait_exit(self, lsock, wake_r, started):
+        """Pump output until the container's init exits; return its exit code."""
+        status = None
+        while True:
+            fds = [lsock, wake_r] + list(self.out_fds) + [c.sock for c in self.clients]
+            timeout = 1.0
+            due = self.health_due(started)
+            if due is not None:
+                timeout = max(0.0, min(timeout, due - time.time()))
+            if status is not None:
+                timeout = 0.05
+            try:
+                r, _, _ = select.select(fds, [], [], timeout)
+            except InterruptedError:
+                r = []
+            except (OSError, ValueError):
+                # a client socket went bad: drop closed ones
+                for c in list(self.clients):
+                    if c.sock.fileno() < 0:
+                        self.drop(c)
+                continue
+            for fd in r:
+                if fd is lsock:
+                    self.accept(lsock)
+                elif fd == wake_r:
+                    try:
+                        os.read(wake_r, 4096)
+                    except OSError:
+                        pass
+                elif fd in self.out_fds:
+                    try:
+                        data = os.read(fd, 65536)
+                    except OSError as e:
+                        data = b"" if e.errno in (errno.EIO, errno.EBADF) else b""
+                    if data:
+                        self.broadcast(self.out_fds[fd], data)
+                    else:
+                        del self.out_fds[fd]
+                        if fd != self.master:
+                            os.close(fd)
+                else:
+                    for c in list(self.clients):
+                        if c.sock is fd:
+                            self.client_input(c)
+            while True:
+                try:
+                    wpid, wstatus = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if wpid == 0:
+                    break
+                if wpid == self.pid:
+                    if os.WIFEXITED(wstatus):
+                        status = os.WEXITSTATUS(wstatus)
+                    else:
+                        status = 128 + os.WTERMSIG(wstatus)
+            if status is None and self.pid and not os.path.exists("/proc/%d" % self.pid):
+                status = 255  # not our child any more and gone: we cannot know its code
+            if status is not None:
+                if not self.out_fds or (not r and self.drained_enough()):
+                    for fd in list(self.out_fds):
+                        if fd != self.master:
+                            os.close(fd)
+                    self.out_fds = {}
+                    return status
+            elif due is not None and time.time() >= due:
+                self.run_health(started)
+
+    def drained_enough(self):
+        # after the init exited, stop once no output arrived within one poll (a pty may never EOF)
+        return True
+
+
+def should_restart(policy, exit_code, count, stopped):
+    name = policy.get("name", "no")
+    if stopped or name in ("no", ""):
+        return False
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure":
+        limit = policy.get("max", 0)
+        return exit_code != 0 and (limit == 0 or count < limit)
+    return False
+
+
+def runc_error(log_path, stderr):
+    msg = ""
+    if log_path:
+        try:
+            with open(log_path) as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if entry.get("level") in ("error", "fatal"):
+                        msg = entry.get("msg", msg)
+        except OSError:
+            pass
+    if not msg:
+        lines = [x for x in stderr.strip().splitlines() if x.strip()]
+        msg = lines[-1] if lines else "runc failed"
+    return msg
+
+
+def send_line(sock, obj):
+    try:
+        sock.sendall(json.dumps(obj).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def recv_line(sock):
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        return json.loads(buf) if buf.strip() else None
+    except (OSError, ValueError):
+        return None
+
+
+def main():
+    cfg_path, sync_fd = sys.argv[1], int(sys.argv[2])
+    sync = socket.socket(fileno=sync_fd)
+    # detach from the CLI completely: second fork, so the CLI's wait() returns at once
+    if os.fork() != 0:
+        os._exit(0)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    if cfg_path == "-":  # started ahead of time: the CLI sends the config's path once written
+        msg = recv_line(sync)
+        if not msg or "config" not in msg:
+            os._exit(0)
+        cfg_path = msg["config"]
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    monitor = Monitor(cfg)
+    with open(os.path.join(cfg["run_dir"], "monitor.pid"), "w") as f:
+        f.write("%d %s\n" % (os.getpid(), proc_start_time(os.getpid())))
+    try:
+        code = monitor.serve(sync)
+    except Exception as e:  # record the failure where ps/inspect can see it
+        try:
+            monitor.update_state(status="exited", exit_code=255, error="monitor: %s" % e,
+                                 finished_at=now_rfc3339(), pid=0)
+            send_line(sync, {"error": "monitor: %s" % e})
+        except Exception:
+            pass
+        code = 1
+    os._exit(code)
+
+
+def proc_start_time(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Snapshots: the Snapshotter protocol, the overlay implementation, safe layer apply, diff and mounts."""

@@ -1,0 +1,1 @@
+"""Looking after the whole store: info, disk usage, prune, check (fsck), doctor, events, boot."""

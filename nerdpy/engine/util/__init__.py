@@ -1,0 +1,1 @@
+"""Mechanisms written once: sizes and durations, filesystem helpers, compression sniffing, libc calls."""
