@@ -8,10 +8,13 @@ import sys
 
 import click
 
+from nerdpy.cli import LazyGroup
 from nerdpy.commands._util import human_size, settings_of, store_of
 
 
-@click.group("system")
+# `system service` lives in its own module (it imports aiohttp)
+@click.group("system", cls=LazyGroup, lazy={
+    "service": ("service", "service", "Serve the Docker Engine API on a socket until idle")})
 def system() -> None:
     """Manage nerdpy."""
 

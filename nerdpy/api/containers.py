@@ -1,0 +1,740 @@
+"""Container endpoints: create (through the options `run` takes), list, inspect, start, stop,
+restart, kill, wait, remove, logs, attach (hijacked), resize, top, pause, unpause, rename,
+archive (GET/HEAD/PUT: docker cp), export, prune.
+
+Attach and wait talk to the container's monitor over its attach socket. A client that attaches
+(or waits for the next exit) before the container starts is connected by the start request of
+this service before the process runs, so it misses no output and no exit."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import stat as _stat
+import time
+
+from aiohttp import web
+
+from nerdpy.api.server import ApiError, bad_request, engine_of, json_body, qbool, qfilters, qint
+from nerdpy.api.streams import (MULTIPLEXED, RAW, BodyReader, Cancelled, Hijacked, ResponseWriter, frame,
+                                iterate_in_thread, wants_upgrade)
+
+
+def _find(store, ref: str):
+    from nerdpy.engine.containers.records import find_container
+
+    return find_container(store, ref)
+
+
+def _state(store, ref: str):
+    from nerdpy.engine.containers.records import container_state
+
+    c = _find(store, ref)
+    return c, container_state(store, c)
+
+
+# -- create, list, inspect -------------------------------------------------------------------------
+def create_in_store(store, body: dict, name: str | None, platform: str | None = None) -> str:
+    """Config + HostConfig -> the options of `create` -> a ContainerSpec -> create_container."""
+    from nerdpy.api.convert import create_options
+    from nerdpy.commands.run import _check_user, _image_platform_error, build_spec
+    from nerdpy.engine.containers.lifecycle import create_container
+    from nerdpy.engine.errors import ImageNotFound
+    from nerdpy.engine.images.image import lookup_images
+
+    image, cmd, o, extra = create_options(body, name)
+    if o["log_driver"] not in (None, "json-file", "none"):
+        raise bad_request(f"log driver {o['log_driver']!r} is not supported (json-file)")
+    spec = build_spec(image, tuple(cmd), o)
+    for k, v in extra.items():
+        if not k.startswith("_"):
+            setattr(spec, k, v)
+    for net, aliases in (extra.get("_more_aliases") or {}).items():
+        for a in spec.networks:
+            if a["name"] == net:
+                a["aliases"] = list(aliases)
+    found = lookup_images(store, image)
+    if not found:
+        raise ImageNotFound(f"No such image: {image}")
+    if platform:
+        from nerdpy.engine.distribution.platforms import parse_platform
+
+        err = _image_platform_error(store, found[0], image, parse_platform(platform))
+        if err:
+            raise ImageNotFound(err)
+    _check_user(store, spec)
+    return create_container(store, spec).id
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    name = request.query.get("name") or None
+    cid = await engine_of(request).run(create_in_store, body, name, request.query.get("platform") or None)
+    return web.json_response({"Id": cid, "Warnings": []}, status=201)
+
+
+def _list(store, all_: bool, limit: int | None, size: bool, filters: dict) -> list[dict]:
+    from nerdpy.api.convert import container_summary
+    from nerdpy.api.server import filters_as_flags
+    from nerdpy.commands.ps import _filter, container_rows
+    from nerdpy.engine.containers.records import list_containers
+
+    cs = list_containers(store)
+    if limit is not None and limit > 0:
+        cs = cs[:limit]
+        all_ = True
+    rows = container_rows(store, cs, True, False)
+    if not all_:
+        rows = [r for r in rows if r["_state"].status in ("running", "paused", "restarting")]
+    flags = []
+    for f in filters_as_flags(filters):
+        if f.startswith("network="):
+            net = f.partition("=")[2]
+            rows = [r for r in rows if (r["_c"].spec.get("network") == net
+                                        or any(a.get("name") == net for a in r["_c"].spec.get("networks") or []))]
+            continue
+        if f.startswith("name="):
+            f = "name=" + f[5:].lstrip("/")
+        flags.append(f)
+    rows = _filter(store, rows, flags)
+    out = []
+    for r in rows:
+        s = container_summary(store, r["_c"], r["_state"])
+        if size:
+            s["SizeRw"] = 0
+        out.append(s)
+    return out
+
+
+async def list_(request: web.Request) -> web.Response:
+    rows = await engine_of(request).run(_list, qbool(request, "all"), qint(request, "limit"),
+                                        qbool(request, "size"), qfilters(request))
+    return web.json_response(rows)
+
+
+def _inspect(store, ref: str, size: bool) -> dict:
+    from nerdpy.engine.containers.inspect import container_json
+
+    doc = container_json(store, _find(store, ref))
+    if size:
+        doc["SizeRw"] = 0
+        doc["SizeRootFs"] = 0
+    return doc
+
+
+async def inspect(request: web.Request) -> web.Response:
+    return web.json_response(await engine_of(request).run(_inspect, request.match_info["id"], qbool(request, "size")))
+
+
+# -- start, stop, restart, kill, pause, unpause, rename --------------------------------------------
+class Waiter:
+    """A client waiting for a container's monitor: attach (output) or wait (the exit)."""
+
+    def __init__(self, hello: dict):
+        self.hello = hello
+        self.future: asyncio.Future = asyncio.get_running_loop().create_future()
+
+
+def _monitor_socket(store, c):
+    from nerdpy.engine.containers.records import run_dir
+
+    return os.path.join(run_dir(store, c.id), "attach.sock")
+
+
+def _connect(store, c, hello: dict):
+    from nerdpy.engine.runtime.monitor.handoff import connect_monitor
+
+    return connect_monitor(_monitor_socket(store, c), hello, timeout=10)
+
+
+def _start(store, ref: str, waiters: list[Waiter], loop) -> bool:
+    """False when it runs already (docker's 304)."""
+    from nerdpy.engine.containers.lifecycle import prepare_start
+
+    c, st = _state(store, ref)
+    if st.running:
+        if st.status == "paused":
+            raise ApiError(409, f"cannot start a paused container {c.name}, try unpause instead")
+        return False
+    handle = prepare_start(store, c)
+    socks = []
+    try:
+        for w in waiters:
+            try:
+                socks.append((w, _connect(store, c, w.hello)))
+            except OSError as e:
+                socks.append((w, e))
+    except BaseException:
+        handle.abort()
+        raise
+    try:
+        handle.start()
+    finally:
+        for w, s in socks:
+            if isinstance(s, BaseException):
+                loop.call_soon_threadsafe(_settle, w.future, None, s)
+            else:
+                loop.call_soon_threadsafe(_settle, w.future, s, None)
+    return True
+
+
+def _settle(fut: asyncio.Future, result, exc) -> None:
+    if fut.done():
+        if result is not None:
+            result.close()
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+async def start(request: web.Request) -> web.Response:
+    eng = engine_of(request)
+    cid = (await eng.run(_find, request.match_info["id"])).id
+    waiters = eng.pending_attach.pop(cid, [])
+    try:
+        started = await eng.run(_start, cid, waiters, asyncio.get_running_loop())
+    except BaseException as e:
+        for w in waiters:
+            if not w.future.done():
+                w.future.set_exception(e if isinstance(e, Exception) else ConnectionError("start failed"))
+        raise
+    if not started:
+        for w in waiters:
+            eng.pending_attach.setdefault(cid, []).append(w)
+        return web.Response(status=304)
+    return web.Response(status=204)
+
+
+def _stop(store, ref: str, t: int | None, sig: str | None) -> bool:
+    from nerdpy.engine.containers.lifecycle import stop_container
+
+    c, st = _state(store, ref)
+    if not st.running:
+        return False
+    stop_container(store, c, timeout=t, sig=sig)
+    return True
+
+
+async def stop(request: web.Request) -> web.Response:
+    done = await engine_of(request).run(_stop, request.match_info["id"], qint(request, "t"),
+                                        request.query.get("signal") or None)
+    return web.Response(status=204 if done else 304)
+
+
+async def restart(request: web.Request) -> web.Response:
+    eng = engine_of(request)
+    ref = request.match_info["id"]
+    await eng.run(_stop, ref, qint(request, "t"), request.query.get("signal") or None)
+    await eng.run(_start, ref, [], asyncio.get_running_loop())
+    return web.Response(status=204)
+
+
+def _kill(store, ref: str, sig: str) -> None:
+    from nerdpy.engine.containers.lifecycle import kill_container
+
+    kill_container(store, _find(store, ref), sig)
+
+
+async def kill(request: web.Request) -> web.Response:
+    sig = request.query.get("signal") or "KILL"
+    await engine_of(request).run(_kill, request.match_info["id"], sig)
+    return web.Response(status=204)
+
+
+def _simple(fn_name: str):
+    async def handler(request: web.Request) -> web.Response:
+        from nerdpy.engine.containers import records
+
+        fn = getattr(records, fn_name)
+        await engine_of(request).run(lambda store: fn(store, _find(store, request.match_info["id"])))
+        return web.Response(status=204)
+
+    return handler
+
+
+async def rename(request: web.Request) -> web.Response:
+    from nerdpy.engine.containers.records import rename_container
+
+    new = request.query.get("name") or ""
+    await engine_of(request).run(lambda store: rename_container(store, _find(store, request.match_info["id"]), new))
+    return web.Response(status=204)
+
+
+async def resize(request: web.Request) -> web.Response:
+    h, w = qint(request, "h", 0), qint(request, "w", 0)
+
+    def do(store):
+        c, st = _state(store, request.match_info["id"])
+        if not st.running:
+            raise ApiError(409, f"container {c.name} is not running")
+        if not c.spec.get("tty"):
+            return
+        s = _connect(store, c, {"stdin": False, "stdout": False, "stderr": False, "resize": [h, w]})
+        s.close()
+
+    await engine_of(request).run(do)
+    return web.Response(status=200)
+
+
+def _top(store, ref: str, ps_args: str | None) -> dict:
+    import shlex
+
+    from nerdpy.engine.containers.records import container_top
+
+    titles, rows = container_top(store, _find(store, ref), shlex.split(ps_args) if ps_args else None)
+    return {"Titles": titles, "Processes": rows}
+
+
+async def top(request: web.Request) -> web.Response:
+    return web.json_response(await engine_of(request).run(_top, request.match_info["id"],
+                                                          request.query.get("ps_args")))
+
+
+# -- wait ------------------------------------------------------------------------------------------
+async def _read_exit(sock) -> int | None:
+    """Frames from the monitor until its EXIT frame; the exit code (None: it went away)."""
+    import struct
+
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        while True:
+            head = await reader.readexactly(8)
+            kind, size = struct.unpack(">BxxxI", head)
+            payload = await reader.readexactly(size)
+            if kind == 3:
+                try:
+                    return int(json.loads(payload)["exit_code"])
+                except (ValueError, KeyError, TypeError):
+                    return None
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    finally:
+        writer.close()
+
+
+async def wait(request: web.Request) -> web.Response:
+    eng = engine_of(request)
+    cond = request.query.get("condition") or "not-running"
+    if cond not in ("not-running", "next-exit", "removed"):
+        raise bad_request(f"invalid condition: {cond!r} (not-running, next-exit or removed)")
+    c, st = await eng.run(_state, request.match_info["id"])
+    hello = {"stdin": False, "stdout": False, "stderr": False}
+    code: int | None = None
+    if st.running:
+        try:
+            sock = await eng.run(lambda store: _connect(store, c, hello))
+        except OSError:
+            sock = None
+        if sock is not None:
+            code = await _read_exit(sock)
+    elif cond == "not-running":
+        return web.json_response({"StatusCode": st.exit_code if st.status != "created" else 0, "Error": None})
+    else:
+        # not running yet: the start of this service connects us before the process runs
+        w = Waiter(hello)
+        eng.pending_attach.setdefault(c.id, []).append(w)
+        try:
+            sock = await w.future
+        except Exception:  # noqa: BLE001 (start failed: the state says what happened)
+            sock = None
+        finally:
+            lst = eng.pending_attach.get(c.id) or []
+            if w in lst:
+                lst.remove(w)
+        if sock is not None:
+            code = await _read_exit(sock)
+    # the final state (the monitor records it before it closes the connection)
+    return web.json_response(await eng.run(_final, c.id, code, cond))
+
+
+def _final(store, cid: str, code: int | None, cond: str) -> dict:
+    from nerdpy.engine.containers.lifecycle import wait_container
+    from nerdpy.engine.containers.records import ContainerNotFound, container_state
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            c = _find(store, cid)
+        except ContainerNotFound:
+            return {"StatusCode": code if code is not None else 0, "Error": None}
+        st = container_state(store, c)
+        if code is None and st.running:
+            got = wait_container(store, c, timeout=None)
+            code = got if got is not None else 0
+            continue
+        if cond != "removed" or time.monotonic() > deadline:
+            return {"StatusCode": code if code is not None else st.exit_code, "Error": None}
+        time.sleep(0.05)
+
+
+# -- remove, prune ---------------------------------------------------------------------------------
+def _remove(store, ref: str, force: bool, volumes: bool) -> None:
+    from nerdpy.engine.containers.lifecycle import remove_container
+
+    remove_container(store, _find(store, ref), force=force, volumes=volumes)
+
+
+async def remove(request: web.Request) -> web.Response:
+    if qbool(request, "link"):
+        raise bad_request("links are not supported")
+    await engine_of(request).run(_remove, request.match_info["id"], qbool(request, "force"), qbool(request, "v"))
+    return web.Response(status=204)
+
+
+def _prune(store, filters: dict) -> dict:
+    from nerdpy.api.server import filters_as_flags
+    from nerdpy.commands.ps import _filter, container_rows
+    from nerdpy.engine.containers.lifecycle import remove_container
+    from nerdpy.engine.containers.records import list_containers
+    from nerdpy.engine.system.check import dir_size
+
+    flags = filters_as_flags(filters)
+    for f in flags:
+        if not f.startswith(("label=", "label!=", "until=")):
+            raise bad_request(f"invalid filter {f.partition('=')[0]!r}")
+    rows = container_rows(store, list_containers(store), True, False)
+    rows = [r for r in rows if r["_state"].status not in ("running", "paused", "restarting")]
+    until = [f.partition("=")[2] for f in flags if f.startswith("until=")]
+    rows = _filter(store, rows, [f for f in flags if f.startswith("label=")])
+    for f in flags:
+        if f.startswith("label!="):
+            k, eq, v = f[len("label!="):].partition("=")
+            rows = [r for r in rows if not (k in r["_labels"] and (not eq or r["_labels"][k] == v))]
+    if until:
+        from nerdpy.engine.system.events import parse_time_arg
+
+        t = parse_time_arg(until[0])
+        rows = [r for r in rows if r["_c"].created_at < t]
+    deleted, space = [], 0
+    for r in rows:
+        c = r["_c"]
+        try:
+            from nerdpy.engine.containers.records import snapshot_key
+
+            space += dir_size(store.snapshots.upper_dir(snapshot_key(store, c.id)))
+        except Exception:  # noqa: BLE001
+            pass
+        remove_container(store, c)
+        deleted.append(c.id)
+    return {"ContainersDeleted": deleted or None, "SpaceReclaimed": space}
+
+
+async def prune(request: web.Request) -> web.Response:
+    return web.json_response(await engine_of(request).run(_prune, qfilters(request)))
+
+
+# -- logs ------------------------------------------------------------------------------------------
+def _since(v: str | None) -> float | None:
+    if not v or v == "0":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        from nerdpy.engine.system.events import parse_time_arg
+
+        return parse_time_arg(v)
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    from nerdpy.engine.containers.logs import read_logs
+    from nerdpy.engine.containers.records import container_state
+
+    eng = engine_of(request)
+    out, err = qbool(request, "stdout"), qbool(request, "stderr")
+    if not (out or err):
+        raise bad_request("Bad parameters: you must choose at least one stream")
+    follow, ts = qbool(request, "follow"), qbool(request, "timestamps")
+    tail_s = request.query.get("tail") or "all"
+    if tail_s == "all":
+        tail = None
+    else:
+        try:
+            tail = int(tail_s)
+        except ValueError:
+            raise bad_request(f"invalid tail: {tail_s!r}") from None
+        if tail < 0:
+            tail = None
+    since, until = _since(request.query.get("since")), _since(request.query.get("until"))
+    c = await eng.run(_find, request.match_info["id"])
+    tty = bool(c.spec.get("tty"))
+    resp = web.StreamResponse(headers={"Content-Type": RAW if tty else MULTIPLEXED})
+    await resp.prepare(request)
+    cancel = Cancelled()
+
+    def make():
+        store = eng.store()
+
+        def running() -> bool:
+            if cancel:
+                return False
+            try:
+                return container_state(store, c).running
+            except Exception:  # noqa: BLE001 (removed meanwhile)
+                return False
+
+        return read_logs(store, c, tail=tail, since=since, until=until, follow=follow, running=running)
+
+    try:
+        async for e in iterate_in_thread(eng.pool, make, cancel):
+            stream = 2 if e.get("stream") == "stderr" else 1
+            if (stream == 2 and not err) or (stream == 1 and not out):
+                continue
+            data = ((e.get("time", "") + " ") if ts else "") + e.get("log", "")
+            b = data.encode()
+            await resp.write(b if tty else frame(stream, b))
+    except (ConnectionError, RuntimeError):
+        cancel.set()
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+# -- attach ----------------------------------------------------------------------------------------
+async def attach(request: web.Request) -> web.StreamResponse:
+    eng = engine_of(request)
+    c, st = await eng.run(_state, request.match_info["id"])
+    want_in, want_out, want_err = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
+    stream, with_logs = qbool(request, "stream"), qbool(request, "logs")
+    tty = bool(c.spec.get("tty"))
+    if want_in and not c.spec.get("stdin_open"):
+        want_in = False
+    hello = {"stdin": want_in, "stdout": want_out, "stderr": want_err}
+    resp = Hijacked(wants_upgrade(request), RAW if tty else MULTIPLEXED)
+    await resp.prepare(request)
+
+    async def send(kind: int, data: bytes) -> None:
+        await resp.write(data if tty else frame(kind, data))
+
+    try:
+        if with_logs:
+            from nerdpy.engine.containers.logs import read_logs
+
+            entries = await eng.run(lambda store: list(read_logs(store, c)))
+            for e in entries:
+                kind = 2 if e.get("stream") == "stderr" else 1
+                if (kind == 1 and want_out) or (kind == 2 and want_err):
+                    await send(kind, e.get("log", "").encode())
+        if not stream:
+            return resp
+        sock = None
+        if st.running:
+            try:
+                sock = await eng.run(lambda store: _connect(store, c, hello))
+            except OSError:
+                sock = None
+        else:
+            w = Waiter(hello)
+            eng.pending_attach.setdefault(c.id, []).append(w)
+            reader_task = asyncio.ensure_future(resp.read()) if want_in else None
+            try:
+                if reader_task is not None:
+                    # the client may hang up while we wait for the start
+                    done, _ = await asyncio.wait({w.future, reader_task}, return_when=asyncio.FIRST_COMPLETED)
+                    if w.future not in done:
+                        first = reader_task.result()
+                        if not first:
+                            return resp
+                        sock = await w.future
+                        return await _pump(resp, sock, tty, want_in, first)
+                sock = await w.future
+            except Exception:  # noqa: BLE001 (the start failed)
+                sock = None
+            finally:
+                lst = eng.pending_attach.get(c.id) or []
+                if w in lst:
+                    lst.remove(w)
+                if reader_task is not None and not reader_task.done():
+                    reader_task.cancel()
+        if sock is None:
+            return resp
+        return await _pump(resp, sock, tty, want_in)
+    finally:
+        resp.close_connection(request)
+
+
+async def _pump(resp: Hijacked, sock, tty: bool, want_in: bool, pending: bytes = b"") -> Hijacked:
+    """Copy the monitor's frames to the client (raw for a TTY) and the client's bytes to the
+    container's stdin, until the container exits or the client goes away."""
+    import struct
+
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+
+    async def to_container() -> None:
+        data = pending
+        while True:
+            if data:
+                writer.write(frame(0, data))
+                await writer.drain()
+            data = await resp.read()
+            if not data:
+                writer.write(frame(2, b""))  # close stdin
+                await writer.drain()
+                return
+
+    in_task = asyncio.ensure_future(to_container()) if want_in else None
+    try:
+        while True:
+            head = await reader.readexactly(8)
+            kind, size = struct.unpack(">BxxxI", head)
+            payload = await reader.readexactly(size)
+            if kind in (1, 2):
+                await resp.write(payload if tty else frame(kind, payload))
+            elif kind == 3:
+                break
+    except (asyncio.IncompleteReadError, ConnectionError, RuntimeError):
+        pass
+    finally:
+        if in_task is not None:
+            in_task.cancel()
+        writer.close()
+    return resp
+
+
+# -- archive (cp) ----------------------------------------------------------------------------------
+def _go_mode(mode: int) -> int:
+    """st_mode -> Go's os.FileMode, which docker's path stat carries."""
+    out = mode & 0o777
+    if _stat.S_ISDIR(mode):
+        out |= 1 << 31
+    elif _stat.S_ISLNK(mode):
+        out |= 1 << 27
+    elif _stat.S_ISFIFO(mode):
+        out |= 1 << 25
+    elif _stat.S_ISSOCK(mode):
+        out |= 1 << 24
+    elif _stat.S_ISBLK(mode):
+        out |= 1 << 26
+    elif _stat.S_ISCHR(mode):
+        out |= (1 << 26) | (1 << 21)
+    if mode & _stat.S_ISUID:
+        out |= 1 << 23
+    if mode & _stat.S_ISGID:
+        out |= 1 << 22
+    if mode & _stat.S_ISVTX:
+        out |= 1 << 20
+    return out
+
+
+def _stat_header(st) -> str:
+    mtime = dt.datetime.fromtimestamp(st.mtime, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    doc = {"name": st.name, "size": st.size, "mode": _go_mode(st.mode), "mtime": mtime,
+           "linkTarget": st.link_target}
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+def _path_arg(request: web.Request) -> str:
+    path = request.query.get("path")
+    if not path:
+        raise bad_request("path is required")
+    if "\x00" in path:
+        raise bad_request("invalid path")
+    return path
+
+
+def _cp_error(e: Exception) -> Exception:
+    from nerdpy.engine.containers.cp import CopyError, PathNotFound
+
+    if isinstance(e, CopyError) and not isinstance(e, PathNotFound):
+        return bad_request(str(e))
+    return e
+
+
+def _stat(store, ref: str, path: str):
+    from nerdpy.engine.containers.cp import stat_path
+
+    c = _find(store, ref)
+    try:
+        return c, stat_path(store, c, path)
+    except Exception as e:
+        raise _cp_error(e) from None
+
+
+async def archive_head(request: web.Request) -> web.Response:
+    _c, st = await engine_of(request).run(_stat, request.match_info["id"], _path_arg(request))
+    return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(st)})
+
+
+async def archive_get(request: web.Request) -> web.StreamResponse:
+    from nerdpy.engine.containers.cp import archive_to
+
+    eng = engine_of(request)
+    path = _path_arg(request)
+    c, st = await eng.run(_stat, request.match_info["id"], path)
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
+                                       "X-Docker-Container-Path-Stat": _stat_header(st)})
+    await resp.prepare(request)
+    cancel = Cancelled()
+    out = ResponseWriter(resp, asyncio.get_running_loop(), cancel)
+    try:
+        await eng.run(lambda store: archive_to(store, c, path, out))
+    except (BrokenPipeError, ConnectionError):
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+async def archive_put(request: web.Request) -> web.Response:
+    from nerdpy.engine.containers.cp import extract_to_container
+
+    eng = engine_of(request)
+    path = _path_arg(request)
+    copy_ids = qbool(request, "copyUIDGID")
+    body = BodyReader(request, asyncio.get_running_loop())
+
+    def do(store):
+        c = _find(store, request.match_info["id"])
+        try:
+            extract_to_container(store, c, path, body, copy_uid_gid=copy_ids)
+        except Exception as e:
+            raise _cp_error(e) from None
+
+    await eng.run(do)
+    return web.Response(status=200)
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    from nerdpy.engine.containers import export as export_mod
+
+    eng = engine_of(request)
+    c = await eng.run(_find, request.match_info["id"])
+    fn = getattr(export_mod, "export_container", None)
+    if fn is None:
+        raise ApiError(501, "export is not supported by this service")
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
+    await resp.prepare(request)
+    out = ResponseWriter(resp, asyncio.get_running_loop(), Cancelled())
+    try:
+        await eng.run(lambda store: fn(store, c, out))
+    except (BrokenPipeError, ConnectionError):
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+ROUTES = [
+    ("POST", "/containers/create", create),
+    ("GET", "/containers/json", list_),
+    ("POST", "/containers/prune", prune),
+    ("GET", "/containers/{id}/json", inspect),
+    ("POST", "/containers/{id}/start", start),
+    ("POST", "/containers/{id}/stop", stop),
+    ("POST", "/containers/{id}/restart", restart),
+    ("POST", "/containers/{id}/kill", kill),
+    ("POST", "/containers/{id}/wait", wait),
+    ("POST", "/containers/{id}/pause", _simple("pause_container")),
+    ("POST", "/containers/{id}/unpause", _simple("unpause_container")),
+    ("POST", "/containers/{id}/rename", rename),
+    ("POST", "/containers/{id}/resize", resize),
+    ("GET", "/containers/{id}/top", top),
+    ("GET", "/containers/{id}/logs", logs),
+    ("POST", "/containers/{id}/attach", attach),
+    ("HEAD", "/containers/{id}/archive", archive_head),
+    ("GET", "/containers/{id}/archive", archive_get),
+    ("PUT", "/containers/{id}/archive", archive_put),
+    ("GET", "/containers/{id}/export", export),
+    ("DELETE", "/containers/{id}", remove),
+]
