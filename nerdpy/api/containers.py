@@ -643,7 +643,7 @@ def _cp_error(e: Exception) -> Exception:
     return e
 
 
-def _stat(store, ref: str, path: str):
+def _stat_of(store, ref: str, path: str):
     from nerdpy.engine.containers.cp import stat_path
 
     c = _find(store, ref)
@@ -654,7 +654,7 @@ def _stat(store, ref: str, path: str):
 
 
 async def archive_head(request: web.Request) -> web.Response:
-    _c, st = await engine_of(request).run(_stat, request.match_info["id"], _path_arg(request))
+    _c, st = await engine_of(request).run(_stat_of, request.match_info["id"], _path_arg(request))
     return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(st)})
 
 
@@ -663,7 +663,7 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
 
     eng = engine_of(request)
     path = _path_arg(request)
-    c, st = await eng.run(_stat, request.match_info["id"], path)
+    c, st = await eng.run(_stat_of, request.match_info["id"], path)
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
                                        "X-Docker-Container-Path-Stat": _stat_header(st)})
     await resp.prepare(request)

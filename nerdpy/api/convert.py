@@ -79,7 +79,8 @@ def cli_defaults() -> dict:
         elif getattr(p, "is_flag", False):
             out[p.name] = bool(p.default)
         else:
-            out[p.name] = p.default
+            d = p.default
+            out[p.name] = d if d is None or isinstance(d, (str, int, float, tuple)) else None  # click's UNSET
     return out
 
 

@@ -142,7 +142,7 @@ async def _finish(eng, s: ExecSession, argv, cleanup, proc) -> bytes:
             if err:
                 e = _start_error(err)
                 code = 127 if isinstance(e, CommandNotFound) else 126 if isinstance(e, CommandNotInvokable) else 126
-                msg = f"OCI runtime exec failed: {err}\n".encode()
+                msg = b""  # runc wrote it on the process's stderr already
     finally:
         cleanup()
     s.exit_code = code

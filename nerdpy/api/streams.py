@@ -56,6 +56,8 @@ class Hijacked(web.StreamResponse):
         self._eof = False
 
     async def prepare(self, request: web.BaseRequest):
+        if self._payload_writer is not None:  # aiohttp prepares again when the handler returns
+            return self._payload_writer
         w = await super().prepare(request)
         request.protocol.set_parser(_InputParser(self.input))
         request.protocol.keep_alive(False)
