@@ -1,0 +1,227 @@
+"""docker-py (PyPI `docker`) against a real `nerdpy system service` on a temp socket: the Engine
+API as Python programs use it (containers, exec, archives, images, networks, volumes, events)."""
+from __future__ import annotations
+
+import io
+import json
+import socket
+import tarfile
+import time
+
+import pytest
+
+docker = pytest.importorskip("docker")
+
+from apiservice import Service, service_env  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    base = tmp_path_factory.mktemp("api")
+    home = base / "home"
+    home.mkdir()
+    s = Service(str(base), service_env(str(home)))
+    try:
+        yield s.start()
+    finally:
+        s.teardown()
+
+
+@pytest.fixture(scope="module")
+def client(svc, images):
+    c = docker.DockerClient(base_url=svc.url, timeout=120)
+    c.images.pull(images.busybox)
+    yield c
+    c.close()
+
+
+def test_ping_version_info(client):
+    assert client.ping() is True
+    v = client.version()
+    assert v["ApiVersion"] == "1.44" and v["MinAPIVersion"] == "1.24" and v["Os"] == "linux"
+    info = client.info()
+    assert info["Driver"] == "overlayfs" and info["OSType"] == "linux"
+    assert info["Images"] >= 1
+
+
+def test_run_output_and_exit_codes(client, images, svc):
+    assert client.containers.run(images.busybox, ["echo", "hello"], remove=True) == b"hello\n"
+    with pytest.raises(docker.errors.ContainerError) as e:
+        client.containers.run(images.busybox, ["sh", "-c", "echo bad >&2; exit 3"], remove=True)
+    assert e.value.exit_status == 3 and b"bad" in e.value.stderr
+    # removed, as asked
+    assert svc.cli("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_detached_logs_exec_archive_stop(client, images, svc):
+    c = client.containers.run(images.busybox, ["sh", "-c", "echo out; echo err >&2; sleep 300"],
+                              detach=True, name="dp-box", labels={"suite": "api"})
+    try:
+        c.reload()
+        assert c.status == "running" and c.labels["suite"] == "api"
+        # an ordinary nerdpy container: the CLI sees it
+        assert "dp-box" in svc.cli("ps", "--format", "{{.Names}}").stdout
+        deadline = time.monotonic() + 10
+        while c.logs() != b"out\nerr\n" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.logs(stderr=False) == b"out\n"
+        assert c.logs(stdout=False) == b"err\n"
+        assert [x.name for x in client.containers.list(filters={"label": "suite=api"})] == ["dp-box"]
+        code, out = c.exec_run(["sh", "-c", "echo exec-out; echo exec-err >&2; exit 3"])
+        assert code == 3 and out == b"exec-out\nexec-err\n"
+        code, (o, e) = c.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True)
+        assert (code, o, e) == (0, b"o\n", b"e\n")
+        code, out = c.exec_run(["env"], environment={"GREETING": "hi"}, workdir="/tmp")
+        assert b"GREETING=hi" in out
+        code, out = c.exec_run(["no-such-command"])
+        assert code == 127 and b"not found" in out
+        # archives
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            data = b"hi there\n"
+            ti = tarfile.TarInfo("f.txt")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+        assert c.put_archive("/tmp", buf.getvalue()) is True
+        bits, stat = c.get_archive("/tmp/f.txt")
+        assert stat["name"] == "f.txt" and stat["size"] == 9
+        with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as tf:
+            assert tf.extractfile("f.txt").read() == b"hi there\n"
+        assert c.exec_run(["cat", "/tmp/f.txt"]).output == b"hi there\n"
+        with pytest.raises(docker.errors.NotFound):
+            c.get_archive("/no/such/path")
+        top = c.top()
+        assert "PID" in top["Titles"] and any("sleep" in " ".join(p) for p in top["Processes"])
+        c.stop(timeout=1)
+        assert c.wait()["StatusCode"] == 137
+        c.reload()
+        assert c.status == "exited"
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("dp-box")
+
+
+def test_create_start_attach_wait(client, images):
+    c = client.containers.create(images.busybox, ["sh", "-c", "sleep 0.3; echo attached; exit 5"])
+    try:
+        stream = c.attach(stream=True, logs=False)
+        c.start()
+        assert b"".join(stream) == b"attached\n"
+        assert c.wait()["StatusCode"] == 5
+    finally:
+        c.remove(force=True)
+
+
+def test_ports_env_volumes_restart(client, images, tmp_path):
+    host = tmp_path / "bind"
+    host.mkdir()
+    (host / "in.txt").write_text("from host\n")
+    client.volumes.create("dp-vol", labels={"k": "v"})
+    c = client.containers.run(
+        images.busybox, ["sh", "-c", "cat /b/in.txt > /v/copy.txt; echo ok | nc -l -p 80"],
+        detach=True, ports={"80/tcp": None}, environment={"A": "1"}, volumes={str(host): {"bind": "/b", "mode": "ro"},
+                                                                              "dp-vol": {"bind": "/v", "mode": "rw"}},
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 2}, mem_limit="64m", working_dir="/tmp")
+    try:
+        c.reload()
+        attrs = c.attrs
+        assert attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+        assert attrs["HostConfig"]["Memory"] == 64 << 20
+        assert "A=1" in attrs["Config"]["Env"]
+        port = int(c.ports["80/tcp"][0]["HostPort"])
+        deadline = time.monotonic() + 10
+        got = b""
+        while time.monotonic() < deadline and not got:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    got = s.recv(16)
+            except OSError:
+                time.sleep(0.1)
+        assert got == b"ok\n"
+    finally:
+        c.remove(force=True)
+    vol = client.volumes.get("dp-vol")
+    assert vol.attrs["Labels"] == {"k": "v"}
+    with open(vol.attrs["Mountpoint"] + "/copy.txt") as f:
+        assert f.read() == "from host\n"
+    vol.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get("dp-vol")
+
+
+def test_networks(client, images):
+    net = client.networks.create("dp-net", labels={"x": "y"})
+    try:
+        assert client.networks.get("dp-net").attrs["Labels"] == {"x": "y"}
+        assert "dp-net" in [n.name for n in client.networks.list()]
+        server = client.containers.run(images.busybox, ["sh", "-c", "while true; do echo pong | nc -l -p 7000; done"],
+                                       detach=True,
+                                       name="dp-server", network="dp-net")
+        try:
+            out = client.containers.run(images.busybox, ["sh", "-c", "sleep 0.5; nc dp-server 7000"],
+                                        network="dp-net", remove=True)
+            assert out == b"pong\n"
+            net.reload()
+            assert server.id in net.attrs["Containers"]
+            with pytest.raises(docker.errors.APIError) as e:
+                net.remove()
+            assert e.value.status_code == 409
+        finally:
+            server.remove(force=True)
+    finally:
+        net.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get("dp-net")
+
+
+def test_images_tag_remove_save_load(client, images):
+    img = client.images.get(images.busybox)
+    assert images.busybox in img.tags
+    assert img.tag("dp/copy", "v1") is True
+    assert "dp/copy:v1" in client.images.get("dp/copy:v1").tags
+    assert any("dp/copy:v1" in i.tags for i in client.images.list())
+    assert [i.id for i in client.images.list(name="dp/copy")] == [img.id]
+    data = b"".join(client.images.get("dp/copy:v1").save(named=True))
+    client.images.remove("dp/copy:v1")
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("dp/copy:v1")
+    loaded = client.images.load(data)
+    assert loaded and loaded[0].id == img.id
+    client.images.remove("dp/copy:v1")
+    assert img.history()[0]["Id"] == img.id
+
+
+def test_pull_errors(client, images, registry):
+    with pytest.raises(docker.errors.NotFound):
+        client.images.pull(f"{registry.host}/test/no-such-image", tag="latest")
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.containers.create(f"{registry.host}/test/no-such-image:latest")
+
+
+def test_bad_input_refused_as_the_cli_refuses_it(client, images, svc):
+    api = client.api
+    for host_config, words in (({"Memory": 1024}, "minimum memory"),
+                               ({"Binds": ["relative:dir:/x"]}, "must be an absolute path"),
+                               ({"RestartPolicy": {"Name": "sometimes"}}, "restart"),
+                               ({"UTSMode": "host"}, "UTSMode")):
+        with pytest.raises(docker.errors.APIError) as e:
+            api.create_container(images.busybox, ["true"], host_config=host_config)
+        assert e.value.status_code == 400, host_config
+        assert words.lower() in str(e.value.explanation).lower(), (host_config, e.value.explanation)
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("no-such-container")
+    # nothing half-made
+    assert svc.cli("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_events_and_df(client, images):
+    since = time.time() - 1
+    c = client.containers.run(images.busybox, ["true"], detach=True, name="dp-ev")
+    c.wait()
+    c.remove()
+    evs = client.events(since=since, until=time.time() + 1, decode=True, filters={"container": "dp-ev"})
+    actions = [e["Action"] for e in evs]
+    assert "create" in actions and "start" in actions
+    df = client.df()
+    assert df["LayersSize"] > 0 and df["Images"]
