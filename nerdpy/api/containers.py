@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 
 from nerdpy.api.server import ApiError, bad_request, engine_of, json_body, qbool, qfilters, qint
-from nerdpy.api.streams import (MULTIPLEXED, RAW, BodyReader, Cancelled, Hijacked, ResponseWriter, frame,
+from nerdpy.api.streams import (MULTIPLEXED, RAW, BodyReader, Cancelled, Hijacked, ResponseWriter, finish, frame,
                                 iterate_in_thread, wants_upgrade)
 
 
@@ -316,39 +316,56 @@ async def _read_exit(sock) -> int | None:
         writer.close()
 
 
-async def wait(request: web.Request) -> web.Response:
+async def wait(request: web.Request) -> web.StreamResponse:
     eng = engine_of(request)
     cond = request.query.get("condition") or "not-running"
     if cond not in ("not-running", "next-exit", "removed"):
         raise bad_request(f"invalid condition: {cond!r} (not-running, next-exit or removed)")
     c, st = await eng.run(_state, request.match_info["id"])
+    # docker sends the headers at once (clients go on, and start the container, only then)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
     hello = {"stdin": False, "stdout": False, "stderr": False}
     code: int | None = None
-    if st.running:
-        try:
-            sock = await eng.run(lambda store: _connect(store, c, hello))
-        except OSError:
-            sock = None
-        if sock is not None:
-            code = await _read_exit(sock)
-    elif cond == "not-running":
-        return web.json_response({"StatusCode": st.exit_code if st.status != "created" else 0, "Error": None})
-    else:
-        # not running yet: the start of this service connects us before the process runs
-        w = Waiter(hello)
-        eng.pending_attach.setdefault(c.id, []).append(w)
-        try:
-            sock = await w.future
-        except Exception:  # noqa: BLE001 (start failed: the state says what happened)
-            sock = None
-        finally:
-            lst = eng.pending_attach.get(c.id) or []
-            if w in lst:
-                lst.remove(w)
-        if sock is not None:
-            code = await _read_exit(sock)
-    # the final state (the monitor records it before it closes the connection)
-    return web.json_response(await eng.run(_final, c.id, code, cond))
+    try:
+        if st.running:
+            try:
+                sock = await eng.run(lambda store: _connect(store, c, hello))
+            except OSError:
+                sock = None
+            if sock is not None:
+                code = await _read_exit(sock)
+        elif cond == "not-running":
+            doc = {"StatusCode": st.exit_code if st.status != "created" else 0, "Error": None}
+            await resp.write(json.dumps(doc).encode() + b"\n")
+            await finish(resp)
+            return resp
+        else:
+            # not running yet: the start of this service connects us before the process runs
+            w = Waiter(hello)
+            eng.pending_attach.setdefault(c.id, []).append(w)
+            try:
+                sock = await w.future
+            except Exception:  # noqa: BLE001 (start failed: the state says what happened)
+                sock = None
+            finally:
+                lst = eng.pending_attach.get(c.id) or []
+                if w in lst:
+                    lst.remove(w)
+            if sock is not None:
+                code = await _read_exit(sock)
+        # the final state (the monitor records it before it closes the connection)
+        doc = await eng.run(_final, c.id, code, cond)
+    except Exception as e:  # noqa: BLE001 (headers are out: docker's error shape in the body)
+        from nerdpy.api.server import message_of
+
+        doc = {"StatusCode": -1, "Error": {"Message": message_of(e)}}
+    try:
+        await resp.write(json.dumps(doc).encode() + b"\n")
+    except (ConnectionError, RuntimeError):
+        return resp
+    await finish(resp)
+    return resp
 
 
 def _final(store, cid: str, code: int | None, cond: str) -> dict:
@@ -489,7 +506,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, RuntimeError):
         cancel.set()
         return resp
-    await resp.write_eof()
+    await finish(resp)
     return resp
 
 
@@ -673,7 +690,7 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
         await eng.run(lambda store: archive_to(store, c, path, out))
     except (BrokenPipeError, ConnectionError):
         return resp
-    await resp.write_eof()
+    await finish(resp)
     return resp
 
 
@@ -711,7 +728,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         await eng.run(lambda store: fn(store, c, out))
     except (BrokenPipeError, ConnectionError):
         return resp
-    await resp.write_eof()
+    await finish(resp)
     return resp
 
 

@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 
 from nerdpy.api.server import ApiError, bad_request, engine_of, filters_as_flags, qbool, qfilters
-from nerdpy.api.streams import BodyReader, Cancelled, ResponseWriter, error_line, iterate_in_thread, json_line
+from nerdpy.api.streams import BodyReader, Cancelled, ResponseWriter, error_line, finish, json_line
 
 _STATUS = {"Download complete": "Download complete", "Pull complete": "Pull complete"}
 
@@ -61,7 +61,7 @@ async def _stream_job(request: web.Request, job, first_line: dict | None = None)
             else:
                 break
             kind, item = await q.get()
-        await resp.write_eof()
+        await finish(resp)
     except (ConnectionError, RuntimeError):
         pass  # the client went away; the job finishes in the background
     return resp
@@ -249,7 +249,7 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
         await eng.run(lambda store: save_images(store, names, out))
     except (BrokenPipeError, ConnectionError):
         return resp
-    await resp.write_eof()
+    await finish(resp)
     return resp
 
 

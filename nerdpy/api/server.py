@@ -260,6 +260,8 @@ async def activity_middleware(request: web.Request, handler):
     act: Activity = request.app["activity"]
     act.inflight += 1
     act.touch()
+    if request.app["debug"]:
+        request.app["log"](f"{request.method} {request.path_qs}")
     try:
         return await handler(request)
     finally:
@@ -375,10 +377,37 @@ def listener(uri: str, group: str | None = None) -> tuple[socket.socket, str | N
     raise InvalidArgument(f"invalid URI {uri!r}: expected unix:///PATH or tcp://127.0.0.1:PORT")
 
 
+def _half_close_server(server) -> None:
+    """Keep a hijacked connection open when the client closes its side (docker's clients do,
+    once stdin ends, and still read the output): aiohttp's handler would close it."""
+    from aiohttp.web_protocol import RequestHandler
+    from aiohttp.web_server import Server
+
+    class HalfCloseHandler(RequestHandler):
+        __slots__ = ()
+
+        def eof_received(self):
+            parser = self._payload_parser
+            if parser is not None and hasattr(parser, "hijacked"):
+                parser.feed_eof()
+                return True
+            return None
+
+    class HalfCloseServer(Server):
+        __slots__ = ()
+
+        def __call__(self):
+            return HalfCloseHandler(self, loop=self._loop, **self._kwargs)
+
+    server.__class__ = HalfCloseServer
+
+
 async def _serve(app: web.Application, sock: socket.socket, idle: float, log) -> None:
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+    # handler_cancellation: a client that hangs up cancels its request (a wait, a log follow)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True,
                            keepalive_timeout=idle if idle > 0 else 75.0)
     await runner.setup()
+    _half_close_server(runner.server)
     site = web.SockSite(runner, sock)
     await site.start()
     stop = asyncio.Event()

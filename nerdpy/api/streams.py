@@ -28,8 +28,11 @@ def frame(stream: int, data: bytes) -> bytes:
 class _InputParser:
     """Takes the bytes the client sends after the upgrade (the aiohttp protocol feeds them)."""
 
+    hijacked = True
+
     def __init__(self, queue: asyncio.Queue):
         self.queue = queue
+        self.ended = False
 
     def feed_data(self, data: bytes):
         if data:
@@ -37,7 +40,9 @@ class _InputParser:
         return False, b""
 
     def feed_eof(self) -> None:
-        self.queue.put_nowait(b"")
+        if not self.ended:
+            self.ended = True
+            self.queue.put_nowait(b"")
 
 
 class Hijacked(web.StreamResponse):
@@ -76,10 +81,24 @@ class Hijacked(web.StreamResponse):
             self._eof = True
         return data
 
+    async def write_eof(self, data: bytes = b"") -> None:
+        try:
+            await super().write_eof(data)
+        except (ConnectionError, RuntimeError):
+            pass
+
     def close_connection(self, request: web.BaseRequest) -> None:
         t = request.transport
         if t is not None:
             t.close()
+
+
+async def finish(resp: web.StreamResponse) -> None:
+    """End a streamed response; a client that has gone already is no error."""
+    try:
+        await resp.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass
 
 
 def wants_upgrade(request: web.Request) -> bool:

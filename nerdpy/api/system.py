@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 
 from nerdpy.api.server import API_VERSION, MIN_API_VERSION, ApiError, bad_request, engine_of, json_body, qfilters
-from nerdpy.api.streams import Cancelled, iterate_in_thread, json_line
+from nerdpy.api.streams import Cancelled, finish, iterate_in_thread, json_line
 
 _PING_HEADERS = {"API-Version": API_VERSION, "Docker-Experimental": "false", "OSType": "linux",
                  "Builder-Version": "", "Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
@@ -114,7 +114,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, RuntimeError):
         cancel.set()
         return resp
-    await resp.write_eof()
+    await finish(resp)
     return resp
 
 
