@@ -10,9 +10,6 @@ from aiohttp import web
 from nerdpy.api.server import ApiError, bad_request, engine_of, filters_as_flags, qbool, qfilters
 from nerdpy.api.streams import BodyReader, Cancelled, ResponseWriter, error_line, finish, json_line
 
-_STATUS = {"Download complete": "Download complete", "Pull complete": "Pull complete"}
-
-
 def _progress_doc(ev) -> dict:
     doc = {"status": ev.status, "id": ev.id}
     if ev.total or ev.current:
@@ -86,7 +83,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         from nerdpy.engine.distribution.pull import pull_image
 
         emit({"status": f"Pulling from {ref.familiar().rsplit(':', 1)[0].split('@')[0]}", "id": ref.tag or "latest"})
-        result = pull_image(store, name, platform=platform, progress=lambda ev: emit(_progress_doc(ev)))
+        result = pull_image(store, name, platform=platform,
+                            progress=lambda ev: ev.status == "Resolved" or emit(_progress_doc(ev)))
         familiar = parse_reference(result.reference, default_tag=None).familiar()
         yield {"status": f"Digest: {result.digest}"}
         yield {"status": f"Status: {'Downloaded newer image' if result.updated else 'Image is up to date'} for {familiar}"}

@@ -443,11 +443,13 @@ def serve(settings, uri: str | None = None, idle: float = 5.0, group: str | None
         log(f"listening on {uri or default_uri()}")
     else:
         log("listening on the socket passed in by systemd")
+    ours = os.stat(path).st_ino if path is not None else None
     app = make_app(settings, log)
     try:
         asyncio.run(_serve(app, sock, idle, log))
     finally:
-        if path is not None:
-            with contextlib.suppress(OSError):
+        # remove our socket file, not one a newer service has bound meanwhile
+        with contextlib.suppress(OSError):
+            if path is not None and os.stat(path).st_ino == ours:
                 os.unlink(path)
         sock.close()

@@ -1,0 +1,108 @@
+"""The docker CLI itself (20.10, Debian's docker.io package, used only as a client: its dockerd
+is never started) against a real `nerdpy system service`: run, ps, logs, exec, cp, pull, images,
+inspect, network and volume commands.
+
+The client is looked for at $NERDPY_DOCKER_CLI, then /opt/docker-io/usr/bin/docker (where
+`apt-get download docker.io && dpkg-deb -x docker.io_*.deb /opt/docker-io` puts it)."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from apiservice import Service, service_env
+
+DOCKER = os.environ.get("NERDPY_DOCKER_CLI") or "/opt/docker-io/usr/bin/docker"
+
+pytestmark = pytest.mark.skipif(not os.access(DOCKER, os.X_OK), reason=f"no docker CLI at {DOCKER}")
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    base = tmp_path_factory.mktemp("api-cli")
+    home = base / "home"
+    home.mkdir()
+    s = Service(str(base), service_env(str(home)))
+    try:
+        yield s.start()
+    finally:
+        s.teardown()
+
+
+@pytest.fixture(scope="module")
+def docker(svc, tmp_path_factory):
+    cfg = tmp_path_factory.mktemp("docker-config")
+    env = dict(os.environ, DOCKER_HOST=svc.url, DOCKER_CONFIG=str(cfg))
+
+    def run(*args, input=None, check=True, timeout=60):
+        r = subprocess.run([DOCKER, *args], capture_output=True, text=True, input=input, env=env, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} exited {r.returncode}: {r.stderr}")
+        return r
+
+    return run
+
+
+def test_version_pull_images(docker, images):
+    out = docker("version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}").stdout.split()
+    assert out == ["1.44", "1.41"]
+    out = docker("pull", images.busybox).stdout
+    assert "Image is up to date" in out or "Downloaded newer image" in out
+    repo = images.busybox.rsplit(":", 1)[0]
+    assert repo in docker("images", "--format", "{{.Repository}}").stdout
+
+
+def test_run_foreground(docker, images, svc):
+    r = docker("run", "--rm", images.busybox, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+    r = docker("run", "--rm", "-i", images.busybox, "cat", input="piped through\n")
+    assert r.stdout == "piped through\n"
+    assert docker("run", "--rm", "-t", images.busybox, "echo", "tty").stdout == "tty\n"  # \r\n: universal newlines
+    assert svc.cli("ps", "-a", "-q").stdout.strip() == ""
+    r = docker("run", "--rm", "--memory", "1k", images.busybox, "true", check=False)
+    assert r.returncode == 125 and "minimum memory" in r.stderr.lower()
+
+
+def test_detached_ps_logs_exec_cp_inspect(docker, images, svc, tmp_path):
+    cid = docker("run", "-d", "--name", "cli-box", "-e", "X=42", images.busybox,
+                 "sh", "-c", "echo started; sleep 300").stdout.strip()
+    try:
+        assert "cli-box" in docker("ps", "--format", "{{.Names}}").stdout
+        assert "cli-box" in svc.cli("ps", "--format", "{{.Names}}").stdout
+        for _ in range(50):
+            if docker("logs", "cli-box").stdout == "started\n":
+                break
+        assert docker("logs", "cli-box").stdout == "started\n"
+        r = docker("exec", "cli-box", "sh", "-c", "echo $X; exit 4", check=False)
+        assert (r.returncode, r.stdout) == (4, "42\n")
+        assert docker("exec", "-i", "cli-box", "cat", input="via exec\n").stdout == "via exec\n"
+        src = tmp_path / "h.txt"
+        src.write_text("hello cp\n")
+        docker("cp", str(src), "cli-box:/tmp/")
+        assert docker("exec", "cli-box", "cat", "/tmp/h.txt").stdout == "hello cp\n"
+        docker("cp", "cli-box:/tmp/h.txt", str(tmp_path / "back.txt"))
+        assert (tmp_path / "back.txt").read_text() == "hello cp\n"
+        assert docker("inspect", "-f", "{{.State.Status}} {{.Id}}", "cli-box").stdout.split() == ["running", cid]
+        docker("stop", "-t", "1", "cli-box")
+        assert docker("inspect", "-f", "{{.State.Status}}", "cli-box").stdout.strip() == "exited"
+    finally:
+        docker("rm", "-f", "cli-box", check=False)
+    r = docker("inspect", "cli-box", check=False)
+    assert r.returncode == 1 and "no such" in r.stderr.lower()
+
+
+def test_networks_and_volumes(docker, images):
+    docker("network", "create", "cli-net")
+    docker("volume", "create", "cli-vol")
+    try:
+        assert "cli-net" in docker("network", "ls", "--format", "{{.Name}}").stdout
+        assert "cli-vol" in docker("volume", "ls", "--format", "{{.Name}}").stdout
+        docker("run", "--rm", "--network", "cli-net", "-v", "cli-vol:/data", images.busybox,
+               "sh", "-c", "echo kept > /data/f")
+        out = docker("run", "--rm", "-v", "cli-vol:/data", images.busybox, "cat", "/data/f").stdout
+        assert out == "kept\n"
+    finally:
+        docker("network", "rm", "cli-net", check=False)
+        docker("volume", "rm", "cli-vol", check=False)
+    assert "cli-net" not in docker("network", "ls", "--format", "{{.Name}}").stdout
