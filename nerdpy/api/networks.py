@@ -41,8 +41,9 @@ async def create(request: web.Request) -> web.Response:
         raise bad_request("network name is required")
     if body.get("EnableIPv6"):
         raise bad_request("IPv6 networks are not supported")
-    if body.get("Attachable") or body.get("Ingress") or body.get("ConfigOnly") or body.get("ConfigFrom"):
-        raise bad_request("swarm network options (Attachable, Ingress, ConfigOnly, ConfigFrom) are not supported")
+    # Attachable is a swarm notion that changes nothing on a local network (docker-compose sets it)
+    if body.get("Ingress") or body.get("ConfigOnly") or body.get("ConfigFrom") or body.get("Scope") not in (None, "", "local"):
+        raise bad_request("swarm network options (Ingress, ConfigOnly, ConfigFrom, Scope) are not supported")
     ipam = body.get("IPAM") or {}
     if not isinstance(ipam, dict):
         raise bad_request("invalid IPAM")

@@ -141,6 +141,16 @@ def _network_settings(store: Store, c: Container, st) -> dict:
            "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "", "EndpointID": "",
            "Networks": {}}
     mode = network_mode(c.spec)
+    if uses_cni(c.spec):
+        # not running: the networks it will join, without addresses (as docker shows them; compose
+        # reads them to decide what to connect)
+        from nerdpy.engine.network.container import _attachments
+
+        for a in _attachments(c.spec):
+            out["Networks"][a["name"]] = {
+                "IPAMConfig": {"IPv4Address": a["ip"]} if a.get("ip") else None, "Links": None,
+                "Aliases": list(a.get("aliases") or []) + [c.id[:12]], "NetworkID": "", "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": a.get("mac") or ""}
     if mode in ("none", "host"):
         out["Networks"][mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
                                  "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
