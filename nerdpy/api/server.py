@@ -218,9 +218,18 @@ async def json_body(request: web.Request, required: bool = True) -> dict:
         if required:
             raise bad_request("request body is required")
         return {}
-    data = await request.content.read(MAX_JSON_BODY + 1)
-    if len(data) > MAX_JSON_BODY:
-        raise ApiError(413, "request body too large")
+    if (request.content_length or 0) > MAX_JSON_BODY:
+        raise ApiError(413, f"request body too large (more than {MAX_JSON_BODY} bytes)")
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise ApiError(413, f"request body too large (more than {MAX_JSON_BODY} bytes)")
+        chunks.append(chunk)
+    data = b"".join(chunks)
     if not data.strip():
         if required:
             raise bad_request("request body is required")
