@@ -31,6 +31,8 @@ class ExecSession:
     started: bool = False
     exit_code: int | None = None
     pid: int = 0
+    pty: object = None
+    size: tuple[int, int] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def inspect(self) -> dict:
@@ -103,8 +105,61 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def resize(request: web.Request) -> web.Response:
-    _session(request)
+    from nerdpy.api.server import qint
+
+    s = _session(request)
+    h, w = qint(request, "h", 0), qint(request, "w", 0)
+    if h <= 0 or w <= 0:
+        raise bad_request("h and w must be positive")
+    s.size = (h, w)
+    if s.pty is not None and s.running:
+        s.pty.resize(h, w, s.pid)
     return web.Response(status=201)
+
+
+class _Pty:
+    """The terminal of an exec with Tty: runc, in the foreground, copies between its own stdio
+    (a pty's slave end here) and the container's console; we hold the master end."""
+
+    def __init__(self):
+        import os
+
+        self.master, self.slave = os.openpty()
+        self.reader: asyncio.StreamReader | None = None
+
+    async def open_reader(self) -> asyncio.StreamReader:
+        import os
+
+        loop = asyncio.get_running_loop()
+        self.reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.reader),
+                                     os.fdopen(os.dup(self.master), "rb", 0))
+        return self.reader
+
+    def write(self, data: bytes) -> None:
+        import os
+
+        while data:
+            n = os.write(self.master, data)
+            data = data[n:]
+
+    def resize(self, h: int, w: int, pid: int) -> None:
+        import fcntl
+        import os
+        import signal
+        import struct
+        import termios
+
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGWINCH)  # runc copies the size to the container's console
+
+    def close(self) -> None:
+        import os
+
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 async def _spawn(eng, s: ExecSession):
@@ -118,11 +173,22 @@ async def _spawn(eng, s: ExecSession):
 
     argv, cleanup = await eng.run(build)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE if s.stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        if s.tty:
+            pty = s.pty = _Pty()
+            proc = await asyncio.create_subprocess_exec(*argv, stdin=pty.slave, stdout=pty.slave, stderr=pty.slave,
+                                                        start_new_session=True)
+            import os
+
+            os.close(pty.slave)
+            pty.slave = -1
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE if s.stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     except BaseException:
         cleanup()
+        if s.pty is not None:
+            s.pty.close()
         raise
     return argv, cleanup, proc
 
@@ -145,6 +211,8 @@ async def _finish(eng, s: ExecSession, argv, cleanup, proc) -> bytes:
                 msg = b""  # runc wrote it on the process's stderr already
     finally:
         cleanup()
+        if s.pty is not None:
+            s.pty.close()
     s.exit_code = code
     s.running = False
     s.done.set()
@@ -162,8 +230,13 @@ async def start(request: web.Request) -> web.StreamResponse:
     s.tty = tty
     argv, cleanup, proc = await _spawn(eng, s)
     s.running, s.pid = True, proc.pid
+    out_reader = await s.pty.open_reader() if s.pty is not None else None
+    if s.pty is not None and s.size:
+        s.pty.resize(*s.size, proc.pid)
     if body.get("Detach"):
         async def background():
+            if out_reader is not None:
+                asyncio.ensure_future(_drain(out_reader))
             if proc.stdout is not None:
                 asyncio.ensure_future(_drain(proc.stdout))
             if proc.stderr is not None:
@@ -184,7 +257,10 @@ async def start(request: web.Request) -> web.StreamResponse:
 
     async def copy(stream, kind: int, wanted: bool) -> None:
         while True:
-            data = await stream.read(65536)
+            try:
+                data = await stream.read(65536)
+            except OSError:  # EIO: the pty's other end is closed
+                data = b""
             if not data:
                 return
             if wanted:
@@ -196,15 +272,23 @@ async def start(request: web.Request) -> web.StreamResponse:
             data = await resp.read()
             if not data:
                 break
+            if s.pty is not None:
+                with contextlib.suppress(OSError):
+                    s.pty.write(data)
+                continue
             proc.stdin.write(data)
             with contextlib.suppress(ConnectionError):
                 await proc.stdin.drain()
-        with contextlib.suppress(Exception):
-            proc.stdin.close()
+        if s.pty is None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
 
     feeder = asyncio.ensure_future(feed()) if s.stdin else None
     try:
-        await asyncio.gather(copy(proc.stdout, 1, s.stdout), copy(proc.stderr, 2, s.stderr))
+        if out_reader is not None:
+            await copy(out_reader, 1, s.stdout or s.stderr)
+        else:
+            await asyncio.gather(copy(proc.stdout, 1, s.stdout), copy(proc.stderr, 2, s.stderr))
         msg = await _finish(eng, s, argv, cleanup, proc)
         if msg:
             await resp.write(msg if tty else frame(2 if s.stderr or not s.stdout else 1, msg))
