@@ -45,9 +45,14 @@ fi
 
 # skips for a missing tool fail the run unless NERDPY_ALLOW_SKIPS says otherwise
 export NERDPY_TEST_STRICT=${NERDPY_TEST_STRICT:-1}
-say "$PYTHON -m pytest -q $*"
+# -q unless the arguments choose a verbosity of their own
+quiet=(-q)
+for a in "$@"; do
+    case "$a" in -q*|-v*|--quiet|--verbose|--verbosity*) quiet=() ;; esac
+done
+say "$PYTHON -m pytest$(printf ' %q' ${quiet[@]+"${quiet[@]}"} "$@")"
 set +e
-"$PYTHON" -m pytest -q "$@"
+"$PYTHON" -m pytest ${quiet[@]+"${quiet[@]}"} "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
