@@ -120,7 +120,9 @@ def render() -> str:
         lines.append("")
         lines.append(f"## {title}")
         lines.append("")
-        pieces = " ".join(cmd.collect_usage_pieces(ctx))
+        # click 8.5 writes an optional sub-command as `[COMMAND]`, 8.4 as `COMMAND`: the
+        # reference reads the same whichever click built it
+        pieces = " ".join(cmd.collect_usage_pieces(ctx)).replace("[COMMAND] [ARGS]...", "COMMAND [ARGS]...")
         lines.append("```")
         lines.append(f"Usage: {ctx.command_path} {pieces}".rstrip())
         lines.append("```")
