@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from nerdpy.engine.errors import NerdpyError, StoreError
 from nerdpy.engine.store import Store
-from nerdpy.engine.system.prune import _in_namespace, _unmount_all, orphaned_mounts
+from nerdpy.engine.system.prune import in_namespace, orphaned_mounts, unmount_all
 
 CHUNK = 1 << 20
 
@@ -425,7 +425,7 @@ class _Checker:
             ns, cid, name = r["namespace"], r["id"], r["name"]
             key = f"{ns}/{cid}"
             known.add(key)
-            ns_store = _in_namespace(store, ns)
+            ns_store = in_namespace(store, ns)
             label = f"{ns}/{name}"
             cdir = container_dir(ns_store, cid)
             if not os.path.isdir(cdir):
@@ -473,7 +473,7 @@ class _Checker:
                 if self.repair:
                     from nerdpy.engine.snapshots.mount import mounted_under
 
-                    _unmount_all(mounted_under(os.path.join(nsdir, cid)))
+                    unmount_all(mounted_under(os.path.join(nsdir, cid)))
                     _remove(os.path.join(nsdir, cid))
                     p.repaired, p.action = True, "removed"
 
@@ -506,7 +506,7 @@ class _Checker:
         for point, why in orphaned_mounts(self.store):
             p = self.add(Problem("mount", point, why, severity="warning", fix=f"umount -l {point}"))
             if self.repair:
-                _unmount_all([point])
+                unmount_all([point])
                 p.repaired, p.action = True, "unmounted"
 
 

@@ -14,7 +14,7 @@ from nerdpy.engine.store import Store
 from nerdpy.engine.system.df import dir_size
 
 
-def _in_namespace(store: Store, namespace: str) -> Store:
+def in_namespace(store: Store, namespace: str) -> Store:
     """The same open store seen from another namespace (shares the DB connection)."""
     if namespace == store.namespace:
         return store
@@ -45,7 +45,7 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False) 
 
     report = PruneReport()
     report.mounts = [p for p, _why in orphaned_mounts(store)]
-    _unmount_all(report.mounts)
+    unmount_all(report.mounts)
     freed_containers = 0
     for c in list_containers(store):
         if container_state(store, c).running:
@@ -109,7 +109,7 @@ def _reclaim_network_leaks(store: Store, report: PruneReport) -> list[str]:
         [f"lease {lease}" for lease in got.leases]
 
 
-def _unmount_all(points: list[str]) -> None:
+def unmount_all(points: list[str]) -> None:
     from nerdpy.engine.snapshots.mount import MNT_DETACH, unmount
 
     for p in sorted(points, key=len, reverse=True):
@@ -124,7 +124,7 @@ def _container_busy(store: Store, namespace: str, cid: str, grace: float = 120.0
     up, restarting), or a `start` is under way (its bundle was written moments ago)."""
     from nerdpy.engine.containers.records import ContainerNotFound, container_dir, container_state, find_container, monitor_alive
 
-    ns_store = _in_namespace(store, namespace)
+    ns_store = in_namespace(store, namespace)
     try:
         c = find_container(ns_store, cid)
     except (ContainerNotFound, NerdpyError):
