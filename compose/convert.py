@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from compose import model as m
 from compose.errors import ModelError
+from compose.render import config_hash
 
 COMPOSE_VERSION = "2.24.0"           # the docker compose version whose behaviour we follow
 LABEL_VERSION = "com.docker.compose.version"
@@ -51,7 +52,7 @@ def compose_labels(project: m.Project, s: m.Service, number: int, oneoff: bool =
         m.LABEL_SERVICE: s.name,
         m.LABEL_NUMBER: str(number),
         m.LABEL_ONEOFF: "True" if oneoff else "False",
-        m.LABEL_CONFIG_HASH: s.config_hash(),
+        m.LABEL_CONFIG_HASH: config_hash(s),
         m.LABEL_DEPENDS_ON: depends_on_label(s),
         m.LABEL_WORKING_DIR: project.working_dir,
         m.LABEL_CONFIG_FILES: ",".join(os.path.abspath(f) if f != "-" else f for f in project.files),

@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 from compose import model as m
 from compose.convert import LABEL_IMAGE, Overrides, container_spec
 from compose.errors import ComposeError
+from compose.render import config_hash
 
 
 class RuntimeError_(ComposeError):
@@ -383,7 +384,7 @@ class Runtime:
             raise RuntimeError_(f'service "{name}" uses the custom container name "{s.container_name}": '
                                 "a service with a container_name cannot be scaled above 1")
         image_id = self._image_id(s)
-        want_hash = s.config_hash()
+        want_hash = config_hash(s)
         existing = self.service_containers(name)
         keep, extra = existing[:n], existing[n:]
         run_parallel([lambda c=c: self._remove_one(c, stop=True, timeout=timeout) for c in reversed(extra)] or

@@ -153,7 +153,6 @@ def fail(message: str, code: int = EXIT_ERROR) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["__complete"]: from nerdpy.commands.completion import complete_main; complete_main(argv)  # noqa: E701,E702 (completion scripts' fast path)
     from nerdpy.engine.errors import NerdpyError
 
     try:

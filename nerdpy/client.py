@@ -179,13 +179,12 @@ class Client:
 
     def remove_image(self, reference: str, *, force: bool = False) -> list[str]:
         """`nerdpy rmi`: the lines docker prints (Untagged: ..., Deleted: ...)."""
-        from nerdpy.engine.images.image import collect_garbage, remove_image
+        from nerdpy.engine.content.gc import collect_garbage
+        from nerdpy.engine.images.image import remove_image
 
         in_use = {c.image_id for c in self._engine_containers()}
         lines = remove_image(self.store, reference, force=force, in_use=in_use)
-        with self.store.gc_lock(exclusive=True, wait=False) as got:
-            if got:
-                collect_garbage(self.store)
+        collect_garbage(self.store)  # takes the GC lock itself; skips while content is being added
         return lines
 
     # -- containers ------------------------------------------------------------------------

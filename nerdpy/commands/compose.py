@@ -140,6 +140,8 @@ def _dump_yaml(data) -> str:
 @handles_compose_errors
 def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, quiet, output):
     """Parse, resolve and render the compose file in canonical format."""
+    from compose.render import project_to_dict
+
     project = load(ctx, quiet_warnings=quiet)
     if quiet:
         return
@@ -152,9 +154,9 @@ def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, qu
     elif list_images:
         text = "".join(f"{s.image}\n" for s in project.services.values())
     elif fmt == "json":
-        text = json.dumps(project.to_dict(escape_dollars=True), indent=2) + "\n"
+        text = json.dumps(project_to_dict(project, escape=True), indent=2) + "\n"
     else:
-        text = _dump_yaml(project.to_dict(escape_dollars=True))
+        text = _dump_yaml(project_to_dict(project, escape=True))
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)

@@ -314,7 +314,8 @@ def containers_using_images(store) -> set[str]:
 def rmi(ctx, names, force) -> None:
     """Remove one or more images."""
     from nerdpy.engine.errors import ImageNotFound, NerdpyError
-    from nerdpy.engine.images.image import collect_garbage, remove_image
+    from nerdpy.engine.content.gc import collect_garbage
+    from nerdpy.engine.images.image import remove_image
 
     store = store_of(ctx)
     in_use = containers_using_images(store)

@@ -815,7 +815,7 @@ def _discard(store: Store, blobs: list[str], chains: list[str]) -> None:
     """Take away what a failed load added (when no other command is adding content; else
     garbage collection does it later)."""
     from nerdpy.engine.errors import Conflict
-    from nerdpy.engine.images.image import referenced_content
+    from nerdpy.engine.content.gc import referenced_content
 
     with store.gc_lock(exclusive=True, wait=False) as got:
         if not got:
