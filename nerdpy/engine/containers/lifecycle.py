@@ -31,6 +31,8 @@ from nerdpy.engine.containers.records import (
     snapshot_key,
 )
 from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
+from nerdpy.engine.runtime.monitor.wire import recv_line as _recv
+from nerdpy.engine.runtime.monitor.wire import send_line as _send
 from nerdpy.engine.store import Store
 
 MONITOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "monitor", "monitor.py")
@@ -586,30 +588,6 @@ def _write_json(path: str, obj: dict) -> None:
     with open(tmp, "w") as f:
         json.dump(obj, f)
     os.rename(tmp, path)
-
-
-def _send(sock: socket.socket, obj: dict) -> None:
-    try:
-        sock.sendall(json.dumps(obj).encode() + b"\n")
-    except OSError:
-        pass
-
-
-def _recv(sock: socket.socket, timeout: float) -> dict | None:
-    sock.settimeout(timeout)
-    buf = b""
-    try:
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    except OSError:
-        return None
-    try:
-        return json.loads(buf) if buf.strip() else None
-    except ValueError:
-        return None
 
 
 # stop, kill, wait -------------------------------------------------------------------------
