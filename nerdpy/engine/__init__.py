@@ -29,7 +29,7 @@ _EXPORTS = {
     "parse_reference": "distribution.reference",
     "Reference": "distribution.reference",
     "apply_layer": "snapshots.apply",
-    "chain_ids": "snapshots.overlay",
+    "chain_ids": "snapshots.snapshotter",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -129,9 +129,12 @@ def _group_id(groups: list[list[str]], group: str) -> int:
 
 
 def read_from_layers(layers: list[str], path: str) -> list[str] | None:
-    """Lines of `path` in an image given as its layer directories (top first, in overlay form),
-    without mounting it; None when that cannot be decided this simply (a symlink on the way)."""
+    """Lines of `path` in an image given as its layer directories (top first, in the
+    snapshotter's diff form), without mounting it; None when that cannot be decided this simply
+    (a symlink on the way)."""
     import stat as _stat
+
+    from nerdpy.engine.snapshots.snapshotter import OPAQUE_XATTR, is_whiteout
 
     parts = [p for p in path.split("/") if p]
     for layer in layers:
@@ -144,7 +147,7 @@ def read_from_layers(layers: list[str], path: str) -> list[str] | None:
                 break
             except OSError:
                 return None
-            if _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            if is_whiteout(st):
                 return []  # a whiteout hides it and everything below
             if _stat.S_ISLNK(st.st_mode):
                 return None
@@ -165,7 +168,7 @@ def read_from_layers(layers: list[str], path: str) -> list[str] | None:
         for part in parts[:-1]:
             probe = os.path.join(probe, part)
             try:
-                if os.getxattr(probe, "trusted.overlay.opaque") == b"y":
+                if os.getxattr(probe, OPAQUE_XATTR) == b"y":
                     return []
             except OSError:
                 pass

@@ -118,7 +118,7 @@ def container_json(store: Store, c: Container) -> dict:
         "LogPath": log_path(store, c.id),
         "Name": "/" + c.name,
         "RestartCount": st.restart_count,
-        "Driver": "overlayfs",
+        "Driver": store.snapshots.driver,
         "Platform": "linux",
         "HostConfig": host,
         "Mounts": mounts,

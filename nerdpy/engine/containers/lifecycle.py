@@ -31,6 +31,9 @@ from nerdpy.engine.containers.records import (
     snapshot_key,
 )
 from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
+from nerdpy.engine.runtime import cgroups
+from nerdpy.engine.runtime.monitor.wire import recv_line as _recv
+from nerdpy.engine.runtime.monitor.wire import send_line as _send
 from nerdpy.engine.store import Store
 
 MONITOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "monitor", "monitor.py")
@@ -346,7 +349,7 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
         shm_size=s.get("shm_size") or (64 << 20),
         sysctls=s.get("sysctls") or {},
         devices=devices,
-        cgroups_path=_cgroups_path(store, c.id),
+        cgroups_path=cgroups.container_path(store.namespace, c.id),
         oom_score_adj=s.get("oom_score_adj"),
     )
     return build_spec(o)
@@ -588,30 +591,6 @@ def _write_json(path: str, obj: dict) -> None:
     os.rename(tmp, path)
 
 
-def _send(sock: socket.socket, obj: dict) -> None:
-    try:
-        sock.sendall(json.dumps(obj).encode() + b"\n")
-    except OSError:
-        pass
-
-
-def _recv(sock: socket.socket, timeout: float) -> dict | None:
-    sock.settimeout(timeout)
-    buf = b""
-    try:
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    except OSError:
-        return None
-    try:
-        return json.loads(buf) if buf.strip() else None
-    except ValueError:
-        return None
-
-
 # stop, kill, wait -------------------------------------------------------------------------
 SIGNALS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
            if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(_signal, name), int)}
@@ -785,25 +764,6 @@ def remove_container(store: Store, c: Container, force: bool = False, volumes: b
     _remove_everything(store, c.id, volumes=volumes)
 
 
-def _remove_cgroups(store: Store, cid: str, root: str = "/sys/fs/cgroup") -> None:
-    """The container's (empty) cgroups, in every hierarchy. `runc delete` removes them, but
-    not when runc's state is gone (after a reboot, or a run root deleted under it)."""
-    leaf = _cgroups_path(store, cid).strip("/")
-    try:
-        hierarchies = [""] + os.listdir(root)
-    except OSError:
-        return
-    for h in hierarchies:
-        try:
-            os.rmdir(os.path.join(root, h, leaf))
-        except OSError:
-            pass
-
-
-def _cgroups_path(store: Store, cid: str) -> str:
-    return f"/nerdpy/{store.namespace}-{cid[:12]}"
-
-
 def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_deleted: bool = False) -> None:
     from nerdpy.engine.snapshots.mount import MNT_DETACH, mounted_under, unmount
     from nerdpy.engine.runtime.runc import Runc
@@ -813,7 +773,7 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_delet
             Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
         except NerdpyError:
             pass
-    _remove_cgroups(store, cid)
+    cgroups.remove(cgroups.container_path(store.namespace, cid))
     cdir = container_dir(store, cid)
     row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     from nerdpy.engine.network.container import teardown_network

@@ -24,7 +24,7 @@ def store_bytes(store: Store) -> int:
 
 def referenced_content(store: Store) -> tuple[set[str], set[str]]:
     """Blobs and chain IDs reachable from every image of every namespace."""
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     blobs: set[str] = set()
     chains: set[str] = set()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, LayerError, NerdpyError
+from nerdpy.engine.snapshots.snapshotter import INTERNAL_XATTRS, OPAQUE_XATTR, is_whiteout
 from nerdpy.engine.store import Store
 
 # files runc creates in the writable layer as mount points for what nerdpy binds over them
@@ -34,7 +35,6 @@ from nerdpy.engine.store import Store
 MOUNT_STUBS = frozenset({"etc/hostname", "etc/hosts", "etc/resolv.conf"})
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-_OVERLAY_XATTR = "trusted.overlay."
 CHUNK = 1 << 20
 
 
@@ -47,7 +47,7 @@ def _xattrs(path: str) -> dict[str, str]:
     except OSError:
         return out
     for name in names:
-        if name.startswith(_OVERLAY_XATTR):
+        if name.startswith(INTERNAL_XATTRS):
             continue
         try:
             value = os.getxattr(path, name, follow_symlinks=False)
@@ -129,7 +129,7 @@ def write_diff(upper: str, out: BinaryIO) -> int:
                     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed meanwhile (an unpaused container)
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                if is_whiteout(st):
                     _marker(tf, prefix + WHITEOUT + name, st)
                     count += 1
                     continue
@@ -139,7 +139,7 @@ def write_diff(upper: str, out: BinaryIO) -> int:
                 if tar_entry(tf, path, rel, st, links):
                     count += 1
                 if stat.S_ISDIR(st.st_mode):
-                    if _getxattr(path, "trusted.overlay.opaque") == b"y":
+                    if _getxattr(path, OPAQUE_XATTR) == b"y":
                         _marker(tf, rel + "/" + OPAQUE, st)
                         count += 1
                     fd = os.open(name, dir_flags, dir_fd=dir_fd)
@@ -166,9 +166,9 @@ def _getxattr(path: str, name: str) -> bytes | None:
 def _refuse_overlay_features(path: str, rel: str, st: os.stat_result) -> None:
     """redirect_dir and metacopy keep data in the lower layers: our mounts never turn them on,
     so finding them means the upper dir was made by something else."""
-    if stat.S_ISDIR(st.st_mode) and _getxattr(path, "trusted.overlay.redirect") is not None:
+    if stat.S_ISDIR(st.st_mode) and _getxattr(path, INTERNAL_XATTRS + "redirect") is not None:
         raise LayerError(f"{rel}: overlay redirect_dir entries are not supported")
-    if stat.S_ISREG(st.st_mode) and _getxattr(path, "trusted.overlay.metacopy") is not None:
+    if stat.S_ISREG(st.st_mode) and _getxattr(path, INTERNAL_XATTRS + "metacopy") is not None:
         raise LayerError(f"{rel}: overlay metacopy entries are not supported")
 
 
@@ -273,7 +273,7 @@ def store_layer_image(store: Store, base: BaseImage, layer: LayerWriter, config:
     from nerdpy.engine.images.image import put_image
     from nerdpy.engine.distribution.manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_CONFIG,
                                         OCI_LAYER_GZIP, OCI_MANIFEST)
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     docker = base.manifest_type == DOCKER_MANIFEST
     chains = chain_ids(list(base.diff_ids) + [layer.diff_id])
@@ -515,7 +515,7 @@ def commit_container(store: Store, c, reference: str | None = None, *, changes: 
     cfg = apply_changes(container_config(c), changes)
     upper = store.snapshots.upper_dir(snapshot_key(store, c.id))
     row = store.db.query_one("SELECT parent FROM active_snapshots WHERE key = ?", (snapshot_key(store, c.id),))
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     expected_parent = (chain_ids(base.diff_ids) or [None])[-1]
     if row is not None and row["parent"] != expected_parent:

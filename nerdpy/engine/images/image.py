@@ -96,7 +96,7 @@ def image_manifest(store: Store, image: Image) -> dict:
 
 def image_chain_id(store: Store, image: Image) -> str | None:
     """The chain ID of the image's top layer (None for an image without layers)."""
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     diff_ids = image_config(store, image).get("rootfs", {}).get("diff_ids", [])
     ids = chain_ids(diff_ids)

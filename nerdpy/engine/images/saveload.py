@@ -740,7 +740,7 @@ def _store_blobs(store: Store, r: _Reader, plan: _Plan, created: list[str]) -> N
 def _unpack(store: Store, plan: _Plan, emit, created: list[str]) -> None:
     from nerdpy.engine.snapshots.apply import apply_layer
     from nerdpy.engine.errors import DigestMismatch
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     diff_ids = plan.config["rootfs"]["diff_ids"]
     chains = chain_ids(diff_ids)

@@ -1,8 +1,8 @@
 """Applying a layer tar (plain, gzip or zstd) into an empty snapshot directory, safely.
 
-Each layer gets its own directory (the overlay snapshotter's), so whiteouts become overlay
-whiteouts here: `.wh.NAME` -> a 0:0 character device, `.wh..wh..opq` -> the
-`trusted.overlay.opaque=y` xattr. Every path is resolved inside the root as a chroot would
+Each layer gets its own directory (a committed snapshot's), written in the snapshotter's diff
+form (snapshotter.py): `.wh.NAME` -> a whiteout (a 0:0 character device), `.wh..wh..opq` -> the
+opaque xattr (`trusted.overlay.opaque=y`). Every path is resolved inside the root as a chroot would
 (absolute symlinks are relative to the root, `..` never climbs above it), hardlinks must point
 inside the root, and anything else is refused with UnsafeLayer. Decompression and the diffID
 hash run in a second thread so that extraction and decompression use both cores.
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from nerdpy.engine.errors import LayerError, UnsafeLayer
+from nerdpy.engine.snapshots.snapshotter import INTERNAL_XATTRS, OPAQUE_XATTR, make_whiteout
 
 CHUNK = 1 << 20
 # tarfile's stream buffer: every header read copies what is left of it, so a small buffer keeps
@@ -338,7 +339,7 @@ class _Applier:
             self._whiteout(parts, m.name)
             return
         for key in m.pax_headers:
-            if key.startswith("SCHILY.xattr.trusted.overlay."):
+            if key.startswith("SCHILY.xattr." + INTERNAL_XATTRS):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {key[13:]!r}")
         parent = self._resolve(parts[:-1], True, m.name)
         path = os.path.join(parent, base)
@@ -447,7 +448,7 @@ class _Applier:
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr."):]
-            if name.startswith("trusted.overlay."):
+            if name.startswith(INTERNAL_XATTRS):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {name!r}")
             raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
             try:
@@ -460,7 +461,7 @@ class _Applier:
         base = parts[-1]
         parent = self._resolve(parts[:-1], True, name)
         if base == OPAQUE:
-            os.setxattr(parent, "trusted.overlay.opaque", b"y", follow_symlinks=False)
+            os.setxattr(parent, OPAQUE_XATTR, b"y", follow_symlinks=False)
             return
         if base.startswith(WHITEOUT_META):
             return  # docker's own metadata (.wh..wh.plnk...): not content
@@ -469,7 +470,7 @@ class _Applier:
             raise UnsafeLayer(f"layer entry {name!r}: invalid whiteout")
         path = os.path.join(parent, target)
         self._remove(path)
-        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        make_whiteout(path)
 
 
 def _write_all(fd: int, buf: bytes) -> None:

@@ -230,7 +230,7 @@ class _Checker:
     # snapshots ---------------------------------------------------------------------------------
     def _layer_sources(self) -> dict[str, tuple[dict, str | None, str]]:
         """chain ID -> (layer descriptor, parent chain, diff ID), from every image's manifest."""
-        from nerdpy.engine.snapshots.overlay import chain_ids
+        from nerdpy.engine.snapshots.snapshotter import chain_ids
 
         out: dict[str, tuple[dict, str | None, str]] = {}
         content = self.store.content
@@ -254,7 +254,7 @@ class _Checker:
         self.report.counts["snapshots"] = len(snaps)
         broken = []
         for s in snaps.values():
-            fs = os.path.join(self.store.snapshots.dir(s.id), "fs")
+            fs = self.store.snapshots.layer_dir(s.id)
             if not os.path.isdir(fs):
                 broken.append((s, f"its directory {os.path.relpath(fs, self.store.data_root)} is gone"))
             elif s.parent is not None and s.parent not in snaps:
@@ -299,7 +299,7 @@ class _Checker:
             return False
         with self.store.db.write() as cur:
             cur.execute("DELETE FROM snapshots WHERE chain_id = ?", (s.chain_id,))
-        self.store.snapshots._discard_dir(s.id)
+        self.store.snapshots.discard_dir(s.id)
 
         def apply(target: str) -> tuple[str, int]:
             with self.store.content.open(digest) as f:
@@ -346,7 +346,7 @@ class _Checker:
             for s in drop:
                 cur.execute("DELETE FROM snapshots WHERE chain_id = ?", (s.chain_id,))
         for s in drop:
-            self.store.snapshots._discard_dir(s.id)
+            self.store.snapshots.discard_dir(s.id)
         self.dropped_chains = {s.chain_id for s in drop}
 
     def check_snapshot_dirs(self) -> None:
@@ -362,7 +362,7 @@ class _Checker:
 
     # images ------------------------------------------------------------------------------------
     def check_images(self) -> None:
-        from nerdpy.engine.snapshots.overlay import chain_ids
+        from nerdpy.engine.snapshots.snapshotter import chain_ids
 
         content = self.store.content
         rows = self.store.db.query("SELECT namespace, name, target, manifest, config FROM images")
@@ -441,13 +441,11 @@ class _Checker:
                 if self.repair and self._new_layer(ns_store, r):
                     p.repaired, p.action = True, "writable layer recreated empty"
                 continue
-            sdir = store.snapshots.dir(snap["id"])
-            if not os.path.isdir(os.path.join(sdir, "fs")) or not os.path.isdir(os.path.join(sdir, "work")):
+            if not store.snapshots.active_intact(snap["id"]):
                 p = self.add(Problem("container", label, "its writable layer's directory is gone",
                                      fix=f"nerdpy -n {ns} rm -f {name}"))
                 if self.repair:
-                    os.makedirs(os.path.join(sdir, "fs"), mode=0o755, exist_ok=True)
-                    os.makedirs(os.path.join(sdir, "work"), mode=0o700, exist_ok=True)
+                    store.snapshots.recreate_active(snap["id"])
                     p.repaired, p.action = True, "writable layer recreated empty"
             parent = snap["parent"]
             if parent is not None and (parent in kept_lost or not self._chain_complete(parent)):
@@ -480,7 +478,7 @@ class _Checker:
     def _chain_complete(self, chain_id: str) -> bool:
         try:
             for s in self.store.snapshots.chain(chain_id):
-                if not os.path.isdir(os.path.join(self.store.snapshots.dir(s.id), "fs")):
+                if not os.path.isdir(self.store.snapshots.layer_dir(s.id)):
                     return False
             return True
         except NerdpyError:
@@ -488,7 +486,7 @@ class _Checker:
 
     def _new_layer(self, ns_store: Store, r) -> bool:
         from nerdpy.engine.containers.records import snapshot_key
-        from nerdpy.engine.snapshots.overlay import chain_ids
+        from nerdpy.engine.snapshots.snapshotter import chain_ids
 
         try:
             config = json.loads(self.store.content.read(r["image_id"]))

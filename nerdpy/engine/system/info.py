@@ -80,7 +80,7 @@ def system_info(store: Store) -> dict:
         "ContainersStopped": len(states) - running - paused,
         "Images": len({i.config for i in images}),
         "Volumes": len(list_volumes(store)),
-        "Driver": "overlayfs",
+        "Driver": store.snapshots.driver,
         "DriverStatus": [["Backing Filesystem", backing]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null"],
                     "Authorization": None, "Log": ["json-file"]},
