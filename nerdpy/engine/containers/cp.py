@@ -197,7 +197,7 @@ def _enter_root(plan: dict) -> None:
     if plan["kind"] == "proc":
         os.chdir(f"/proc/{plan['pid']}/root")
     else:
-        from nerdpy.engine.containers.etcfiles import resolve_in_root
+        from nerdpy.engine.util.fs import resolve_in_root
         from nerdpy.engine.snapshots.mount import MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, is_mounted, mount, mount_all
 
         libc = _libc()

@@ -188,10 +188,12 @@ def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
 
         netns = setup_network(store, c, _hostname(c), os.path.join(cdir, "hosts"))
         spec = _build_spec(store, c, rootfs, netns)
-        _write_json(os.path.join(cdir, "config.json"), spec)
+        from nerdpy.engine.util.fs import write_json_atomic
+
+        write_json_atomic(os.path.join(cdir, "config.json"), spec)
         mon_cfg = _monitor_config(store, c)
         mon_path = os.path.join(rdir, "monitor.json")
-        _write_json(mon_path, mon_cfg)
+        write_json_atomic(mon_path, mon_cfg)
         from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
 
         if monitor is None:  # `run` starts one ahead of time (MonitorSpawn); others here
@@ -271,7 +273,8 @@ def _hostname(c: Container) -> str:
 
 
 def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = None) -> dict:
-    from nerdpy.engine.containers.etcfiles import hosts_file, lookup_user, resolv_conf, write_atomic
+    from nerdpy.engine.containers.etcfiles import hosts_file, lookup_user, resolv_conf
+    from nerdpy.engine.util.fs import write_atomic
     from nerdpy.engine.containers.oci import SpecOptions, build_spec
     from nerdpy.engine.containers.volumes import oci_mounts
 
@@ -579,13 +582,6 @@ def parse_size(text: str) -> int:
     if value < 0:
         raise InvalidArgument(f"invalid size: {text!r}")
     return int(value * mult)
-
-
-def _write_json(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.rename(tmp, path)
 
 
 def _send(sock: socket.socket, obj: dict) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from nerdpy.engine.errors import NerdpyError, StoreError
 from nerdpy.engine.store import Store
+from nerdpy.engine.util.fs import dir_size
 
 CHUNK = 1 << 20
 
@@ -43,18 +44,6 @@ def _in_namespace(store: Store, namespace: str) -> Store:
     if namespace == store.namespace:
         return store
     return dataclasses.replace(store, settings=dataclasses.replace(store.settings, namespace=namespace))
-
-
-def dir_size(path: str) -> int:
-    """Bytes of file content under `path` (as `ps -s` counts a writable layer)."""
-    total = 0
-    for d, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(d, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _pid_alive(pid: int) -> bool:
