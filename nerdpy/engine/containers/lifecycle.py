@@ -237,13 +237,10 @@ def _tidy(msg: str) -> str:
 
 
 def _mount_rootfs(store: Store, c: Container) -> str:
-    from nerdpy.engine.snapshots.mount import is_mounted, mount_all
+    from nerdpy.engine.snapshots.mount import mount_container_rootfs
 
-    rootfs = os.path.join(container_dir(store, c.id), "rootfs")
-    os.makedirs(rootfs, mode=0o711, exist_ok=True)
-    if not is_mounted(rootfs):
-        mount_all(store.snapshots.mounts(snapshot_key(store, c.id)), rootfs)
-    return rootfs
+    return mount_container_rootfs(os.path.join(container_dir(store, c.id), "rootfs"),
+                                  store.snapshots.mounts(snapshot_key(store, c.id)))
 
 
 def _event(store: Store, c: Container, action: str, **extra) -> None:
