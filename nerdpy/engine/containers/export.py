@@ -14,13 +14,10 @@ with `--change`s applied. Errors exit 1 as docker's do.
 """
 from __future__ import annotations
 
-import bz2
-import lzma
 import os
 import stat
 import sys
 import tarfile
-import zlib
 from typing import BinaryIO, Callable, Iterator
 
 from nerdpy.engine.images.commit import (BaseImage, LayerWriter, NewImage, apply_changes, normalise_target,
@@ -137,95 +134,19 @@ def open_source(source: str, stdin: BinaryIO | None = None) -> tuple[BinaryIO, s
         raise ArchiveError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
 
 
-def _sniff(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    if head[:6] == b"\xfd7zXZ\x00":
-        return "xz"
-    if head[:3] == b"BZh":
-        return "bzip2"
-    return "none"
-
-
 def plain_chunks(stream: BinaryIO) -> Iterator[bytes]:
-    """The uncompressed bytes of `stream`, whatever its compression."""
-    head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
-        if not more:
-            break
-        head += more
-    kind = _sniff(head)
+    """The uncompressed bytes of `stream`, whatever its compression (util.compression)."""
+    from nerdpy.engine.util.compression import DecompressError
+    from nerdpy.engine.util.compression import plain_chunks as chunks
+
     try:
-        if kind == "zstd":
-            import zstandard
-
-            reader = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, stream), read_across_frames=True)
-            while True:
-                out = reader.read(CHUNK)
-                if not out:
-                    return
-                yield out
-        dec = None
-        if kind == "gzip":
-            dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif kind == "xz":
-            dec = lzma.LZMADecompressor()
-        elif kind == "bzip2":
-            dec = bz2.BZ2Decompressor()
-        data = head
-        while True:
-            if dec is None:
-                if data:
-                    yield data
-            else:
-                while data:
-                    out = dec.decompress(data)
-                    if out:
-                        yield out
-                    if dec.eof:
-                        rest = dec.unused_data
-                        if kind == "gzip" and rest.strip(b"\x00"):
-                            dec = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another member
-                            data = rest
-                            continue
-                        data = b""
-                        break
-                    data = b""
-            data = stream.read(CHUNK)
-            if not data:
-                if dec is not None and not dec.eof:
-                    raise ArchiveError(f"truncated {kind} data: unexpected end of input")
-                return
-            if dec is not None and dec.eof:
-                if data.strip(b"\x00"):
-                    if kind != "gzip":
-                        return  # trailing bytes after the stream: ignored, as tar does
-                    dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                else:
-                    data = b""
-    except (zlib.error, lzma.LZMAError, OSError, EOFError) as e:
-        raise ArchiveError(f"corrupt {kind} data: {e}") from None
-    except Exception as e:
-        if type(e).__name__ == "ZstdError":
-            raise ArchiveError(f"corrupt zstd data: {e}") from None
-        raise
-
-
-class _Prefixed:
-    """`head` followed by the rest of `stream` (for zstandard's reader)."""
-
-    def __init__(self, head: bytes, stream: BinaryIO):
-        self.head, self.stream = head, stream
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            out = self.head if n < 0 else self.head[:n]
-            self.head = self.head[len(out):]
-            return out
-        return self.stream.read(n)
+        yield from chunks(stream, chunk=CHUNK)
+    except DecompressError as e:
+        if e.truncated:
+            raise ArchiveError(f"truncated {e.kind} data: unexpected end of input") from None
+        raise ArchiveError(f"corrupt {e.kind} data: {e.detail}") from None
+    except OSError as e:
+        raise ArchiveError(f"corrupt data: {e}") from None
 
 
 def import_image(store: Store, source: str, reference: str | None = None, *, changes: list[str] | tuple = (),

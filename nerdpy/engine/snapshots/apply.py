@@ -16,7 +16,6 @@ import queue
 import stat
 import tarfile
 import threading
-import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -55,14 +54,6 @@ class Limits:
     max_entries: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_ENTRIES", 1_000_000))
     max_total_bytes: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_BYTES", 64 << 30))
     max_file_bytes: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_FILE_BYTES", 32 << 30))
-
-
-def detect_compression(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    return "none"
 
 
 # -- the decompressing reader ---------------------------------------------------------------
@@ -106,18 +97,16 @@ class _Pipeline:
         self._put(data)
 
     def _run(self) -> None:
+        from nerdpy.engine.util.compression import LAYER, DecompressError, plain_chunks
+
         try:
-            head = self.stream.read(CHUNK)
-            kind = detect_compression(head)
-            if kind == "gzip":
-                self._gunzip(head)
-            elif kind == "zstd":
-                self._unzstd(head)
-            else:
-                data = head
-                while data:
+            try:
+                for data in plain_chunks(self.stream, accept=LAYER, chunk=CHUNK):
                     self._emit(data)
-                    data = self.stream.read(CHUNK)
+            except DecompressError as e:
+                if e.truncated:
+                    raise LayerError(f"truncated {e.kind} layer: unexpected end of data") from None
+                raise LayerError(f"corrupt {e.kind} layer: {e.detail}") from None
             self._put(None)
         except _Aborted:
             pass
@@ -126,67 +115,6 @@ class _Pipeline:
                 self._put(e)
             except _Aborted:
                 pass
-
-    def _gunzip(self, data: bytes) -> None:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        while True:
-            while data:
-                try:
-                    out = d.decompress(data, CHUNK)
-                except zlib.error as e:
-                    raise LayerError(f"corrupt gzip layer: {e}") from None
-                self._emit(out)
-                data = d.unconsumed_tail
-                if d.eof:
-                    rest = d.unused_data
-                    if rest.strip(b"\x00"):
-                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # concatenated members
-                        data = rest
-                    else:
-                        data = b""
-            if not d.eof:
-                data = self.stream.read(CHUNK)
-                if not data:
-                    raise LayerError("truncated gzip layer: unexpected end of data")
-            else:
-                more = self.stream.read(CHUNK)
-                if not more:
-                    return
-                if more.strip(b"\x00"):
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                data = more if more.strip(b"\x00") else b""
-
-    def _unzstd(self, head: bytes) -> None:
-        import io
-
-        import zstandard
-
-        class _Prefixed(io.RawIOBase):
-            def __init__(self, first, rest):
-                self.first, self.rest = first, rest
-
-            def readable(self):
-                return True
-
-            def readinto(self, b):
-                if self.first:
-                    n = min(len(b), len(self.first))
-                    b[:n] = self.first[:n]
-                    self.first = self.first[n:]
-                    return n
-                data = self.rest.read(len(b))
-                b[:len(data)] = data
-                return len(data)
-
-        reader = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, self.stream), read_across_frames=True)
-        try:
-            while True:
-                out = reader.read(CHUNK)
-                if not out:
-                    break
-                self._emit(out)
-        except zstandard.ZstdError as e:
-            raise LayerError(f"corrupt zstd layer: {e}") from None
 
     def read(self, n: int = -1) -> bytes:
         out = []
