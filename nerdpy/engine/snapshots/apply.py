@@ -19,7 +19,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from nerdpy.engine.errors import LayerError, UnsafeLayer
+from nerdpy.engine.errors import InvalidArgument, LayerError, UnsafeLayer
+from nerdpy.engine.util.fs import resolve_in_root
 
 CHUNK = 1 << 20
 # tarfile's stream buffer: every header read copies what is left of it, so a small buffer keeps
@@ -178,37 +179,16 @@ class _Applier:
         hit = self.dir_cache.get(key)
         if hit is not None:
             return hit
-        todo = list(parts)
-        resolved: list[str] = []
-        hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            cand = os.path.join(self.root, *resolved, part)
-            try:
-                st = os.lstat(cand)
-            except FileNotFoundError:
-                if not create:
-                    raise UnsafeLayer(f"layer entry {name!r}: {'/'.join(resolved + [part])} does not exist") from None
-                os.mkdir(cand, 0o755)
-                resolved.append(part)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > MAX_LINKS:
-                    raise UnsafeLayer(f"layer entry {name!r}: too many levels of symbolic links")
-                target = os.readlink(cand)
-                if target.startswith("/"):
-                    resolved = []
-                todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise LayerError(f"layer entry {name!r}: {'/'.join(resolved + [part])} is not a directory")
-            resolved.append(part)
-        path = os.path.join(self.root, *resolved)
+        try:
+            path = resolve_in_root(self.root, "/".join(parts), MAX_LINKS, create_dirs=create)
+        except InvalidArgument:
+            raise UnsafeLayer(f"layer entry {name!r}: too many levels of symbolic links") from None
+        except FileNotFoundError as e:
+            if create:
+                raise
+            raise UnsafeLayer(f"layer entry {name!r}: {e.filename} does not exist") from None
+        except NotADirectoryError as e:
+            raise LayerError(f"layer entry {name!r}: {e.filename} is not a directory") from None
         self.dir_cache[key] = path
         return path
 

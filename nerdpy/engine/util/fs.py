@@ -7,6 +7,7 @@ Standard library only and cheap to import: the CLI's start-up paths and compose 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -52,10 +53,14 @@ def write_json_atomic(path: str, obj, mode: int | None = None, *, fsync: bool = 
     write_atomic(path, json.dumps(obj, **dumps), mode, fsync=fsync)
 
 
-def resolve_in_root(root: str, path: str, max_links: int = 40) -> str:
+def resolve_in_root(root: str, path: str, max_links: int = 40, *, create_dirs: bool | None = None) -> str:
     """Resolve `path` as if `root` were `/`: symlinks (absolute or relative) never leave root.
-    Returns a host path inside root (the final component may not exist); InvalidArgument past
-    `max_links` symlinks."""
+    Returns a host path inside root. InvalidArgument past `max_links` symlinks.
+
+    `create_dirs` None: missing components are taken as they are (the final one may not exist);
+    otherwise `path` names a directory and every component must be one (NotADirectoryError),
+    missing ones created (True, mode 0755) or refused (False, FileNotFoundError); these errors
+    carry the component's path inside root as their filename."""
     root = os.path.abspath(root)
     parts = [p for p in path.split("/") if p not in ("", ".")]
     resolved: list[str] = []
@@ -70,6 +75,10 @@ def resolve_in_root(root: str, path: str, max_links: int = 40) -> str:
         try:
             st = os.lstat(candidate)
         except FileNotFoundError:
+            if create_dirs is False:
+                raise FileNotFoundError(errno.ENOENT, "does not exist", "/".join(resolved + [part])) from None
+            if create_dirs:
+                os.mkdir(candidate, 0o755)
             resolved.append(part)
             continue
         if stat.S_ISLNK(st.st_mode):
@@ -83,6 +92,8 @@ def resolve_in_root(root: str, path: str, max_links: int = 40) -> str:
                 resolved = []
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
             continue
+        if create_dirs is not None and not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "is not a directory", "/".join(resolved + [part]))
         resolved.append(part)
     return os.path.join(root, *resolved)
 
