@@ -199,10 +199,9 @@ def _materialise(project: m.Project, kind: str, key: str, ref: m.Secret, state_d
     base = os.path.join(state_dir, kind + "s")
     os.makedirs(base, mode=0o700, exist_ok=True)
     path = os.path.join(base, key)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400), "w") as f:
-        f.write(data)
-    os.rename(tmp, path)
+    from nerdpy.engine.util.fs import write_atomic
+
+    write_atomic(path, data, 0o400)
     return path
 
 

@@ -194,10 +194,9 @@ def top_help_is_current(path: str = TOP_HELP) -> bool:
 
 def _write(path: str, text: str) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from nerdpy.engine.util.fs import write_atomic
+
+    write_atomic(path, text, None)
     return path
 
 

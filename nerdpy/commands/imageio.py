@@ -3,7 +3,6 @@
 Errors exit 1, as docker's do for these commands."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -48,18 +47,15 @@ def export(ctx, container, output) -> None:
         except NerdpyError as e:
             _fail(str(e))
         return
-    tmp = f"{output}.nerdpy-{os.getpid()}.tmp"
+    from nerdpy.engine.util.fs import atomic_file
+
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(output) as f:
             export_container(store, c, f)
-        os.rename(tmp, output)
     except NerdpyError as e:
         _fail(str(e))
     except OSError as e:
         _fail(f"failed to export container: {e.strerror or e}: {output}")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @click.command("import")

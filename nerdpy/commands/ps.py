@@ -84,27 +84,15 @@ def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
         }
         if size:
             from nerdpy.engine.containers.records import snapshot_key
+            from nerdpy.engine.util.fs import dir_size
 
             try:
                 upper = store.snapshots.upper_dir(snapshot_key(store, c.id))
-                row["Size"] = human_size(_du(upper))
+                row["Size"] = human_size(dir_size(upper))
             except Exception:
                 row["Size"] = "0B"
         rows.append(row)
     return rows
-
-
-def _du(path: str) -> int:
-    import os
-
-    total = 0
-    for d, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(d, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _filter(store, rows, filters):

@@ -54,30 +54,15 @@ def save(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: s
         return
     if os.path.isdir(output):
         _fail(f"{output} is a directory")
-    target = os.path.abspath(output)
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{os.getpid()}")
+    from nerdpy.engine.util.fs import atomic_file
+
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(os.path.abspath(output), fsync=True) as f:
             save_images(store, list(images), f, fmt=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, target)
     except NerdpyError as e:
-        _unlink(tmp)
         _fail(str(e), 1)
     except OSError as e:
-        _unlink(tmp)
         _fail(f"cannot write {output}: {e.strerror or e}", 1)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 @click.command("load")

@@ -191,10 +191,12 @@ def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
 
         netns = setup_network(store, c, _hostname(c), os.path.join(cdir, "hosts"))
         spec = _build_spec(store, c, rootfs, netns)
-        _write_json(os.path.join(cdir, "config.json"), spec)
+        from nerdpy.engine.util.fs import write_json_atomic
+
+        write_json_atomic(os.path.join(cdir, "config.json"), spec)
         mon_cfg = _monitor_config(store, c)
         mon_path = os.path.join(rdir, "monitor.json")
-        _write_json(mon_path, mon_cfg)
+        write_json_atomic(mon_path, mon_cfg)
         from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
 
         if monitor is None:  # `run` starts one ahead of time (MonitorSpawn); others here
@@ -238,13 +240,10 @@ def _tidy(msg: str) -> str:
 
 
 def _mount_rootfs(store: Store, c: Container) -> str:
-    from nerdpy.engine.snapshots.mount import is_mounted, mount_all
+    from nerdpy.engine.snapshots.mount import mount_container_rootfs
 
-    rootfs = os.path.join(container_dir(store, c.id), "rootfs")
-    os.makedirs(rootfs, mode=0o711, exist_ok=True)
-    if not is_mounted(rootfs):
-        mount_all(store.snapshots.mounts(snapshot_key(store, c.id)), rootfs)
-    return rootfs
+    return mount_container_rootfs(os.path.join(container_dir(store, c.id), "rootfs"),
+                                  store.snapshots.mounts(snapshot_key(store, c.id)))
 
 
 def _event(store: Store, c: Container, action: str, **extra) -> None:
@@ -274,7 +273,8 @@ def _hostname(c: Container) -> str:
 
 
 def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = None) -> dict:
-    from nerdpy.engine.containers.etcfiles import hosts_file, lookup_user, resolv_conf, write_atomic
+    from nerdpy.engine.containers.etcfiles import hosts_file, lookup_user, resolv_conf
+    from nerdpy.engine.util.fs import write_atomic
     from nerdpy.engine.containers.oci import SpecOptions, build_spec
     from nerdpy.engine.containers.volumes import oci_mounts
 

@@ -158,14 +158,9 @@ def remove_anonymous_volumes(store: Store, spec: dict) -> None:
 
 
 def volume_size(v: Volume) -> int:
-    total = 0
-    for d, _dirs, files in os.walk(v.mountpoint):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(d, f)).st_size
-            except OSError:
-                pass
-    return total
+    from nerdpy.engine.util.fs import dir_size
+
+    return dir_size(v.mountpoint)
 
 
 def prune_volumes(store: Store, all_: bool = False, filters: list[str] | None = None) -> tuple[list[str], int]:
@@ -265,7 +260,7 @@ def assign_anonymous_volumes(store: Store, c) -> None:
 def oci_mounts(store: Store, c, rootfs: str) -> list[dict]:
     """The container's volumes, binds and tmpfs as OCI mounts (creating volumes as needed)."""
     from nerdpy.engine.containers.records import container_dir
-    from nerdpy.engine.containers.etcfiles import resolve_in_root
+    from nerdpy.engine.util.fs import resolve_in_root
 
     assign_anonymous_volumes(store, c)
     populated_marker = os.path.join(container_dir(store, c.id), "volumes-populated")

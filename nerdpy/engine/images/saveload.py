@@ -230,69 +230,19 @@ class _Staged:
     head: bytes
 
 
-class _Prefixed:
-    """A stream with bytes already read from it put back in front."""
-
-    def __init__(self, head: bytes, stream: BinaryIO):
-        self.head = head
-        self.stream = stream
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            if n is None or n < 0:
-                data, self.head = self.head + self.stream.read(), b""
-                return data
-            data, self.head = self.head[:n], self.head[n:]
-            if len(data) < n:
-                data += self.stream.read(n - len(data))
-            return data
-        return self.stream.read(n)
-
-    def readable(self) -> bool:
-        return True
-
-
 def _decompressed(stream: BinaryIO) -> BinaryIO:
-    head = b""
-    while len(head) < 6:
-        chunk = stream.read(6 - len(head))
-        if not chunk:
-            break
-        head += chunk
+    from nerdpy.engine.util.compression import open_plain, read_head
+
+    head = read_head(stream)
     if not head:
         raise ArchiveError("the archive is empty")
-    src = _Prefixed(head, stream)
-    if head[:2] == b"\x1f\x8b":
-        import gzip
-
-        return gzip.GzipFile(fileobj=src, mode="rb")
-    if head[:3] == b"BZh":
-        import bz2
-
-        return bz2.BZ2File(src)
-    if head[:6] == b"\xfd7zXZ\x00":
-        import lzma
-
-        return lzma.LZMAFile(src)
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-    return src
+    return open_plain(stream, head)
 
 
 def _decode_errors() -> tuple:
-    import lzma
-    import zlib
+    from nerdpy.engine.util.compression import DecompressError
 
-    errs = [tarfile.TarError, EOFError, zlib.error, lzma.LZMAError]
-    try:
-        import zstandard
-
-        errs.append(zstandard.ZstdError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    return (tarfile.TarError, EOFError, DecompressError)
 
 
 def _member_path(name: str) -> str:
@@ -592,7 +542,7 @@ def _plan_oci(r: _Reader) -> list[_Plan]:
 
 
 def _plan_docker(r: _Reader) -> list[_Plan]:
-    from nerdpy.engine.snapshots.apply import detect_compression
+    from nerdpy.engine.util.compression import LAYER, sniff
     from nerdpy.engine.distribution.manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER,
                                         OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor, Manifest)
 
@@ -628,7 +578,7 @@ def _plan_docker(r: _Reader) -> list[_Plan]:
             plans.append(_Plan(names, match.top_digest, match.top_media_type, match.top_size, match.manifest_digest,
                                match.manifest, match.config_digest, match.config, {}, set(match.blobs)))
             continue
-        kinds = [detect_compression(s.head) for s in layers]
+        kinds = [sniff(s.head, LAYER) for s in layers]
         oci_types = "zstd" in kinds
         types = ({"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD, "none": OCI_LAYER} if oci_types else
                  {"gzip": DOCKER_LAYER, "none": "application/vnd.docker.image.rootfs.diff.tar"})

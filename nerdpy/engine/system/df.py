@@ -1,23 +1,11 @@
 """`system df`: what images, containers and volumes take on disk and what pruning would reclaim."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from nerdpy.engine.errors import NerdpyError
 from nerdpy.engine.store import Store
-
-
-def dir_size(path: str) -> int:
-    """Bytes of file content under `path` (as `ps -s` counts a writable layer)."""
-    total = 0
-    for d, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(d, f)).st_size
-            except OSError:
-                pass
-    return total
+from nerdpy.engine.util.fs import dir_size
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from nerdpy.engine.errors import NerdpyError
 from nerdpy.engine.store import Store
-from nerdpy.engine.system.df import dir_size
+from nerdpy.engine.util.fs import dir_size
 
 
 def in_namespace(store: Store, namespace: str) -> Store:
