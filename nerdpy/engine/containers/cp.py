@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from nerdpy.engine.containers.records import Container, container_dir, container_state, snapshot_key
-from nerdpy.engine.errors import NerdpyError, NotFound
+from nerdpy.engine.errors import BadStream, CopyError, NerdpyError, PathNotFound
 from nerdpy.engine.store import Store
 
 # encodings tarfile may need, loaded before any chroot
@@ -46,20 +46,6 @@ import encodings.latin_1  # noqa: F401,E402
 import encodings.utf_8  # noqa: F401,E402
 
 CLONE_NEWNS = 0x00020000
-
-
-class CopyError(NerdpyError):
-    """A copy that cannot be done (missing path, directory onto a file, ...). docker exits 1."""
-
-    exit_code = 1
-
-
-class PathNotFound(CopyError, NotFound):
-    exit_code = 1
-
-
-class BadStream(CopyError):
-    """The tar stream ended early or is not a tar (the sender may have failed)."""
 
 
 @dataclass

@@ -31,17 +31,11 @@ import encodings.utf_8  # noqa: F401
 
 from nerdpy.engine.images.commit import (BaseImage, LayerWriter, NewImage, apply_changes, normalise_target,
                                   now_rfc3339, store_layer_image, tar_entry)
-from nerdpy.engine.errors import LayerError, NerdpyError
+from nerdpy.engine.errors import ExportError, LayerError
 from nerdpy.engine.store import Store
 
 CLONE_NEWNS = 0x00020000
 CHUNK = 1 << 20
-
-
-class ArchiveError(NerdpyError):
-    """An export or import that cannot be done (unreadable source, corrupt archive...); exit 1."""
-
-    exit_code = 1
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -146,7 +140,7 @@ def export_container(store: Store, c, out: BinaryIO) -> int:
     except ValueError:
         msg = {}
     if "ok" not in msg:
-        raise ArchiveError(f"export {c.name}: {msg.get('error') or 'the export helper failed'}")
+        raise ExportError(f"export {c.name}: {msg.get('error') or 'the export helper failed'}")
     return int(msg["ok"])
 
 
@@ -186,15 +180,15 @@ def open_source(source: str, stdin: BinaryIO | None = None) -> tuple[BinaryIO, s
         try:
             resp = requests.get(source, stream=True, timeout=(15, 120))
         except requests.RequestException as e:
-            raise ArchiveError(f"import {source}: {e}") from None
+            raise ExportError(f"import {source}: {e}") from None
         if resp.status_code != 200:
             resp.close()
-            raise ArchiveError(f"import {source}: the server answered {resp.status_code} {resp.reason}")
+            raise ExportError(f"import {source}: the server answered {resp.status_code} {resp.reason}")
         return _IterStream(resp.iter_content(CHUNK)), source  # type: ignore[return-value]
     try:
         return open(source, "rb"), source
     except OSError as e:
-        raise ArchiveError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
+        raise ExportError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
 
 
 def _sniff(head: bytes) -> str:
@@ -257,7 +251,7 @@ def plain_chunks(stream: BinaryIO) -> Iterator[bytes]:
             data = stream.read(CHUNK)
             if not data:
                 if dec is not None and not dec.eof:
-                    raise ArchiveError(f"truncated {kind} data: unexpected end of input")
+                    raise ExportError(f"truncated {kind} data: unexpected end of input")
                 return
             if dec is not None and dec.eof:
                 if data.strip(b"\x00"):
@@ -267,10 +261,10 @@ def plain_chunks(stream: BinaryIO) -> Iterator[bytes]:
                 else:
                     data = b""
     except (zlib.error, lzma.LZMAError, OSError, EOFError) as e:
-        raise ArchiveError(f"corrupt {kind} data: {e}") from None
+        raise ExportError(f"corrupt {kind} data: {e}") from None
     except Exception as e:
         if type(e).__name__ == "ZstdError":
-            raise ArchiveError(f"corrupt zstd data: {e}") from None
+            raise ExportError(f"corrupt zstd data: {e}") from None
         raise
 
 
@@ -306,7 +300,7 @@ def import_image(store: Store, source: str, reference: str | None = None, *, cha
                 for chunk in plain_chunks(stream):
                     layer.write(chunk)
                 if layer.plain_size == 0:
-                    raise ArchiveError(f"import {label}: the input is empty")
+                    raise ExportError(f"import {label}: the input is empty")
                 layer.finish()
                 now = now_rfc3339()
                 config: dict = {"created": now, "architecture": plat.architecture, "os": plat.os}
@@ -319,7 +313,7 @@ def import_image(store: Store, source: str, reference: str | None = None, *, cha
                 try:
                     result = store_layer_image(store, BaseImage(OCI_MANIFEST, [], []), layer, config, name)
                 except LayerError as e:
-                    raise ArchiveError(f"import {label}: {e}") from None
+                    raise ExportError(f"import {label}: {e}") from None
             finally:
                 layer.discard()
     finally:

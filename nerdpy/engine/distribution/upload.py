@@ -11,15 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
-from nerdpy.engine.errors import AuthError, DigestMismatch, NotFound, RegistryError
+from nerdpy.engine.errors import AuthError, DigestMismatch, NotFound, RegistryError, UploadRetryable  # noqa: F401
 from nerdpy.engine.distribution.reference import Reference
 
 READ = 1 << 20
 RETRIES = 3
-
-
-class UploadRetryable(RegistryError):
-    """A failure worth trying again: 5xx/429 answers, dropped connections."""
 
 
 class BlobBody:
