@@ -157,6 +157,7 @@ def cli(ctx: click.Context, data_root, namespace, debug, insecure_registries, ho
 
 def main(argv: list[str] | None = None) -> None:
     if (sys.argv[1:] if argv is None else argv)[:1] == ["__complete"]: from nerdpy.commands.completion import complete_main; complete_main(argv)  # noqa: E701,E702 (completion scripts' fast path)
+    DebugState.command = None
     try:
         cli.main(args=argv, prog_name="nerdpy", standalone_mode=False)
     except click.exceptions.Exit as e:

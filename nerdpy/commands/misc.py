@@ -12,22 +12,15 @@ from nerdpy.exitcodes import CommandError
 
 
 def _each(ctx, names, fn) -> None:
-    """fn(store, container) per name; docker prints each error and exits 1 if any failed."""
-    from nerdpy.engine.containers.records import find_container
-    from nerdpy.engine.errors import NerdpyError
-    from nerdpy.exitcodes import SomeFailed, message
+    """fn(store, container) per name, printing the name when done; docker prints each error and
+    exits 1 if any failed (the loop of nerdpy.commands.containers)."""
+    from nerdpy.commands.containers import _each as each
 
-    store = store_of(ctx)
-    failed = False
-    for name in names:
-        try:
-            fn(store, find_container(store, name))
-            click.echo(name)
-        except NerdpyError as e:
-            click.echo(message(e), err=True)
-            failed = True
-    if failed:
-        raise SomeFailed()
+    def one(store, c, name):
+        fn(store, c)
+        click.echo(name)
+
+    each(ctx, names, one)
 
 
 @click.command("attach")
