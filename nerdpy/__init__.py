@@ -11,7 +11,7 @@ _LAZY = {
     "Container": "nerdpy.client",
     "ComposeProject": "nerdpy.client",
     "ExecResult": "nerdpy.client",
-    "ContainerError": "nerdpy.client",
+    "ContainerError": "nerdpy.engine.errors",
     "ContainerNotFound": "nerdpy.engine.errors",
     "CommandNotFound": "nerdpy.engine.errors",
     "CommandNotInvokable": "nerdpy.engine.errors",

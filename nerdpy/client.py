@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from nerdpy.engine.errors import (  # noqa: F401  (re-exported: the API's typed errors)
     AuthError,
     Conflict,
+    ContainerError,
     ContainerNotFound,
     DigestMismatch,
     ImageNotFound,
@@ -62,15 +63,6 @@ __all__ = [
     "InvalidReference", "RegistryError", "AuthError", "ManifestError", "PlatformNotFound",
     "DigestMismatch", "StoreError", "ContainerError",
 ]
-
-
-class ContainerError(NerdpyError):
-    """`run(..., detach=False)` or `exec(..., check=True)`: the process exited non-zero."""
-
-    def __init__(self, message: str, exit_code: int, output: str = ""):
-        super().__init__(message)
-        self.exit_status = exit_code
-        self.output = output
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,10 @@ class StoreError(NerdpyError):
     """The local store is inconsistent or cannot be used."""
 
 
+class TemplateError(InvalidArgument):
+    """A --format template that does not parse or cannot be rendered (nerdpy.template)."""
+
+
 class MountError(NerdpyError):
     """A mount or unmount failed."""
 
@@ -84,6 +88,15 @@ class RuncError(NerdpyError):
 # -- containers -------------------------------------------------------------------------------
 class ContainerNotFound(NotFound):
     """No such container."""
+
+
+class ContainerError(NerdpyError):
+    """The Client's `run(..., detach=False)` or `exec(..., check=True)`: the process exited non-zero."""
+
+    def __init__(self, message: str, exit_code: int, output: str = ""):
+        super().__init__(message)
+        self.exit_status = exit_code
+        self.output = output
 
 
 class CommandNotFound(NerdpyError):
