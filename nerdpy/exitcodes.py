@@ -7,8 +7,9 @@ whose code is nerdpy's own (125) takes the code of the command it failed in from
 `run`, `pull`, ...). Usage errors are click's and always 125 (nerdpy.cli.main). Every error is
 reported as one line, `nerdpy: <message>` (MESSAGE).
 
-Only nerdpy.engine.errors is imported here; compose's errors are known by class name, so the
-CLI needs not import compose to map them.
+Only nerdpy.engine.errors is imported here; compose's errors are known by their dotted class
+name, so the CLI need not import compose (and yaml) to map them. Commands raise these errors
+(or CommandError, SomeFailed below) and never exit on their own for an error.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class SomeFailed(E.NerdpyError):
         super().__init__("")
 
 
-# error class -> exit code, the nearest class along the MRO wins
+# error class (or, for compose's, its dotted name) -> exit code; the nearest along the MRO wins
 BY_ERROR: dict[type | str, int] = {
     E.CommandNotFound: 127,
     E.CommandNotInvokable: 126,
@@ -45,7 +46,7 @@ BY_ERROR: dict[type | str, int] = {
     E.NetworkNotFound: EXIT_FAILED,
     E.NetworkInUse: EXIT_FAILED,
     E.NetworkExists: EXIT_FAILED,
-    "ComposeError": EXIT_FAILED,      # compose.errors: docker compose exits 1
+    "compose.errors.ComposeError": EXIT_FAILED,   # docker compose exits 1
     E.NerdpyError: EXIT_ERROR,
 }
 
@@ -62,7 +63,7 @@ def exit_code(error: BaseException, command: str | None = None) -> int:
     """docker's exit code for `error`, raised while running `command` (None: none known)."""
     code = EXIT_ERROR
     for cls in type(error).__mro__:
-        found = BY_ERROR.get(cls, BY_ERROR.get(cls.__name__) if cls.__module__ == "compose.errors" else None)
+        found = BY_ERROR.get(cls, BY_ERROR.get(_dotted(cls)))
         if found is not None:
             code = found
             break
@@ -73,8 +74,11 @@ def exit_code(error: BaseException, command: str | None = None) -> int:
 
 def is_reported(error: BaseException) -> bool:
     """Whether the CLI reports `error` as one line with a table code (nerdpy's or compose's)."""
-    return isinstance(error, E.NerdpyError) or any(
-        c.__module__ == "compose.errors" and c.__name__ == "ComposeError" for c in type(error).__mro__)
+    return isinstance(error, E.NerdpyError) or any(_dotted(c) in BY_ERROR for c in type(error).__mro__)
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def message(error: BaseException) -> str:
