@@ -30,16 +30,23 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from nerdpy.engine.errors import (  # noqa: F401  (re-exported: the API's typed errors)
     AuthError,
     Conflict,
+    ContainerError,
+    ContainerNotFound,
     DigestMismatch,
     ImageNotFound,
     InvalidArgument,
     InvalidReference,
     ManifestError,
     NerdpyError,
+    NetworkError,
+    NetworkInUse,
+    NetworkNotFound,
     NotFound,
     PlatformNotFound,
     RegistryError,
     StoreError,
+    VolumeInUse,
+    VolumeNotFound,
 )
 
 if TYPE_CHECKING:
@@ -56,32 +63,6 @@ __all__ = [
     "InvalidReference", "RegistryError", "AuthError", "ManifestError", "PlatformNotFound",
     "DigestMismatch", "StoreError", "ContainerError",
 ]
-
-
-def __getattr__(name: str):
-    # error classes that live in modules we do not import up front
-    if name == "ContainerNotFound":
-        from nerdpy.engine.containers.records import ContainerNotFound
-
-        return ContainerNotFound
-    if name in ("VolumeNotFound", "VolumeInUse"):
-        from nerdpy.engine.containers import volumes
-
-        return getattr(volumes, name)
-    if name in ("NetworkNotFound", "NetworkInUse", "NetworkError"):
-        from nerdpy.engine import network
-
-        return getattr(network, name)
-    raise AttributeError(f"module 'nerdpy.client' has no attribute {name!r}")
-
-
-class ContainerError(NerdpyError):
-    """`run(..., detach=False)` or `exec(..., check=True)`: the process exited non-zero."""
-
-    def __init__(self, message: str, exit_code: int, output: str = ""):
-        super().__init__(message)
-        self.exit_status = exit_code
-        self.output = output
 
 
 @dataclass(frozen=True)

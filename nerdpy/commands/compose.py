@@ -56,28 +56,14 @@ def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: 
 
 @contextlib.contextmanager
 def compose_errors():
-    """ComposeError -> `nerdpy: FILE:LINE: message` on stderr, exit 1 (as docker compose); the
-    engine's errors too (one line, exit 1, or 126/127 for a command that cannot run)."""
-    from compose.errors import ComposeError
-
-    from nerdpy.engine.errors import NerdpyError
-
+    """A live progress view ends before an error's line. The error itself (ComposeError:
+    `nerdpy: FILE:LINE: message`; the engine's errors) is reported by nerdpy.cli.main with the
+    code of nerdpy.exitcodes' table: 1 for compose, as docker compose; 126/127 (exec/run: not
+    invokable, not found) stay."""
     from nerdpy.commands.progress import close_all
 
     try:
         yield
-    except (ComposeError, NerdpyError) as e:
-        close_all()  # a live progress view ends before the error line
-        from nerdpy.cli import DebugState
-
-        if DebugState.debug:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"nerdpy: {e}", err=True)
-        # docker compose exits 1 for its errors; 126/127 (exec/run: not invokable, not found) stay
-        code = e.exit_code if isinstance(e, ComposeError) or e.exit_code in (126, 127) else 1
-        sys.exit(code)
     finally:
         close_all()
 
@@ -574,7 +560,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
     """Execute a command in a running container."""
     import subprocess
 
-    from compose.runtime import RuntimeError_
+    from compose.errors import ComposeRuntimeError
     from nerdpy.commands.containers import _run_exec
     from nerdpy.engine.containers.exec import exec_argv
 
@@ -583,7 +569,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
     c = rt.find(service, index)
     st = rt.state(c)
     if st.status != "running":
-        raise RuntimeError_(f"service \"{service}\" is not running" if st.status != "paused"
+        raise ComposeRuntimeError(f"service \"{service}\" is not running" if st.status != "paused"
                             else f"container {c.name} is paused, unpause it before exec")
     tty = not no_tty and sys.stdin.isatty() and not detach
     argv, cleanup = exec_argv(rt.store, c, list(command), env=list(env), workdir=workdir, user=user, tty=tty,
@@ -592,7 +578,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
         if detach:
             r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
             if r.returncode != 0:
-                raise RuntimeError_(r.stderr.decode(errors="replace").strip())
+                raise ComposeRuntimeError(r.stderr.decode(errors="replace").strip())
             return
         code = _run_exec(argv, None, tty)
     finally:
@@ -819,7 +805,7 @@ def images(rt, services, quiet, fmt):
 @handles_compose_errors
 def port(ctx, protocol, index, service, private_port):
     """Print the public port for a port binding."""
-    from compose.runtime import RuntimeError_
+    from compose.errors import ComposeRuntimeError
 
     project = load(ctx, quiet_warnings=True)
     rt = runtime(ctx, project)
@@ -831,7 +817,7 @@ def port(ctx, protocol, index, service, private_port):
         if str(p["TargetPort"]) == pnum and p["Protocol"] == proto:
             click.echo(f"{p['URL']}:{p['PublishedPort']}")
             return
-    raise RuntimeError_(f"no port {pnum}/{proto} for container {c.name}")
+    raise ComposeRuntimeError(f"no port {pnum}/{proto} for container {c.name}")
 
 
 @compose.command("ls")

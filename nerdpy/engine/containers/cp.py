@@ -27,22 +27,8 @@ from typing import BinaryIO, Callable
 
 from nerdpy.engine.containers.confined import Child, root_plan
 from nerdpy.engine.containers.records import Container
-from nerdpy.engine.errors import NerdpyError, NotFound
+from nerdpy.engine.errors import BadStream, CopyError, NerdpyError, PathNotFound
 from nerdpy.engine.store import Store
-
-
-class CopyError(NerdpyError):
-    """A copy that cannot be done (missing path, directory onto a file, ...). docker exits 1."""
-
-    exit_code = 1
-
-
-class PathNotFound(CopyError, NotFound):
-    exit_code = 1
-
-
-class BadStream(CopyError):
-    """The tar stream ended early or is not a tar (the sender may have failed)."""
 
 
 @dataclass

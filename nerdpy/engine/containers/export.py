@@ -22,16 +22,10 @@ from typing import BinaryIO, Callable, Iterator
 
 from nerdpy.engine.images.commit import (BaseImage, LayerWriter, NewImage, apply_changes, normalise_target,
                                   now_rfc3339, store_layer_image, tar_entry)
-from nerdpy.engine.errors import LayerError, NerdpyError
+from nerdpy.engine.errors import ExportError, LayerError
 from nerdpy.engine.store import Store
 
 CHUNK = 1 << 20
-
-
-class ArchiveError(NerdpyError):
-    """An export or import that cannot be done (unreadable source, corrupt archive...); exit 1."""
-
-    exit_code = 1
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -58,11 +52,11 @@ def write_tree(out: BinaryIO, root: str = "/") -> int:
     return count
 
 
-def _export_error(c) -> Callable[[dict | None, int], ArchiveError]:
-    def error_from(msg: dict | None, _status: int) -> ArchiveError:
+def _export_error(c) -> Callable[[dict | None, int], ExportError]:
+    def error_from(msg: dict | None, _status: int) -> ExportError:
         msg = msg or {}
         text = f"{msg['error']}: {msg['path']}" if msg.get("kind") == "os" and msg.get("path") else msg.get("error")
-        return ArchiveError(f"export {c.name}: {text or 'the export helper failed'}")
+        return ExportError(f"export {c.name}: {text or 'the export helper failed'}")
     return error_from
 
 
@@ -123,15 +117,15 @@ def open_source(source: str, stdin: BinaryIO | None = None) -> tuple[BinaryIO, s
         try:
             resp = requests.get(source, stream=True, timeout=(15, 120))
         except requests.RequestException as e:
-            raise ArchiveError(f"import {source}: {e}") from None
+            raise ExportError(f"import {source}: {e}") from None
         if resp.status_code != 200:
             resp.close()
-            raise ArchiveError(f"import {source}: the server answered {resp.status_code} {resp.reason}")
+            raise ExportError(f"import {source}: the server answered {resp.status_code} {resp.reason}")
         return _IterStream(resp.iter_content(CHUNK)), source  # type: ignore[return-value]
     try:
         return open(source, "rb"), source
     except OSError as e:
-        raise ArchiveError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
+        raise ExportError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
 
 
 def plain_chunks(stream: BinaryIO) -> Iterator[bytes]:
@@ -143,10 +137,10 @@ def plain_chunks(stream: BinaryIO) -> Iterator[bytes]:
         yield from chunks(stream, chunk=CHUNK)
     except DecompressError as e:
         if e.truncated:
-            raise ArchiveError(f"truncated {e.kind} data: unexpected end of input") from None
-        raise ArchiveError(f"corrupt {e.kind} data: {e.detail}") from None
+            raise ExportError(f"truncated {e.kind} data: unexpected end of input") from None
+        raise ExportError(f"corrupt {e.kind} data: {e.detail}") from None
     except OSError as e:
-        raise ArchiveError(f"corrupt data: {e}") from None
+        raise ExportError(f"corrupt data: {e}") from None
 
 
 def import_image(store: Store, source: str, reference: str | None = None, *, changes: list[str] | tuple = (),
@@ -167,7 +161,7 @@ def import_image(store: Store, source: str, reference: str | None = None, *, cha
                 for chunk in plain_chunks(stream):
                     layer.write(chunk)
                 if layer.plain_size == 0:
-                    raise ArchiveError(f"import {label}: the input is empty")
+                    raise ExportError(f"import {label}: the input is empty")
                 layer.finish()
                 now = now_rfc3339()
                 config: dict = {"created": now, "architecture": plat.architecture, "os": plat.os}
@@ -180,7 +174,7 @@ def import_image(store: Store, source: str, reference: str | None = None, *, cha
                 try:
                     result = store_layer_image(store, BaseImage(OCI_MANIFEST, [], []), layer, config, name)
                 except LayerError as e:
-                    raise ArchiveError(f"import {label}: {e}") from None
+                    raise ExportError(f"import {label}: {e}") from None
             finally:
                 layer.discard()
     finally:

@@ -12,20 +12,10 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError, NotFound
+from nerdpy.engine.errors import (  # noqa: F401 (ContainerNotFound, CommandNot*: importable from here too)
+    CommandNotFound, CommandNotInvokable, Conflict, ContainerNotFound, InvalidArgument, NerdpyError,
+)
 from nerdpy.engine.store import Store
-
-
-class ContainerNotFound(NotFound):
-    """No such container."""
-
-
-class CommandNotFound(NerdpyError):
-    exit_code = 127
-
-
-class CommandNotInvokable(NerdpyError):
-    exit_code = 126
 
 
 @dataclass

@@ -23,21 +23,11 @@ import stat as _stat
 import time
 from dataclasses import dataclass
 
-from nerdpy.engine.errors import Conflict, InvalidArgument, NotFound
+from nerdpy.engine.errors import Conflict, InvalidArgument, NotFound, VolumeInUse, VolumeNotFound  # noqa: F401
 from nerdpy.engine.store import Store
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
-
-
-class VolumeNotFound(NotFound):
-    """No such volume."""
-
-    exit_code = 1
-
-
-class VolumeInUse(Conflict):
-    exit_code = 1
 
 
 @dataclass

@@ -21,7 +21,7 @@ import urllib3
 from nerdpy.engine.distribution.auth import CredentialsRefused, answer_challenge
 from nerdpy.engine.distribution.auth import short_error as _short
 from nerdpy.engine.distribution.credentials import Credentials, get_credentials
-from nerdpy.engine.errors import AuthError, DigestMismatch, ManifestError, NotFound, RegistryError
+from nerdpy.engine.errors import AuthError, DigestMismatch, ManifestError, ManifestNotFound, NotFound, RegistryError  # noqa: F401
 from nerdpy.engine.distribution.hosts import RegistryHost, requests_cert, resolve_hosts
 from nerdpy.engine.distribution.manifest import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, parse_manifest
 from nerdpy.engine.distribution.reference import Reference
@@ -50,8 +50,6 @@ USER_AGENT = "nerdpy/0.1"
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
-class ManifestNotFound(NotFound):
-    """The registry has no such tag or digest."""
 
 
 class RegistryClient:

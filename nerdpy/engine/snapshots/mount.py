@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from nerdpy.engine.errors import NerdpyError
+from nerdpy.engine.errors import MountError, NerdpyError  # noqa: F401
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -38,10 +38,6 @@ def _libc():
         _lib = ffi.dlopen(None)
         _ffi = ffi
     return _lib, _ffi
-
-
-class MountError(NerdpyError):
-    """A mount or unmount failed."""
 
 
 @dataclass(frozen=True)
