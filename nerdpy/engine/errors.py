@@ -1,6 +1,6 @@
 """Every typed error the engine raises, in one module (the modules that raise them import them
 from here). The CLI maps them to docker's exit codes and its one-line message with the one table
-in nerdpy.exitcodes; `exit_code` on an error reads that table (125 for an error of nerdpy itself,
+at the end of this module (BY_ERROR; nerdpy.exitcodes adds the command context); `exit_code` on an error reads it (125 for an error of nerdpy itself,
 1 where docker uses 1, 126/127 for a command that cannot be invoked / is not found).
 """
 from __future__ import annotations
@@ -11,10 +11,8 @@ class NerdpyError(Exception):
 
     @property
     def exit_code(self) -> int:
-        """docker's exit code for this error when a command fails with it (nerdpy.exitcodes)."""
-        from nerdpy.exitcodes import exit_code
-
-        return exit_code(self)
+        """docker's exit code for this error when a command fails with it (BY_ERROR below)."""
+        return error_exit_code(self)
 
 
 class InvalidArgument(NerdpyError):
@@ -184,3 +182,49 @@ class ManifestNotFound(NotFound):
 
 class UploadRetryable(RegistryError):
     """A failure worth trying again: 5xx/429 answers, dropped connections."""
+
+
+# docker's exit codes ----------------------------------------------------------------------------
+# The one table (with nerdpy.exitcodes.BY_COMMAND, the command's context for nerdpy's own errors)
+EXIT_ERROR = 125    # an error of nerdpy itself (docker's daemon/CLI error code)
+EXIT_FAILED = 1     # the operation failed, where docker says 1
+
+
+class CommandError(NerdpyError):
+    """A command's own refusal (`cowardly refusing to save to a terminal`...): one line, the
+    command's exit code."""
+
+
+class SomeFailed(NerdpyError):
+    """A command on several objects where some failed, each already reported on its own line
+    (docker exits 1); nothing more is printed."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+# error class (or, for compose's, its dotted name) -> exit code; the nearest along the MRO wins
+BY_ERROR: dict[type | str, int] = {
+    CommandNotFound: 127,
+    CommandNotInvokable: 126,
+    SomeFailed: EXIT_FAILED,
+    CopyError: EXIT_FAILED,
+    ExportError: EXIT_FAILED,
+    ImageArchiveError: EXIT_FAILED,
+    VolumeNotFound: EXIT_FAILED,
+    VolumeInUse: EXIT_FAILED,
+    NetworkNotFound: EXIT_FAILED,
+    NetworkInUse: EXIT_FAILED,
+    NetworkExists: EXIT_FAILED,
+    "compose.errors.ComposeError": EXIT_FAILED,   # docker compose exits 1
+    NerdpyError: EXIT_ERROR,
+}
+
+
+def error_exit_code(error: BaseException) -> int:
+    """docker's exit code for `error` by its class (the nearest along the MRO in BY_ERROR)."""
+    for cls in type(error).__mro__:
+        found = BY_ERROR.get(cls, BY_ERROR.get(f"{cls.__module__}.{cls.__qualname__}"))
+        if found is not None:
+            return found
+    return EXIT_ERROR
