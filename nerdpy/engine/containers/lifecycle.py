@@ -42,7 +42,10 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirnam
 # create -----------------------------------------------------------------------------------
 def create_container(store: Store, spec: ContainerSpec) -> Container:
     """Record a container and prepare its writable layer. The image must be in the store."""
+    from nerdpy.engine.containers.options import check_spec
     from nerdpy.engine.images.image import image_chain_id, image_config, resolve_image
+
+    check_spec(spec)  # whoever built it (CLI, Client, compose): the same checks
 
     image = resolve_image(store, spec.image)
     config = image_config(store, image)
@@ -562,23 +565,13 @@ def effective_healthcheck(s: dict) -> dict | None:
 
 
 def parse_size(text: str) -> int:
-    t = text.strip().lower()
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    if t.endswith("ib"):
-        t = t[:-2]
-    elif t.endswith("b") and len(t) > 1 and t[-2] in units:
-        t = t[:-1]
-    mult = 1
-    if t and t[-1] in units:
-        mult = units[t[-1]]
-        t = t[:-1]
+    """A size (log max-size): docker's RAMInBytes, an InvalidArgument when it is not one."""
+    from nerdpy.engine.util.units import parse_size as parse
+
     try:
-        value = float(t)
+        return parse(text)
     except ValueError:
         raise InvalidArgument(f"invalid size: {text!r}") from None
-    if value < 0:
-        raise InvalidArgument(f"invalid size: {text!r}")
-    return int(value * mult)
 
 
 def _write_json(path: str, obj: dict) -> None:
