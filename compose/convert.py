@@ -283,7 +283,7 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
     domainname = s.domainname or ""
     tty = s.tty if o.tty is None else o.tty
     stdin_open = s.stdin_open if o.stdin_open is None else o.stdin_open
-    return ContainerSpec(
+    spec = ContainerSpec(
         image=s.image,
         name=name,
         cmd=list(o.command) if o.command is not None else (list(s.command) if s.command is not None else None),
@@ -329,6 +329,14 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         pid=_pid_mode(project, s),
         expose=[str(e) for e in s.expose],
     )
+    from nerdpy.engine.containers.options import check_spec
+    from nerdpy.engine.errors import InvalidArgument
+
+    try:
+        check_spec(spec)  # the CLI's checks and messages, before anything is created
+    except InvalidArgument as e:
+        raise ModelError(f"service {s.name!r}: {e}") from None
+    return spec
 
 
 def _pid_mode(project: m.Project, s: m.Service) -> str:

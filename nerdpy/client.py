@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import socket
 import subprocess
 import time
@@ -334,7 +333,6 @@ class Client:
 
 # options of run/create -> ContainerSpec --------------------------------------------------
 _SPEC_FIELDS: set[str] | None = None
-_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 def _spec_fields() -> set[str]:
@@ -347,13 +345,14 @@ def _spec_fields() -> set[str]:
 
 
 def _size(value: int | str | None, what: str) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT])?[iI]?[bB]?", str(value).strip())
-    if not m:
-        raise InvalidArgument(f"invalid {what}: {value!r}")
-    mult = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    return int(float(m.group(1)) * mult[m.group(2).lower() if m.group(2) else None])
+    if value is None:
+        return None
+    from nerdpy.engine.util.units import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what}: {value!r}") from None
 
 
 def _env(env) -> list[str]:
@@ -384,68 +383,33 @@ def _ports(ports) -> list[str]:
     return [str(p) for p in ports]
 
 
-def _mount(source: str, target: str, mode: str = "rw"):
-    from nerdpy.engine.containers.records import MountSpec
-
-    if not target.startswith("/"):
-        raise InvalidArgument(f"invalid volume target {target!r}: it must be an absolute path")
-    opts = [o for o in mode.split(",") if o]
-    ro = "ro" in opts
-    target = os.path.normpath(target)
-    if not source:
-        return MountSpec("volume", target, secrets.token_hex(32), ro, {"anonymous": True})
-    if source.startswith("/") or source.startswith("."):
-        prop = next((o for o in opts if o in ("private", "rprivate", "shared", "rshared", "slave", "rslave")),
-                    "rprivate")
-        return MountSpec("bind", target, os.path.abspath(source), ro, {"create_host_path": True, "propagation": prop})
-    if not _VOLUME_NAME.match(source):
-        raise InvalidArgument(f"invalid volume name {source!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    return MountSpec("volume", target, source, ro, {"nocopy": "nocopy" in opts})
-
-
 def _volumes(volumes) -> list:
-    """{"name": "/ctr", "/host": {"bind": "/ctr", "mode": "ro"}} or ["name:/ctr:ro", "/anon"]."""
+    """{"name": "/ctr", "/host": {"bind": "/ctr", "mode": "ro"}} or ["name:/ctr:ro", "/anon"]:
+    docker's -v forms, parsed as the CLI parses them."""
+    from nerdpy.engine.containers.options import parse_volume
+
     if volumes is None:
         return []
-    out = []
     if isinstance(volumes, Mapping):
+        texts = []
         for src, dst in volumes.items():
             if isinstance(dst, Mapping):
-                out.append(_mount(str(src), str(dst["bind"]), str(dst.get("mode", "rw"))))
+                texts.append(f"{src}:{dst['bind']}:{dst.get('mode', 'rw')}")
             else:
-                out.append(_mount(str(src), str(dst)))
-        return out
-    for v in volumes:
-        parts = str(v).split(":")
-        if len(parts) == 1:
-            out.append(_mount("", parts[0]))
-        elif len(parts) in (2, 3):
-            out.append(_mount(parts[0], parts[1], parts[2] if len(parts) == 3 else "rw"))
-        else:
-            raise InvalidArgument(f"invalid volume specification: {v!r}")
-    return out
+                texts.append(f"{src}:{dst}")
+        return [parse_volume(t) for t in texts]
+    return [parse_volume(str(v)) for v in volumes]
 
 
 def _tmpfs(tmpfs) -> list:
-    from nerdpy.engine.containers.records import MountSpec
+    """{"/run": "size=64m"} or ["/run:size=64m"]: docker's --tmpfs forms."""
+    from nerdpy.engine.containers.options import parse_tmpfs
 
     if tmpfs is None:
         return []
-    items = tmpfs.items() if isinstance(tmpfs, Mapping) else [(t.partition(":")[0], t.partition(":")[2]) for t in tmpfs]
-    out = []
-    for target, opts in items:
-        o: dict = {}
-        data = []
-        for kv in (opts or "").split(","):
-            k, _, v = kv.partition("=")
-            if k in ("size", "mode") and v:
-                o[k] = str(_size(v, "tmpfs size")) if k == "size" else v
-            elif kv:
-                data.append(kv)
-        if data:
-            o["data"] = data
-        out.append(MountSpec("tmpfs", os.path.normpath(target), "", False, o))
-    return out
+    if isinstance(tmpfs, Mapping):
+        return [parse_tmpfs(f"{t}:{o}" if o else str(t)) for t, o in tmpfs.items()]
+    return [parse_tmpfs(str(t)) for t in tmpfs]
 
 
 def _networks(network, aliases) -> tuple[str, list[dict]]:
@@ -497,7 +461,11 @@ def _spec(image: str, command, options: dict):
     if unknown:
         raise TypeError(f"unknown option(s) for run/create: {', '.join(unknown)}")
     kw.update(o)
-    return ContainerSpec(**kw), pull, platform
+    from nerdpy.engine.containers.options import check_spec
+
+    spec = ContainerSpec(**kw)
+    check_spec(spec)  # before any pull: the CLI's checks, the CLI's messages
+    return spec, pull, platform
 
 
 # containers ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from nerdpy.commands.run import _ram_in_bytes, parse_mount, parse_sysctls, parse_tmpfs, parse_ulimit, parse_volume
+from nerdpy.engine.containers.options import _ram_in_bytes, parse_mount, parse_sysctls, parse_tmpfs, parse_ulimit, parse_volume
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.containers.etcfiles import read_from_layers, resolve_user
 from nerdpy.engine.containers.lifecycle import _container_env, _security_opts, _tmpfs_options
