@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from compose import model as m
-from compose.convert import LABEL_IMAGE, Overrides, container_spec
+from compose.convert import LABEL_IMAGE, Overrides, check_service, container_spec
 from compose.errors import ComposeError
 
 
@@ -546,6 +546,8 @@ class Runtime:
            before_start: Callable[[dict[str, list]], None] | None = None, progress=None) -> dict[str, list]:
         names = self.select(services, with_deps=not no_deps)
         self.levels(names)
+        for name in names:  # a value the engine refuses fails now, before any network or container
+            check_service(self.project, self.project.service(name))
         for svc in scale or {}:
             self.project.service(svc)
         orphans = self.orphans()
@@ -795,6 +797,7 @@ class Runtime:
         from nerdpy.engine.containers.lifecycle import create_container
 
         s = self.project.service(service)
+        check_service(self.project, s, overrides)
         if not no_deps:
             deps = [d for d in self.project.with_dependencies([service]) if d != service]
             if deps:
