@@ -57,7 +57,7 @@ class Event:
 
 
 def labels_of(c) -> dict:
-    return c.spec.get("labels") or {}
+    return c.spec.labels or {}
 
 
 def number_of(c) -> int:
@@ -350,8 +350,8 @@ class Runtime:
         name = old.name
         self.emit("Container", name, "Recreate")
         self._stop_one(old, timeout, quiet=True)
-        anon = {mt["target"]: mt["source"] for mt in old.spec.get("mounts") or []
-                if mt.get("type") == "volume" and (mt.get("options") or {}).get("anonymous") and mt.get("source")}
+        anon = {mt.target: mt.source for mt in old.spec.mounts or []
+                if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
         rename_container(self.store, old, f"{old.id[:12]}_{name}")
         try:
             new = self._create_one(s, number_of(old), image_id, anon, name=name)
@@ -364,7 +364,7 @@ class Runtime:
         remove_container(self.store, old, force=True, volumes=False)
         with self._lock:
             self.recreated.add(s.name)
-        reused = {mt.get("source") for mt in new.spec.get("mounts") or []}
+        reused = {mt.source for mt in new.spec.mounts or []}
         for src in anon.values():
             if src not in reused:
                 try:

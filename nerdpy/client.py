@@ -43,7 +43,7 @@ from nerdpy.engine.errors import (  # noqa: F401  (re-exported: the API's typed 
 
 if TYPE_CHECKING:
     from compose.model import Project
-    from nerdpy.engine.containers.records import Container as _EngineContainer, ContainerState
+    from nerdpy.engine.containers.records import Container as _EngineContainer, ContainerState, StoredSpec
     from nerdpy.engine.images.image import Image
     from nerdpy.engine.network.networks import Network
     from nerdpy.engine.store import Store
@@ -218,7 +218,7 @@ class Client:
         try:
             c.start()
         except BaseException:
-            if not c.spec.get("auto_remove"):
+            if not c.spec.auto_remove:
                 try:
                     c.remove(force=True)
                 except NerdpyError:
@@ -495,13 +495,14 @@ class Container:
         return self._c.image
 
     @property
-    def spec(self) -> dict:
-        """What was asked for (the record's ContainerSpec, as a dict)."""
+    def spec(self) -> StoredSpec:
+        """What was asked for: the record's ContainerSpec (attributes: memory, mounts, ...),
+        with what create resolved from the image (args, resolved_workdir, image_config)."""
         return self._c.spec
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict(self._c.spec.get("labels") or {})
+        return dict(self._c.spec.labels or {})
 
     def __repr__(self) -> str:
         return f"<Container {self.short_id} {self.name!r}>"

@@ -151,3 +151,21 @@ def test_one_size_parser_everywhere():
             _ram_in_bytes(bad, "-m")
         with pytest.raises(ValueError):
             compose_size(bad)
+
+
+# the stored spec ------------------------------------------------------------------------------
+def test_stored_spec_round_trips_and_reads_old_records():
+    from nerdpy.engine.containers.records import ContainerSpec, MountSpec, StoredSpec
+
+    spec = ContainerSpec(image="busybox", memory=64 << 20, ulimits=[("nofile", 10, 20)],
+                         mounts=[MountSpec("volume", "/data", "v1", True, {"nocopy": True})])
+    stored = StoredSpec.of(spec, args=["sh"], resolved_workdir="/w", image_config={"Env": ["A=1"]}, image_name="b")
+    data = stored.to_json()
+    assert data["_args"] == ["sh"] and data["_workdir"] == "/w" and data["_image_config"] == {"Env": ["A=1"]}
+    back = StoredSpec.from_json(data)
+    assert back == stored and back.mounts[0].readonly and back.ulimits == [("nofile", 10, 20)]
+    # a record from an older version: unknown keys ignored, missing ones defaulted (no network: none)
+    old = StoredSpec.from_json({"image": "x", "_args": ["true"], "some_future_key": 1, "memory": None,
+                                "mounts": [{"type": "bind", "target": "/a", "source": "/b", "extra": 1}]})
+    assert old.network == "none" and old.args == ["true"] and old.memory is None and old.restart == "no"
+    assert old.mounts == [MountSpec("bind", "/a", "/b")]
