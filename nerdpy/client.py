@@ -413,16 +413,11 @@ def _tmpfs(tmpfs) -> list:
 
 
 def _networks(network, aliases) -> tuple[str, list[dict]]:
+    """network: a name or a list of names (the first gets the aliases), as the CLI's --network."""
+    from nerdpy.engine.containers.options import networks_of
+
     nets = [network] if isinstance(network, str) else list(network or [])
-    nets = [n for n in nets if n] or ["bridge"]
-    mode = nets[0]
-    if mode in ("none", "host") or mode.startswith("container:"):
-        if len(nets) > 1:
-            raise InvalidArgument("cannot attach both user-defined and non-user-defined network modes")
-        return mode, []
-    attachments = [{"name": n, "aliases": [], "ip": None, "mac": None} for n in nets]
-    attachments[0]["aliases"] = list(aliases or [])
-    return mode, attachments
+    return networks_of(nets, list(aliases or []))
 
 
 def _spec(image: str, command, options: dict):

@@ -569,7 +569,15 @@ def _check_mounts(mounts: list) -> None:
 
 def _networks(o) -> tuple[str, list[dict]]:
     """--network (repeatable), --network-alias, --ip, --mac-address -> (mode, attachments)."""
-    nets = [n for n in o["network"] if n] or ["bridge"]
+    return networks_of(o["network"] or (), o["network_alias"], o["ip"], o["mac_address"],
+                       bool(o["dns"] or o["dns_search"] or o["dns_option"] or o["add_host"]))
+
+
+def networks_of(networks, aliases=(), ip: str | None = None, mac: str | None = None,
+                dns: bool = False) -> tuple[str, list[dict]]:
+    """Networks asked for (bridge, none, host, container:<name|id>, a network's name; the first
+    gets the aliases, ip and mac) -> (ContainerSpec.network, ContainerSpec.networks)."""
+    nets = [n for n in networks if n] or ["bridge"]
     mode = nets[0]
     if mode == "default":
         mode = nets[0] = "bridge"
@@ -577,14 +585,14 @@ def _networks(o) -> tuple[str, list[dict]]:
     if special or any(n in ("none", "host") or n.startswith("container:") for n in nets[1:]):
         if len(nets) > 1:
             raise _bad("conflicting options: cannot attach both user-defined and non-user-defined network-modes")
-        if o["network_alias"] or o["ip"]:
+        if aliases or ip:
             raise _bad("network-scoped aliases and --ip are only supported for user-defined networks")
-        if mode.startswith("container:") and o["mac_address"]:
+        if mode.startswith("container:") and mac:
             raise _bad("conflicting options: mac-address and the network mode")
-        if mode.startswith("container:") and (o["dns"] or o["dns_search"] or o["dns_option"] or o["add_host"]):
+        if mode.startswith("container:") and dns:
             raise _bad("conflicting options: dns and the network mode")
         return mode, []
     attachments = [{"name": n, "aliases": [], "ip": None, "mac": None} for n in nets]
-    attachments[0].update(aliases=list(o["network_alias"]), ip=o["ip"] or None, mac=o["mac_address"] or None)
+    attachments[0].update(aliases=list(aliases), ip=ip or None, mac=mac or None)
     return mode, attachments
 
