@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from nerdpy.engine.containers.records import ContainerSpec
 
 
-def _duration_ns(text: str | None, flag: str = "") -> int | None:
+def _duration_ns(text: str | None) -> int | None:
     """A --health-* duration (Go's form, or a plain number of seconds) -> nanoseconds."""
     if not text:
         return None
@@ -400,11 +400,11 @@ def build_spec(image: str, command, o: Mapping) -> ContainerSpec:
         if o["health_cmd"]:
             hc["Test"] = ["CMD-SHELL", o["health_cmd"]]
         if o["health_interval"]:
-            hc["Interval"] = _duration_ns(o["health_interval"], "--health-interval")
+            hc["Interval"] = _duration_ns(o["health_interval"])
         if o["health_timeout"]:
-            hc["Timeout"] = _duration_ns(o["health_timeout"], "--health-timeout")
+            hc["Timeout"] = _duration_ns(o["health_timeout"])
         if o["health_start_period"]:
-            hc["StartPeriod"] = _duration_ns(o["health_start_period"], "--health-start-period")
+            hc["StartPeriod"] = _duration_ns(o["health_start_period"])
         if o["health_retries"]:
             hc["Retries"] = o["health_retries"]
     network, attachments = _networks(o)
