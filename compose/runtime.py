@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from compose import model as m
-from compose.convert import LABEL_IMAGE, Overrides, container_spec
+from compose.convert import LABEL_IMAGE, Overrides, check_service, container_spec
 from compose.errors import Aborted, ComposeError, ComposeRuntimeError, DependencyError  # noqa: F401
 from compose.render import config_hash
 
@@ -45,7 +45,7 @@ class Event:
 
 
 def labels_of(c) -> dict:
-    return c.spec.get("labels") or {}
+    return c.spec.labels or {}
 
 
 def number_of(c) -> int:
@@ -338,8 +338,8 @@ class Runtime:
         name = old.name
         self.emit("Container", name, "Recreate")
         self._stop_one(old, timeout, quiet=True)
-        anon = {mt["target"]: mt["source"] for mt in old.spec.get("mounts") or []
-                if mt.get("type") == "volume" and (mt.get("options") or {}).get("anonymous") and mt.get("source")}
+        anon = {mt.target: mt.source for mt in old.spec.mounts or []
+                if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
         rename_container(self.store, old, f"{old.id[:12]}_{name}")
         try:
             new = self._create_one(s, number_of(old), image_id, anon, name=name)
@@ -352,7 +352,7 @@ class Runtime:
         remove_container(self.store, old, force=True, volumes=False)
         with self._lock:
             self.recreated.add(s.name)
-        reused = {mt.get("source") for mt in new.spec.get("mounts") or []}
+        reused = {mt.source for mt in new.spec.mounts or []}
         for src in anon.values():
             if src not in reused:
                 try:
@@ -534,6 +534,8 @@ class Runtime:
            before_start: Callable[[dict[str, list]], None] | None = None, progress=None) -> dict[str, list]:
         names = self.select(services, with_deps=not no_deps)
         self.levels(names)
+        for name in names:  # a value the engine refuses fails now, before any network or container
+            check_service(self.project, self.project.service(name))
         for svc in scale or {}:
             self.project.service(svc)
         orphans = self.orphans()
@@ -783,6 +785,7 @@ class Runtime:
         from nerdpy.engine.containers.lifecycle import create_container
 
         s = self.project.service(service)
+        check_service(self.project, s, overrides)
         if not no_deps:
             deps = [d for d in self.project.with_dependencies([service]) if d != service]
             if deps:

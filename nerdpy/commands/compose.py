@@ -413,7 +413,7 @@ def _ps_rows(rt, containers) -> list[dict]:
     for c in containers:
         st = rt.state(c)
         ports, pubs = _ports_of(rt.store, c) if st.running else ("", [])
-        labels = c.spec.get("labels") or {}
+        labels = c.spec.labels or {}
         rows.append({
             "ID": c.id,
             "Name": c.name,
@@ -432,9 +432,9 @@ def _ps_rows(rt, containers) -> list[dict]:
             "Publishers": pubs,
             "Ports": ports,
             "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-            "Networks": ",".join(n["name"] for n in c.spec.get("networks") or []) or (c.spec.get("network") or ""),
-            "Mounts": ",".join(mt.get("source") or mt["target"] for mt in c.spec.get("mounts") or []),
-            "LocalVolumes": sum(1 for mt in c.spec.get("mounts") or [] if mt.get("type") == "volume"),
+            "Networks": ",".join(n["name"] for n in c.spec.networks or []) or (c.spec.network or ""),
+            "Mounts": ",".join(mt.source or mt.target for mt in c.spec.mounts or []),
+            "LocalVolumes": sum(1 for mt in c.spec.mounts or [] if mt.type == "volume"),
             "Size": 0,
             "_state": st,
         })

@@ -50,8 +50,8 @@ def start(ctx, containers, attach, interactive, detach_keys):
         if container_state(store, c).running:
             raise click.UsageError(f"container {containers[0]} is already running")
         handle = prepare_start(store, c)
-        sys.exit(attach_and_start(store, c, handle, interactive and c.spec.get("stdin_open"),
-                                  bool(c.spec.get("tty")), True, detach_keys))
+        sys.exit(attach_and_start(store, c, handle, interactive and c.spec.stdin_open,
+                                  bool(c.spec.tty), True, detach_keys))
 
     def one(store, c, name):
         if container_state(store, c).running:

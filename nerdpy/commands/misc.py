@@ -51,8 +51,8 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
         raise Conflict("You cannot attach to a paused container, unpause it first")
     if not state.running:
         raise Conflict("You cannot attach to a stopped container, start it first")
-    tty = bool(c.spec.get("tty"))
-    with_stdin = bool(c.spec.get("stdin_open")) and not no_stdin
+    tty = bool(c.spec.tty)
+    with_stdin = bool(c.spec.stdin_open) and not no_stdin
     if tty and with_stdin and not sys.stdin.isatty():
         raise CommandError("the input device is not a TTY")
     stdin_fd = sys.stdin.fileno() if with_stdin else None

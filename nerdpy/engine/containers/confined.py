@@ -70,14 +70,14 @@ def root_plan(store: Store, c: Container, *, as_seen_inside: bool = True) -> Roo
         # start, when they are empty); show the image's content there, as docker (which fills them
         # at create) would; a file copied there now is carried into the volume at the first start
         started = os.path.exists(os.path.join(container_dir(store, c.id), "volumes-populated"))
-        for m in c.spec.get("mounts") or []:
-            if m.get("type") == "volume" and m.get("source"):
-                src = volume_path(store, m["source"])
-                if not started and not (m.get("options") or {}).get("nocopy") and _empty_dir(src):
+        for m in c.spec.mounts or []:
+            if m.type == "volume" and m.source:
+                src = volume_path(store, m.source)
+                if not started and not (m.options or {}).get("nocopy") and _empty_dir(src):
                     continue
-                binds.append((src, m["target"], bool(m.get("readonly"))))
-            elif m.get("type") == "bind" and m.get("source"):
-                binds.append((m["source"], m["target"], bool(m.get("readonly"))))
+                binds.append((src, m.target, bool(m.readonly)))
+            elif m.type == "bind" and m.source:
+                binds.append((m.source, m.target, bool(m.readonly)))
     return RootPlan("mount", rootfs=os.path.join(container_dir(store, c.id), "rootfs"),
                     mounts=store.snapshots.mounts(snapshot_key(store, c.id)), binds=binds)
 

@@ -455,31 +455,31 @@ def container_config(c) -> dict:
     """The container's settings as an image `config` section (docker's commit merges the
     container's Config into the new image: its env, command, labels, user, workdir...)."""
     s = c.spec
-    img = dict(s.get("_image_config") or {})
+    img = dict(s.image_config or {})
     cfg = json.loads(json.dumps(img))
     env: dict[str, str] = {}
-    for e in list(img.get("Env") or []) + list(s.get("env") or []):
+    for e in list(img.get("Env") or []) + list(s.env or []):
         k, eq, v = e.partition("=")
         if eq:
             env[k] = v
     cfg["Env"] = [f"{k}={v}" for k, v in env.items()] or None
-    if s.get("entrypoint") is not None:
-        cfg["Entrypoint"] = list(s["entrypoint"]) or None
-        cfg["Cmd"] = list(s["cmd"]) if s.get("cmd") else None
-    elif s.get("cmd"):
-        cfg["Cmd"] = list(s["cmd"])
-    if s.get("workdir"):
-        cfg["WorkingDir"] = s["workdir"]
-    if s.get("user"):
-        cfg["User"] = s["user"]
-    if s.get("labels"):
-        cfg["Labels"] = {**(img.get("Labels") or {}), **s["labels"]}
-    if s.get("stop_signal"):
-        cfg["StopSignal"] = s["stop_signal"]
-    if s.get("healthcheck"):
-        cfg["Healthcheck"] = s["healthcheck"]
-    anon = [m["target"] for m in s.get("mounts") or []
-            if m.get("type") == "volume" and (m.get("options") or {}).get("anonymous")]
+    if s.entrypoint is not None:
+        cfg["Entrypoint"] = list(s.entrypoint) or None
+        cfg["Cmd"] = list(s.cmd) if s.cmd else None
+    elif s.cmd:
+        cfg["Cmd"] = list(s.cmd)
+    if s.workdir:
+        cfg["WorkingDir"] = s.workdir
+    if s.user:
+        cfg["User"] = s.user
+    if s.labels:
+        cfg["Labels"] = {**(img.get("Labels") or {}), **s.labels}
+    if s.stop_signal:
+        cfg["StopSignal"] = s.stop_signal
+    if s.healthcheck:
+        cfg["Healthcheck"] = s.healthcheck
+    anon = [m.target for m in s.mounts or []
+            if m.type == "volume" and (m.options or {}).get("anonymous")]
     if anon:
         cfg["Volumes"] = {**(img.get("Volumes") or {}), **{t: {} for t in anon}}
     return {k: v for k, v in cfg.items() if v is not None or k in ("Cmd", "Entrypoint")}
@@ -550,7 +550,7 @@ def commit_container(store: Store, c, reference: str | None = None, *, changes: 
                 config["comment"] = message
             else:
                 config.pop("comment", None)
-            created_by = " ".join(cfg.get("Cmd") or c.spec.get("_args") or [])
+            created_by = " ".join(cfg.get("Cmd") or c.spec.args or [])
             entry = {"created": now, "created_by": created_by}
             if author:
                 entry["author"] = author

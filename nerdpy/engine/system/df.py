@@ -119,8 +119,8 @@ def disk_usage(store: Store) -> DiskUsage:
             size = dir_size(store.snapshots.upper_dir(snapshot_key(store, c.id)))
         except NerdpyError:
             size = 0
-        nvol = sum(1 for m in c.spec.get("mounts") or [] if m.get("type") == "volume")
-        crows.append(ContainerUsage(c.id, c.name, c.image, " ".join(c.spec.get("_args") or []), c.created_at,
+        nvol = sum(1 for m in c.spec.mounts or [] if m.type == "volume")
+        crows.append(ContainerUsage(c.id, c.name, c.image, " ".join(c.spec.args or []), c.created_at,
                                     st.status, size, nvol, st))
     in_use = volumes_in_use(store)
     vrows = [VolumeUsage(v.name, len(in_use.get(v.name, [])), volume_size(v)) for v in list_volumes(store)]
