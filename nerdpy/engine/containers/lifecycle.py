@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import signal as _signal
 import socket
 import sys
 import time
@@ -30,6 +29,9 @@ from nerdpy.engine.containers.records import (
     runc_root,
     snapshot_key,
 )
+from nerdpy.engine.containers.options import SIGNALS, check_spec, parse_restart, parse_signal, parse_size  # noqa: F401 (re-exported)
+from nerdpy.engine.containers.options import parse_device as _device
+from nerdpy.engine.containers.options import security_opts as _security_opts
 from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
 from nerdpy.engine.runtime import cgroups
 from nerdpy.engine.runtime.monitor.wire import recv_line as _recv
@@ -45,7 +47,6 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirnam
 # create -----------------------------------------------------------------------------------
 def create_container(store: Store, spec: ContainerSpec) -> Container:
     """Record a container and prepare its writable layer. The image must be in the store."""
-    from nerdpy.engine.containers.options import check_spec
     from nerdpy.engine.images.image import image_chain_id, image_config, resolve_image
 
     check_spec(spec)  # whoever built it (CLI, Client, compose): the same checks
@@ -401,64 +402,6 @@ def _init_binary() -> str:
     raise InvalidArgument("--init needs a static tini on the host (Debian: apt-get install tini)")
 
 
-def _security_opts(opts: list[str]) -> tuple[str, bool]:
-    """--security-opt: seccomp=unconfined|PATH, no-new-privileges[=|:true|false]; apparmor and
-    label are accepted and ignored (no AppArmor or SELinux here)."""
-    seccomp, nnp = "default", False
-    for opt in opts:
-        if opt == "no-new-privileges":
-            nnp = True
-            continue
-        if "=" in opt:
-            k, _, v = opt.partition("=")
-        else:
-            k, _, v = opt.partition(":")
-        if k == "seccomp" and v:
-            seccomp = v
-        elif k == "no-new-privileges" and v in ("true", "false", "1", "0"):
-            nnp = v in ("true", "1")
-        elif k in ("apparmor", "label", "systempaths", "mask", "unmask") and v:
-            pass
-        else:
-            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
-    return seccomp, nnp
-
-
-def _device(text: str) -> dict:
-    """--device HOST[:CONTAINER][:PERMISSIONS] (permissions a combination of r, w and m)."""
-    import stat as _stat
-
-    parts = text.split(":")
-    if len(parts) > 3 or not parts[0]:
-        raise InvalidArgument(f"invalid device specification: {text}")
-    host = parts[0]
-    dest, access = host, "rwm"
-    if len(parts) == 2:
-        if parts[1].startswith("/"):
-            dest = parts[1]
-        else:
-            access = parts[1]
-    elif len(parts) == 3:
-        dest, access = parts[1], parts[2]
-    if not host.startswith("/") or not dest.startswith("/"):
-        raise InvalidArgument(f"invalid device specification: {text}: paths must be absolute")
-    if not access or any(ch not in "rwm" for ch in access):
-        raise InvalidArgument(f"invalid device mode {access!r} in {text}: a combination of r, w and m")
-    try:
-        st = os.stat(host)
-    except OSError as e:
-        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: {e.strerror}") from None
-    if _stat.S_ISCHR(st.st_mode):
-        kind = "c"
-    elif _stat.S_ISBLK(st.st_mode):
-        kind = "b"
-    else:
-        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: not a device node")
-    return {"path": host, "container_path": dest, "type": kind, "major": os.major(st.st_rdev),
-            "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777,
-            "uid": st.st_uid, "gid": st.st_gid}
-
-
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
     """Replace-or-append, keeping the first position of each name. A bare NAME (only from
     records made before names were resolved at create) takes this process's value, if any."""
@@ -528,17 +471,6 @@ def finish_container(overrides: dict, cid: str, remove: bool) -> None:
         store.close()
 
 
-def parse_restart(text: str) -> dict:
-    name, _, count = text.partition(":")
-    if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(f"invalid restart policy {text!r}")
-    if count and name != "on-failure":
-        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count only with on-failure")
-    if count and not count.isdigit():
-        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count must be a number")
-    return {"name": name, "max": int(count or 0)}
-
-
 def effective_healthcheck(s: StoredSpec) -> dict | None:
     """The healthcheck the monitor runs: flags over the image's HEALTHCHECK; seconds, not ns."""
     if s.no_healthcheck:
@@ -564,39 +496,7 @@ def effective_healthcheck(s: StoredSpec) -> dict | None:
     }
 
 
-def parse_size(text: str) -> int:
-    """A size (log max-size): docker's RAMInBytes, an InvalidArgument when it is not one."""
-    from nerdpy.engine.util.units import parse_size as parse
-
-    try:
-        return parse(text)
-    except ValueError:
-        raise InvalidArgument(f"invalid size: {text!r}") from None
-
-
-def _write_json(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.rename(tmp, path)
-
-
 # stop, kill, wait -------------------------------------------------------------------------
-SIGNALS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
-           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(_signal, name), int)}
-
-
-def parse_signal(text: str) -> int:
-    t = text.strip().upper()
-    if t.isdigit():
-        return int(t)
-    if t.startswith("SIG"):
-        t = t[3:]
-    if t not in SIGNALS:
-        raise InvalidArgument(f"invalid signal: {text}")
-    return SIGNALS[t]
-
-
 def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
     from nerdpy.engine.runtime.runc import Runc
 

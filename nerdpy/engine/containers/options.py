@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -360,7 +361,7 @@ def _security_opts(items) -> list[str]:
     docker does), so the container does not depend on the file later."""
     import json
 
-    from nerdpy.engine.containers.lifecycle import _security_opts as check
+    check = security_opts
     from nerdpy.engine.containers.oci import DEFAULT_CAPS, load_profile
 
     out = []
@@ -485,8 +486,7 @@ def check_spec(spec: ContainerSpec) -> None:
     """Every check of a ContainerSpec that needs no store (docker's messages): memory limits,
     hostname, user, working directory, mounts, restart policy, ports, signals, capabilities,
     devices, ulimits, sysctls, security options. Raises InvalidArgument."""
-    from nerdpy.engine.containers.lifecycle import _device, _security_opts as check_security, \
-        parse_restart, parse_signal
+    _device, check_security = parse_device, security_opts
     from nerdpy.engine.containers.oci import ULIMIT_NAMES, normalise_cap
     from nerdpy.engine.network.ports import parse_publish_all
 
@@ -596,3 +596,97 @@ def networks_of(networks, aliases=(), ip: str | None = None, mac: str | None = N
     attachments[0].update(aliases=list(aliases), ip=ip or None, mac=mac or None)
     return mode, attachments
 
+
+# parsers shared with the lifecycle (which imports them from here) -----------------------------
+def security_opts(opts: list[str]) -> tuple[str, bool]:
+    """--security-opt: seccomp=unconfined|PATH, no-new-privileges[=|:true|false]; apparmor and
+    label are accepted and ignored (no AppArmor or SELinux here)."""
+    seccomp, nnp = "default", False
+    for opt in opts:
+        if opt == "no-new-privileges":
+            nnp = True
+            continue
+        if "=" in opt:
+            k, _, v = opt.partition("=")
+        else:
+            k, _, v = opt.partition(":")
+        if k == "seccomp" and v:
+            seccomp = v
+        elif k == "no-new-privileges" and v in ("true", "false", "1", "0"):
+            nnp = v in ("true", "1")
+        elif k in ("apparmor", "label", "systempaths", "mask", "unmask") and v:
+            pass
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    return seccomp, nnp
+
+
+def parse_device(text: str) -> dict:
+    """--device HOST[:CONTAINER][:PERMISSIONS] (permissions a combination of r, w and m)."""
+    import stat as _stat
+
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise InvalidArgument(f"invalid device specification: {text}")
+    host = parts[0]
+    dest, access = host, "rwm"
+    if len(parts) == 2:
+        if parts[1].startswith("/"):
+            dest = parts[1]
+        else:
+            access = parts[1]
+    elif len(parts) == 3:
+        dest, access = parts[1], parts[2]
+    if not host.startswith("/") or not dest.startswith("/"):
+        raise InvalidArgument(f"invalid device specification: {text}: paths must be absolute")
+    if not access or any(ch not in "rwm" for ch in access):
+        raise InvalidArgument(f"invalid device mode {access!r} in {text}: a combination of r, w and m")
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: {e.strerror}") from None
+    if _stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif _stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: not a device node")
+    return {"path": host, "container_path": dest, "type": kind, "major": os.major(st.st_rdev),
+            "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777,
+            "uid": st.st_uid, "gid": st.st_gid}
+
+
+def parse_restart(text: str) -> dict:
+    name, _, count = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy {text!r}")
+    if count and name != "on-failure":
+        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count only with on-failure")
+    if count and not count.isdigit():
+        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count must be a number")
+    return {"name": name, "max": int(count or 0)}
+
+
+def parse_size(text: str) -> int:
+    """A size (log max-size): docker's RAMInBytes, an InvalidArgument when it is not one."""
+    from nerdpy.engine.util.units import parse_size as parse
+
+    try:
+        return parse(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid size: {text!r}") from None
+
+
+SIGNALS = {name[3:]: getattr(signal, name) for name in dir(signal)
+           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)}
+
+
+def parse_signal(text: str) -> int:
+    t = text.strip().upper()
+    if t.isdigit():
+        return int(t)
+    if t.startswith("SIG"):
+        t = t[3:]
+    if t not in SIGNALS:
+        raise InvalidArgument(f"invalid signal: {text}")
+    return SIGNALS[t]
