@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from compose import model as m
 from compose.errors import ModelError
+from compose.render import config_hash
 
 COMPOSE_VERSION = "2.24.0"           # the docker compose version whose behaviour we follow
 LABEL_VERSION = "com.docker.compose.version"
@@ -51,7 +52,7 @@ def compose_labels(project: m.Project, s: m.Service, number: int, oneoff: bool =
         m.LABEL_SERVICE: s.name,
         m.LABEL_NUMBER: str(number),
         m.LABEL_ONEOFF: "True" if oneoff else "False",
-        m.LABEL_CONFIG_HASH: s.config_hash(),
+        m.LABEL_CONFIG_HASH: config_hash(s),
         m.LABEL_DEPENDS_ON: depends_on_label(s),
         m.LABEL_WORKING_DIR: project.working_dir,
         m.LABEL_CONFIG_FILES: ",".join(os.path.abspath(f) if f != "-" else f for f in project.files),
@@ -137,7 +138,7 @@ def _size(text: str) -> int:
 
 
 def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str] | None = None,
-                  state_dir: str | None = None) -> list:
+                  state_dir: str | None = None, files: bool = True) -> list:
     """The service's volumes (binds, named and anonymous volumes, tmpfs), tmpfs entries,
     secrets and configs as MountSpecs. `anon_sources`: target -> the anonymous volume of the
     container being replaced, reused as docker compose does. `state_dir`: where secrets from the
@@ -168,6 +169,8 @@ def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str]
         else:
             raise ModelError(f"service {s.name!r}: volumes of type {v.type!r} are not supported")
     out += [tmpfs_mount(t) for t in s.tmpfs]
+    if not files:  # secrets and configs left out (nothing written): for check_service
+        return out
     for kind, items, table in (("secret", s.secrets, project.secrets), ("config", s.configs, project.configs)):
         for item in items:
             ref = table.get(item.source)
@@ -198,10 +201,9 @@ def _materialise(project: m.Project, kind: str, key: str, ref: m.Secret, state_d
     base = os.path.join(state_dir, kind + "s")
     os.makedirs(base, mode=0o700, exist_ok=True)
     path = os.path.join(base, key)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400), "w") as f:
-        f.write(data)
-    os.rename(tmp, path)
+    from nerdpy.engine.util.fs import write_atomic
+
+    write_atomic(path, data, 0o400)
     return path
 
 
@@ -243,8 +245,9 @@ def parse_run_volume(text: str):
 def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, oneoff: bool = False,
                    image_id: str | None = None, network_mode: str | None = None,
                    anon_sources: dict[str, str] | None = None, overrides: Overrides | None = None,
-                   state_dir: str | None = None):
-    """The ContainerSpec of one container of `s`. `network_mode`: the resolved mode for
+                   state_dir: str | None = None, check_only: bool = False):
+    """The ContainerSpec of one container of `s` (checked: a ModelError naming the service).
+    `check_only`: no secret or config is written (see check_service). `network_mode`: the resolved mode for
     `service:x` (container:<name>), given by the caller who knows x's containers."""
     from nerdpy.engine.containers.records import ContainerSpec
 
@@ -267,7 +270,7 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
     if net.startswith("service:"):
         raise ModelError(f"service {s.name!r}: network_mode {net} could not be resolved")
     hc, no_hc = healthcheck_spec(s.healthcheck)
-    mounts = volume_mounts(project, s, anon_sources, state_dir)
+    mounts = volume_mounts(project, s, anon_sources, state_dir, files=not check_only)
     for v in o.volumes:
         mv = parse_run_volume(v)
         mounts = [x for x in mounts if x.target != mv.target] + [mv]
@@ -283,7 +286,7 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
     domainname = s.domainname or ""
     tty = s.tty if o.tty is None else o.tty
     stdin_open = s.stdin_open if o.stdin_open is None else o.stdin_open
-    return ContainerSpec(
+    spec = ContainerSpec(
         image=s.image,
         name=name,
         cmd=list(o.command) if o.command is not None else (list(s.command) if s.command is not None else None),
@@ -329,6 +332,24 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         pid=_pid_mode(project, s),
         expose=[str(e) for e in s.expose],
     )
+    from nerdpy.engine.containers.options import check_spec
+    from nerdpy.engine.errors import InvalidArgument
+
+    try:
+        check_spec(spec)  # the CLI's checks and messages, before anything is created
+    except InvalidArgument as e:
+        raise ModelError(f"service {s.name!r}: {e}") from None
+    return spec
+
+
+def check_service(project: m.Project, s: m.Service, overrides: Overrides | None = None) -> None:
+    """The engine's checks of the service's containers (memory, hostname, user, mounts, restart,
+    ports...), before anything is created: a ModelError naming the service."""
+    if not s.image:
+        return  # the caller's error (nerdpy does not build images)
+    mode = "none" if (s.network_mode or "").startswith("service:") else None
+    container_spec(project, s, f"{project.name}-{s.name}-check", 1, network_mode=mode, overrides=overrides,
+                   check_only=True)
 
 
 def _pid_mode(project: m.Project, s: m.Service) -> str:

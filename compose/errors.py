@@ -1,7 +1,8 @@
 """Typed errors of the compose loader.
 
 Every error carries the file and, where one is known, the line it is about, so that the command
-line can print one line such as ``nerdpy: compose.yaml:12: services.web.ports: ...`` and exit 1.
+line can print one line such as ``nerdpy: compose.yaml:12: services.web.ports: ...`` and exit 1
+(the exit code comes from nerdpy.exitcodes' table, as for the engine's errors).
 """
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from __future__ import annotations
 class ComposeError(Exception):
     """An error in the user's compose files or options (docker compose exits 1 for these)."""
 
-    exit_code = 1
+    @property
+    def exit_code(self) -> int:
+        from nerdpy.exitcodes import exit_code
+
+        return exit_code(self)
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None):
         super().__init__(message)
@@ -73,3 +78,16 @@ class CycleError(ModelError):
 
 class ProjectNameError(ComposeError):
     """``-p``, ``COMPOSE_PROJECT_NAME`` or ``name:`` is not a valid project name."""
+
+
+class ComposeRuntimeError(ComposeError):
+    """Running the project failed (a dependency, a container, an image): exit 1."""
+
+
+class DependencyError(ComposeRuntimeError):
+    """A service could not start because a dependency failed (the dependency's error is the
+    one reported)."""
+
+
+class Aborted(ComposeRuntimeError):
+    """`up --abort-on-container-exit`: a container exited, so the others were stopped."""

@@ -16,7 +16,9 @@ Conventions for the code that runs a project (``up``, ``down``, ...):
   (e.g. "myproj_default"); the keys of the dicts are the names used inside the compose file.
 
 `load_project(...)` (compose.loader) builds a Project; `Project.startup_levels()` gives the
-dependency order and raises CycleError on cycles.
+dependency order and raises CycleError on cycles; compose.render turns a Project back into a
+compose document (`compose config`) and gives a service's config hash. This module imports
+nothing of compose but errors and units: everything else builds on it.
 """
 from __future__ import annotations
 
@@ -235,22 +237,6 @@ class Service:
     def dependencies(self) -> list[str]:
         return list(self.depends_on)
 
-    def config_hash(self) -> str:
-        """sha256 of the normalised service (for the com.docker.compose.config-hash label):
-        a changed service gets a new hash; scale and deploy.replicas are left out, since
-        scaling does not recreate containers."""
-        import hashlib
-        import json
-
-        from compose.render import service_to_dict
-
-        d = service_to_dict(self)
-        d.pop("scale", None)
-        if isinstance(d.get("deploy"), dict):
-            d["deploy"] = {k: v for k, v in d["deploy"].items() if k != "replicas"}
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
     def container_names(self, project: str) -> list[str]:
         """The names of the service's containers: container_name, or <project>-<service>-<n>."""
         if self.container_name:
@@ -374,15 +360,6 @@ class Project:
         """Services that depend on `name` directly."""
         return [s.name for s in self.services.values() if name in s.depends_on]
 
-    # -- output -------------------------------------------------------------------------------
-    def to_dict(self, escape_dollars: bool = False) -> dict:
-        """The normalised model as a compose file (what `compose config` prints, with
-        `escape_dollars`: literal `$` written `$$` so that the output loads back unchanged)."""
-        from compose.render import escape_dollars as _escape, project_to_dict
-
-        d = project_to_dict(self)
-        return _escape(d) if escape_dollars else d
-
 
 def dependency_levels(services: dict[str, Service], names: list[str] | None = None) -> list[list[str]]:
     """Kahn's algorithm over depends_on (dependencies outside `names` are ignored); levels keep
@@ -434,17 +411,10 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
     return list(graph)  # not reached: a graph without a ready node has a cycle
 
 
-def load_project(*args, **kwargs) -> Project:
-    """See compose.loader.load_project."""
-    from compose.loader import load_project as _load
-
-    return _load(*args, **kwargs)
-
-
 __all__ = [
     "Project", "Service", "Network", "Volume", "Secret", "Config", "Port", "ServiceVolume",
     "ServiceNetwork", "DependsOn", "Healthcheck", "Ulimit", "Logging", "Device", "Resources",
     "RestartPolicy", "Deploy", "ServiceSecret", "ServiceConfig", "Ipam", "IpamPool",
-    "dependency_levels", "load_project", "format_duration",
+    "dependency_levels", "format_duration",
     "CONDITION_STARTED", "CONDITION_HEALTHY", "CONDITION_COMPLETED",
 ]

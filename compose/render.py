@@ -3,6 +3,9 @@ prints: keys sorted, defaults made explicit where docker shows them, false and e
 left out, durations as Go durations and sizes in bytes."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 from compose import model as m
 from compose.units import format_duration
 
@@ -122,7 +125,23 @@ def escape_dollars(value):
     return value
 
 
-def project_to_dict(p: m.Project) -> dict:
+def config_hash(s: m.Service) -> str:
+    """sha256 of the normalised service (for the com.docker.compose.config-hash label):
+    a changed service gets a new hash; scale and deploy.replicas are left out, since
+    scaling does not recreate containers."""
+    d = service_to_dict(s)
+    d.pop("scale", None)
+    if isinstance(d.get("deploy"), dict):
+        d["deploy"] = {k: v for k, v in d["deploy"].items() if k != "replicas"}
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def project_to_dict(p: m.Project, escape: bool = False) -> dict:
+    """The normalised model as a compose file (what `compose config` prints, with `escape`:
+    literal `$` written `$$` so that the output loads back unchanged)."""
+    if escape:
+        return escape_dollars(project_to_dict(p))
     out: dict = {"name": p.name, "services": {k: service_to_dict(s) for k, s in sorted(p.services.items())}}
     if p.networks:
         nets = {}

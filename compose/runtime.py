@@ -25,21 +25,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from compose import model as m
-from compose.convert import LABEL_IMAGE, Overrides, container_spec
-from compose.errors import ComposeError
-
-
-class RuntimeError_(ComposeError):
-    """Running the project failed (a dependency, a container, an image): exit 1."""
-
-
-class DependencyError(RuntimeError_):
-    """A service could not start because a dependency failed (the dependency's error is the
-    one reported)."""
-
-
-class Aborted(RuntimeError_):
-    pass
+from compose.convert import LABEL_IMAGE, Overrides, check_service, container_spec
+from compose.errors import Aborted, ComposeError, ComposeRuntimeError, DependencyError  # noqa: F401
+from compose.render import config_hash
 
 
 @dataclass
@@ -57,7 +45,7 @@ class Event:
 
 
 def labels_of(c) -> dict:
-    return c.spec.get("labels") or {}
+    return c.spec.labels or {}
 
 
 def number_of(c) -> int:
@@ -100,8 +88,8 @@ def run_parallel(calls: list[Callable[[], object]]) -> list:
     return results
 
 
-def _engine_error(e: Exception, what: str) -> RuntimeError_:
-    return RuntimeError_(f"{what}: {e}")
+def _engine_error(e: Exception, what: str) -> ComposeRuntimeError:
+    return ComposeRuntimeError(f"{what}: {e}")
 
 
 class Runtime:
@@ -189,11 +177,11 @@ class Runtime:
         for key in used:
             net = self.project.networks.get(key)
             if net is None:
-                raise RuntimeError_(f"service refers to undefined network {key}")
+                raise ComposeRuntimeError(f"service refers to undefined network {key}")
             existing = get_network(self.store, net.name)
             if net.external:
                 if existing is None:
-                    raise RuntimeError_(f"network {net.name} declared as external, but could not be found")
+                    raise ComposeRuntimeError(f"network {net.name} declared as external, but could not be found")
                 continue
             if existing is not None:
                 continue
@@ -224,7 +212,7 @@ class Runtime:
             existing = get_volume(self.store, vol.name)
             if vol.external:
                 if existing is None:
-                    raise RuntimeError_(f"external volume \"{vol.name}\" not found")
+                    raise ComposeRuntimeError(f"external volume \"{vol.name}\" not found")
                 continue
             if existing is not None:
                 continue
@@ -247,14 +235,14 @@ class Runtime:
         for n in names:
             s = self.project.services[n]
             if not s.image:
-                raise RuntimeError_(f"service {n!r} has no image (nerdpy does not build images)")
+                raise ComposeRuntimeError(f"service {n!r} has no image (nerdpy does not build images)")
             pol = policy or s.pull_policy or "missing"
             if pol == "build":
-                raise RuntimeError_(f"service {n!r}: pull_policy build: nerdpy does not build images")
+                raise ComposeRuntimeError(f"service {n!r}: pull_policy build: nerdpy does not build images")
             have = bool(lookup_images(self.store, s.image))
             if pol == "never":
                 if not have:
-                    raise RuntimeError_(f"service {n!r}: image {s.image} not found and pull_policy is never")
+                    raise ComposeRuntimeError(f"service {n!r}: image {s.image} not found and pull_policy is never")
                 continue
             if pol == "always" or not have:
                 todo.setdefault(s.image, (s, pol))
@@ -295,7 +283,7 @@ class Runtime:
         def one(img, s):
             try:
                 self.pull_one(s, img, progress)
-            except RuntimeError_ as e:
+            except ComposeRuntimeError as e:
                 if not ignore_failures:
                     raise
                 failures.append(str(e))
@@ -319,7 +307,7 @@ class Runtime:
         dep = mode.split(":", 1)[1]
         cs = self.service_containers(dep)
         if not cs:
-            raise RuntimeError_(f"service {s.name!r} uses network_mode {mode} but {dep} has no container")
+            raise ComposeRuntimeError(f"service {s.name!r} uses network_mode {mode} but {dep} has no container")
         return f"container:{cs[0].name}"
 
     def container_name(self, s: m.Service, number: int) -> str:
@@ -350,8 +338,8 @@ class Runtime:
         name = old.name
         self.emit("Container", name, "Recreate")
         self._stop_one(old, timeout, quiet=True)
-        anon = {mt["target"]: mt["source"] for mt in old.spec.get("mounts") or []
-                if mt.get("type") == "volume" and (mt.get("options") or {}).get("anonymous") and mt.get("source")}
+        anon = {mt.target: mt.source for mt in old.spec.mounts or []
+                if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
         rename_container(self.store, old, f"{old.id[:12]}_{name}")
         try:
             new = self._create_one(s, number_of(old), image_id, anon, name=name)
@@ -364,7 +352,7 @@ class Runtime:
         remove_container(self.store, old, force=True, volumes=False)
         with self._lock:
             self.recreated.add(s.name)
-        reused = {mt.get("source") for mt in new.spec.get("mounts") or []}
+        reused = {mt.source for mt in new.spec.mounts or []}
         for src in anon.values():
             if src not in reused:
                 try:
@@ -380,10 +368,10 @@ class Runtime:
         s = self.project.services[name]
         n = s.scale if scale is None else scale
         if s.container_name and n > 1:
-            raise RuntimeError_(f'service "{name}" uses the custom container name "{s.container_name}": '
+            raise ComposeRuntimeError(f'service "{name}" uses the custom container name "{s.container_name}": '
                                 "a service with a container_name cannot be scaled above 1")
         image_id = self._image_id(s)
-        want_hash = s.config_hash()
+        want_hash = config_hash(s)
         existing = self.service_containers(name)
         keep, extra = existing[:n], existing[n:]
         run_parallel([lambda c=c: self._remove_one(c, stop=True, timeout=timeout) for c in reversed(extra)] or
@@ -424,7 +412,7 @@ class Runtime:
         from nerdpy.engine.containers.lifecycle import effective_healthcheck
 
         if effective_healthcheck(c.spec) is None:
-            raise RuntimeError_(f"container {c.name} has no healthcheck configured")
+            raise ComposeRuntimeError(f"container {c.name} has no healthcheck configured")
         delay = 0.02
         while True:
             self._check_abort()
@@ -433,9 +421,9 @@ class Runtime:
             if h == "healthy" and st.running:
                 return
             if h == "unhealthy":
-                raise RuntimeError_(f"dependency failed to start: container {c.name} is unhealthy")
+                raise ComposeRuntimeError(f"dependency failed to start: container {c.name} is unhealthy")
             if not st.running:
-                raise RuntimeError_(f"dependency failed to start: container {c.name} exited ({st.exit_code})")
+                raise ComposeRuntimeError(f"dependency failed to start: container {c.name} exited ({st.exit_code})")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.1)
 
@@ -447,7 +435,7 @@ class Runtime:
             if not st.running and st.status != "created":
                 return st.exit_code
             if st.status == "created":
-                raise RuntimeError_(f"container {c.name} was never started")
+                raise ComposeRuntimeError(f"container {c.name} was never started")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.1)
 
@@ -456,7 +444,7 @@ class Runtime:
             return
         cs = self.service_containers(dep)
         if not cs:
-            raise RuntimeError_(f"dependency failed to start: service {dep} has no container")
+            raise ComposeRuntimeError(f"dependency failed to start: service {dep} has no container")
         for c in cs:
             self.emit("Container", c.name, "Waiting")
             if condition == m.CONDITION_HEALTHY:
@@ -465,7 +453,7 @@ class Runtime:
             elif condition == m.CONDITION_COMPLETED:
                 code = self.wait_exit(c)
                 if code != 0:
-                    raise RuntimeError_(f'service "{dep}" didn\'t complete successfully: exit {code}')
+                    raise ComposeRuntimeError(f'service "{dep}" didn\'t complete successfully: exit {code}')
                 self.emit("Container", c.name, "Exited")
 
     def start_one(self, c) -> None:
@@ -508,7 +496,7 @@ class Runtime:
                         self.wait_condition(dep, cond.condition)
                     except Aborted:
                         raise
-                    except RuntimeError_ as e:
+                    except ComposeRuntimeError as e:
                         if cond.required:
                             raise
                         self.warn(f"optional dependency {dep} of {name}: {e}")
@@ -546,6 +534,8 @@ class Runtime:
            before_start: Callable[[dict[str, list]], None] | None = None, progress=None) -> dict[str, list]:
         names = self.select(services, with_deps=not no_deps)
         self.levels(names)
+        for name in names:  # a value the engine refuses fails now, before any network or container
+            check_service(self.project, self.project.service(name))
         for svc in scale or {}:
             self.project.service(svc)
         orphans = self.orphans()
@@ -582,16 +572,16 @@ class Runtime:
                 if not st.running and st.status != "created":
                     if st.exit_code == 0:
                         return
-                    raise RuntimeError_(f"container {c.name} exited ({st.exit_code})")
+                    raise ComposeRuntimeError(f"container {c.name} exited ({st.exit_code})")
                 if not hc and st.running:
                     return
                 h = (st.health or {}).get("Status")
                 if h == "healthy":
                     return
                 if h == "unhealthy":
-                    raise RuntimeError_(f"container {c.name} is unhealthy")
+                    raise ComposeRuntimeError(f"container {c.name} is unhealthy")
                 if deadline is not None and time.monotonic() > deadline:
-                    raise RuntimeError_(f"timeout waiting for container {c.name}")
+                    raise ComposeRuntimeError(f"timeout waiting for container {c.name}")
                 time.sleep(0.1)
 
         def each(c):
@@ -768,7 +758,7 @@ class Runtime:
         names = self.select(services, with_deps=False)
         have = [n for n in names if self.service_containers(n)]
         if services and not have:
-            raise RuntimeError_(f"service {services[0]!r} has no container to start")
+            raise ComposeRuntimeError(f"service {services[0]!r} has no container to start")
         self.start(have)
 
     def pause(self, services: list[str] | None = None, unpause: bool = False) -> None:
@@ -795,6 +785,7 @@ class Runtime:
         from nerdpy.engine.containers.lifecycle import create_container
 
         s = self.project.service(service)
+        check_service(self.project, s, overrides)
         if not no_deps:
             deps = [d for d in self.project.with_dependencies([service]) if d != service]
             if deps:
@@ -804,7 +795,7 @@ class Runtime:
                         continue
                     try:
                         self.wait_condition(dep, cond.condition)
-                    except RuntimeError_ as e:
+                    except ComposeRuntimeError as e:
                         if cond.required:
                             raise
                         self.warn(f"optional dependency {dep} of {service}: {e}")
@@ -828,8 +819,8 @@ class Runtime:
             if number_of(c) == index:
                 return c
         if not cs:
-            raise RuntimeError_(f"service \"{service}\" is not running")
-        raise RuntimeError_(f"service \"{service}\" has no container number {index}")
+            raise ComposeRuntimeError(f"service \"{service}\" is not running")
+        raise ComposeRuntimeError(f"service \"{service}\" has no container number {index}")
 
 
 def list_projects(store) -> list[dict]:

@@ -1,5 +1,6 @@
-"""The click root group: global flags, lazy loading of command modules, and the mapping of
-engine errors to docker's exit codes (125 for an error of nerdpy itself).
+"""The click root group: global flags, lazy loading of command modules, and the reporting of
+errors: one line and docker's exit code from the table in nerdpy.exitcodes (125 for an error of
+nerdpy itself, 1 where docker uses 1).
 
 Only click is imported here; each command module is imported when its command runs, so
 `nerdpy --version` and `nerdpy --help` stay cheap (no requests, rich or yaml).
@@ -58,11 +59,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "completion": ("completion", "completion", "Output shell completion code for bash, zsh or fish"),
 }
 
-EXIT_ERROR = 125
+EXIT_ERROR = 125  # nerdpy.exitcodes.EXIT_ERROR, without importing it on the fast paths
 
 
 class DebugState:
     debug = False
+    command: str | None = None  # the innermost command resolved (`container cp` -> "cp"): its exit codes
 
 
 class LazyGroup(click.Group):
@@ -74,6 +76,12 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None:
+            DebugState.command = name
+        return name, cmd, rest
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
@@ -147,15 +155,8 @@ def cli(ctx: click.Context, data_root, namespace, debug, insecure_registries, ho
     ctx.obj = Context(overrides)
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"nerdpy: {message}", err=True)
-    sys.exit(code)
-
-
 def main(argv: list[str] | None = None) -> None:
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["__complete"]: from nerdpy.commands.completion import complete_main; complete_main(argv)  # noqa: E701,E702 (completion scripts' fast path)
-    from nerdpy.engine.errors import NerdpyError
-
+    DebugState.command = None
     try:
         cli.main(args=argv, prog_name="nerdpy", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -173,19 +174,24 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(EXIT_ERROR)
         click.echo(f"nerdpy: {e.format_message()}", err=True)
         sys.exit(EXIT_ERROR if e.exit_code in (1, 2) else e.exit_code)
-    except NerdpyError as e:
-        if DebugState.debug:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"nerdpy: {e}", err=True)
-        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
-    except Exception as e:  # an error we did not plan for: still one line unless --debug
+    except Exception as e:
+        from nerdpy import exitcodes
+
+        if exitcodes.is_reported(e):  # nerdpy's and compose's errors: the table's line and code
+            if DebugState.debug:
+                import traceback
+
+                traceback.print_exc()
+            line = exitcodes.message(e)
+            if line:
+                click.echo(line, err=True)
+            sys.exit(exitcodes.exit_code(e, DebugState.command))
+        # an error we did not plan for: still one line unless --debug
         if DebugState.debug:
             raise
         click.echo(f"nerdpy: internal error: {type(e).__name__}: {e} (run with --debug for details)", err=True)

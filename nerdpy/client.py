@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import socket
 import subprocess
 import time
@@ -30,21 +29,28 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from nerdpy.engine.errors import (  # noqa: F401  (re-exported: the API's typed errors)
     AuthError,
     Conflict,
+    ContainerError,
+    ContainerNotFound,
     DigestMismatch,
     ImageNotFound,
     InvalidArgument,
     InvalidReference,
     ManifestError,
     NerdpyError,
+    NetworkError,
+    NetworkInUse,
+    NetworkNotFound,
     NotFound,
     PlatformNotFound,
     RegistryError,
     StoreError,
+    VolumeInUse,
+    VolumeNotFound,
 )
 
 if TYPE_CHECKING:
     from compose.model import Project
-    from nerdpy.engine.containers.records import Container as _EngineContainer, ContainerState
+    from nerdpy.engine.containers.records import Container as _EngineContainer, ContainerState, StoredSpec
     from nerdpy.engine.images.image import Image
     from nerdpy.engine.network.networks import Network
     from nerdpy.engine.store import Store
@@ -56,32 +62,6 @@ __all__ = [
     "InvalidReference", "RegistryError", "AuthError", "ManifestError", "PlatformNotFound",
     "DigestMismatch", "StoreError", "ContainerError",
 ]
-
-
-def __getattr__(name: str):
-    # error classes that live in modules we do not import up front
-    if name == "ContainerNotFound":
-        from nerdpy.engine.containers.records import ContainerNotFound
-
-        return ContainerNotFound
-    if name in ("VolumeNotFound", "VolumeInUse"):
-        from nerdpy.engine.containers import volumes
-
-        return getattr(volumes, name)
-    if name in ("NetworkNotFound", "NetworkInUse", "NetworkError"):
-        from nerdpy.engine import network
-
-        return getattr(network, name)
-    raise AttributeError(f"module 'nerdpy.client' has no attribute {name!r}")
-
-
-class ContainerError(NerdpyError):
-    """`run(..., detach=False)` or `exec(..., check=True)`: the process exited non-zero."""
-
-    def __init__(self, message: str, exit_code: int, output: str = ""):
-        super().__init__(message)
-        self.exit_status = exit_code
-        self.output = output
 
 
 @dataclass(frozen=True)
@@ -179,13 +159,12 @@ class Client:
 
     def remove_image(self, reference: str, *, force: bool = False) -> list[str]:
         """`nerdpy rmi`: the lines docker prints (Untagged: ..., Deleted: ...)."""
-        from nerdpy.engine.images.image import collect_garbage, remove_image
+        from nerdpy.engine.content.gc import collect_garbage
+        from nerdpy.engine.images.image import remove_image
 
         in_use = {c.image_id for c in self._engine_containers()}
         lines = remove_image(self.store, reference, force=force, in_use=in_use)
-        with self.store.gc_lock(exclusive=True, wait=False) as got:
-            if got:
-                collect_garbage(self.store)
+        collect_garbage(self.store)  # takes the GC lock itself; skips while content is being added
         return lines
 
     # -- containers ------------------------------------------------------------------------
@@ -219,7 +198,7 @@ class Client:
         try:
             c.start()
         except BaseException:
-            if not c.spec.get("auto_remove"):
+            if not c.spec.auto_remove:
                 try:
                     c.remove(force=True)
                 except NerdpyError:
@@ -334,7 +313,6 @@ class Client:
 
 # options of run/create -> ContainerSpec --------------------------------------------------
 _SPEC_FIELDS: set[str] | None = None
-_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 def _spec_fields() -> set[str]:
@@ -347,13 +325,14 @@ def _spec_fields() -> set[str]:
 
 
 def _size(value: int | str | None, what: str) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT])?[iI]?[bB]?", str(value).strip())
-    if not m:
-        raise InvalidArgument(f"invalid {what}: {value!r}")
-    mult = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    return int(float(m.group(1)) * mult[m.group(2).lower() if m.group(2) else None])
+    if value is None:
+        return None
+    from nerdpy.engine.util.units import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what}: {value!r}") from None
 
 
 def _env(env) -> list[str]:
@@ -384,81 +363,41 @@ def _ports(ports) -> list[str]:
     return [str(p) for p in ports]
 
 
-def _mount(source: str, target: str, mode: str = "rw"):
-    from nerdpy.engine.containers.records import MountSpec
-
-    if not target.startswith("/"):
-        raise InvalidArgument(f"invalid volume target {target!r}: it must be an absolute path")
-    opts = [o for o in mode.split(",") if o]
-    ro = "ro" in opts
-    target = os.path.normpath(target)
-    if not source:
-        return MountSpec("volume", target, secrets.token_hex(32), ro, {"anonymous": True})
-    if source.startswith("/") or source.startswith("."):
-        prop = next((o for o in opts if o in ("private", "rprivate", "shared", "rshared", "slave", "rslave")),
-                    "rprivate")
-        return MountSpec("bind", target, os.path.abspath(source), ro, {"create_host_path": True, "propagation": prop})
-    if not _VOLUME_NAME.match(source):
-        raise InvalidArgument(f"invalid volume name {source!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    return MountSpec("volume", target, source, ro, {"nocopy": "nocopy" in opts})
-
-
 def _volumes(volumes) -> list:
-    """{"name": "/ctr", "/host": {"bind": "/ctr", "mode": "ro"}} or ["name:/ctr:ro", "/anon"]."""
+    """{"name": "/ctr", "/host": {"bind": "/ctr", "mode": "ro"}} or ["name:/ctr:ro", "/anon"]:
+    docker's -v forms, parsed as the CLI parses them."""
+    from nerdpy.engine.containers.options import parse_volume
+
     if volumes is None:
         return []
-    out = []
     if isinstance(volumes, Mapping):
+        texts = []
         for src, dst in volumes.items():
             if isinstance(dst, Mapping):
-                out.append(_mount(str(src), str(dst["bind"]), str(dst.get("mode", "rw"))))
+                texts.append(f"{src}:{dst['bind']}:{dst.get('mode', 'rw')}")
             else:
-                out.append(_mount(str(src), str(dst)))
-        return out
-    for v in volumes:
-        parts = str(v).split(":")
-        if len(parts) == 1:
-            out.append(_mount("", parts[0]))
-        elif len(parts) in (2, 3):
-            out.append(_mount(parts[0], parts[1], parts[2] if len(parts) == 3 else "rw"))
-        else:
-            raise InvalidArgument(f"invalid volume specification: {v!r}")
-    return out
+                texts.append(f"{src}:{dst}")
+        return [parse_volume(t) for t in texts]
+    return [parse_volume(str(v)) for v in volumes]
 
 
 def _tmpfs(tmpfs) -> list:
-    from nerdpy.engine.containers.records import MountSpec
+    """{"/run": "size=64m"} or ["/run:size=64m"]: docker's --tmpfs forms."""
+    from nerdpy.engine.containers.options import parse_tmpfs
 
     if tmpfs is None:
         return []
-    items = tmpfs.items() if isinstance(tmpfs, Mapping) else [(t.partition(":")[0], t.partition(":")[2]) for t in tmpfs]
-    out = []
-    for target, opts in items:
-        o: dict = {}
-        data = []
-        for kv in (opts or "").split(","):
-            k, _, v = kv.partition("=")
-            if k in ("size", "mode") and v:
-                o[k] = str(_size(v, "tmpfs size")) if k == "size" else v
-            elif kv:
-                data.append(kv)
-        if data:
-            o["data"] = data
-        out.append(MountSpec("tmpfs", os.path.normpath(target), "", False, o))
-    return out
+    if isinstance(tmpfs, Mapping):
+        return [parse_tmpfs(f"{t}:{o}" if o else str(t)) for t, o in tmpfs.items()]
+    return [parse_tmpfs(str(t)) for t in tmpfs]
 
 
 def _networks(network, aliases) -> tuple[str, list[dict]]:
+    """network: a name or a list of names (the first gets the aliases), as the CLI's --network."""
+    from nerdpy.engine.containers.options import networks_of
+
     nets = [network] if isinstance(network, str) else list(network or [])
-    nets = [n for n in nets if n] or ["bridge"]
-    mode = nets[0]
-    if mode in ("none", "host") or mode.startswith("container:"):
-        if len(nets) > 1:
-            raise InvalidArgument("cannot attach both user-defined and non-user-defined network modes")
-        return mode, []
-    attachments = [{"name": n, "aliases": [], "ip": None, "mac": None} for n in nets]
-    attachments[0]["aliases"] = list(aliases or [])
-    return mode, attachments
+    return networks_of(nets, list(aliases or []))
 
 
 def _spec(image: str, command, options: dict):
@@ -497,7 +436,11 @@ def _spec(image: str, command, options: dict):
     if unknown:
         raise TypeError(f"unknown option(s) for run/create: {', '.join(unknown)}")
     kw.update(o)
-    return ContainerSpec(**kw), pull, platform
+    from nerdpy.engine.containers.options import check_spec
+
+    spec = ContainerSpec(**kw)
+    check_spec(spec)  # before any pull: the CLI's checks, the CLI's messages
+    return spec, pull, platform
 
 
 # containers ------------------------------------------------------------------------------
@@ -527,13 +470,14 @@ class Container:
         return self._c.image
 
     @property
-    def spec(self) -> dict:
-        """What was asked for (the record's ContainerSpec, as a dict)."""
+    def spec(self) -> StoredSpec:
+        """What was asked for: the record's ContainerSpec (attributes: memory, mounts, ...),
+        with what create resolved from the image (args, resolved_workdir, image_config)."""
         return self._c.spec
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict(self._c.spec.get("labels") or {})
+        return dict(self._c.spec.labels or {})
 
     def __repr__(self) -> str:
         return f"<Container {self.short_id} {self.name!r}>"

@@ -714,14 +714,13 @@ def stale_files(directory: str = COMPLETIONS_DIR) -> list[str]:
 
 
 def write_all(directory: str = COMPLETIONS_DIR) -> list[str]:
+    from nerdpy.engine.util.fs import write_atomic
+
     os.makedirs(directory, exist_ok=True)
     written = []
     for shell, text in render_all().items():
         path = os.path.join(directory, FILES[shell])
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_atomic(path, text, None)
         written.append(path)
     return written
 

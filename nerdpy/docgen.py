@@ -120,7 +120,9 @@ def render() -> str:
         lines.append("")
         lines.append(f"## {title}")
         lines.append("")
-        pieces = " ".join(cmd.collect_usage_pieces(ctx))
+        # click 8.5 writes an optional sub-command as `[COMMAND]`, 8.4 as `COMMAND`: the
+        # reference reads the same whichever click built it
+        pieces = " ".join(cmd.collect_usage_pieces(ctx)).replace("[COMMAND] [ARGS]...", "COMMAND [ARGS]...")
         lines.append("```")
         lines.append(f"Usage: {ctx.command_path} {pieces}".rstrip())
         lines.append("```")
@@ -192,10 +194,9 @@ def top_help_is_current(path: str = TOP_HELP) -> bool:
 
 def _write(path: str, text: str) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from nerdpy.engine.util.fs import write_atomic
+
+    write_atomic(path, text, None)
     return path
 
 

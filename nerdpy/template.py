@@ -12,11 +12,7 @@ import json
 import re
 from functools import lru_cache
 
-from nerdpy.engine.errors import InvalidArgument
-
-
-class TemplateError(InvalidArgument):
-    pass
+from nerdpy.engine.errors import TemplateError
 
 
 # -- lexing ------------------------------------------------------------------------------

@@ -156,12 +156,13 @@ install_file() {
     echo "    wrote $dest"
 }
 
-# Is $PYTHON Debian's python3 (or missing, so that apt-get will bring Debian's)?
+# Is $PYTHON Debian's python3 (or missing, so that apt-get will bring Debian's)? A virtualenv made
+# from it is not: its packages are its own (and it may lack setuptools), so pip installs them there.
 system_python() {
     local p
     p=$(command -v "$PYTHON" 2>/dev/null) || return 0
-    case "$(readlink -f "$p")" in /usr/bin/python3*) return 0 ;; esac
-    return 1
+    case "$(readlink -f "$p")" in /usr/bin/python3*) ;; *) return 1 ;; esac
+    "$p" -c 'import sys; sys.exit(sys.prefix != sys.base_prefix)' 2>/dev/null
 }
 
 missing_packages() {

@@ -12,7 +12,14 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import skipcheck  # noqa: E402
 import world  # noqa: E402
+
+
+def pytest_configure(config):
+    # a skip for a missing tool or for not being root ends the run with one line saying what to
+    # install, and fails a strict run (CI, scripts/test.sh): see skipcheck
+    config.pluginmanager.register(skipcheck.LoudSkips(), "nerdpy-loud-skips")
 
 
 def _integration_skip_reason() -> str | None:

@@ -1,8 +1,7 @@
 """The client side of the monitor's attach socket: stream a container's output to our stdout and
 stderr, send our stdin, follow the terminal's size, and detach on ctrl-p ctrl-q.
 
-Frames are docker's stdcopy framing: 1 byte stream (1 stdout, 2 stderr, 3 exit), 3 zero bytes,
-4 bytes big-endian length, then the payload.
+The framing and the frame kinds are in nerdpy/engine/runtime/monitor/wire.py.
 """
 from __future__ import annotations
 
@@ -11,10 +10,11 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 
-C_STDIN, C_RESIZE, C_CLOSE_STDIN = 0, 1, 2
+from nerdpy.engine.runtime.monitor.wire import C_CLOSE_STDIN, C_RESIZE, C_STDIN, EXIT, STDERR, STDOUT, split_frames
+from nerdpy.engine.runtime.monitor.wire import frame as _frame
+
 DETACHED = -1
 
 
@@ -38,10 +38,6 @@ def terminal_size(fd: int) -> tuple[int, int] | None:
         return sz.lines, sz.columns
     except OSError:
         return None
-
-
-def _frame(kind: int, data: bytes) -> bytes:
-    return struct.pack(">BxxxI", kind, len(data)) + data
 
 
 def parse_detach_keys(text: str | None) -> bytes:
@@ -135,19 +131,15 @@ def pump(sock: socket.socket, stdin_fd: int | None, tty: bool, detach_keys: byte
                 chunk = b""
             if not chunk:
                 return exit_code  # None: the monitor went away without telling
-            buf += chunk
-            while len(buf) >= 8:
-                kind, size = struct.unpack(">BxxxI", buf[:8])
-                if len(buf) < 8 + size:
-                    break
-                payload, buf = buf[8:8 + size], buf[8 + size:]
-                if kind == 1:
+            frames, buf = split_frames(buf + chunk)
+            for kind, payload in frames:
+                if kind == STDOUT:
                     out.write(payload)
                     out.flush()
-                elif kind == 2:
+                elif kind == STDERR:
                     err.write(payload)
                     err.flush()
-                elif kind == 3:
+                elif kind == EXIT:
                     try:
                         msg = json.loads(payload)
                         exit_code = msg["exit_code"]

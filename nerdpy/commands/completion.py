@@ -24,7 +24,8 @@ SHELLS = ("bash", "zsh", "fish")
 
 @click.command("completion")
 @click.argument("shell", type=click.Choice(SHELLS))
-def completion(shell):
+@click.pass_context
+def completion(ctx, shell):
     """Output shell completion code for bash, zsh or fish.
 
     \b
@@ -34,15 +35,15 @@ def completion(shell):
       nerdpy completion zsh > "${fpath[1]}/_nerdpy"       # zsh, then restart it
       nerdpy completion fish > ~/.config/fish/completions/nerdpy.fish
     """
-    click.echo(script(shell), nl=False)
+    click.echo(script(shell, ctx.find_root().command), nl=False)
 
 
-def script(shell: str) -> str:
-    """Generated from the click tree now, so it always matches this nerdpy (completions/ holds
-    the same scripts, checked in, for packagers)."""
-    from nerdpy.completion_gen import render
+def script(shell: str, root: click.Command) -> str:
+    """Generated from the click tree (`root`, the CLI this command runs in) now, so it always
+    matches this nerdpy (completions/ holds the same scripts, checked in, for packagers)."""
+    from nerdpy.completion_gen import collect, render
 
-    return render(shell)
+    return render(shell, collect(root))
 
 
 # the fast path ---------------------------------------------------------------------------

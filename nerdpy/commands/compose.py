@@ -56,28 +56,14 @@ def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: 
 
 @contextlib.contextmanager
 def compose_errors():
-    """ComposeError -> `nerdpy: FILE:LINE: message` on stderr, exit 1 (as docker compose); the
-    engine's errors too (one line, exit 1, or 126/127 for a command that cannot run)."""
-    from compose.errors import ComposeError
-
-    from nerdpy.engine.errors import NerdpyError
-
+    """A live progress view ends before an error's line. The error itself (ComposeError:
+    `nerdpy: FILE:LINE: message`; the engine's errors) is reported by nerdpy.cli.main with the
+    code of nerdpy.exitcodes' table: 1 for compose, as docker compose; 126/127 (exec/run: not
+    invokable, not found) stay."""
     from nerdpy.commands.progress import close_all
 
     try:
         yield
-    except (ComposeError, NerdpyError) as e:
-        close_all()  # a live progress view ends before the error line
-        from nerdpy.cli import DebugState
-
-        if DebugState.debug:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"nerdpy: {e}", err=True)
-        # docker compose exits 1 for its errors; 126/127 (exec/run: not invokable, not found) stay
-        code = e.exit_code if isinstance(e, ComposeError) or e.exit_code in (126, 127) else 1
-        sys.exit(code)
     finally:
         close_all()
 
@@ -140,6 +126,8 @@ def _dump_yaml(data) -> str:
 @handles_compose_errors
 def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, quiet, output):
     """Parse, resolve and render the compose file in canonical format."""
+    from compose.render import project_to_dict
+
     project = load(ctx, quiet_warnings=quiet)
     if quiet:
         return
@@ -152,9 +140,9 @@ def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, qu
     elif list_images:
         text = "".join(f"{s.image}\n" for s in project.services.values())
     elif fmt == "json":
-        text = json.dumps(project.to_dict(escape_dollars=True), indent=2) + "\n"
+        text = json.dumps(project_to_dict(project, escape=True), indent=2) + "\n"
     else:
-        text = _dump_yaml(project.to_dict(escape_dollars=True))
+        text = _dump_yaml(project_to_dict(project, escape=True))
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
@@ -425,7 +413,7 @@ def _ps_rows(rt, containers) -> list[dict]:
     for c in containers:
         st = rt.state(c)
         ports, pubs = _ports_of(rt.store, c) if st.running else ("", [])
-        labels = c.spec.get("labels") or {}
+        labels = c.spec.labels or {}
         rows.append({
             "ID": c.id,
             "Name": c.name,
@@ -444,9 +432,9 @@ def _ps_rows(rt, containers) -> list[dict]:
             "Publishers": pubs,
             "Ports": ports,
             "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-            "Networks": ",".join(n["name"] for n in c.spec.get("networks") or []) or (c.spec.get("network") or ""),
-            "Mounts": ",".join(mt.get("source") or mt["target"] for mt in c.spec.get("mounts") or []),
-            "LocalVolumes": sum(1 for mt in c.spec.get("mounts") or [] if mt.get("type") == "volume"),
+            "Networks": ",".join(n["name"] for n in c.spec.networks or []) or (c.spec.network or ""),
+            "Mounts": ",".join(mt.source or mt.target for mt in c.spec.mounts or []),
+            "LocalVolumes": sum(1 for mt in c.spec.mounts or [] if mt.type == "volume"),
             "Size": 0,
             "_state": st,
         })
@@ -572,7 +560,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
     """Execute a command in a running container."""
     import subprocess
 
-    from compose.runtime import RuntimeError_
+    from compose.errors import ComposeRuntimeError
     from nerdpy.commands.containers import _run_exec
     from nerdpy.engine.containers.exec import exec_argv
 
@@ -581,7 +569,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
     c = rt.find(service, index)
     st = rt.state(c)
     if st.status != "running":
-        raise RuntimeError_(f"service \"{service}\" is not running" if st.status != "paused"
+        raise ComposeRuntimeError(f"service \"{service}\" is not running" if st.status != "paused"
                             else f"container {c.name} is paused, unpause it before exec")
     tty = not no_tty and sys.stdin.isatty() and not detach
     argv, cleanup = exec_argv(rt.store, c, list(command), env=list(env), workdir=workdir, user=user, tty=tty,
@@ -590,7 +578,7 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
         if detach:
             r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
             if r.returncode != 0:
-                raise RuntimeError_(r.stderr.decode(errors="replace").strip())
+                raise ComposeRuntimeError(r.stderr.decode(errors="replace").strip())
             return
         code = _run_exec(argv, None, tty)
     finally:
@@ -817,7 +805,7 @@ def images(rt, services, quiet, fmt):
 @handles_compose_errors
 def port(ctx, protocol, index, service, private_port):
     """Print the public port for a port binding."""
-    from compose.runtime import RuntimeError_
+    from compose.errors import ComposeRuntimeError
 
     project = load(ctx, quiet_warnings=True)
     rt = runtime(ctx, project)
@@ -829,7 +817,7 @@ def port(ctx, protocol, index, service, private_port):
         if str(p["TargetPort"]) == pnum and p["Protocol"] == proto:
             click.echo(f"{p['URL']}:{p['PublishedPort']}")
             return
-    raise RuntimeError_(f"no port {pnum}/{proto} for container {c.name}")
+    raise ComposeRuntimeError(f"no port {pnum}/{proto} for container {c.name}")
 
 
 @compose.command("ls")

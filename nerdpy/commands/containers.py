@@ -8,12 +8,14 @@ import time
 import click
 
 from nerdpy.commands._util import parse_time, store_of
+from nerdpy.exitcodes import report_missing
 
 
 def _each(ctx, names, fn) -> None:
     """Run fn(store, container) for each name; print errors per name like docker; exit 1 if any failed."""
     from nerdpy.engine.containers.records import find_container
     from nerdpy.engine.errors import NerdpyError
+    from nerdpy.exitcodes import SomeFailed, message
 
     store = store_of(ctx)
     failed = False
@@ -21,10 +23,10 @@ def _each(ctx, names, fn) -> None:
         try:
             fn(store, find_container(store, name), name)
         except NerdpyError as e:
-            click.echo(f"nerdpy: {e}", err=True)
+            click.echo(message(e), err=True)
             failed = True
     if failed:
-        sys.exit(1)
+        raise SomeFailed()
 
 
 @click.command("start")
@@ -48,8 +50,8 @@ def start(ctx, containers, attach, interactive, detach_keys):
         if container_state(store, c).running:
             raise click.UsageError(f"container {containers[0]} is already running")
         handle = prepare_start(store, c)
-        sys.exit(attach_and_start(store, c, handle, interactive and c.spec.get("stdin_open"),
-                                  bool(c.spec.get("tty")), True, detach_keys))
+        sys.exit(attach_and_start(store, c, handle, interactive and c.spec.stdin_open,
+                                  bool(c.spec.tty), True, detach_keys))
 
     def one(store, c, name):
         if container_state(store, c).running:
@@ -339,10 +341,7 @@ def inspect(ctx, names, fmt, size, kind):
         else:
             results.append(obj)
     _print_inspect(results, fmt)
-    for name in missing:
-        click.echo(f"nerdpy: no such object: {name}", err=True)
-    if missing:
-        sys.exit(1)
+    report_missing("no such object: {}", missing)
 
 
 def _print_inspect(results, fmt):
@@ -369,10 +368,7 @@ def container_inspect(ctx, names, fmt, size):
         except ContainerNotFound:
             missing.append(name)
     _print_inspect(results, fmt)
-    for name in missing:
-        click.echo(f"nerdpy: no such container: {name}", err=True)
-    if missing:
-        sys.exit(1)
+    report_missing("no such container: {}", missing)
 
 
 @click.command("cleanup", hidden=True)

@@ -39,7 +39,6 @@ def cp(ctx, archive, follow_link, quiet, src, dst):
     """
     from nerdpy.engine.containers import cp as engine
     from nerdpy.engine.containers.records import find_container
-    from nerdpy.engine.errors import NerdpyError
 
     src_ctr, src_path = split_cp_arg(src)
     dst_ctr, dst_path = split_cp_arg(dst)
@@ -52,22 +51,18 @@ def cp(ctx, archive, follow_link, quiet, src, dst):
     if not dst_path:
         raise click.UsageError("destination path cannot be empty")
     store = store_of(ctx)
-    try:
-        if src_ctr is not None:
-            c = find_container(store, src_ctr)
-            if dst_path == "-":
-                engine.archive_to(store, c, src_path, sys.stdout.buffer)
-                return
-            n = engine.copy_from_container(store, c, src_path, dst_path, follow_link=follow_link)
+    if src_ctr is not None:
+        c = find_container(store, src_ctr)
+        if dst_path == "-":
+            engine.archive_to(store, c, src_path, sys.stdout.buffer)
+            return
+        n = engine.copy_from_container(store, c, src_path, dst_path, follow_link=follow_link)
+    else:
+        c = find_container(store, dst_ctr)
+        if src_path == "-":
+            n = engine.extract_to_container(store, c, dst_path, sys.stdin.buffer, copy_uid_gid=archive)
         else:
-            c = find_container(store, dst_ctr)
-            if src_path == "-":
-                n = engine.extract_to_container(store, c, dst_path, sys.stdin.buffer, copy_uid_gid=archive)
-            else:
-                n = engine.copy_to_container(store, c, src_path, dst_path, follow_link=follow_link,
-                                             copy_uid_gid=archive)
-    except NerdpyError as e:
-        click.echo(f"nerdpy: {e}", err=True)
-        sys.exit(1)
+            n = engine.copy_to_container(store, c, src_path, dst_path, follow_link=follow_link,
+                                         copy_uid_gid=archive)
     if not quiet and sys.stderr.isatty():
         click.echo(f"Successfully copied {human_size(n)} to {dst}", err=True)

@@ -1,22 +1,17 @@
 """`export`, `import` and `commit`: thin layers over nerdpy.engine.containers.export and nerdpy.engine.images.commit.
 
-Errors exit 1, as docker's do for these commands."""
+Errors exit 1, as docker's do for these commands (nerdpy.exitcodes)."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from nerdpy.commands._util import store_of
+from nerdpy.exitcodes import CommandError
 
 _CHANGE_HELP = "Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, " \
                "ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)"
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"nerdpy: {message}", err=True)
-    sys.exit(code)
 
 
 @click.command("export")
@@ -32,34 +27,22 @@ def export(ctx, container, output) -> None:
       nerdpy export -o web.tar web
     """
     from nerdpy.engine.containers.records import find_container
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.containers.export import export_container
 
     store = store_of(ctx)
-    try:
-        c = find_container(store, container)
-    except NerdpyError as e:
-        _fail(str(e))
+    c = find_container(store, container)
     if not output:
         if sys.stdout.isatty():
-            _fail("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-        try:
-            export_container(store, c, sys.stdout.buffer)
-        except NerdpyError as e:
-            _fail(str(e))
+            raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        export_container(store, c, sys.stdout.buffer)
         return
-    tmp = f"{output}.nerdpy-{os.getpid()}.tmp"
+    from nerdpy.engine.util.fs import atomic_file
+
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(output) as f:
             export_container(store, c, f)
-        os.rename(tmp, output)
-    except NerdpyError as e:
-        _fail(str(e))
     except OSError as e:
-        _fail(f"failed to export container: {e.strerror or e}: {output}")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        raise CommandError(f"failed to export container: {e.strerror or e}: {output}") from None
 
 
 @click.command("import")
@@ -81,14 +64,9 @@ def import_(ctx, source, reference, changes, message, platform) -> None:
     from nerdpy.engine.containers.export import import_image
 
     if source == "-" and sys.stdin.isatty():
-        _fail("refusing to read an archive from a terminal: redirect stdin or name a file")
-    from nerdpy.engine.errors import NerdpyError
-
-    try:
-        result = import_image(store_of(ctx), source, reference, changes=changes, message=message,
-                              platform=platform, stdin=sys.stdin.buffer)
-    except NerdpyError as e:
-        _fail(str(e))
+        raise CommandError("refusing to read an archive from a terminal: redirect stdin or name a file")
+    result = import_image(store_of(ctx), source, reference, changes=changes, message=message,
+                          platform=platform, stdin=sys.stdin.buffer)
     click.echo(result.image_id)
 
 
@@ -112,13 +90,8 @@ def commit(ctx, container, reference, author, changes, message, pause) -> None:
     from nerdpy.engine.images.commit import commit_container
     from nerdpy.engine.containers.records import find_container
 
-    from nerdpy.engine.errors import NerdpyError
-
     store = store_of(ctx)
-    try:
-        c = find_container(store, container)
-        result = commit_container(store, c, reference, changes=changes, message=message, author=author,
-                                  pause=pause)
-    except NerdpyError as e:
-        _fail(str(e))
+    c = find_container(store, container)
+    result = commit_container(store, c, reference, changes=changes, message=message, author=author,
+                              pause=pause)
     click.echo(result.image_id)

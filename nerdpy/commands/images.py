@@ -8,6 +8,7 @@ import click
 
 from nerdpy.commands._util import (human_size, local_time, parse_time, print_inspect, rfc3339, since,
                                    store_of)
+from nerdpy.exitcodes import SomeFailed, message, report_missing
 
 IMAGES_HEADERS = {
     "Repository": "REPOSITORY",
@@ -278,10 +279,7 @@ def image_inspect(ctx, names, fmt) -> None:
         except ImageNotFound:
             missing.append(name)
     print_inspect(results, fmt)
-    for name in missing:
-        click.echo(f"nerdpy: no such image: {name}", err=True)
-    if missing:
-        sys.exit(1)
+    report_missing("no such image: {}", missing)
 
 
 @click.command("tag")
@@ -314,7 +312,8 @@ def containers_using_images(store) -> set[str]:
 def rmi(ctx, names, force) -> None:
     """Remove one or more images."""
     from nerdpy.engine.errors import ImageNotFound, NerdpyError
-    from nerdpy.engine.images.image import collect_garbage, remove_image
+    from nerdpy.engine.content.gc import collect_garbage
+    from nerdpy.engine.images.image import remove_image
 
     store = store_of(ctx)
     in_use = containers_using_images(store)
@@ -326,14 +325,14 @@ def rmi(ctx, names, force) -> None:
         except ImageNotFound as e:
             if force:  # docker: `rmi -f` of an image that is not there is not an error
                 continue
-            click.echo(f"nerdpy: {e}", err=True)
+            click.echo(message(e), err=True)
             failed = True
         except NerdpyError as e:
-            click.echo(f"nerdpy: {e}", err=True)
+            click.echo(message(e), err=True)
             failed = True
     collect_garbage(store)
     if failed:
-        sys.exit(1)
+        raise SomeFailed()
 
 
 image.add_command(rmi, "rm")

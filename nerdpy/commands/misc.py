@@ -8,29 +8,19 @@ import sys
 import click
 
 from nerdpy.commands._util import store_of
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"nerdpy: {message}", err=True)
-    sys.exit(code)
+from nerdpy.exitcodes import CommandError
 
 
 def _each(ctx, names, fn) -> None:
-    """fn(store, container) per name; docker prints each error and exits 1 if any failed."""
-    from nerdpy.engine.containers.records import find_container
-    from nerdpy.engine.errors import NerdpyError
+    """fn(store, container) per name, printing the name when done; docker prints each error and
+    exits 1 if any failed (the loop of nerdpy.commands.containers)."""
+    from nerdpy.commands.containers import _each as each
 
-    store = store_of(ctx)
-    failed = False
-    for name in names:
-        try:
-            fn(store, find_container(store, name))
-            click.echo(name)
-        except NerdpyError as e:
-            click.echo(f"nerdpy: {e}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+    def one(store, c, name):
+        fn(store, c)
+        click.echo(name)
+
+    each(ctx, names, one)
 
 
 @click.command("attach")
@@ -47,35 +37,32 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
     """
     from nerdpy.commands._attach import DETACHED, RawTerminal, connect, parse_detach_keys, pump, terminal_size
     from nerdpy.engine.containers.records import container_state, find_container, run_dir
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.containers.lifecycle import kill_container
+    from nerdpy.engine.errors import Conflict
 
     try:
         keys = parse_detach_keys(detach_keys)
     except ValueError as e:
         raise click.UsageError(str(e))
     store = store_of(ctx)
-    try:
-        c = find_container(store, container)
-    except NerdpyError as e:
-        _fail(str(e))
+    c = find_container(store, container)
     state = container_state(store, c)
     if state.status == "paused":
-        _fail("You cannot attach to a paused container, unpause it first")
+        raise Conflict("You cannot attach to a paused container, unpause it first")
     if not state.running:
-        _fail("You cannot attach to a stopped container, start it first")
-    tty = bool(c.spec.get("tty"))
-    with_stdin = bool(c.spec.get("stdin_open")) and not no_stdin
+        raise Conflict("You cannot attach to a stopped container, start it first")
+    tty = bool(c.spec.tty)
+    with_stdin = bool(c.spec.stdin_open) and not no_stdin
     if tty and with_stdin and not sys.stdin.isatty():
-        _fail("the input device is not a TTY")
+        raise CommandError("the input device is not a TTY")
     stdin_fd = sys.stdin.fileno() if with_stdin else None
     size = terminal_size(sys.stdin.fileno()) if tty and sys.stdin.isatty() else None
     try:
         sock = connect(os.path.join(run_dir(store, c.id), "attach.sock"), stdin=with_stdin, size=size)
     except OSError:
         if not container_state(store, c).running:
-            _fail("You cannot attach to a stopped container, start it first")
-        _fail(f"cannot attach to container {c.name}: its monitor does not answer")
+            raise Conflict("You cannot attach to a stopped container, start it first") from None
+        raise CommandError(f"cannot attach to container {c.name}: its monitor does not answer") from None
     if sig_proxy and not tty:
         def forward(signum, _frame):
             try:
@@ -112,13 +99,9 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
 def top(ctx, container, ps_args):
     """Display the running processes of a container: `top CONTAINER [ps OPTIONS]` (default -ef)."""
     from nerdpy.engine.containers.records import container_top, find_container
-    from nerdpy.engine.errors import NerdpyError
 
     store = store_of(ctx)
-    try:
-        titles, rows = container_top(store, find_container(store, container), list(ps_args))
-    except NerdpyError as e:
-        _fail(str(e))
+    titles, rows = container_top(store, find_container(store, container), list(ps_args))
     sys.stdout.write(tabwrite([titles] + rows))
 
 
@@ -145,13 +128,9 @@ def tabwrite(rows: list[list[str]], minwidth: int = 20, padding: int = 3) -> str
 def rename(ctx, container, new_name):
     """Rename a container."""
     from nerdpy.engine.containers.records import find_container, rename_container
-    from nerdpy.engine.errors import NerdpyError
 
     store = store_of(ctx)
-    try:
-        rename_container(store, find_container(store, container), new_name)
-    except NerdpyError as e:
-        _fail(str(e))
+    rename_container(store, find_container(store, container), new_name)
 
 
 @click.command("pause")

@@ -7,14 +7,10 @@ import sys
 import click
 
 from nerdpy.commands._util import local_time, print_inspect, store_of
+from nerdpy.exitcodes import SomeFailed, message, report_missing
 
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
               "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"nerdpy: {message}", err=True)
-    sys.exit(code)
 
 
 def _kv(items, what: str) -> dict[str, str]:
@@ -46,16 +42,12 @@ def network():
 @click.pass_context
 def create(ctx, name, driver, subnet, gateway, ip_range, internal, opts, labels, ipv6, attachable):
     """Create a network."""
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.network.networks import create_network
 
     if ipv6:
         raise click.UsageError("IPv6 networks are not supported yet")
-    try:
-        net = create_network(store_of(ctx), name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range,
-                             internal=internal, labels=_kv(labels, "label"), options=_kv(opts, "option"))
-    except NerdpyError as e:
-        _fail(str(e))
+    net = create_network(store_of(ctx), name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range,
+                         internal=internal, labels=_kv(labels, "label"), options=_kv(opts, "option"))
     click.echo(net.id)
 
 
@@ -68,15 +60,11 @@ def create(ctx, name, driver, subnet, gateway, ip_range, internal, opts, labels,
 @click.pass_context
 def ls(ctx, quiet, filters, fmt, no_trunc):
     """List networks."""
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.network.views import filter_network_rows, network_rows
     from nerdpy.template import format_output
 
     store = store_of(ctx)
-    try:
-        rows = filter_network_rows(store, network_rows(store), list(filters))
-    except NerdpyError as e:
-        _fail(str(e))
+    rows = filter_network_rows(store, network_rows(store), list(filters))
     if quiet:
         sys.stdout.write("".join((r["ID"] if no_trunc else r["ID"][:12]) + "\n" for r in rows))
         return
@@ -118,17 +106,9 @@ def _inspect_objects(store, names) -> tuple[list[dict], list[str]]:
 @click.pass_context
 def inspect(ctx, names, fmt, verbose):
     """Display detailed information on one or more networks."""
-    from nerdpy.engine.errors import NerdpyError
-
-    try:
-        results, missing = _inspect_objects(store_of(ctx), names)
-    except NerdpyError as e:
-        _fail(str(e))
+    results, missing = _inspect_objects(store_of(ctx), names)
     print_inspect(results, fmt)
-    for name in missing:
-        click.echo(f"nerdpy: network {name} not found", err=True)
-    if missing:
-        sys.exit(1)
+    report_missing("network {} not found", missing)
 
 
 @network.command("rm")
@@ -149,13 +129,13 @@ def rm(ctx, names, force):
             click.echo(name)
         except NetworkNotFound as e:
             if not force:
-                click.echo(f"nerdpy: {e}", err=True)
+                click.echo(message(e), err=True)
                 failed = True
         except NerdpyError as e:
-            click.echo(f"nerdpy: {e}", err=True)
+            click.echo(message(e), err=True)
             failed = True
     if failed:
-        sys.exit(1)
+        raise SomeFailed()
 
 
 @network.command("prune")
@@ -164,7 +144,6 @@ def rm(ctx, names, force):
 @click.pass_context
 def prune(ctx, force, filters):
     """Remove all unused networks (and what crashed containers left behind)."""
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.network.attach import reclaim_leaks
     from nerdpy.engine.network.networks import prune_networks
     from nerdpy.engine.network.views import filter_network_rows, network_rows
@@ -176,14 +155,11 @@ def prune(ctx, force, filters):
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return
     store = store_of(ctx)
-    try:
-        reclaim_leaks(store)
-        only = None
-        if filters:
-            only = {r["Name"] for r in filter_network_rows(store, network_rows(store), list(filters))}
-        names = prune_networks(store, only=only)
-    except NerdpyError as e:
-        _fail(str(e))
+    reclaim_leaks(store)
+    only = None
+    if filters:
+        only = {r["Name"] for r in filter_network_rows(store, network_rows(store), list(filters))}
+    names = prune_networks(store, only=only)
     if names:
         click.echo("Deleted Networks:")
         for n in names:

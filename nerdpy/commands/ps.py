@@ -40,7 +40,7 @@ def status_text(state) -> str:
 
 
 def _command_text(c, no_trunc: bool) -> str:
-    args = c.spec.get("_args") or []
+    args = c.spec.args or []
     text = " ".join(args)
     if not no_trunc and len(text) > 20:
         text = text[:19] + "…"
@@ -49,7 +49,7 @@ def _command_text(c, no_trunc: bool) -> str:
 
 def _ports_text(store, c, st) -> str:
     """docker's PORTS column: published ports of a running container (0.0.0.0:8080->80/tcp)."""
-    if not st.running or not c.spec.get("publish") and not c.spec.get("publish_all"):
+    if not st.running or not c.spec.publish and not c.spec.publish_all:
         return ""
     from nerdpy.engine.network.container import published_ports
     from nerdpy.engine.network.ports import format_ports
@@ -63,7 +63,7 @@ def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
     rows = []
     for c in containers:
         st = container_state(store, c)
-        labels = {**((c.spec.get("_image_config") or {}).get("Labels") or {}), **(c.spec.get("labels") or {})}
+        labels = {**((c.spec.image_config or {}).get("Labels") or {}), **(c.spec.labels or {})}
         row = {
             "ID": c.id if no_trunc else c.id[:12],
             "Image": c.image,
@@ -75,8 +75,8 @@ def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
             "State": st.status,
             "Names": c.name,
             "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-            "Mounts": ",".join(m.get("source") or m["target"] for m in c.spec.get("mounts") or []),
-            "Networks": c.spec.get("network") or "none",
+            "Mounts": ",".join(m.source or m.target for m in c.spec.mounts or []),
+            "Networks": c.spec.network or "none",
             "Size": "",
             "_labels": labels,
             "_state": st,
@@ -84,27 +84,15 @@ def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
         }
         if size:
             from nerdpy.engine.containers.records import snapshot_key
+            from nerdpy.engine.util.fs import dir_size
 
             try:
                 upper = store.snapshots.upper_dir(snapshot_key(store, c.id))
-                row["Size"] = human_size(_du(upper))
+                row["Size"] = human_size(dir_size(upper))
             except Exception:
                 row["Size"] = "0B"
         rows.append(row)
     return rows
-
-
-def _du(path: str) -> int:
-    import os
-
-    total = 0
-    for d, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(d, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _filter(store, rows, filters):
@@ -132,8 +120,8 @@ def _filter(store, rows, filters):
             ids = {i.config for i in lookup_images(store, value)}
             rows = [r for r in rows if r["_c"].image_id in ids or r["_c"].image == value]
         elif key == "volume":
-            rows = [r for r in rows if any(m.get("source") == value or m["target"] == value
-                                           for m in r["_c"].spec.get("mounts") or [])]
+            rows = [r for r in rows if any(m.source == value or m.target == value
+                                           for m in r["_c"].spec.mounts or [])]
         elif key == "health":
             rows = [r for r in rows if (r["_state"].health or {}).get("Status", "none") == value]
         else:

@@ -1,5 +1,5 @@
 """`nerdpy save` and `nerdpy load`: thin layers over nerdpy.engine.images.saveload. Errors exit 1, as
-docker's do for these commands."""
+docker's do for these commands (nerdpy.exitcodes)."""
 from __future__ import annotations
 
 import os
@@ -11,11 +11,7 @@ from typing import Callable, Iterator
 import click
 
 from nerdpy.commands._util import store_of
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"nerdpy: {message}", err=True)
-    sys.exit(code)
+from nerdpy.exitcodes import CommandError
 
 
 def _isatty(stream) -> bool:
@@ -40,44 +36,23 @@ def save(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: s
       nerdpy save busybox alpine:3.19 | gzip > images.tar.gz
       nerdpy save --format oci-archive -o app.tar 127.0.0.1:5000/team/app:1.2
     """
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.images.saveload import save_images
 
     if output is None and _isatty(sys.stdout):
-        _fail("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     store = store_of(ctx)
     if output is None or output == "-":
-        try:
-            save_images(store, list(images), sys.stdout.buffer, fmt=fmt)
-        except NerdpyError as e:
-            _fail(str(e), 1)
+        save_images(store, list(images), sys.stdout.buffer, fmt=fmt)
         return
     if os.path.isdir(output):
-        _fail(f"{output} is a directory")
-    target = os.path.abspath(output)
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{os.getpid()}")
+        raise CommandError(f"{output} is a directory")
+    from nerdpy.engine.util.fs import atomic_file
+
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(os.path.abspath(output), fsync=True) as f:
             save_images(store, list(images), f, fmt=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, target)
-    except NerdpyError as e:
-        _unlink(tmp)
-        _fail(str(e), 1)
     except OSError as e:
-        _unlink(tmp)
-        _fail(f"cannot write {output}: {e.strerror or e}", 1)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        raise CommandError(f"cannot write {output}: {e.strerror or e}") from None
 
 
 @click.command("load")
@@ -93,23 +68,19 @@ def load(ctx: click.Context, input_: str | None, quiet: bool) -> None:
       nerdpy load -i busybox.tar
       gunzip -c images.tar.gz | nerdpy load
     """
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.images.saveload import load_images, open_input
     from nerdpy.engine.distribution.reference import parse_reference
 
     if input_ is None and _isatty(sys.stdin):
-        _fail("requested load from stdin, but stdin is empty")
+        raise CommandError("requested load from stdin, but stdin is empty")
     store = store_of(ctx)
+    stream = open_input(input_)
     try:
-        stream = open_input(input_)
-        try:
-            with load_progress(quiet) as on_event:
-                loaded = load_images(store, stream, progress=on_event)
-        finally:
-            if input_ not in (None, "-"):
-                stream.close()
-    except NerdpyError as e:
-        _fail(str(e), 1)
+        with load_progress(quiet) as on_event:
+            loaded = load_images(store, stream, progress=on_event)
+    finally:
+        if input_ not in (None, "-"):
+            stream.close()
     for item in loaded:
         if item.name is None:
             click.echo(f"Loaded image ID: {item.image_id}")

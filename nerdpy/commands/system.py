@@ -119,7 +119,7 @@ def _info_text(info: dict) -> str:
 @click.pass_context
 def info(ctx, fmt) -> None:
     """Display system-wide information."""
-    from nerdpy.engine.system.check import system_info
+    from nerdpy.engine.system.info import system_info
 
     data = system_info(store_of(ctx))
     if fmt:
@@ -149,7 +149,7 @@ def _reclaimable(reclaimable: int, size: int) -> str:
 @click.pass_context
 def df(ctx, verbose, fmt) -> None:
     """Show nerdpy disk usage."""
-    from nerdpy.engine.system.check import disk_usage
+    from nerdpy.engine.system.df import disk_usage
     from nerdpy.template import format_output
 
     u = disk_usage(store_of(ctx))
@@ -231,7 +231,7 @@ def _df_verbose(u, fmt) -> str:
 def prune(ctx, all_, volumes, force) -> None:
     """Remove unused data: stopped containers, unused networks, dangling images (-a: unused
     images), with --volumes unused anonymous volumes, and what crashes left behind."""
-    from nerdpy.engine.system.check import prune_system
+    from nerdpy.engine.system.prune import prune_system
 
     if not force:
         what = ["all stopped containers", "all networks not used by at least one container"]

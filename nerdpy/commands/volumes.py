@@ -6,6 +6,7 @@ import sys
 import click
 
 from nerdpy.commands._util import human_size, print_inspect, store_of
+from nerdpy.exitcodes import SomeFailed, message, report_missing
 
 
 def volume_json(store, v) -> dict:
@@ -13,11 +14,6 @@ def volume_json(store, v) -> dict:
     from nerdpy.engine.containers.volumes import volume_json as _json
 
     return _json(store, v)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"nerdpy: {message}", err=True)
-    sys.exit(code)
 
 
 def _kv(items, what: str) -> dict[str, str]:
@@ -50,16 +46,12 @@ def create(ctx, name, name_opt, driver, labels, opts):
       nerdpy volume create data
       nerdpy run -d -v data:/var/lib/db busybox sleep 1d
     """
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.containers.volumes import create_volume
 
     if name and name_opt and name != name_opt:
         raise click.UsageError("conflicting options: either specify --name or provide positional arg, not both")
-    try:
-        v = create_volume(store_of(ctx), name or name_opt, labels=_kv(labels, "label"), driver=driver,
-                          options=_kv(opts, "option"))
-    except NerdpyError as e:
-        _fail(str(e))
+    v = create_volume(store_of(ctx), name or name_opt, labels=_kv(labels, "label"), driver=driver,
+                      options=_kv(opts, "option"))
     click.echo(v.name)
 
 
@@ -71,15 +63,11 @@ def create(ctx, name, name_opt, driver, labels, opts):
 @click.pass_context
 def ls(ctx, quiet, filters, fmt):
     """List volumes."""
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.containers.volumes import filter_volumes, list_volumes, volume_labels, volumes_in_use
     from nerdpy.template import format_output
 
     store = store_of(ctx)
-    try:
-        vols = filter_volumes(store, list_volumes(store), list(filters))
-    except NerdpyError as e:
-        _fail(str(e))
+    vols = filter_volumes(store, list_volumes(store), list(filters))
     if quiet:
         sys.stdout.write("".join(v.name + "\n" for v in vols))
         return
@@ -118,10 +106,7 @@ def inspect(ctx, names, fmt):
         else:
             results.append(volume_json(store, v))
     print_inspect(results, fmt)
-    for name in missing:
-        click.echo(f"nerdpy: no such volume: {name}", err=True)
-    if missing:
-        sys.exit(1)
+    report_missing("no such volume: {}", missing)
 
 
 @volume.command("rm")
@@ -140,10 +125,10 @@ def rm(ctx, names, force):
             remove_volume(store, name, force=force)
             click.echo(name)
         except NerdpyError as e:
-            click.echo(f"nerdpy: {e}", err=True)
+            click.echo(message(e), err=True)
             failed = True
     if failed:
-        sys.exit(1)
+        raise SomeFailed()
 
 
 @volume.command("prune")
@@ -153,7 +138,6 @@ def rm(ctx, names, force):
 @click.pass_context
 def prune(ctx, all_, force, filters):
     """Remove unused local volumes (anonymous ones only, unless -a)."""
-    from nerdpy.engine.errors import NerdpyError
     from nerdpy.engine.containers.volumes import prune_volumes
 
     if not force:
@@ -164,10 +148,7 @@ def prune(ctx, all_, force, filters):
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return
-    try:
-        names, reclaimed = prune_volumes(store_of(ctx), all_=all_, filters=list(filters))
-    except NerdpyError as e:
-        _fail(str(e))
+    names, reclaimed = prune_volumes(store_of(ctx), all_=all_, filters=list(filters))
     if names:
         click.echo("Deleted Volumes:")
         for n in names:

@@ -25,11 +25,11 @@ _EXPORTS = {
     "tag_image": "images.image",
     "remove_image": "images.image",
     "prune_images": "images.image",
-    "collect_garbage": "images.image",
+    "collect_garbage": "content.gc",
     "parse_reference": "distribution.reference",
     "Reference": "distribution.reference",
     "apply_layer": "snapshots.apply",
-    "chain_ids": "snapshots.overlay",
+    "chain_ids": "snapshots.snapshotter",
 }
 
 __all__ = sorted(_EXPORTS)

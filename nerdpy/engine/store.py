@@ -15,7 +15,7 @@ from nerdpy.engine.config import Settings
 from nerdpy.engine.content.blobs import ContentStore
 from nerdpy.engine.errors import StoreError
 from nerdpy.engine.content.metadata import Metadata
-from nerdpy.engine.snapshots.overlay import Snapshotter
+from nerdpy.engine.snapshots.snapshotter import Snapshotter, open_snapshotter
 
 
 @dataclass
@@ -76,5 +76,5 @@ def open_store(settings: Settings) -> Store:
     except Exception as e:  # sqlite3.DatabaseError and friends
         raise StoreError(f"cannot open metadata in {root}: {e}") from None
     content = ContentStore(os.path.join(root, "content"))
-    snaps = Snapshotter(os.path.join(root, "snapshots"), db)
+    snaps = open_snapshotter(os.path.join(root, "snapshots"), db)
     return Store(settings=settings, db=db, content=content, snapshots=snaps)

@@ -759,7 +759,7 @@ def test_diff_id_covers_bytes_after_the_tar_end(world):
 # -- the snapshotter leaves no partial snapshot -------------------------------------------------
 def test_refused_layer_leaves_no_snapshot(tmp_path):
     from nerdpy.engine.content.metadata import Metadata
-    from nerdpy.engine.snapshots.overlay import Snapshotter
+    from nerdpy.engine.snapshots.overlay import OverlaySnapshotter as Snapshotter
 
     db = Metadata(str(tmp_path / "meta.db"))
     snaps = tmp_path / "snaps"

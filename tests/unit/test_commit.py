@@ -38,7 +38,9 @@ def test_apply_changes():
 
 class C:
     def __init__(self, spec):
-        self.spec = spec
+        from nerdpy.engine.containers.records import StoredSpec
+
+        self.spec = StoredSpec.from_json(spec)
 
 
 def test_container_config_merges_run_settings():

@@ -134,7 +134,7 @@ def test_live_values_respect_data_root_flag_and_tolerate_a_missing_one(world):
 
 def test_fast_path_imports_no_heavy_modules(world):
     code = (
-        "import sys\nfrom nerdpy.cli import main\n"
+        "import sys\nfrom nerdpy.launch import main\n"
         "try:\n    main(['__complete', '--data-root', %r, 'containers', '--all'])\nexcept SystemExit:\n    pass\n"
         "print('HEAVY', [m for m in ('requests', 'rich', 'yaml', 'nerdpy.engine.store') if m in sys.modules])\n"
         % world["data"]

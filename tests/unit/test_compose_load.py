@@ -10,6 +10,7 @@ import pytest
 from compose import model as m
 from compose.errors import ComposeError, CycleError, FileNotFound, ModelError, ProjectNameError
 from compose.loader import load_project, normalize_project_name
+from compose.render import config_hash, project_to_dict
 
 
 @pytest.fixture(autouse=True)
@@ -893,7 +894,7 @@ def test_to_dict_round_trips_through_load(tmp_path):
         volumes: {data: }
         secrets: {s: {file: s.txt}}
         """, project_name="p")
-    d = p.to_dict()
+    d = project_to_dict(p)
     assert d["name"] == "p"
     assert d["services"]["web"]["ports"] == [{"mode": "ingress", "target": 80, "published": "8080", "protocol": "tcp"}]
     assert d["services"]["web"]["healthcheck"] == {"test": ["CMD-SHELL", "curl x"], "interval": "1m30s"}
@@ -1070,7 +1071,7 @@ def test_literal_dollars_survive_config_round_trip(tmp_path):
 
     p = load(tmp_path, "services:\n  web:\n    image: x\n    command: [sh, -c, 'echo $$HOME $$1']\n")
     assert p.services["web"].command == ["sh", "-c", "echo $HOME $1"]
-    out = p.to_dict(escape_dollars=True)
+    out = project_to_dict(p, escape=True)
     assert out["services"]["web"]["command"] == ["sh", "-c", "echo $$HOME $$1"]
     write(tmp_path / "again" / "compose.yaml", yaml.safe_dump(out))
     q = load_project(cwd=str(tmp_path / "again"), environ={"HOME": "/nope"})
@@ -1147,8 +1148,8 @@ def test_cli_compose_alone_prints_help(tmp_path):
 
 def test_config_hash(tmp_path):
     base = "services:\n  web:\n    image: x\n    environment: {A: '1'}\n"
-    h1 = load(tmp_path, base).services["web"].config_hash()
-    assert h1 == load(tmp_path, base).services["web"].config_hash()
-    assert h1 == load(tmp_path, base + "    scale: 3\n").services["web"].config_hash()
-    assert h1 != load(tmp_path, base.replace("'1'", "'2'")).services["web"].config_hash()
+    h1 = config_hash(load(tmp_path, base).services["web"])
+    assert h1 == config_hash(load(tmp_path, base).services["web"])
+    assert h1 == config_hash(load(tmp_path, base + "    scale: 3\n").services["web"])
+    assert h1 != config_hash(load(tmp_path, base.replace("'1'", "'2'")).services["web"])
     assert len(h1) == 64

@@ -7,8 +7,8 @@ import pytest
 
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network.hosts import (LOCALHOST_LINES, HostEntry, host_hosts, own_names, parse_add_host,
-                                         peer_names, render_hosts, render_resolv_conf, rewrite_in_place,
-                                         write_atomic)
+                                         peer_names, render_hosts, render_resolv_conf, rewrite_in_place)
+from nerdpy.engine.util.fs import write_atomic
 
 HEAD = "\n".join(LOCALHOST_LINES) + "\n"
 

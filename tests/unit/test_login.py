@@ -89,3 +89,29 @@ def test_helper_gets_the_secret_on_stdin(tmp_path, monkeypatch):
         store_credentials("reg.example", "u", "s3cret", config_file=str(cfg))
     assert "s3cret" not in str(e.value) and "boom" in str(e.value)
     assert json.loads(cfg.read_text()) == {"credHelpers": {"reg.example": "t"}}
+
+
+def test_parse_challenge():
+    from nerdpy.engine.distribution.auth import parse_challenge
+
+    ch = parse_challenge('Bearer realm="https://auth.example/token",service="registry.example",'
+                         'scope="repository:a/b:pull,push"')
+    assert ch.scheme == "bearer"
+    assert ch.params == {"realm": "https://auth.example/token", "service": "registry.example",
+                         "scope": "repository:a/b:pull,push"}
+    assert parse_challenge('Basic realm="Registry Realm"').scheme == "basic"
+    assert parse_challenge("Bearer realm=https://auth.example/token, service=reg").params == {
+        "realm": "https://auth.example/token", "service": "reg"}
+    assert parse_challenge("").scheme == ""
+
+
+def test_basic_challenge_needs_credentials():
+    from nerdpy.engine.distribution.auth import CredentialsRefused, answer_challenge
+    from nerdpy.engine.distribution.credentials import Credentials
+
+    with pytest.raises(CredentialsRefused):
+        answer_challenge(None, 'Basic realm="x"', None, registry="r.example")
+    got = answer_challenge(None, 'Basic realm="x"', Credentials("u", "p"), registry="r.example")
+    assert got.authorization == "Basic " + base64.b64encode(b"u:p").decode()
+    with pytest.raises(AuthError, match="unsupported authentication"):
+        answer_challenge(None, 'Negotiate abc', Credentials("u", "p"), registry="r.example")

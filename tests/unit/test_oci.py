@@ -5,10 +5,11 @@ import os
 
 import pytest
 
-from nerdpy.commands.run import _ram_in_bytes, parse_mount, parse_sysctls, parse_tmpfs, parse_ulimit, parse_volume
+from nerdpy.engine.containers.options import _ram_in_bytes, parse_mount, parse_sysctls, parse_tmpfs, parse_ulimit, parse_volume
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.containers.etcfiles import read_from_layers, resolve_user
 from nerdpy.engine.containers.lifecycle import _container_env, _security_opts, _tmpfs_options
+from nerdpy.engine.containers.records import MountSpec
 from nerdpy.engine.containers.oci import ALL_CAPS, DEFAULT_CAPS, SpecOptions, build_spec, capabilities
 from nerdpy.engine.containers.seccomp import default_profile, from_docker_profile
 
@@ -197,9 +198,9 @@ def test_parse_volume_and_mount(tmp_path):
 
 def test_tmpfs_options():
     t = parse_tmpfs("/x:size=2m,exec,uid=1000")
-    assert _tmpfs_options({"type": "tmpfs", "options": t.options, "readonly": t.readonly}) == \
+    assert _tmpfs_options(MountSpec("tmpfs", "/x", "", t.readonly, t.options)) == \
         ["nosuid", "nodev", "exec", "uid=1000", "size=2m"]
-    assert _tmpfs_options({"type": "tmpfs", "options": {}, "readonly": True}) == ["noexec", "nosuid", "nodev", "ro"]
+    assert _tmpfs_options(MountSpec("tmpfs", "/x", "", True, {})) == ["noexec", "nosuid", "nodev", "ro"]
 
 
 def test_parse_sysctls():

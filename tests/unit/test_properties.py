@@ -328,7 +328,7 @@ def mount_specs(draw) -> str:
 
 
 def _run_parsers():
-    from nerdpy.commands import run as run_cmd
+    from nerdpy.engine.containers import options as run_cmd
 
     return run_cmd
 

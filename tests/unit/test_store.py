@@ -9,7 +9,7 @@ from nerdpy.engine.config import load_settings
 from nerdpy.engine.content.blobs import ContentStore
 from nerdpy.engine.errors import DigestMismatch, InvalidArgument
 from nerdpy.engine.content.metadata import Metadata
-from nerdpy.engine.snapshots.overlay import Snapshotter, chain_ids
+from nerdpy.engine.snapshots.overlay import OverlaySnapshotter as Snapshotter, chain_ids
 
 
 def dig(data: bytes) -> str:

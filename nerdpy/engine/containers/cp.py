@@ -1,22 +1,12 @@
 """`cp`: copying files between a container and the host, with docker's path semantics.
 
 Safety (the CVE-2018-15664 / CVE-2019-14271 class): every path inside a container is resolved by
-the kernel in a forked child that has `chroot`ed into the container's root, so no symlink in the
-container (absolute, relative, `..`-laden, or swapped in while we work) can lead outside it. The
-child holds no file descriptor of the host but its two pipes, imports everything before the
-chroot (it never loads code or NSS modules from the container), and does not resolve user names.
-Data crosses between the child and this process as a tar stream, which the side that writes files
+the kernel in a forked child confined in the container's root (engine/containers/confined.py: a
+running container's own mount tree, or a stopped one's overlay with its volumes and bind mounts
+in a private mount namespace; its tmpfs mounts have no content then and are not shown). Data
+crosses between the child and this process as a tar stream, which the side that writes files
 extracts with `*at()` calls that never follow a symlink in a parent directory, so a hostile archive
 cannot write through a link either.
-
-Which root the child enters:
-- a running (or paused) container: `/proc/<pid>/root` of its init, i.e. the container's own mount
-  tree, with its volumes, bind mounts and tmpfs mounts, as the processes inside see it;
-- a stopped container: the child unshares a private mount namespace, mounts the container's
-  overlay there (or uses the rootfs if it is still mounted) and binds the container's named
-  volumes and bind mounts at their targets, so nothing appears in the host's mount table and
-  everything vanishes with the child. tmpfs mounts of a stopped container have no content and
-  are not shown.
 
 Docker's semantics (`docker cp`): SRC ending in `/.` copies the contents of a directory; a
 destination that exists as a directory receives the source under its own name; one that does
@@ -27,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import posixpath
 import stat as _stat
@@ -36,30 +25,10 @@ import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
-from nerdpy.engine.containers.records import Container, container_dir, container_state, snapshot_key
-from nerdpy.engine.errors import NerdpyError, NotFound
+from nerdpy.engine.containers.confined import Child, root_plan
+from nerdpy.engine.containers.records import Container
+from nerdpy.engine.errors import BadStream, CopyError, NerdpyError, PathNotFound
 from nerdpy.engine.store import Store
-
-# encodings tarfile may need, loaded before any chroot
-import encodings.ascii  # noqa: F401,E402
-import encodings.latin_1  # noqa: F401,E402
-import encodings.utf_8  # noqa: F401,E402
-
-CLONE_NEWNS = 0x00020000
-
-
-class CopyError(NerdpyError):
-    """A copy that cannot be done (missing path, directory onto a file, ...). docker exits 1."""
-
-    exit_code = 1
-
-
-class PathNotFound(CopyError, NotFound):
-    exit_code = 1
-
-
-class BadStream(CopyError):
-    """The tar stream ended early or is not a tar (the sender may have failed)."""
 
 
 @dataclass
@@ -135,232 +104,16 @@ def rebase_name(path: str, resolved: str) -> tuple[str, str]:
     return resolved, name
 
 
-# -- the confined child ----------------------------------------------------------------------------
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
+# -- the confined child (engine/containers/confined.py) ----------------------------------------------
+def _child(store: Store, c: Container, job, data_for_child: str | None) -> Child:
+    """A child confined in `c`'s root as its processes see it, running `job`."""
+    return Child(root_plan(store, c), job, data_for_child, lambda msg, status: _error_from(msg, status, c),
+                 before_chroot=lambda: _fs_type("/"))  # loads libc's statfs before the chroot
 
 
-def _root_plan(store: Store, c: Container) -> dict:
-    """How the child gets to the container's root: its init's /proc/<pid>/root, or a private mount."""
-    from nerdpy.engine.containers.volumes import volume_path
-
-    state = container_state(store, c)
-    if state.running:
-        pid = _runc_pid(store, c)
-        if pid:
-            return {"kind": "proc", "pid": pid}
-    # never started: its volumes are not filled from the image yet (that happens at the first
-    # start, when they are empty); show the image's content there, as docker (which fills them
-    # at create) would; a file copied there now is carried into the volume at the first start
-    started = os.path.exists(os.path.join(container_dir(store, c.id), "volumes-populated"))
-    binds = []
-    for m in c.spec.get("mounts") or []:
-        if m.get("type") == "volume" and m.get("source"):
-            src = volume_path(store, m["source"])
-            if not started and not (m.get("options") or {}).get("nocopy") and _empty_dir(src):
-                continue
-            binds.append((src, m["target"], bool(m.get("readonly"))))
-        elif m.get("type") == "bind" and m.get("source"):
-            binds.append((m["source"], m["target"], bool(m.get("readonly"))))
-    return {
-        "kind": "mount",
-        "rootfs": os.path.join(container_dir(store, c.id), "rootfs"),
-        "mounts": store.snapshots.mounts(snapshot_key(store, c.id)),
-        "binds": binds,
-    }
-
-
-def _empty_dir(path: str) -> bool:
-    try:
-        return not os.listdir(path)
-    except OSError:
-        return True
-
-
-def _runc_pid(store: Store, c: Container) -> int:
-    """The pid of the container's init as runc knows it (0 when runc has no running container)."""
-    from nerdpy.engine.containers.records import runc_root
-    from nerdpy.engine.runtime.runc import Runc
-
-    try:
-        st = Runc(runc_root(store), store.settings.runc).state(c.id)
-    except NerdpyError:
-        return 0
-    if not st or st.get("status") not in ("running", "paused", "created") or not st.get("pid"):
-        return 0
-    pid = int(st["pid"])
-    return pid if os.path.exists(f"/proc/{pid}/root") else 0
-
-
-def _enter_root(plan: dict) -> None:
-    """In the child: chroot into the container's root (see the module docstring)."""
-    if plan["kind"] == "proc":
-        os.chdir(f"/proc/{plan['pid']}/root")
-    else:
-        from nerdpy.engine.containers.etcfiles import resolve_in_root
-        from nerdpy.engine.snapshots.mount import MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, is_mounted, mount, mount_all
-
-        libc = _libc()
-        if libc.unshare(CLONE_NEWNS) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS): " + os.strerror(ctypes.get_errno()))
-        mount("none", "/", None, MS_REC | MS_PRIVATE)
-        rootfs = plan["rootfs"]
-        os.makedirs(rootfs, mode=0o711, exist_ok=True)
-        if not is_mounted(rootfs):
-            mount_all(plan["mounts"], rootfs)
-        for source, target, ro in plan["binds"]:
-            dest = resolve_in_root(rootfs, target)
-            if not os.path.exists(source) or not os.path.lexists(dest) or os.path.islink(dest):
-                continue
-            if os.path.isdir(source) != os.path.isdir(dest):
-                continue
-            mount(source, dest, None, MS_BIND | MS_REC)
-            if ro:
-                mount("", dest, None, MS_BIND | MS_REC | MS_REMOUNT | MS_RDONLY)
-        os.chdir(rootfs)
-    os.chroot(".")
-    os.chdir("/")
-
-
-def _close_fds_except(keep: set[int]) -> None:
-    devnull = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1):
-        if fd not in keep:
-            os.dup2(devnull, fd)
-    keep = set(keep) | {0, 1, 2}
-    prev = 3
-    for fd in sorted(k for k in keep if k >= 3):
-        if fd > prev:
-            os.closerange(prev, fd)
-        prev = fd + 1
-    os.closerange(prev, 1 << 20)
-    # stderr stays for tracebacks nobody sees; it is a pipe or tty, never a directory
-    del devnull
-
-
-class _Child:
-    """A forked child confined in the container root, running `job(data_fd)`.
-
-    The child reports on a control pipe: JSON lines, `{"stat": ...}` first when the job sends
-    one, then `{"ok": ...}` or `{"error": ..., "kind": ...}` at the end."""
-
-    def __init__(self, store: Store, c: Container, job: Callable[[int, Callable[[dict], None]], dict | None],
-                 data_for_child: str | None):
-        self.container = c
-        plan = _root_plan(store, c)
-        ctl_r, ctl_w = os.pipe()
-        data_r = data_w = None
-        if data_for_child is not None:
-            data_r, data_w = os.pipe()
-        # flush our buffers so that the child does not write them again
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child --------------------------------------------------------------
-            code = 1
-            try:
-                child_data = None
-                if data_for_child == "read":
-                    child_data = data_r
-                elif data_for_child == "write":
-                    child_data = data_w
-                _close_fds_except({ctl_w} | ({child_data} if child_data is not None else set()))
-                tarfile.pwd = None   # never resolve names through the container's NSS
-                tarfile.grp = None
-
-                def send(obj: dict) -> None:
-                    os.write(ctl_w, json.dumps(obj).encode() + b"\n")
-
-                _fs_type("/")        # loads libc's statfs before the chroot
-                _enter_root(plan)
-                result = job(child_data, send)
-                if child_data is not None:
-                    os.close(child_data)
-                send({"ok": result or {}})
-                code = 0
-            except BaseException as e:  # report everything; never return into the CLI's code
-                try:
-                    os.write(ctl_w, json.dumps(_error_obj(e)).encode() + b"\n")
-                except BaseException:
-                    pass
-            finally:
-                os._exit(code)
-        # the parent -----------------------------------------------------------------------------
-        os.close(ctl_w)
-        self.pid = pid
-        self.ctl = os.fdopen(ctl_r, "rb")
-        self.data = None
-        if data_for_child == "read":
-            os.close(data_r)
-            self.data = os.fdopen(data_w, "wb")
-        elif data_for_child == "write":
-            os.close(data_w)
-            self.data = os.fdopen(data_r, "rb")
-        self.done = False
-
-    def read_message(self) -> dict | None:
-        line = self.ctl.readline()
-        if not line:
-            return None
-        try:
-            return json.loads(line)
-        except ValueError:
-            return None
-
-    def finish(self, first: dict | None = None) -> dict:
-        """Wait for the child; its result, or raise the error it reported."""
-        if self.data is not None:
-            try:
-                self.data.close()
-            except OSError:
-                pass
-            self.data = None
-        msg = first
-        while True:
-            if msg is not None and ("ok" in msg or "error" in msg):
-                break
-            msg = self.read_message()
-            if msg is None:
-                break
-        self.ctl.close()
-        _pid, status = os.waitpid(self.pid, 0)
-        self.done = True
-        if msg is None:
-            raise CopyError(f"copy helper failed (status {status})")
-        if "error" in msg:
-            raise _error_from(msg, self.container)
-        return msg["ok"]
-
-    def kill(self) -> None:
-        if not self.done:
-            try:
-                os.kill(self.pid, 9)
-            except OSError:
-                pass
-            for f in (self.data, self.ctl):
-                try:
-                    if f is not None:
-                        f.close()
-                except OSError:
-                    pass
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
-            self.done = True
-
-
-def _error_obj(e: BaseException) -> dict:
-    if isinstance(e, OSError):
-        return {"error": e.strerror or str(e), "errno": e.errno, "path": e.filename or "", "kind": "os"}
-    if isinstance(e, CopyError):
-        return {"error": str(e), "kind": "copy", "notfound": isinstance(e, PathNotFound)}
-    if isinstance(e, NerdpyError):
-        return {"error": str(e), "kind": "copy"}
-    return {"error": f"{type(e).__name__}: {e}", "kind": "internal"}
-
-
-def _error_from(msg: dict, c: Container) -> NerdpyError:
+def _error_from(msg: dict | None, status: int, c: Container) -> NerdpyError:
+    if msg is None:
+        return CopyError(f"copy helper failed (status {status})")
     if msg.get("kind") == "os":
         path = msg.get("path") or ""
         if msg.get("errno") == errno.ENOENT:
@@ -637,7 +390,7 @@ def extract_tar(src: BinaryIO, dest: str, *, chown: bool = False, no_overwrite_d
 # -- the engine API ----------------------------------------------------------------------------------
 def stat_path(store: Store, c: Container, path: str) -> PathStat:
     """lstat a path inside the container (its parent directories resolved inside the container)."""
-    child = _Child(store, c, _lstat_job(container_abs_path(path)), None)
+    child = _child(store, c, _lstat_job(container_abs_path(path)), None)
     try:
         res = child.finish()
     finally:
@@ -654,7 +407,7 @@ def _stat_or_none(store: Store, c: Container, path: str) -> PathStat | None:
 
 def archive_to(store: Store, c: Container, path: str, out: BinaryIO) -> PathStat:
     """Write a tar of `path` in the container to `out` (docker's `cp CONTAINER:PATH -`)."""
-    child = _Child(store, c, _tar_job(container_abs_path(path)), "write")
+    child = _child(store, c, _tar_job(container_abs_path(path)), "write")
     try:
         first = child.read_message()
         if first is None or "stat" not in first:
@@ -684,7 +437,7 @@ def copy_from_container(store: Store, c: Container, src: str, dst: str, follow_l
                 target = posixpath.join(split_path_dir_entry(src_path)[0], target)
             src_path, rebase = rebase_name(src_path, container_abs_path(target))
     dst_info = _host_dest_info(dst)
-    child = _Child(store, c, _tar_job(src_path), "write")
+    child = _child(store, c, _tar_job(src_path), "write")
     try:
         first = child.read_message()
         if first is None or "stat" not in first:
@@ -733,7 +486,7 @@ def copy_to_container(store: Store, c: Container, src: str, dst: str, follow_lin
     dst_dir, new_base = _prepare_copy(src_path, is_dir, rebase, info, where=f"{c.name}:{dst}")
     src_dir, src_base = split_path_dir_entry(src_path)
     arc = new_base if new_base is not None else (rebase or src_base)
-    child = _Child(store, c, _untar_job(dst_dir, copy_uid_gid), "read")
+    child = _child(store, c, _untar_job(dst_dir, copy_uid_gid), "read")
     n = 0
     try:
         try:
@@ -761,7 +514,7 @@ def extract_to_container(store: Store, c: Container, dst: str, stream: BinaryIO,
     info = _container_dest_info(store, c, dst_path)
     if not (info["exists"] and info["is_dir"]):
         raise CopyError(f'destination "{c.name}:{dst}" must be a directory')
-    child = _Child(store, c, _untar_job(info["path"], copy_uid_gid), "read")
+    child = _child(store, c, _untar_job(info["path"], copy_uid_gid), "read")
     try:
         try:
             while True:

@@ -7,40 +7,7 @@ from __future__ import annotations
 import os
 
 from nerdpy.engine.errors import InvalidArgument
-
-
-def resolve_in_root(root: str, path: str, max_links: int = 40) -> str:
-    """Resolve `path` as if `root` were `/`: symlinks (absolute or relative) never leave root.
-    Returns a host path inside root (the final component may not exist)."""
-    root = os.path.abspath(root)
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        import stat as _stat
-
-        if _stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > max_links:
-                raise InvalidArgument(f"too many levels of symbolic links in {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
+from nerdpy.engine.util.fs import resolve_in_root
 
 
 def _read_lines(root: str, path: str) -> list[str]:
@@ -129,9 +96,12 @@ def _group_id(groups: list[list[str]], group: str) -> int:
 
 
 def read_from_layers(layers: list[str], path: str) -> list[str] | None:
-    """Lines of `path` in an image given as its layer directories (top first, in overlay form),
-    without mounting it; None when that cannot be decided this simply (a symlink on the way)."""
+    """Lines of `path` in an image given as its layer directories (top first, in the
+    snapshotter's diff form), without mounting it; None when that cannot be decided this simply
+    (a symlink on the way)."""
     import stat as _stat
+
+    from nerdpy.engine.snapshots.snapshotter import OPAQUE_XATTR, is_whiteout
 
     parts = [p for p in path.split("/") if p]
     for layer in layers:
@@ -144,7 +114,7 @@ def read_from_layers(layers: list[str], path: str) -> list[str] | None:
                 break
             except OSError:
                 return None
-            if _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            if is_whiteout(st):
                 return []  # a whiteout hides it and everything below
             if _stat.S_ISLNK(st.st_mode):
                 return None
@@ -165,7 +135,7 @@ def read_from_layers(layers: list[str], path: str) -> list[str] | None:
         for part in parts[:-1]:
             probe = os.path.join(probe, part)
             try:
-                if os.getxattr(probe, "trusted.overlay.opaque") == b"y":
+                if os.getxattr(probe, OPAQUE_XATTR) == b"y":
                     return []
             except OSError:
                 pass
@@ -181,14 +151,6 @@ def check_user_in_layers(layers: list[str], user: str | None, group_add: list[st
     if passwd is None or group is None:
         return  # decided at start, inside the mounted root
     resolve_user(passwd, group, user, group_add)
-
-
-def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
 
 
 def hosts_file(hostname: str, ip: str | None = None, extra: list[tuple[str, str]] = ()) -> str:

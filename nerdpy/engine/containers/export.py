@@ -1,11 +1,11 @@
 """`export` (a container's filesystem as a tar) and `import` (a tar as a one-layer image).
 
 Export reads the container's merged root as the overlay shows it, without its volumes, bind
-mounts or the files nerdpy binds over /etc (as docker's export does). The walk runs in a forked
-child that enters a private mount namespace, mounts the container's overlay there if it is not
-mounted already (a stopped container), and `chroot`s into it, so nothing shows in the host's
-mount table and no symlink in the container can lead the walk outside it. The tar comes back
-over a pipe; the child imports everything it needs before the chroot.
+mounts or the files nerdpy binds over /etc (as docker's export does). The walk runs in a child
+confined in the container's own filesystem (engine/containers/confined.py: a private mount
+namespace, the overlay mounted there if it is not already, a chroot), so nothing shows in the
+host's mount table and no symlink in the container can lead the walk outside it. The tar comes
+back over a pipe.
 
 Import takes a tar (plain, gzip, zstd, xz or bzip2) from a file, stdin or an http(s) URL,
 recompresses it as a gzip layer while hashing, unpacks it as a snapshot (which checks it: a
@@ -14,34 +14,18 @@ with `--change`s applied. Errors exit 1 as docker's do.
 """
 from __future__ import annotations
 
-import bz2
-import ctypes
-import json
-import lzma
 import os
 import stat
 import sys
 import tarfile
-import zlib
-from typing import BinaryIO, Iterator
-
-import encodings.ascii  # noqa: F401  (loaded before any chroot)
-import encodings.latin_1  # noqa: F401
-import encodings.utf_8  # noqa: F401
+from typing import BinaryIO, Callable, Iterator
 
 from nerdpy.engine.images.commit import (BaseImage, LayerWriter, NewImage, apply_changes, normalise_target,
                                   now_rfc3339, store_layer_image, tar_entry)
-from nerdpy.engine.errors import LayerError, NerdpyError
+from nerdpy.engine.errors import ExportError, LayerError
 from nerdpy.engine.store import Store
 
-CLONE_NEWNS = 0x00020000
 CHUNK = 1 << 20
-
-
-class ArchiveError(NerdpyError):
-    """An export or import that cannot be done (unreadable source, corrupt archive...); exit 1."""
-
-    exit_code = 1
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -68,86 +52,33 @@ def write_tree(out: BinaryIO, root: str = "/") -> int:
     return count
 
 
-def _enter_rootfs(rootfs: str, mounts: list) -> None:
-    """In the child: a private mount namespace, the overlay mounted if need be, then chroot."""
-    from nerdpy.engine.snapshots.mount import MS_PRIVATE, MS_REC, is_mounted, mount, mount_all
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, "unshare(CLONE_NEWNS): " + os.strerror(err))
-    mount("none", "/", None, MS_REC | MS_PRIVATE)
-    os.makedirs(rootfs, mode=0o711, exist_ok=True)
-    if not is_mounted(rootfs):
-        mount_all(mounts, rootfs)
-    os.chdir(rootfs)
-    os.chroot(".")
-    os.chdir("/")
+def _export_error(c) -> Callable[[dict | None, int], ExportError]:
+    def error_from(msg: dict | None, _status: int) -> ExportError:
+        msg = msg or {}
+        text = f"{msg['error']}: {msg['path']}" if msg.get("kind") == "os" and msg.get("path") else msg.get("error")
+        return ExportError(f"export {c.name}: {text or 'the export helper failed'}")
+    return error_from
 
 
 def export_container(store: Store, c, out: BinaryIO) -> int:
     """Write the container's filesystem to `out` as a tar; returns the number of entries."""
-    from nerdpy.engine.containers.records import container_dir, snapshot_key
+    from nerdpy.engine.containers.confined import Child, root_plan
 
-    rootfs = os.path.join(container_dir(store, c.id), "rootfs")
-    mounts = store.snapshots.mounts(snapshot_key(store, c.id))
-    data_r, data_w = os.pipe()
-    ctl_r, ctl_w = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child ---------------------------------------------------------------------
-        code = 1
-        try:
-            os.close(data_r)
-            os.close(ctl_r)
-            tarfile.pwd = None  # never resolve names through the container's NSS
-            tarfile.grp = None
-            _enter_rootfs(rootfs, mounts)
-            with os.fdopen(data_w, "wb", buffering=CHUNK) as f:
-                n = write_tree(f, "/")
-            os.write(ctl_w, json.dumps({"ok": n}).encode())
-            code = 0
-        except BaseException as e:  # reported to the parent; never return into the CLI
-            try:
-                msg = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.filename else str(e)
-                os.write(ctl_w, json.dumps({"error": msg or type(e).__name__}).encode())
-            except BaseException:
-                pass
-        finally:
-            os._exit(code)
-    os.close(data_w)
-    os.close(ctl_w)
-    done = False
+    def job(fd: int, _send) -> dict:
+        with os.fdopen(fd, "wb", buffering=CHUNK, closefd=False) as f:
+            return {"entries": write_tree(f, "/")}
+
+    child = Child(root_plan(store, c, as_seen_inside=False), job, "write", _export_error(c))
     try:
-        with os.fdopen(data_r, "rb") as src:
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
+        while True:
+            chunk = child.data.read(CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
         out.flush()
-        with os.fdopen(ctl_r, "rb") as ctl:
-            raw = ctl.read()
-        ctl_r = -1
-        os.waitpid(pid, 0)
-        done = True
+        return int(child.finish()["entries"])
     finally:
-        if not done:
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
-            os.waitpid(pid, 0)
-            if ctl_r >= 0:
-                os.close(ctl_r)
-    try:
-        msg = json.loads(raw) if raw else {}
-    except ValueError:
-        msg = {}
-    if "ok" not in msg:
-        raise ArchiveError(f"export {c.name}: {msg.get('error') or 'the export helper failed'}")
-    return int(msg["ok"])
+        child.kill()
 
 
 # -- import --------------------------------------------------------------------------------------
@@ -186,106 +117,30 @@ def open_source(source: str, stdin: BinaryIO | None = None) -> tuple[BinaryIO, s
         try:
             resp = requests.get(source, stream=True, timeout=(15, 120))
         except requests.RequestException as e:
-            raise ArchiveError(f"import {source}: {e}") from None
+            raise ExportError(f"import {source}: {e}") from None
         if resp.status_code != 200:
             resp.close()
-            raise ArchiveError(f"import {source}: the server answered {resp.status_code} {resp.reason}")
+            raise ExportError(f"import {source}: the server answered {resp.status_code} {resp.reason}")
         return _IterStream(resp.iter_content(CHUNK)), source  # type: ignore[return-value]
     try:
         return open(source, "rb"), source
     except OSError as e:
-        raise ArchiveError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
-
-
-def _sniff(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    if head[:6] == b"\xfd7zXZ\x00":
-        return "xz"
-    if head[:3] == b"BZh":
-        return "bzip2"
-    return "none"
+        raise ExportError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
 
 
 def plain_chunks(stream: BinaryIO) -> Iterator[bytes]:
-    """The uncompressed bytes of `stream`, whatever its compression."""
-    head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
-        if not more:
-            break
-        head += more
-    kind = _sniff(head)
+    """The uncompressed bytes of `stream`, whatever its compression (util.compression)."""
+    from nerdpy.engine.util.compression import DecompressError
+    from nerdpy.engine.util.compression import plain_chunks as chunks
+
     try:
-        if kind == "zstd":
-            import zstandard
-
-            reader = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, stream), read_across_frames=True)
-            while True:
-                out = reader.read(CHUNK)
-                if not out:
-                    return
-                yield out
-        dec = None
-        if kind == "gzip":
-            dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif kind == "xz":
-            dec = lzma.LZMADecompressor()
-        elif kind == "bzip2":
-            dec = bz2.BZ2Decompressor()
-        data = head
-        while True:
-            if dec is None:
-                if data:
-                    yield data
-            else:
-                while data:
-                    out = dec.decompress(data)
-                    if out:
-                        yield out
-                    if dec.eof:
-                        rest = dec.unused_data
-                        if kind == "gzip" and rest.strip(b"\x00"):
-                            dec = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another member
-                            data = rest
-                            continue
-                        data = b""
-                        break
-                    data = b""
-            data = stream.read(CHUNK)
-            if not data:
-                if dec is not None and not dec.eof:
-                    raise ArchiveError(f"truncated {kind} data: unexpected end of input")
-                return
-            if dec is not None and dec.eof:
-                if data.strip(b"\x00"):
-                    if kind != "gzip":
-                        return  # trailing bytes after the stream: ignored, as tar does
-                    dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                else:
-                    data = b""
-    except (zlib.error, lzma.LZMAError, OSError, EOFError) as e:
-        raise ArchiveError(f"corrupt {kind} data: {e}") from None
-    except Exception as e:
-        if type(e).__name__ == "ZstdError":
-            raise ArchiveError(f"corrupt zstd data: {e}") from None
-        raise
-
-
-class _Prefixed:
-    """`head` followed by the rest of `stream` (for zstandard's reader)."""
-
-    def __init__(self, head: bytes, stream: BinaryIO):
-        self.head, self.stream = head, stream
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            out = self.head if n < 0 else self.head[:n]
-            self.head = self.head[len(out):]
-            return out
-        return self.stream.read(n)
+        yield from chunks(stream, chunk=CHUNK)
+    except DecompressError as e:
+        if e.truncated:
+            raise ExportError(f"truncated {e.kind} data: unexpected end of input") from None
+        raise ExportError(f"corrupt {e.kind} data: {e.detail}") from None
+    except OSError as e:
+        raise ExportError(f"corrupt data: {e}") from None
 
 
 def import_image(store: Store, source: str, reference: str | None = None, *, changes: list[str] | tuple = (),
@@ -306,7 +161,7 @@ def import_image(store: Store, source: str, reference: str | None = None, *, cha
                 for chunk in plain_chunks(stream):
                     layer.write(chunk)
                 if layer.plain_size == 0:
-                    raise ArchiveError(f"import {label}: the input is empty")
+                    raise ExportError(f"import {label}: the input is empty")
                 layer.finish()
                 now = now_rfc3339()
                 config: dict = {"created": now, "architecture": plat.architecture, "os": plat.os}
@@ -319,7 +174,7 @@ def import_image(store: Store, source: str, reference: str | None = None, *, cha
                 try:
                     result = store_layer_image(store, BaseImage(OCI_MANIFEST, [], []), layer, config, name)
                 except LayerError as e:
-                    raise ArchiveError(f"import {label}: {e}") from None
+                    raise ExportError(f"import {label}: {e}") from None
             finally:
                 layer.discard()
     finally:

@@ -17,20 +17,20 @@ def _rfc3339(ts: float) -> str:
 def container_json(store: Store, c: Container) -> dict:
     s = c.spec
     st = container_state(store, c)
-    args = s.get("_args") or []
-    img = s.get("_image_config") or {}
+    args = s.args or []
+    img = s.image_config or {}
     mounts = []
-    for m in s.get("mounts") or []:
-        entry = {"Type": m["type"], "Source": m.get("source", ""), "Destination": m["target"],
-                 "Mode": "", "RW": not m.get("readonly"), "Propagation": ""}
-        if m["type"] == "volume":
+    for m in s.mounts or []:
+        entry = {"Type": m.type, "Source": m.source, "Destination": m.target,
+                 "Mode": "", "RW": not m.readonly, "Propagation": ""}
+        if m.type == "volume":
             from nerdpy.engine.containers.volumes import volume_path
 
-            entry["Name"] = m.get("source", "")
-            entry["Source"] = volume_path(store, m["source"]) if m.get("source") else ""
+            entry["Name"] = m.source
+            entry["Source"] = volume_path(store, m.source) if m.source else ""
             entry["Driver"] = "local"
-        elif m["type"] == "bind":
-            entry["Propagation"] = (m.get("options") or {}).get("propagation", "rprivate")
+        elif m.type == "bind":
+            entry["Propagation"] = (m.options or {}).get("propagation", "rprivate")
         mounts.append(entry)
     state = {
         "Status": st.status,
@@ -47,62 +47,62 @@ def container_json(store: Store, c: Container) -> dict:
     }
     if st.health is not None:
         state["Health"] = st.health
-    restart = s.get("restart") or "no"
+    restart = s.restart or "no"
     rname, _, rmax = restart.partition(":")
-    env = list(img.get("Env") or []) + list(s.get("env") or [])
+    env = list(img.get("Env") or []) + list(s.env or [])
     labels = dict(img.get("Labels") or {})
-    labels.update(s.get("labels") or {})
-    hc = s.get("healthcheck") or img.get("Healthcheck")
+    labels.update(s.labels or {})
+    hc = s.healthcheck or img.get("Healthcheck")
     cfg = {
-        "Hostname": s.get("hostname") or c.id[:12],
-        "Domainname": s.get("domainname") or "",
-        "User": s.get("user") or img.get("User") or "",
-        "AttachStdin": bool(s.get("stdin_open")),
+        "Hostname": s.hostname or c.id[:12],
+        "Domainname": s.domainname or "",
+        "User": s.user or img.get("User") or "",
+        "AttachStdin": bool(s.stdin_open),
         "AttachStdout": True,
         "AttachStderr": True,
         "ExposedPorts": img.get("ExposedPorts"),
-        "Tty": bool(s.get("tty")),
-        "OpenStdin": bool(s.get("stdin_open")),
-        "StdinOnce": bool(s.get("stdin_once")),
+        "Tty": bool(s.tty),
+        "OpenStdin": bool(s.stdin_open),
+        "StdinOnce": bool(s.stdin_once),
         "Env": env,
-        "Cmd": s.get("cmd") or (img.get("Cmd") if s.get("entrypoint") is None else None),
+        "Cmd": s.cmd or (img.get("Cmd") if s.entrypoint is None else None),
         "Image": c.image,
         "Volumes": img.get("Volumes"),
-        "WorkingDir": s.get("_workdir") or "",
-        "Entrypoint": s.get("entrypoint") if s.get("entrypoint") is not None else img.get("Entrypoint"),
+        "WorkingDir": s.resolved_workdir or "",
+        "Entrypoint": s.entrypoint if s.entrypoint is not None else img.get("Entrypoint"),
         "Labels": labels,
-        "StopSignal": s.get("stop_signal") or img.get("StopSignal") or "SIGTERM",
+        "StopSignal": s.stop_signal or img.get("StopSignal") or "SIGTERM",
     }
     if hc:
         cfg["Healthcheck"] = hc
-    if s.get("stop_timeout") is not None:
-        cfg["StopTimeout"] = s["stop_timeout"]
+    if s.stop_timeout is not None:
+        cfg["StopTimeout"] = s.stop_timeout
     host = {
-        "Binds": [f"{m['source']}:{m['target']}" + (":ro" if m.get("readonly") else "")
-                  for m in s.get("mounts") or [] if m["type"] == "bind"],
-        "LogConfig": {"Type": "json-file", "Config": s.get("log_opts") or {}},
-        "NetworkMode": s.get("network") or "none",
+        "Binds": [f"{m.source}:{m.target}" + (":ro" if m.readonly else "")
+                  for m in s.mounts or [] if m.type == "bind"],
+        "LogConfig": {"Type": "json-file", "Config": s.log_opts or {}},
+        "NetworkMode": s.network or "none",
         "RestartPolicy": {"Name": rname, "MaximumRetryCount": int(rmax or 0)},
-        "AutoRemove": bool(s.get("auto_remove")),
-        "CapAdd": s.get("cap_add") or None,
-        "CapDrop": s.get("cap_drop") or None,
-        "Privileged": bool(s.get("privileged")),
-        "ReadonlyRootfs": bool(s.get("read_only")),
-        "SecurityOpt": s.get("security_opt") or None,
-        "Tmpfs": {m["target"]: "" for m in s.get("mounts") or [] if m["type"] == "tmpfs"} or None,
-        "ShmSize": s.get("shm_size") or 67108864,
-        "Memory": s.get("memory") or 0,
-        "MemorySwap": s.get("memory_swap") or 0,
-        "MemoryReservation": s.get("memory_reservation") or 0,
-        "NanoCpus": int((s.get("cpus") or 0) * 1e9),
-        "CpuShares": s.get("cpu_shares") or 0,
-        "PidsLimit": s.get("pids_limit"),
-        "Ulimits": [{"Name": n, "Soft": a, "Hard": b} for n, a, b in s.get("ulimits") or []] or None,
-        "Init": bool(s.get("init")),
-        "Sysctls": s.get("sysctls") or None,
-        "GroupAdd": s.get("group_add") or None,
-        "Devices": s.get("devices") or None,
-        "OomScoreAdj": s.get("oom_score_adj") or 0,
+        "AutoRemove": bool(s.auto_remove),
+        "CapAdd": s.cap_add or None,
+        "CapDrop": s.cap_drop or None,
+        "Privileged": bool(s.privileged),
+        "ReadonlyRootfs": bool(s.read_only),
+        "SecurityOpt": s.security_opt or None,
+        "Tmpfs": {m.target: "" for m in s.mounts or [] if m.type == "tmpfs"} or None,
+        "ShmSize": s.shm_size or 67108864,
+        "Memory": s.memory or 0,
+        "MemorySwap": s.memory_swap or 0,
+        "MemoryReservation": s.memory_reservation or 0,
+        "NanoCpus": int((s.cpus or 0) * 1e9),
+        "CpuShares": s.cpu_shares or 0,
+        "PidsLimit": s.pids_limit,
+        "Ulimits": [{"Name": n, "Soft": a, "Hard": b} for n, a, b in s.ulimits or []] or None,
+        "Init": bool(s.init),
+        "Sysctls": s.sysctls or None,
+        "GroupAdd": s.group_add or None,
+        "Devices": s.devices or None,
+        "OomScoreAdj": s.oom_score_adj or 0,
     }
     cdir = container_dir(store, c.id)
     return {
@@ -118,7 +118,7 @@ def container_json(store: Store, c: Container) -> dict:
         "LogPath": log_path(store, c.id),
         "Name": "/" + c.name,
         "RestartCount": st.restart_count,
-        "Driver": "overlayfs",
+        "Driver": store.snapshots.driver,
         "Platform": "linux",
         "HostConfig": host,
         "Mounts": mounts,
@@ -132,7 +132,7 @@ def _network_settings(store: Store, c: Container, st) -> dict:
     host one entry of that name, as docker shows them."""
     from nerdpy.engine.network.container import network_mode, uses_cni
 
-    exposed = list(((c.spec.get("_image_config") or {}).get("ExposedPorts") or {}).keys())
+    exposed = list(((c.spec.image_config or {}).get("ExposedPorts") or {}).keys())
     if uses_cni(c.spec) and st.running:
         from nerdpy.engine.network.views import network_settings
 

@@ -9,17 +9,16 @@ import json
 import os
 import secrets
 import shutil
-import signal as _signal
 import socket
 import sys
 import time
-from dataclasses import asdict
-
 from nerdpy.engine.containers.records import (
     CommandNotFound,
     CommandNotInvokable,
     Container,
     ContainerSpec,
+    MountSpec,
+    StoredSpec,
     _valid_name,
     container_dir,
     container_state,
@@ -30,7 +29,13 @@ from nerdpy.engine.containers.records import (
     runc_root,
     snapshot_key,
 )
+from nerdpy.engine.containers.options import SIGNALS, check_spec, parse_restart, parse_signal, parse_size  # noqa: F401 (re-exported)
+from nerdpy.engine.containers.options import parse_device as _device
+from nerdpy.engine.containers.options import security_opts as _security_opts
 from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
+from nerdpy.engine.runtime import cgroups
+from nerdpy.engine.runtime.monitor.wire import recv_line as _recv
+from nerdpy.engine.runtime.monitor.wire import send_line as _send
 from nerdpy.engine.store import Store
 
 MONITOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "monitor", "monitor.py")
@@ -43,6 +48,8 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirnam
 def create_container(store: Store, spec: ContainerSpec) -> Container:
     """Record a container and prepare its writable layer. The image must be in the store."""
     from nerdpy.engine.images.image import image_chain_id, image_config, resolve_image
+
+    check_spec(spec)  # whoever built it (CLI, Client, compose): the same checks
 
     image = resolve_image(store, spec.image)
     config = image_config(store, image)
@@ -57,23 +64,20 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
         raise InvalidArgument("no command specified")
     from nerdpy.engine.network.container import check_network_spec
 
-    check_network_spec(store, asdict(spec), config.get("config") or {})
+    check_network_spec(store, spec, config.get("config") or {})
     cid = secrets.token_hex(32)
-    record = asdict(spec)
-    record["_args"] = args
-    record["_workdir"] = workdir
-    record["_image_config"] = dict(config.get("config") or {})
+    record = StoredSpec.of(spec, args=args, resolved_workdir=workdir, image_config=dict(config.get("config") or {}),
+                           image_name=image.name)
     if spec.expose:  # --expose adds to the image's ExposedPorts (what -P publishes)
-        exposed = dict(record["_image_config"].get("ExposedPorts") or {})
+        exposed = dict(record.image_config.get("ExposedPorts") or {})
         for e in spec.expose:
             port, _, proto = e.partition("/")
             if not port.replace("-", "").isdigit() or proto not in ("", "tcp", "udp", "sctp"):
                 raise InvalidArgument(f"invalid range format for --expose: {e}")
             exposed[f"{port}/{proto or 'tcp'}"] = {}
-        record["_image_config"]["ExposedPorts"] = exposed
+        record.image_config["ExposedPorts"] = exposed
     if spec.pid and spec.pid != "host" and not spec.pid.startswith("container:"):
         raise InvalidArgument(f"invalid PID mode {spec.pid!r}: use host or container:<name|id>")
-    record["_image_name"] = image.name
     parent = image_chain_id(store, image)
     key = snapshot_key(store, cid)
     cdir = container_dir(store, cid)
@@ -100,7 +104,7 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
                     cur.execute(
                         "INSERT INTO containers(namespace, id, name, image, image_id, config, created_at)"
                         " VALUES (?,?,?,?,?,?,?)",
-                        (store.namespace, cid, name, spec.image, image.config, json.dumps(record), time.time()),
+                        (store.namespace, cid, name, spec.image, image.config, json.dumps(record.to_json()), time.time()),
                     )
                 break
         except BaseException:
@@ -113,9 +117,9 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
             from nerdpy.engine.containers.volumes import assign_anonymous_volumes, create_volume
 
             assign_anonymous_volumes(store, c)
-            for m in find_container(store, cid).spec.get("mounts") or []:
-                if m.get("type") == "volume" and m.get("source"):
-                    create_volume(store, m["source"], anonymous=bool((m.get("options") or {}).get("anonymous")))
+            for m in find_container(store, cid).spec.mounts or []:
+                if m.type == "volume" and m.source:
+                    create_volume(store, m.source, anonymous=bool((m.options or {}).get("anonymous")))
         except BaseException:
             _remove_everything(store, cid, volumes=True)
             raise
@@ -188,10 +192,12 @@ def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
 
         netns = setup_network(store, c, _hostname(c), os.path.join(cdir, "hosts"))
         spec = _build_spec(store, c, rootfs, netns)
-        _write_json(os.path.join(cdir, "config.json"), spec)
+        from nerdpy.engine.util.fs import write_json_atomic
+
+        write_json_atomic(os.path.join(cdir, "config.json"), spec)
         mon_cfg = _monitor_config(store, c)
         mon_path = os.path.join(rdir, "monitor.json")
-        _write_json(mon_path, mon_cfg)
+        write_json_atomic(mon_path, mon_cfg)
         from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
 
         if monitor is None:  # `run` starts one ahead of time (MonitorSpawn); others here
@@ -235,13 +241,10 @@ def _tidy(msg: str) -> str:
 
 
 def _mount_rootfs(store: Store, c: Container) -> str:
-    from nerdpy.engine.snapshots.mount import is_mounted, mount_all
+    from nerdpy.engine.snapshots.mount import mount_container_rootfs
 
-    rootfs = os.path.join(container_dir(store, c.id), "rootfs")
-    os.makedirs(rootfs, mode=0o711, exist_ok=True)
-    if not is_mounted(rootfs):
-        mount_all(store.snapshots.mounts(snapshot_key(store, c.id)), rootfs)
-    return rootfs
+    return mount_container_rootfs(os.path.join(container_dir(store, c.id), "rootfs"),
+                                  store.snapshots.mounts(snapshot_key(store, c.id)))
 
 
 def _event(store: Store, c: Container, action: str, **extra) -> None:
@@ -266,21 +269,22 @@ def _pid_namespace(store: Store, pid: str) -> str | None:
 
 
 def _hostname(c: Container) -> str:
-    net = c.spec.get("network") or "none"
-    return c.spec.get("hostname") or (os.uname().nodename if net == "host" else c.id[:12])
+    net = c.spec.network or "none"
+    return c.spec.hostname or (os.uname().nodename if net == "host" else c.id[:12])
 
 
 def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = None) -> dict:
-    from nerdpy.engine.containers.etcfiles import hosts_file, lookup_user, resolv_conf, write_atomic
+    from nerdpy.engine.containers.etcfiles import hosts_file, lookup_user, resolv_conf
+    from nerdpy.engine.util.fs import write_atomic
     from nerdpy.engine.containers.oci import SpecOptions, build_spec
     from nerdpy.engine.containers.volumes import oci_mounts
 
     s = c.spec
-    img = s.get("_image_config") or {}
-    uid, gid, gids, home = lookup_user(rootfs, s.get("user") or img.get("User") or "", s.get("group_add") or [])
-    net = s.get("network") or "none"
+    img = s.image_config or {}
+    uid, gid, gids, home = lookup_user(rootfs, s.user or img.get("User") or "", s.group_add or [])
+    net = s.network or "none"
     hostname = _hostname(c)
-    env = _container_env(img.get("Env") or [], s.get("env") or [], hostname, bool(s.get("tty")), home)
+    env = _container_env(img.get("Env") or [], s.env or [], hostname, bool(s.tty), home)
     cdir = container_dir(store, c.id)
     write_atomic(os.path.join(cdir, "hostname"), hostname + "\n")
     from nerdpy.engine.network.container import uses_cni
@@ -288,7 +292,7 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
     if not uses_cni(s):  # with CNI, attaching wrote /etc/hosts (and keeps it current)
         from nerdpy.engine.network.hosts import host_hosts, parse_add_host
 
-        extra = [parse_add_host(h) for h in s.get("extra_hosts") or []]
+        extra = [parse_add_host(h) for h in s.extra_hosts or []]
         if net == "host":
             text = host_hosts(extra)
         else:  # none, container:X (host-gateway means the host, here as in host mode)
@@ -296,58 +300,58 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
                                                for n, ip in extra])
         write_atomic(os.path.join(cdir, "hosts"), text)
     write_atomic(os.path.join(cdir, "resolv.conf"),
-                 resolv_conf(net == "host", s.get("dns") or [], s.get("dns_search") or [], s.get("dns_options") or []))
+                 resolv_conf(net == "host", s.dns or [], s.dns_search or [], s.dns_options or []))
     mounts = [
         {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(cdir, "hostname"), "options": ["rbind", "rprivate"]},
         {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(cdir, "hosts"), "options": ["rbind", "rprivate"]},
         {"destination": "/etc/resolv.conf", "type": "bind", "source": os.path.join(cdir, "resolv.conf"), "options": ["rbind", "rprivate"]},
     ]
-    if s.get("read_only"):
+    if s.read_only:
         # docker: with a read-only root these stay writable only if the user made them so
         for m in mounts:
             m["options"].append("ro")
     user_mounts = oci_mounts(store, c, rootfs)
-    for want, got in zip(s.get("mounts") or [], user_mounts):
-        if want.get("type") == "tmpfs":
+    for want, got in zip(s.mounts or [], user_mounts):
+        if want.type == "tmpfs":
             got["options"] = _tmpfs_options(want)
     mounts += user_mounts
-    args = list(s["_args"])
-    if s.get("init"):
+    args = list(s.args)
+    if s.init:
         tini = _init_binary()
         mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": tini, "options": ["bind", "ro"]})
         args = ["/sbin/docker-init", "--"] + args
-    seccomp, nnp = _security_opts(s.get("security_opt") or [])
-    devices = [_device(d) for d in s.get("devices") or []]
+    seccomp, nnp = _security_opts(s.security_opt or [])
+    devices = [_device(d) for d in s.devices or []]
     o = SpecOptions(
         rootfs=rootfs,
         args=args,
         env=env,
-        cwd=s["_workdir"],
+        cwd=s.resolved_workdir,
         uid=uid, gid=gid, additional_gids=gids,
-        terminal=bool(s.get("tty")),
+        terminal=bool(s.tty),
         hostname=hostname,
-        domainname=s.get("domainname") or "",
-        readonly_rootfs=bool(s.get("read_only")),
-        privileged=bool(s.get("privileged")),
-        cap_add=s.get("cap_add") or [],
-        cap_drop=s.get("cap_drop") or [],
+        domainname=s.domainname or "",
+        readonly_rootfs=bool(s.read_only),
+        privileged=bool(s.privileged),
+        cap_add=s.cap_add or [],
+        cap_drop=s.cap_drop or [],
         seccomp=seccomp,
         no_new_privileges=nnp,
         mounts=mounts,
         netns=netns,
-        pidns=_pid_namespace(store, s.get("pid") or ""),
-        memory=s.get("memory"),
-        memory_swap=s.get("memory_swap"),
-        memory_reservation=s.get("memory_reservation"),
-        cpus=s.get("cpus"),
-        cpu_shares=s.get("cpu_shares"),
-        pids_limit=s.get("pids_limit"),
-        ulimits=[tuple(u) for u in s.get("ulimits") or []],
-        shm_size=s.get("shm_size") or (64 << 20),
-        sysctls=s.get("sysctls") or {},
+        pidns=_pid_namespace(store, s.pid or ""),
+        memory=s.memory,
+        memory_swap=s.memory_swap,
+        memory_reservation=s.memory_reservation,
+        cpus=s.cpus,
+        cpu_shares=s.cpu_shares,
+        pids_limit=s.pids_limit,
+        ulimits=[tuple(u) for u in s.ulimits or []],
+        shm_size=s.shm_size or (64 << 20),
+        sysctls=s.sysctls or {},
         devices=devices,
-        cgroups_path=_cgroups_path(store, c.id),
-        oom_score_adj=s.get("oom_score_adj"),
+        cgroups_path=cgroups.container_path(store.namespace, c.id),
+        oom_score_adj=s.oom_score_adj,
     )
     return build_spec(o)
 
@@ -365,17 +369,17 @@ def _container_env(image_env: list[str], user_env: list[str], hostname: str, tty
     return env
 
 
-def _tmpfs_options(m: dict) -> list[str]:
+def _tmpfs_options(m: MountSpec) -> list[str]:
     """docker's tmpfs mounts (--tmpfs and --mount type=tmpfs): noexec, nosuid, nodev by default,
     then the user's options, the later one winning (moby's MergeTmpfsOptions)."""
-    opts = m.get("options") or {}
+    opts = m.options or {}
     raw = ["noexec", "nosuid", "nodev"]
     raw += list(opts.get("data") or [])
     if opts.get("size"):
         raw.append(f"size={opts['size']}")
     if opts.get("mode"):
         raw.append(f"mode={opts['mode']}")
-    if m.get("readonly"):
+    if m.readonly:
         raw.append("ro")
     pairs = {"exec": "noexec", "noexec": "exec", "suid": "nosuid", "nosuid": "suid", "dev": "nodev",
              "nodev": "dev", "ro": "rw", "rw": "ro", "atime": "noatime", "noatime": "atime"}
@@ -398,64 +402,6 @@ def _init_binary() -> str:
     raise InvalidArgument("--init needs a static tini on the host (Debian: apt-get install tini)")
 
 
-def _security_opts(opts: list[str]) -> tuple[str, bool]:
-    """--security-opt: seccomp=unconfined|PATH, no-new-privileges[=|:true|false]; apparmor and
-    label are accepted and ignored (no AppArmor or SELinux here)."""
-    seccomp, nnp = "default", False
-    for opt in opts:
-        if opt == "no-new-privileges":
-            nnp = True
-            continue
-        if "=" in opt:
-            k, _, v = opt.partition("=")
-        else:
-            k, _, v = opt.partition(":")
-        if k == "seccomp" and v:
-            seccomp = v
-        elif k == "no-new-privileges" and v in ("true", "false", "1", "0"):
-            nnp = v in ("true", "1")
-        elif k in ("apparmor", "label", "systempaths", "mask", "unmask") and v:
-            pass
-        else:
-            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
-    return seccomp, nnp
-
-
-def _device(text: str) -> dict:
-    """--device HOST[:CONTAINER][:PERMISSIONS] (permissions a combination of r, w and m)."""
-    import stat as _stat
-
-    parts = text.split(":")
-    if len(parts) > 3 or not parts[0]:
-        raise InvalidArgument(f"invalid device specification: {text}")
-    host = parts[0]
-    dest, access = host, "rwm"
-    if len(parts) == 2:
-        if parts[1].startswith("/"):
-            dest = parts[1]
-        else:
-            access = parts[1]
-    elif len(parts) == 3:
-        dest, access = parts[1], parts[2]
-    if not host.startswith("/") or not dest.startswith("/"):
-        raise InvalidArgument(f"invalid device specification: {text}: paths must be absolute")
-    if not access or any(ch not in "rwm" for ch in access):
-        raise InvalidArgument(f"invalid device mode {access!r} in {text}: a combination of r, w and m")
-    try:
-        st = os.stat(host)
-    except OSError as e:
-        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: {e.strerror}") from None
-    if _stat.S_ISCHR(st.st_mode):
-        kind = "c"
-    elif _stat.S_ISBLK(st.st_mode):
-        kind = "b"
-    else:
-        raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: not a device node")
-    return {"path": host, "container_path": dest, "type": kind, "major": os.major(st.st_rdev),
-            "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777,
-            "uid": st.st_uid, "gid": st.st_gid}
-
-
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
     """Replace-or-append, keeping the first position of each name. A bare NAME (only from
     records made before names were resolved at create) takes this process's value, if any."""
@@ -475,9 +421,9 @@ def _monitor_config(store: Store, c: Container) -> dict:
     from nerdpy.engine.runtime.runc import runc_path
 
     s = c.spec
-    restart = parse_restart(s.get("restart") or "no")
+    restart = parse_restart(s.restart or "no")
     hc = effective_healthcheck(s)
-    opts = s.get("log_opts") or {}
+    opts = s.log_opts or {}
     return {
         "id": c.id,
         "dir": container_dir(store, c.id),
@@ -488,12 +434,12 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "log_path": log_path(store, c.id),
         "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,
         "log_max_file": int(opts.get("max-file", "1")),
-        "tty": bool(s.get("tty")),
-        "stdin": bool(s.get("stdin_open")),
-        "stdin_once": bool(s.get("stdin_once")),
+        "tty": bool(s.tty),
+        "stdin": bool(s.stdin_open),
+        "stdin_once": bool(s.stdin_once),
         "restart": restart,
         "healthcheck": hc,
-        "auto_remove": bool(s.get("auto_remove")),
+        "auto_remove": bool(s.auto_remove),
         "event": {"data_root": store.data_root, "namespace": store.namespace,
                   "attributes": {"image": c.image, "name": c.name}},
         "engine": {"sys_path": [_PACKAGE_PARENT] + [p for p in sys.path if p],
@@ -525,23 +471,12 @@ def finish_container(overrides: dict, cid: str, remove: bool) -> None:
         store.close()
 
 
-def parse_restart(text: str) -> dict:
-    name, _, count = text.partition(":")
-    if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(f"invalid restart policy {text!r}")
-    if count and name != "on-failure":
-        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count only with on-failure")
-    if count and not count.isdigit():
-        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count must be a number")
-    return {"name": name, "max": int(count or 0)}
-
-
-def effective_healthcheck(s: dict) -> dict | None:
+def effective_healthcheck(s: StoredSpec) -> dict | None:
     """The healthcheck the monitor runs: flags over the image's HEALTHCHECK; seconds, not ns."""
-    if s.get("no_healthcheck"):
+    if s.no_healthcheck:
         return None
-    img = (s.get("_image_config") or {}).get("Healthcheck") or {}
-    mine = s.get("healthcheck") or {}
+    img = (s.image_config or {}).get("Healthcheck") or {}
+    mine = s.healthcheck or {}
     test = mine.get("Test") or img.get("Test")
     if not test or test[0] == "NONE":
         return None
@@ -561,73 +496,7 @@ def effective_healthcheck(s: dict) -> dict | None:
     }
 
 
-def parse_size(text: str) -> int:
-    t = text.strip().lower()
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    if t.endswith("ib"):
-        t = t[:-2]
-    elif t.endswith("b") and len(t) > 1 and t[-2] in units:
-        t = t[:-1]
-    mult = 1
-    if t and t[-1] in units:
-        mult = units[t[-1]]
-        t = t[:-1]
-    try:
-        value = float(t)
-    except ValueError:
-        raise InvalidArgument(f"invalid size: {text!r}") from None
-    if value < 0:
-        raise InvalidArgument(f"invalid size: {text!r}")
-    return int(value * mult)
-
-
-def _write_json(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.rename(tmp, path)
-
-
-def _send(sock: socket.socket, obj: dict) -> None:
-    try:
-        sock.sendall(json.dumps(obj).encode() + b"\n")
-    except OSError:
-        pass
-
-
-def _recv(sock: socket.socket, timeout: float) -> dict | None:
-    sock.settimeout(timeout)
-    buf = b""
-    try:
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    except OSError:
-        return None
-    try:
-        return json.loads(buf) if buf.strip() else None
-    except ValueError:
-        return None
-
-
 # stop, kill, wait -------------------------------------------------------------------------
-SIGNALS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
-           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(_signal, name), int)}
-
-
-def parse_signal(text: str) -> int:
-    t = text.strip().upper()
-    if t.isdigit():
-        return int(t)
-    if t.startswith("SIG"):
-        t = t[3:]
-    if t not in SIGNALS:
-        raise InvalidArgument(f"invalid signal: {text}")
-    return SIGNALS[t]
-
-
 def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
     from nerdpy.engine.runtime.runc import Runc
 
@@ -672,8 +541,8 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
     if not state.running:
         return
     if timeout is None:
-        timeout = c.spec.get("stop_timeout") if c.spec.get("stop_timeout") is not None else 10
-    sig = sig or c.spec.get("stop_signal") or (c.spec.get("_image_config") or {}).get("StopSignal") or "TERM"
+        timeout = c.spec.stop_timeout if c.spec.stop_timeout is not None else 10
+    sig = sig or c.spec.stop_signal or (c.spec.image_config or {}).get("StopSignal") or "TERM"
     runc = Runc(runc_root(store), store.settings.runc)
     if state.status == "paused":
         _thaw(store, c)
@@ -755,7 +624,7 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
     for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
         unmount(point, MNT_DETACH)
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)
-    if c is not None and c.spec.get("auto_remove"):
+    if c is not None and c.spec.auto_remove:
         if after_failure or not monitor_busy_restarting(store, c):
             _remove_everything(store, c.id, volumes=True, runc_deleted=runc_deleted)
 
@@ -785,25 +654,6 @@ def remove_container(store: Store, c: Container, force: bool = False, volumes: b
     _remove_everything(store, c.id, volumes=volumes)
 
 
-def _remove_cgroups(store: Store, cid: str, root: str = "/sys/fs/cgroup") -> None:
-    """The container's (empty) cgroups, in every hierarchy. `runc delete` removes them, but
-    not when runc's state is gone (after a reboot, or a run root deleted under it)."""
-    leaf = _cgroups_path(store, cid).strip("/")
-    try:
-        hierarchies = [""] + os.listdir(root)
-    except OSError:
-        return
-    for h in hierarchies:
-        try:
-            os.rmdir(os.path.join(root, h, leaf))
-        except OSError:
-            pass
-
-
-def _cgroups_path(store: Store, cid: str) -> str:
-    return f"/nerdpy/{store.namespace}-{cid[:12]}"
-
-
 def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_deleted: bool = False) -> None:
     from nerdpy.engine.snapshots.mount import MNT_DETACH, mounted_under, unmount
     from nerdpy.engine.runtime.runc import Runc
@@ -813,12 +663,13 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_delet
             Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
         except NerdpyError:
             pass
-    _remove_cgroups(store, cid)
+    cgroups.remove(cgroups.container_path(store.namespace, cid))
     cdir = container_dir(store, cid)
     row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     from nerdpy.engine.network.container import teardown_network
 
-    teardown_network(store, cid, json.loads(row["config"]) if row is not None else None)
+    spec = StoredSpec.from_json(json.loads(row["config"])) if row is not None else None
+    teardown_network(store, cid, spec)
     for point in mounted_under(cdir):
         unmount(point, MNT_DETACH)
     with store.db.write() as cur:
@@ -826,12 +677,11 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_delet
     if row is not None:
         from nerdpy.engine.system.events import record_event
 
-        rec = json.loads(row["config"])
-        record_event(store, "container", "destroy", cid, {"image": rec.get("image"), "name": rec.get("name")})
+        record_event(store, "container", "destroy", cid, {"image": spec.image, "name": spec.name})
     store.snapshots.remove_active(snapshot_key(store, cid))
     shutil.rmtree(cdir, ignore_errors=True)
     shutil.rmtree(run_dir(store, cid), ignore_errors=True)
     if volumes and row is not None:
         from nerdpy.engine.containers.volumes import remove_anonymous_volumes
 
-        remove_anonymous_volumes(store, json.loads(row["config"]))
+        remove_anonymous_volumes(store, spec)

@@ -386,15 +386,17 @@ def _cgroupns_supported() -> bool:
 
 def _cgroup_v2_unified() -> bool:
     """True on a pure cgroup v2 host (not on v1 or hybrid layouts)."""
-    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    from nerdpy.engine.runtime.cgroups import unified
+
+    return unified()
 
 
 def _swap_accounting() -> bool:
     """Whether a memory+swap limit can be set (docker ignores --memory-swap, with a warning,
     when the kernel has no swap accounting)."""
-    if _cgroup_v2_unified():
-        return True
-    return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+    from nerdpy.engine.runtime.cgroups import swap_accounting
+
+    return swap_accounting()
 
 
 _SKIP_DEV_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}

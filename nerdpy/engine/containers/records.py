@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError, NotFound
+from nerdpy.engine.errors import (  # noqa: F401 (ContainerNotFound, CommandNot*: importable from here too)
+    CommandNotFound, CommandNotInvokable, Conflict, ContainerNotFound, InvalidArgument, NerdpyError,
+)
 from nerdpy.engine.store import Store
-
-
-class ContainerNotFound(NotFound):
-    """No such container."""
-
-
-class CommandNotFound(NerdpyError):
-    exit_code = 127
-
-
-class CommandNotInvokable(NerdpyError):
-    exit_code = 126
 
 
 @dataclass
@@ -95,6 +85,56 @@ class ContainerSpec:
     expose: list[str] = field(default_factory=list)      # --expose: more ExposedPorts (80, 53/udp)
 
 
+# what create resolves from the image, stored under these keys (records of every version have them)
+_STORED_KEYS = {"args": "_args", "resolved_workdir": "_workdir", "image_config": "_image_config",
+                "image_name": "_image_name"}
+
+
+@dataclass
+class StoredSpec(ContainerSpec):
+    """A container's record: the ContainerSpec asked for, plus what `create` resolved from the
+    image. Stored as JSON (`to_json`); `from_json` reads records of any version (unknown keys
+    ignored, missing ones defaulted; no `network` means a record from before networking: none)."""
+
+    image: str = ""
+    args: list[str] = field(default_factory=list)          # the process's argv (entrypoint + cmd)
+    resolved_workdir: str = "/"                             # workdir, or the image's, or /
+    image_config: dict = field(default_factory=dict)       # the image's config (+ --expose ports)
+    image_name: str = ""                                    # the image's name in the store at create
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        for name, key in _STORED_KEYS.items():
+            out[key] = out.pop(name)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> StoredSpec:
+        kw = {}
+        for f in fields(cls):
+            key = _STORED_KEYS.get(f.name, f.name)
+            if key in data and data[key] is not None:
+                kw[f.name] = data[key]
+            elif key in data and f.name in _NULLABLE:
+                kw[f.name] = None
+        if "network" not in data:
+            kw["network"] = "none"
+        kw["mounts"] = [m if isinstance(m, MountSpec) else
+                        MountSpec(**{k: v for k, v in m.items() if k in _MOUNT_FIELDS})
+                        for m in kw.get("mounts") or []]
+        kw["ulimits"] = [tuple(u) for u in kw.get("ulimits") or []]
+        return cls(**kw)
+
+    @classmethod
+    def of(cls, spec: ContainerSpec, **resolved) -> StoredSpec:
+        """`spec` with what create resolved (args, resolved_workdir, image_config, image_name)."""
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(ContainerSpec)}, **resolved)
+
+
+_MOUNT_FIELDS = {"type", "target", "source", "readonly", "options"}
+_NULLABLE = {f.name for f in fields(ContainerSpec) if f.default is None}
+
+
 @dataclass
 class Container:
     namespace: str
@@ -102,7 +142,7 @@ class Container:
     name: str
     image: str
     image_id: str
-    spec: dict
+    spec: StoredSpec
     created_at: float
 
     @property
@@ -151,7 +191,7 @@ def snapshot_key(store: Store, cid: str) -> str:
 # records ----------------------------------------------------------------------------------
 def _row(r) -> Container:
     return Container(r["namespace"], r["id"], r["name"], r["image"], r["image_id"],
-                     json.loads(r["config"]), r["created_at"])
+                     StoredSpec.from_json(json.loads(r["config"])), r["created_at"])
 
 
 def list_containers(store: Store) -> list[Container]:
@@ -274,9 +314,9 @@ def container_state(store: Store, c: Container) -> ContainerState:
                 state.pid = 0
         elif os.path.exists(os.path.join(run_dir(store, c.id), "paused")) and state.status == "running":
             state.status = "paused"
-    if c.spec.get("healthcheck") and state.status in ("running", "paused"):
+    if c.spec.healthcheck and state.status in ("running", "paused"):
         state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
-    elif c.spec.get("healthcheck"):
+    elif c.spec.healthcheck:
         state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
     return state
 

@@ -21,23 +21,17 @@ import secrets
 import shutil
 import stat as _stat
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from nerdpy.engine.errors import Conflict, InvalidArgument, NotFound
+from nerdpy.engine.errors import Conflict, InvalidArgument, NotFound, VolumeInUse, VolumeNotFound  # noqa: F401
 from nerdpy.engine.store import Store
+
+if TYPE_CHECKING:
+    from nerdpy.engine.containers.records import StoredSpec
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
-
-
-class VolumeNotFound(NotFound):
-    """No such volume."""
-
-    exit_code = 1
-
-
-class VolumeInUse(Conflict):
-    exit_code = 1
 
 
 @dataclass
@@ -148,24 +142,19 @@ def _rmtree(path: str) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def remove_anonymous_volumes(store: Store, spec: dict) -> None:
-    for m in spec.get("mounts") or []:
-        if m.get("type") == "volume" and (m.get("options") or {}).get("anonymous") and m.get("source"):
+def remove_anonymous_volumes(store: Store, spec: StoredSpec) -> None:
+    for m in spec.mounts or []:
+        if m.type == "volume" and (m.options or {}).get("anonymous") and m.source:
             try:
-                remove_volume(store, m["source"])
+                remove_volume(store, m.source)
             except (NotFound, Conflict):
                 pass
 
 
 def volume_size(v: Volume) -> int:
-    total = 0
-    for d, _dirs, files in os.walk(v.mountpoint):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(d, f)).st_size
-            except OSError:
-                pass
-    return total
+    from nerdpy.engine.util.fs import dir_size
+
+    return dir_size(v.mountpoint)
 
 
 def prune_volumes(store: Store, all_: bool = False, filters: list[str] | None = None) -> tuple[list[str], int]:
@@ -244,20 +233,20 @@ def volume_json(store: Store, v: Volume) -> dict:
 def assign_anonymous_volumes(store: Store, c) -> None:
     """Give each anonymous volume of the container a name and record it in the container's row
     (docker does this at create time; `create_container` may call this too)."""
-    mounts = c.spec.get("mounts") or []
-    if not any(m.get("type") == "volume" and not m.get("source") for m in mounts):
+    mounts = c.spec.mounts or []
+    if not any(m.type == "volume" and not m.source for m in mounts):
         return
     for m in mounts:
-        if m.get("type") == "volume" and not m.get("source"):
-            m["source"] = secrets.token_hex(32)
-            m.setdefault("options", {})["anonymous"] = True
+        if m.type == "volume" and not m.source:
+            m.source = secrets.token_hex(32)
+            m.options = {**(m.options or {}), "anonymous": True}
     with store.db.write() as cur:
         row = cur.execute("SELECT config FROM containers WHERE namespace = ? AND id = ?",
                           (store.namespace, c.id)).fetchone()
         if row is None:
             return
         record = json.loads(row["config"])
-        record["mounts"] = mounts
+        record["mounts"] = [asdict(m) for m in mounts]
         cur.execute("UPDATE containers SET config = ? WHERE namespace = ? AND id = ?",
                     (json.dumps(record), store.namespace, c.id))
 
@@ -265,18 +254,18 @@ def assign_anonymous_volumes(store: Store, c) -> None:
 def oci_mounts(store: Store, c, rootfs: str) -> list[dict]:
     """The container's volumes, binds and tmpfs as OCI mounts (creating volumes as needed)."""
     from nerdpy.engine.containers.records import container_dir
-    from nerdpy.engine.containers.etcfiles import resolve_in_root
+    from nerdpy.engine.util.fs import resolve_in_root
 
     assign_anonymous_volumes(store, c)
     populated_marker = os.path.join(container_dir(store, c.id), "volumes-populated")
     first_start = not os.path.exists(populated_marker)
     out = []
-    for m in c.spec.get("mounts") or []:
-        kind, target = m["type"], m["target"]
-        opts = m.get("options") or {}
-        ro = ["ro"] if m.get("readonly") else ["rw"]
+    for m in c.spec.mounts or []:
+        kind, target = m.type, m.target
+        opts = m.options or {}
+        ro = ["ro"] if m.readonly else ["rw"]
         if kind == "bind":
-            src = m["source"]
+            src = m.source
             if not os.path.exists(src):
                 if opts.get("create_host_path", True):
                     os.makedirs(src, exist_ok=True)
@@ -285,7 +274,7 @@ def oci_mounts(store: Store, c, rootfs: str) -> list[dict]:
             out.append({"destination": target, "type": "bind", "source": src,
                         "options": ["rbind", opts.get("propagation", "rprivate")] + ro})
         elif kind == "volume":
-            vol = create_volume(store, m["source"], anonymous=bool(opts.get("anonymous")))
+            vol = create_volume(store, m.source, anonymous=bool(opts.get("anonymous")))
             if first_start and not opts.get("nocopy") and _is_empty(vol.mountpoint):
                 copy_up(resolve_in_root(rootfs, target), vol.mountpoint)
             out.append({"destination": target, "type": "bind", "source": vol.mountpoint,

@@ -109,25 +109,12 @@ def save_config(doc: dict, path: str | None = None) -> str:
     fsynced, renamed over the old one; a symlinked config.json is written where it points)."""
     target = os.path.realpath(config_path(path))
     d = os.path.dirname(target)
+    from nerdpy.engine.util.fs import write_atomic
+
     try:
         os.makedirs(d, mode=0o700, exist_ok=True)
-        tmp = os.path.join(d, f".config.json.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            data = (json.dumps(doc, indent="\t") + "\n").encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, target)
+        write_atomic(target, json.dumps(doc, indent="\t") + "\n", 0o600, fsync=True)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
         raise AuthError(f"cannot write {target}: {e.strerror or e}") from None
     return target
 

@@ -151,7 +151,7 @@ def _check_config(config: dict, manifest, ref) -> None:
 
 def _download_layers(store: Store, client, ref, layers, emit: ProgressFn, unpack: list[str] | None) -> None:
     from nerdpy.engine.distribution.manifest import is_layer_type
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     for layer in layers:
         if not is_layer_type(layer.media_type):

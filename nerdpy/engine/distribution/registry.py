@@ -1,7 +1,7 @@
 """The registry client: the distribution API v2 over requests.
 
 Endpoints come from `hosts.resolve_hosts` (mirrors first). Authentication follows the
-`WWW-Authenticate` challenge (Bearer token from the realm, or Basic), with credentials from the
+`WWW-Authenticate` challenge (answered by distribution.auth), with credentials from the
 docker config. Redirects are followed by hand so credentials never go to another host. Blob
 downloads stream into a content-store writer and resume with Range after 5xx or dropped
 connections; foreign-layer `urls` are never fetched.
@@ -18,8 +18,10 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+from nerdpy.engine.distribution.auth import CredentialsRefused, answer_challenge
+from nerdpy.engine.distribution.auth import short_error as _short
 from nerdpy.engine.distribution.credentials import Credentials, get_credentials
-from nerdpy.engine.errors import AuthError, DigestMismatch, ManifestError, NotFound, RegistryError
+from nerdpy.engine.errors import AuthError, DigestMismatch, ManifestError, ManifestNotFound, NotFound, RegistryError  # noqa: F401
 from nerdpy.engine.distribution.hosts import RegistryHost, requests_cert, resolve_hosts
 from nerdpy.engine.distribution.manifest import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, parse_manifest
 from nerdpy.engine.distribution.reference import Reference
@@ -48,14 +50,6 @@ USER_AGENT = "nerdpy/0.1"
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
-class ManifestNotFound(NotFound):
-    """The registry has no such tag or digest."""
-
-
-def _parse_challenge(header: str) -> tuple[str, dict]:
-    scheme, _, rest = header.strip().partition(" ")
-    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
-    return scheme.lower(), params
 
 
 class RegistryClient:
@@ -64,8 +58,8 @@ class RegistryClient:
         self.insecure = list(insecure)
         self.docker_config = docker_config
         self._local = threading.local()
-        self._tokens: dict[tuple[str, str], str] = {}
-        self._basic: dict[str, tuple[str, str]] = {}
+        self._bearer: dict[tuple[str, str], str] = {}   # (auth host, scope) -> Authorization
+        self._basic: dict[str, str] = {}                  # auth host -> Authorization
         self._scheme: dict[str, str] = {}      # host url -> working scheme url (after fallback)
         self._creds: dict[str, Credentials | None] = {}
         self._lock = threading.Lock()
@@ -119,14 +113,9 @@ class RegistryClient:
         tried_auth = False
         for _ in range(3):
             h = dict(hdrs)
-            token = self._tokens.get((auth_host, scope))
-            if token:
-                h["Authorization"] = f"Bearer {token}"
-            elif auth_host in self._basic:
-                import base64
-
-                u, p = self._basic[auth_host]
-                h["Authorization"] = "Basic " + base64.b64encode(f"{u}:{p}".encode()).decode()
+            authorization = self._bearer.get((auth_host, scope)) or self._basic.get(auth_host)
+            if authorization:
+                h["Authorization"] = authorization
             resp = self._send(method, url, h, host, stream, data)
             if resp.status_code == 401 and not tried_auth:
                 tried_auth = True
@@ -186,50 +175,20 @@ class RegistryClient:
         raise RegistryError(f"too many redirects from {origin}")
 
     def _authenticate(self, ref: Reference, auth_host: str, scope: str, challenge: str, host: RegistryHost) -> None:
-        scheme, params = _parse_challenge(challenge)
         creds = self._credentials(ref.domain)
-        verb = "push" if f"{ref.path}:pull,push" in scope else "pull"
-        if scheme == "basic":
-            if creds is None:
-                raise AuthError(f"{verb} access denied for {ref.name}: authentication required "
-                                f"(run nerdpy login {ref.domain})")
-            self._basic[auth_host] = (creds.username, creds.password)
-            return
-        if scheme != "bearer" or "realm" not in params:
-            raise AuthError(f"registry {ref.domain} asked for unsupported authentication {challenge!r}")
-        # several scopes (a cross-repository mount also asks to pull the source) repeat the parameter
-        query = {"scope": scope.split(" ") if " " in scope else scope}
-        if params.get("service"):
-            query["service"] = params["service"]
-        auth = None
-        if creds is not None:
-            if creds.identity_token:
-                query.update({"grant_type": "refresh_token", "refresh_token": creds.identity_token})
-            else:
-                auth = (creds.username, creds.password)
         try:
-            if creds is not None and creds.identity_token:
-                r = self.session.post(params["realm"], data=query, timeout=TIMEOUT, verify=self._verify(host))
-            else:
-                r = self.session.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT,
-                                     verify=self._verify(host))
-        except requests.exceptions.RequestException as e:
-            raise AuthError(f"cannot get a token from {params['realm']}: {_short(e)}") from None
-        if r.status_code in (401, 403):
+            answer = answer_challenge(self.session, challenge, creds, registry=ref.domain, scopes=scope.split(" "),
+                                      verify=self._verify(host), timeout=TIMEOUT)
+        except CredentialsRefused:
             if creds is None:
+                verb = "push" if f"{ref.path}:pull,push" in scope else "pull"
                 raise AuthError(f"{verb} access denied for {ref.name}: authentication required "
-                                f"(run nerdpy login {ref.domain})")
-            raise AuthError(f"unauthorized: incorrect username or password for {ref.domain}")
-        if r.status_code != 200:
-            raise AuthError(f"token server {params['realm']} answered {r.status_code}")
-        try:
-            doc = r.json()
-        except ValueError:
-            raise AuthError(f"token server {params['realm']} sent invalid JSON") from None
-        token = doc.get("token") or doc.get("access_token")
-        if not token:
-            raise AuthError(f"token server {params['realm']} sent no token")
-        self._tokens[(auth_host, scope)] = token
+                                f"(run nerdpy login {ref.domain})") from None
+            raise AuthError(f"unauthorized: incorrect username or password for {ref.domain}") from None
+        if answer.scheme == "basic":
+            self._basic[auth_host] = answer.authorization
+        else:
+            self._bearer[(auth_host, scope)] = answer.authorization
 
     # manifests -------------------------------------------------------------------------
     def resolve(self, ref: Reference) -> tuple[Descriptor, bytes]:
@@ -373,8 +332,6 @@ class RegistryClient:
         """Verify credentials against the registry itself (not a mirror): its `/v2/` with Basic
         auth, or its Bearer token realm. Returns an identity (refresh) token when the token
         server hands one out, else None. Raises AuthError for refused credentials."""
-        import base64
-
         host = resolve_hosts(registry, self.hosts_dirs, self.insecure)[-1]
         base = self._scheme.get(host.url, host.url)
         url = base + ("/" if host.override_path else "/v2/")
@@ -386,40 +343,24 @@ class RegistryClient:
             return None  # the registry needs no credentials; docker logs in all the same
         if resp.status_code != 401:
             raise RegistryError(f"login to {registry} failed: {url} answered {resp.status_code}")
-        scheme, params = _parse_challenge(resp.headers.get("WWW-Authenticate", ""))
         refused = AuthError(f"login to {registry} failed: unauthorized: incorrect username or password")
-        if scheme == "basic":
+        try:
+            answer = answer_challenge(self.session, resp.headers.get("WWW-Authenticate", ""),
+                                      Credentials(username, password), registry=registry,
+                                      extra={"account": username, "client_id": "nerdpy", "offline_token": "true"},
+                                      verify=self._verify(host), timeout=TIMEOUT)
+        except CredentialsRefused:
+            raise refused from None
+        if answer.scheme == "basic":
             h = dict(host.headers)
-            h["Authorization"] = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+            h["Authorization"] = answer.authorization
             resp = self._send("GET", url, h, host, False)
             resp.close()
             if resp.status_code in (401, 403):
                 raise refused
             if resp.status_code != 200:
                 raise RegistryError(f"login to {registry} failed: {url} answered {resp.status_code}")
-            return None
-        if scheme != "bearer" or "realm" not in params:
-            raise AuthError(f"registry {registry} asked for unsupported authentication {scheme!r}")
-        query = {"account": username, "client_id": "nerdpy", "offline_token": "true"}
-        if params.get("service"):
-            query["service"] = params["service"]
-        try:
-            r = self.session.get(params["realm"], params=query, auth=(username, password), timeout=TIMEOUT,
-                                 verify=self._verify(host))
-        except requests.exceptions.RequestException as e:
-            raise AuthError(f"cannot get a token from {params['realm']}: {_short(e)}") from None
-        with r:
-            if r.status_code in (401, 403):
-                raise refused
-            if r.status_code != 200:
-                raise AuthError(f"login to {registry} failed: token server answered {r.status_code}")
-            try:
-                doc = r.json()
-            except ValueError:
-                raise AuthError(f"token server {params['realm']} sent invalid JSON") from None
-        if not isinstance(doc, dict) or not (doc.get("token") or doc.get("access_token")):
-            raise AuthError(f"token server {params['realm']} sent no token")
-        return doc.get("refresh_token") or None
+        return answer.refresh_token
 
 
 class _Retryable(Exception):
@@ -452,16 +393,6 @@ def _tls_message(origin: str, e: Exception) -> str:
     if "certificate" in text.lower():
         msg += f" (give its CA in a hosts.toml under --hosts-dir, or use --insecure-registry {origin})"
     return msg
-
-
-def _short(e: Exception) -> str:
-    text = str(e)
-    m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    if m:
-        return m.group(1).strip()
-    if "Connection refused" in text:
-        return "connection refused"
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def _error_text(resp) -> str:

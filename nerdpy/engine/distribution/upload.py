@@ -11,15 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
-from nerdpy.engine.errors import AuthError, DigestMismatch, NotFound, RegistryError
+from nerdpy.engine.errors import AuthError, DigestMismatch, NotFound, RegistryError, UploadRetryable  # noqa: F401
 from nerdpy.engine.distribution.reference import Reference
 
 READ = 1 << 20
 RETRIES = 3
-
-
-class UploadRetryable(RegistryError):
-    """A failure worth trying again: 5xx/429 answers, dropped connections."""
 
 
 class BlobBody:
@@ -92,7 +88,8 @@ class Uploader:
             raise UploadRetryable(f"registry {self.ref.domain} answered {resp.status_code}: {text}")
         return resp
 
-    def _fail(self, resp, what: str) -> RegistryError:
+    def _push_error(self, resp, what: str) -> RegistryError:
+        """The typed error for a push request the registry refused (raised by the caller)."""
         text = _error_text(resp)
         resp.close()
         if resp.status_code in (401, 403):
@@ -121,7 +118,7 @@ class Uploader:
                 return -1
         if resp.status_code == 404:
             return None
-        raise self._fail(resp, f"checking blob {digest[:19]}")
+        raise self._push_error(resp, f"checking blob {digest[:19]}")
 
     def mount(self, digest: str, source: str) -> tuple[bool, str | None]:
         """Ask the registry to mount `digest` from repository `source` (same registry).
@@ -142,7 +139,7 @@ class Uploader:
     def start(self) -> str:
         resp = self._req("POST", "blobs/uploads/")
         if resp.status_code != 202:
-            raise self._fail(resp, "starting an upload")
+            raise self._push_error(resp, "starting an upload")
         loc = self._location(resp)
         resp.close()
         return loc
@@ -163,7 +160,7 @@ class Uploader:
             resp.close()
             raise UploadRetryable(f"registry refused chunk {body.offset}-{end} of the upload")
         if resp.status_code != 202:
-            raise self._fail(resp, "uploading a chunk")
+            raise self._push_error(resp, "uploading a chunk")
         loc = self._location(resp)
         resp.close()
         return loc
@@ -193,7 +190,7 @@ class Uploader:
             if resp.status_code == 400 and "DIGEST_INVALID" in _error_text(resp):
                 resp.close()
                 raise DigestMismatch(f"registry says blob {digest} arrived corrupt")
-            raise self._fail(resp, f"uploading blob {digest[:19]}")
+            raise self._push_error(resp, f"uploading blob {digest[:19]}")
         got = resp.headers.get("Docker-Content-Digest")
         resp.close()
         if got and got != digest:
@@ -250,7 +247,7 @@ class Uploader:
             if resp.status_code == 400:
                 resp.close()
                 raise RegistryError(f"registry {self.ref.domain} refused the manifest for {self.ref.name}: {text}")
-            raise self._fail(resp, f"pushing the manifest {reference}")
+            raise self._push_error(resp, f"pushing the manifest {reference}")
         got = resp.headers.get("Docker-Content-Digest")
         resp.close()
         return got

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, LayerError, NerdpyError
+from nerdpy.engine.snapshots.snapshotter import INTERNAL_XATTRS, OPAQUE_XATTR, is_whiteout
 from nerdpy.engine.store import Store
 
 # files runc creates in the writable layer as mount points for what nerdpy binds over them
@@ -34,7 +35,6 @@ from nerdpy.engine.store import Store
 MOUNT_STUBS = frozenset({"etc/hostname", "etc/hosts", "etc/resolv.conf"})
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-_OVERLAY_XATTR = "trusted.overlay."
 CHUNK = 1 << 20
 
 
@@ -47,7 +47,7 @@ def _xattrs(path: str) -> dict[str, str]:
     except OSError:
         return out
     for name in names:
-        if name.startswith(_OVERLAY_XATTR):
+        if name.startswith(INTERNAL_XATTRS):
             continue
         try:
             value = os.getxattr(path, name, follow_symlinks=False)
@@ -129,7 +129,7 @@ def write_diff(upper: str, out: BinaryIO) -> int:
                     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed meanwhile (an unpaused container)
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                if is_whiteout(st):
                     _marker(tf, prefix + WHITEOUT + name, st)
                     count += 1
                     continue
@@ -139,7 +139,7 @@ def write_diff(upper: str, out: BinaryIO) -> int:
                 if tar_entry(tf, path, rel, st, links):
                     count += 1
                 if stat.S_ISDIR(st.st_mode):
-                    if _getxattr(path, "trusted.overlay.opaque") == b"y":
+                    if _getxattr(path, OPAQUE_XATTR) == b"y":
                         _marker(tf, rel + "/" + OPAQUE, st)
                         count += 1
                     fd = os.open(name, dir_flags, dir_fd=dir_fd)
@@ -166,9 +166,9 @@ def _getxattr(path: str, name: str) -> bytes | None:
 def _refuse_overlay_features(path: str, rel: str, st: os.stat_result) -> None:
     """redirect_dir and metacopy keep data in the lower layers: our mounts never turn them on,
     so finding them means the upper dir was made by something else."""
-    if stat.S_ISDIR(st.st_mode) and _getxattr(path, "trusted.overlay.redirect") is not None:
+    if stat.S_ISDIR(st.st_mode) and _getxattr(path, INTERNAL_XATTRS + "redirect") is not None:
         raise LayerError(f"{rel}: overlay redirect_dir entries are not supported")
-    if stat.S_ISREG(st.st_mode) and _getxattr(path, "trusted.overlay.metacopy") is not None:
+    if stat.S_ISREG(st.st_mode) and _getxattr(path, INTERNAL_XATTRS + "metacopy") is not None:
         raise LayerError(f"{rel}: overlay metacopy entries are not supported")
 
 
@@ -273,7 +273,7 @@ def store_layer_image(store: Store, base: BaseImage, layer: LayerWriter, config:
     from nerdpy.engine.images.image import put_image
     from nerdpy.engine.distribution.manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_CONFIG,
                                         OCI_LAYER_GZIP, OCI_MANIFEST)
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     docker = base.manifest_type == DOCKER_MANIFEST
     chains = chain_ids(list(base.diff_ids) + [layer.diff_id])
@@ -455,31 +455,31 @@ def container_config(c) -> dict:
     """The container's settings as an image `config` section (docker's commit merges the
     container's Config into the new image: its env, command, labels, user, workdir...)."""
     s = c.spec
-    img = dict(s.get("_image_config") or {})
+    img = dict(s.image_config or {})
     cfg = json.loads(json.dumps(img))
     env: dict[str, str] = {}
-    for e in list(img.get("Env") or []) + list(s.get("env") or []):
+    for e in list(img.get("Env") or []) + list(s.env or []):
         k, eq, v = e.partition("=")
         if eq:
             env[k] = v
     cfg["Env"] = [f"{k}={v}" for k, v in env.items()] or None
-    if s.get("entrypoint") is not None:
-        cfg["Entrypoint"] = list(s["entrypoint"]) or None
-        cfg["Cmd"] = list(s["cmd"]) if s.get("cmd") else None
-    elif s.get("cmd"):
-        cfg["Cmd"] = list(s["cmd"])
-    if s.get("workdir"):
-        cfg["WorkingDir"] = s["workdir"]
-    if s.get("user"):
-        cfg["User"] = s["user"]
-    if s.get("labels"):
-        cfg["Labels"] = {**(img.get("Labels") or {}), **s["labels"]}
-    if s.get("stop_signal"):
-        cfg["StopSignal"] = s["stop_signal"]
-    if s.get("healthcheck"):
-        cfg["Healthcheck"] = s["healthcheck"]
-    anon = [m["target"] for m in s.get("mounts") or []
-            if m.get("type") == "volume" and (m.get("options") or {}).get("anonymous")]
+    if s.entrypoint is not None:
+        cfg["Entrypoint"] = list(s.entrypoint) or None
+        cfg["Cmd"] = list(s.cmd) if s.cmd else None
+    elif s.cmd:
+        cfg["Cmd"] = list(s.cmd)
+    if s.workdir:
+        cfg["WorkingDir"] = s.workdir
+    if s.user:
+        cfg["User"] = s.user
+    if s.labels:
+        cfg["Labels"] = {**(img.get("Labels") or {}), **s.labels}
+    if s.stop_signal:
+        cfg["StopSignal"] = s.stop_signal
+    if s.healthcheck:
+        cfg["Healthcheck"] = s.healthcheck
+    anon = [m.target for m in s.mounts or []
+            if m.type == "volume" and (m.options or {}).get("anonymous")]
     if anon:
         cfg["Volumes"] = {**(img.get("Volumes") or {}), **{t: {} for t in anon}}
     return {k: v for k, v in cfg.items() if v is not None or k in ("Cmd", "Entrypoint")}
@@ -515,7 +515,7 @@ def commit_container(store: Store, c, reference: str | None = None, *, changes: 
     cfg = apply_changes(container_config(c), changes)
     upper = store.snapshots.upper_dir(snapshot_key(store, c.id))
     row = store.db.query_one("SELECT parent FROM active_snapshots WHERE key = ?", (snapshot_key(store, c.id),))
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     expected_parent = (chain_ids(base.diff_ids) or [None])[-1]
     if row is not None and row["parent"] != expected_parent:
@@ -550,7 +550,7 @@ def commit_container(store: Store, c, reference: str | None = None, *, changes: 
                 config["comment"] = message
             else:
                 config.pop("comment", None)
-            created_by = " ".join(cfg.get("Cmd") or c.spec.get("_args") or [])
+            created_by = " ".join(cfg.get("Cmd") or c.spec.args or [])
             entry = {"created": now, "created_by": created_by}
             if author:
                 entry["author"] = author

@@ -26,7 +26,7 @@ class HistoryEntry:
 
 def image_history(store: Store, query: str) -> list[HistoryEntry]:
     from nerdpy.engine.images.image import image_config, image_manifest, resolve_image
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     image = resolve_image(store, query)
     config = image_config(store, image)

@@ -1,5 +1,6 @@
 """The image store: names -> manifest digests per namespace, and what users do with images
-(list, look up, inspect, tag, remove, prune) plus garbage collection of unreferenced content.
+(list, look up, inspect, tag, remove, prune). Garbage collection of unreferenced content is
+nerdpy.engine.content.gc's.
 
 An image row names a target (a manifest or an index) and records the platform manifest used
 by default and its config digest, which is the image ID (as in docker). A name that moves to
@@ -95,7 +96,7 @@ def image_manifest(store: Store, image: Image) -> dict:
 
 def image_chain_id(store: Store, image: Image) -> str | None:
     """The chain ID of the image's top layer (None for an image without layers)."""
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     diff_ids = image_config(store, image).get("rootfs", {}).get("diff_ids", [])
     ids = chain_ids(diff_ids)
@@ -232,7 +233,9 @@ def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None
     doomed = [i for i in list_images(store) if (all_images or i.dangling) and i.config not in in_use]
     if not doomed:
         return [], 0
-    before = _store_bytes(store)
+    from nerdpy.engine.content.gc import collect_garbage, store_bytes
+
+    before = store_bytes(store)
     with store.db.write() as cur:
         for i in doomed:
             cur.execute("DELETE FROM images WHERE namespace = ? AND name = ?", (store.namespace, i.name))
@@ -244,90 +247,4 @@ def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None
             ids.append(i.config)
     lines += [f"deleted: {i}" for i in ids]
     collect_garbage(store)
-    return lines, max(0, before - _store_bytes(store))
-
-
-def _store_bytes(store: Store) -> int:
-    total = sum(store.content.size(d) for d in store.content.list())
-    total += sum(s.size for s in store.snapshots.list())
-    return total
-
-
-# garbage collection ------------------------------------------------------------------------
-def referenced_content(store: Store) -> tuple[set[str], set[str]]:
-    """Blobs and chain IDs reachable from every image of every namespace."""
-    from nerdpy.engine.snapshots.overlay import chain_ids
-
-    blobs: set[str] = set()
-    chains: set[str] = set()
-    targets = {r["target"] for r in store.db.query("SELECT DISTINCT target FROM images")}
-    stack = list(targets)
-    while stack:
-        digest = stack.pop()
-        if digest in blobs:
-            continue
-        blobs.add(digest)
-        if not store.content.exists(digest):
-            continue
-        try:
-            doc = json.loads(store.content.read(digest))
-        except Exception:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        if "manifests" in doc:
-            stack += [m["digest"] for m in doc.get("manifests", []) if isinstance(m, dict) and "digest" in m]
-        elif "config" in doc and "layers" in doc:
-            cfg = doc["config"].get("digest")
-            if cfg:
-                blobs.add(cfg)
-                try:
-                    config = json.loads(store.content.read(cfg))
-                    chains.update(chain_ids(config.get("rootfs", {}).get("diff_ids", [])))
-                except Exception:
-                    pass
-            blobs.update(layer["digest"] for layer in doc["layers"] if "digest" in layer)
-    return blobs, chains
-
-
-def collect_garbage(store: Store) -> dict:
-    """Delete blobs and snapshots that no image or container references.
-    Skips (returns {"skipped": True}) while another command is adding content."""
-    with store.gc_lock(exclusive=True, wait=False) as got:
-        if not got:
-            return {"skipped": True}
-        # writable layers no container owns: a create killed between preparing the layer and
-        # recording the container (creates hold the shared lock across both, so none is midway now)
-        owners = {f"{r['namespace']}/{r['id']}" for r in store.db.query("SELECT namespace, id FROM containers")}
-        for key in store.snapshots.active_keys():
-            if key not in owners:
-                store.snapshots.remove_active(key)
-        blobs, chains = referenced_content(store)
-        # parents of active snapshots (containers' writable layers) and their ancestors stay
-        for r in store.db.query("SELECT parent FROM active_snapshots WHERE parent IS NOT NULL"):
-            for s in store.snapshots.chain(r["parent"]):
-                chains.add(s.chain_id)
-        removed_blobs = 0
-        for digest in store.content.list():
-            if digest not in blobs:
-                store.content.delete(digest)
-                removed_blobs += 1
-        store.content.remove_stale_ingests()
-        # remove snapshots leaf first
-        snaps = {s.chain_id: s for s in store.snapshots.list()}
-        removed_snaps = 0
-        changed = True
-        while changed:
-            changed = False
-            parents = {s.parent for s in snaps.values() if s.parent}
-            for cid in list(snaps):
-                if cid not in chains and cid not in parents:
-                    try:
-                        store.snapshots.remove(cid)
-                    except Conflict:
-                        continue
-                    del snaps[cid]
-                    removed_snaps += 1
-                    changed = True
-        orphans = store.snapshots.remove_orphan_dirs()
-        return {"blobs": removed_blobs, "snapshots": removed_snaps, "orphans": orphans}
+    return lines, max(0, before - store_bytes(store))

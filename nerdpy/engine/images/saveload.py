@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
-from nerdpy.engine.errors import InvalidArgument, NerdpyError, StoreError
+from nerdpy.engine.errors import ImageArchiveError, InvalidArgument, NerdpyError, StoreError
 from nerdpy.engine.store import Store
 
 MAX_JSON = 20 << 20
@@ -38,12 +38,6 @@ TAR_TIME = 946684800  # 2000-01-01: a fixed mtime keeps archives of the same ima
 INDEX_NAME = "io.containerd.image.name"
 REF_NAME = "org.opencontainers.image.ref.name"
 _META = ("manifest.json", "index.json", "repositories", "oci-layout")
-
-
-class ArchiveError(InvalidArgument):
-    """An archive that cannot be loaded (empty, corrupt, unsafe, inconsistent)."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -230,77 +224,27 @@ class _Staged:
     head: bytes
 
 
-class _Prefixed:
-    """A stream with bytes already read from it put back in front."""
-
-    def __init__(self, head: bytes, stream: BinaryIO):
-        self.head = head
-        self.stream = stream
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            if n is None or n < 0:
-                data, self.head = self.head + self.stream.read(), b""
-                return data
-            data, self.head = self.head[:n], self.head[n:]
-            if len(data) < n:
-                data += self.stream.read(n - len(data))
-            return data
-        return self.stream.read(n)
-
-    def readable(self) -> bool:
-        return True
-
-
 def _decompressed(stream: BinaryIO) -> BinaryIO:
-    head = b""
-    while len(head) < 6:
-        chunk = stream.read(6 - len(head))
-        if not chunk:
-            break
-        head += chunk
+    from nerdpy.engine.util.compression import open_plain, read_head
+
+    head = read_head(stream)
     if not head:
-        raise ArchiveError("the archive is empty")
-    src = _Prefixed(head, stream)
-    if head[:2] == b"\x1f\x8b":
-        import gzip
-
-        return gzip.GzipFile(fileobj=src, mode="rb")
-    if head[:3] == b"BZh":
-        import bz2
-
-        return bz2.BZ2File(src)
-    if head[:6] == b"\xfd7zXZ\x00":
-        import lzma
-
-        return lzma.LZMAFile(src)
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-    return src
+        raise ImageArchiveError("the archive is empty")
+    return open_plain(stream, head)
 
 
 def _decode_errors() -> tuple:
-    import lzma
-    import zlib
+    from nerdpy.engine.util.compression import DecompressError
 
-    errs = [tarfile.TarError, EOFError, zlib.error, lzma.LZMAError]
-    try:
-        import zstandard
-
-        errs.append(zstandard.ZstdError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    return (tarfile.TarError, EOFError, DecompressError)
 
 
 def _member_path(name: str) -> str:
     if name.startswith("/"):
-        raise ArchiveError(f"refusing archive member with an absolute path: {name!r}")
+        raise ImageArchiveError(f"refusing archive member with an absolute path: {name!r}")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise ArchiveError(f"refusing archive member with '..' in its path: {name!r}")
+        raise ImageArchiveError(f"refusing archive member with '..' in its path: {name!r}")
     return "/".join(parts)
 
 
@@ -321,16 +265,16 @@ class _Reader:
             tf = tarfile.open(fileobj=src, mode="r|", bufsize=READ)
             for ti in tf:
                 self._member(tf, ti)
-        except ArchiveError:
+        except ImageArchiveError:
             raise
         except _decode_errors() as e:
-            raise ArchiveError(f"invalid or corrupt archive: {e}") from None
+            raise ImageArchiveError(f"invalid or corrupt archive: {e}") from None
         except OSError as e:
             if e.errno is None:  # gzip.BadGzipFile and other decoder errors
-                raise ArchiveError(f"invalid or corrupt archive: {e}") from None
+                raise ImageArchiveError(f"invalid or corrupt archive: {e}") from None
             raise
         if not self.files and not self.meta:
-            raise ArchiveError("the archive holds no files")
+            raise ImageArchiveError("the archive holds no files")
 
     def _member(self, tf, ti) -> None:
         path = _member_path(ti.name)
@@ -339,10 +283,10 @@ class _Reader:
         if ti.issym():
             target = ti.linkname
             if target.startswith("/"):
-                raise ArchiveError(f"refusing archive symlink {path!r} -> {target!r}: absolute target")
+                raise ImageArchiveError(f"refusing archive symlink {path!r} -> {target!r}: absolute target")
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
             if resolved == ".." or resolved.startswith("../"):
-                raise ArchiveError(f"refusing archive symlink {path!r} -> {target!r}: it leaves the archive")
+                raise ImageArchiveError(f"refusing archive symlink {path!r} -> {target!r}: it leaves the archive")
             self.links[path] = resolved
             return
         if ti.islnk():
@@ -353,11 +297,11 @@ class _Reader:
         self.links.pop(path, None)
         if path in _META:
             if ti.size > MAX_JSON:
-                raise ArchiveError(f"{path} in the archive is larger than {MAX_JSON >> 20} MiB")
+                raise ImageArchiveError(f"{path} in the archive is larger than {MAX_JSON >> 20} MiB")
             f = tf.extractfile(ti)
             data = f.read(MAX_JSON + 1)
             if len(data) != ti.size:
-                raise ArchiveError(f"invalid or corrupt archive: {path} is truncated")
+                raise ImageArchiveError(f"invalid or corrupt archive: {path} is truncated")
             self.meta[path] = data
             return
         expect = None
@@ -365,7 +309,7 @@ class _Reader:
         if len(parts) == 3 and parts[0] == "blobs" and parts[1] == "sha256":
             expect = "sha256:" + parts[2]
             if len(parts[2]) != 64 or any(c not in "0123456789abcdef" for c in parts[2]):
-                raise ArchiveError(f"invalid blob name in the archive: {path!r}")
+                raise ImageArchiveError(f"invalid blob name in the archive: {path!r}")
             if expect in self.by_digest:
                 self.files[path] = self.by_digest[expect]
                 return
@@ -404,10 +348,10 @@ class _Reader:
                 raise
             raise StoreError(f"cannot stage {name} under {self.dir}: {e.strerror}") from None
         if n != size:
-            raise ArchiveError(f"invalid or corrupt archive: {name} is truncated")
+            raise ImageArchiveError(f"invalid or corrupt archive: {name} is truncated")
         digest = "sha256:" + h.hexdigest()
         if expect and digest != expect:
-            raise ArchiveError(f"blob {expect} in the archive is corrupt: its content hashes to {digest}")
+            raise ImageArchiveError(f"blob {expect} in the archive is corrupt: its content hashes to {digest}")
         return _Staged(path, digest, n, head)
 
     # lookups ------------------------------------------------------------------------------
@@ -419,7 +363,7 @@ class _Reader:
             if p not in self.links:
                 break
             p = self.links[p]
-        raise ArchiveError(f"the archive names {path!r} but does not hold it")
+        raise ImageArchiveError(f"the archive names {path!r} but does not hold it")
 
     def have(self, digest: str) -> bool:
         return digest in self.by_digest or digest in self.present or self.content.exists(digest)
@@ -440,10 +384,10 @@ class _Reader:
         st = self.by_digest.get(digest)
         if st is None:
             if not self.content.exists(digest):
-                raise ArchiveError(f"{what} {digest} is not in the archive")
+                raise ImageArchiveError(f"{what} {digest} is not in the archive")
             return self.content.read(digest, limit)
         if st.size > limit:
-            raise ArchiveError(f"{what} {digest} in the archive is larger than {limit >> 20} MiB")
+            raise ImageArchiveError(f"{what} {digest} in the archive is larger than {limit >> 20} MiB")
         with open(st.path, "rb") as f:
             return f.read()
 
@@ -467,26 +411,26 @@ def _json(data: bytes, what: str):
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ArchiveError(f"{what} in the archive is not valid JSON: {e}") from None
+        raise ImageArchiveError(f"{what} in the archive is not valid JSON: {e}") from None
     except RecursionError:
-        raise ArchiveError(f"{what} in the archive is nested too deeply") from None
+        raise ImageArchiveError(f"{what} in the archive is nested too deeply") from None
 
 
 def _check_config(config, layers: int, where: str) -> None:
     if not isinstance(config, dict):
-        raise ArchiveError(f"{where}: the image config is not a JSON object")
+        raise ImageArchiveError(f"{where}: the image config is not a JSON object")
     rootfs = config.get("rootfs")
     if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
-        raise ArchiveError(f"{where}: the image config has no rootfs.diff_ids")
+        raise ImageArchiveError(f"{where}: the image config has no rootfs.diff_ids")
     if len(rootfs["diff_ids"]) != layers:
-        raise ArchiveError(f"{where}: {layers} layers but the config lists {len(rootfs['diff_ids'])} diff IDs")
+        raise ImageArchiveError(f"{where}: {layers} layers but the config lists {len(rootfs['diff_ids'])} diff IDs")
     from nerdpy.engine.content.blobs import check_digest
 
     for d in rootfs["diff_ids"]:
         try:
             check_digest(d)
         except NerdpyError:
-            raise ArchiveError(f"{where}: invalid diff ID {d!r} in the image config") from None
+            raise ImageArchiveError(f"{where}: invalid diff ID {d!r} in the image config") from None
 
 
 def _parse_name(s, where: str):
@@ -494,11 +438,11 @@ def _parse_name(s, where: str):
     from nerdpy.engine.distribution.reference import parse_reference
 
     if not isinstance(s, str):
-        raise ArchiveError(f"{where}: invalid image name {s!r}")
+        raise ImageArchiveError(f"{where}: invalid image name {s!r}")
     try:
         ref = parse_reference(s)
     except InvalidReference as e:
-        raise ArchiveError(f"{where}: invalid image name {s!r}: {e}") from None
+        raise ImageArchiveError(f"{where}: invalid image name {s!r}: {e}") from None
     if ref.digest and not ref.tag:
         return None
     return ref
@@ -513,21 +457,21 @@ def _oci_image(r: _Reader, desc, where: str) -> tuple[str, object, str, dict, li
 
     def load_doc(d, what):
         if not r.have(d.digest):
-            raise ArchiveError(f"{where}: {what} {d.digest} is not in the archive")
+            raise ImageArchiveError(f"{where}: {what} {d.digest} is not in the archive")
         if r.size(d.digest) != d.size:
-            raise ArchiveError(f"{where}: {what} {d.digest} has {r.size(d.digest)} bytes, its descriptor says {d.size}")
+            raise ImageArchiveError(f"{where}: {what} {d.digest} has {r.size(d.digest)} bytes, its descriptor says {d.size}")
         try:
             return parse_manifest(r.read_blob(d.digest, MAX_MANIFEST_BYTES, what), d.media_type)
         except NerdpyError as e:
-            if isinstance(e, ArchiveError):
+            if isinstance(e, ImageArchiveError):
                 raise
-            raise ArchiveError(f"{where}: {what} {d.digest}: {e}") from None
+            raise ImageArchiveError(f"{where}: {what} {d.digest}: {e}") from None
 
     doc = load_doc(desc, "manifest")
     if isinstance(doc, Index):
         present = [d for d in doc.manifests if r.have(d.digest)]
         if not present:
-            raise ArchiveError(f"{where}: none of the manifests of index {desc.digest} is in the archive")
+            raise ImageArchiveError(f"{where}: none of the manifests of index {desc.digest} is in the archive")
         sub = Index(doc.media_type, present, doc.annotations)
         try:
             chosen = select_platform(sub, host_platform())
@@ -535,7 +479,7 @@ def _oci_image(r: _Reader, desc, where: str) -> tuple[str, object, str, dict, li
             chosen = present[0]
         m = load_doc(chosen, "manifest")
         if not isinstance(m, Manifest):
-            raise ArchiveError(f"{where}: nested index {chosen.digest} is not supported")
+            raise ImageArchiveError(f"{where}: nested index {chosen.digest} is not supported")
         mdigest = chosen.digest
         children = [(d, load_doc(d, "manifest")) for d in present]
     else:
@@ -545,9 +489,9 @@ def _oci_image(r: _Reader, desc, where: str) -> tuple[str, object, str, dict, li
         if b.urls:
             continue
         if not r.have(b.digest):
-            raise ArchiveError(f"{where}: blob {b.digest} is not in the archive")
+            raise ImageArchiveError(f"{where}: blob {b.digest} is not in the archive")
         if r.size(b.digest) != b.size:
-            raise ArchiveError(f"{where}: blob {b.digest} has {r.size(b.digest)} bytes, its descriptor says {b.size}")
+            raise ImageArchiveError(f"{where}: blob {b.digest} has {r.size(b.digest)} bytes, its descriptor says {b.size}")
     config = _json(r.read_blob(m.config.digest, MAX_JSON, "config"), f"config {m.config.digest}")
     _check_config(config, len(m.layers), where)
     return mdigest, m, m.config.digest, config, children
@@ -559,9 +503,9 @@ def _plan_oci(r: _Reader) -> list[_Plan]:
     try:
         index = parse_manifest(r.meta["index.json"], None)
     except NerdpyError as e:
-        raise ArchiveError(f"index.json in the archive: {e}") from None
+        raise ImageArchiveError(f"index.json in the archive: {e}") from None
     if not isinstance(index, Index):
-        raise ArchiveError("index.json in the archive is not an image index")
+        raise ImageArchiveError("index.json in the archive is not an image index")
     plans: dict[str, _Plan] = {}
     for i, desc in enumerate(index.manifests):
         where = f"index.json entry {i}"
@@ -592,26 +536,26 @@ def _plan_oci(r: _Reader) -> list[_Plan]:
 
 
 def _plan_docker(r: _Reader) -> list[_Plan]:
-    from nerdpy.engine.snapshots.apply import detect_compression
+    from nerdpy.engine.util.compression import LAYER, sniff
     from nerdpy.engine.distribution.manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER,
                                         OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST, Descriptor, Manifest)
 
     entries = _json(r.meta["manifest.json"], "manifest.json")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ArchiveError("manifest.json in the archive is not a list of images")
+        raise ImageArchiveError("manifest.json in the archive is not a list of images")
     if not entries:
-        raise ArchiveError("manifest.json in the archive lists no image")
+        raise ImageArchiveError("manifest.json in the archive lists no image")
     oci: list[_Plan] = []
     if "index.json" in r.meta:
         try:
             oci = _plan_oci(r)
-        except ArchiveError:
+        except ImageArchiveError:
             oci = []  # the OCI part is optional in a docker-archive: fall back to manifest.json
     plans: list[_Plan] = []
     for i, e in enumerate(entries):
         where = f"manifest.json entry {i}"
         if not isinstance(e.get("Config"), str) or not isinstance(e.get("Layers") or [], list):
-            raise ArchiveError(f"{where}: Config and Layers are missing or malformed")
+            raise ImageArchiveError(f"{where}: Config and Layers are missing or malformed")
         cfg = r.resolve(e["Config"])
         layers = [r.resolve(p) for p in (e.get("Layers") or [])]
         config = _json(r.read_blob(cfg.digest, MAX_JSON, "config"), f"config {e['Config']}")
@@ -628,7 +572,7 @@ def _plan_docker(r: _Reader) -> list[_Plan]:
             plans.append(_Plan(names, match.top_digest, match.top_media_type, match.top_size, match.manifest_digest,
                                match.manifest, match.config_digest, match.config, {}, set(match.blobs)))
             continue
-        kinds = [detect_compression(s.head) for s in layers]
+        kinds = [sniff(s.head, LAYER) for s in layers]
         oci_types = "zstd" in kinds
         types = ({"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD, "none": OCI_LAYER} if oci_types else
                  {"gzip": DOCKER_LAYER, "none": "application/vnd.docker.image.rootfs.diff.tar"})
@@ -688,7 +632,7 @@ def load_images(store: Store, stream: BinaryIO, *, progress: Callable[[LoadEvent
             elif "index.json" in r.meta:
                 plans = _plan_oci(r)
             else:
-                raise ArchiveError("the archive holds no image: neither manifest.json nor index.json")
+                raise ImageArchiveError("the archive holds no image: neither manifest.json nor index.json")
             for plan in plans:
                 _store_blobs(store, r, plan, created_blobs)
             for plan in plans:
@@ -714,7 +658,7 @@ def _store_blobs(store: Store, r: _Reader, plan: _Plan, created: list[str]) -> N
         st = r.by_digest.get(digest)
         if st is None or not st.path:
             if not content.exists(digest):
-                raise ArchiveError(f"blob {digest} is not in the archive")
+                raise ImageArchiveError(f"blob {digest} is not in the archive")
             continue
         with content.lock(digest):
             if content.exists(digest):
@@ -740,7 +684,7 @@ def _store_blobs(store: Store, r: _Reader, plan: _Plan, created: list[str]) -> N
 def _unpack(store: Store, plan: _Plan, emit, created: list[str]) -> None:
     from nerdpy.engine.snapshots.apply import apply_layer
     from nerdpy.engine.errors import DigestMismatch
-    from nerdpy.engine.snapshots.overlay import chain_ids
+    from nerdpy.engine.snapshots.snapshotter import chain_ids
 
     diff_ids = plan.config["rootfs"]["diff_ids"]
     chains = chain_ids(diff_ids)
@@ -760,11 +704,11 @@ def _unpack(store: Store, plan: _Plan, emit, created: list[str]) -> None:
             if store.snapshots.unpack(chains[i], chains[i - 1] if i else None, diff_ids[i], apply):
                 created.append(chains[i])
         except DigestMismatch as e:
-            raise ArchiveError(f"layer {layer.digest} does not match the image config: {e}") from None
+            raise ImageArchiveError(f"layer {layer.digest} does not match the image config: {e}") from None
         except NerdpyError as e:
-            if isinstance(e, ArchiveError):
+            if isinstance(e, ImageArchiveError):
                 raise
-            err = ArchiveError(f"layer {layer.digest}: {e}")
+            err = ImageArchiveError(f"layer {layer.digest}: {e}")
             raise err from None
 
 
@@ -815,7 +759,7 @@ def _discard(store: Store, blobs: list[str], chains: list[str]) -> None:
     """Take away what a failed load added (when no other command is adding content; else
     garbage collection does it later)."""
     from nerdpy.engine.errors import Conflict
-    from nerdpy.engine.images.image import referenced_content
+    from nerdpy.engine.content.gc import referenced_content
 
     with store.gc_lock(exclusive=True, wait=False) as got:
         if not got:
@@ -841,4 +785,4 @@ def open_input(path: str | None) -> BinaryIO:
     try:
         return open(path, "rb")
     except OSError as e:
-        raise ArchiveError(f"cannot open {path}: {e.strerror or e}") from None
+        raise ImageArchiveError(f"cannot open {path}: {e.strerror or e}") from None

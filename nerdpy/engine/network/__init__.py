@@ -10,53 +10,11 @@
 - `attach`: what the container lifecycle calls: `attach_container`, `detach_container`,
   `reclaim_leaks`.
 
-This module holds only the typed errors, so importing it costs nothing.
+The typed errors live in nerdpy.engine.errors (importable from here too), so importing this
+module costs nothing.
 """
 from __future__ import annotations
 
-from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError, NotFound
-
-
-class NetworkError(NerdpyError):
-    """Setting up or tearing down a container's network failed."""
-
-
-class CniError(NetworkError):
-    """A CNI plugin failed: its error code, message and details as the spec's error result."""
-
-    def __init__(self, plugin: str, command: str, code: int, msg: str, details: str = ""):
-        self.plugin = plugin
-        self.command = command
-        self.code = code
-        self.msg = msg
-        self.details = details
-        text = f"CNI plugin {plugin} ({command}) failed: {msg}"
-        if details and details not in msg:
-            text += f": {details}"
-        super().__init__(text)
-
-
-class NetworkNotFound(NotFound):
-    """No such network."""
-
-    exit_code = 1
-
-
-class NetworkInUse(Conflict):
-    """The network has containers attached (or configured to attach)."""
-
-    exit_code = 1
-
-
-class NetworkExists(Conflict):
-    """A network with that name exists already."""
-
-    exit_code = 1
-
-
-class PortInUse(Conflict):
-    """A host port asked for with -p is taken (by a host process or another container)."""
-
-
-class InvalidPort(InvalidArgument):
-    """A -p/--publish value that does not parse."""
+from nerdpy.engine.errors import (  # noqa: F401 (the network errors, importable from here too)
+    CniError, InvalidPort, NetworkError, NetworkExists, NetworkInUse, NetworkNotFound, PortInUse,
+)

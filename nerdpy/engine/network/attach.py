@@ -32,12 +32,12 @@ from typing import Callable, Iterable, Iterator
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network import NetworkError
 from nerdpy.engine.network.cni import RuntimeConf, add_network_list, del_network_list, parse_result
-from nerdpy.engine.network.hosts import (HostEntry, own_names, peer_names, render_hosts, rewrite_in_place,
-                                         write_atomic)
+from nerdpy.engine.network.hosts import HostEntry, own_names, peer_names, render_hosts, rewrite_in_place
 from nerdpy.engine.network.netns import create_netns, delete_netns, is_netns, list_netns, netns_path
 from nerdpy.engine.network.networks import (DEFAULT_NETWORK, DEFAULT_SUBNET, Network, conflist, ensure_conflist,
                                             find_network, lease_dir)
 from nerdpy.engine.network.ports import PortMapping, allocate, to_portmap
+from nerdpy.engine.util.fs import write_atomic
 
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")

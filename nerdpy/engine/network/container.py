@@ -15,51 +15,51 @@ from __future__ import annotations
 
 import os
 
-from nerdpy.engine.containers.records import Container, container_state, find_container
+from nerdpy.engine.containers.records import Container, ContainerSpec, container_state, find_container
 from nerdpy.engine.errors import Conflict, InvalidArgument, NotFound
 from nerdpy.engine.store import Store
 
 NO_CNI = ("none", "host")
 
 
-def network_mode(spec: dict) -> str:
-    return spec.get("network") or "none"   # records from before networking say none
+def network_mode(spec: ContainerSpec) -> str:
+    return spec.network or "none"   # records from before networking say none
 
 
-def uses_cni(spec: dict) -> bool:
+def uses_cni(spec: ContainerSpec) -> bool:
     mode = network_mode(spec)
     return mode not in NO_CNI and not mode.startswith("container:")
 
 
-def _attachments(spec: dict) -> list[dict]:
-    return list(spec.get("networks") or []) or [{"name": network_mode(spec)}]
+def _attachments(spec: ContainerSpec) -> list[dict]:
+    return list(spec.networks or []) or [{"name": network_mode(spec)}]
 
 
-def _port_mappings(spec: dict, image_config: dict) -> list:
+def _port_mappings(spec: ContainerSpec, image_config: dict) -> list:
     from nerdpy.engine.network.ports import exposed_mappings, parse_publish
 
-    ports = [m for p in spec.get("publish") or [] for m in parse_publish(p)]
-    if spec.get("publish_all"):
+    ports = [m for p in spec.publish or [] for m in parse_publish(p)]
+    if spec.publish_all:
         ports = ports + exposed_mappings(list((image_config.get("ExposedPorts") or {}).keys()), ports)
     return ports
 
 
-def check_network_spec(store: Store, spec: dict, image_config: dict) -> None:
+def check_network_spec(store: Store, spec: ContainerSpec, image_config: dict) -> None:
     """Refuse what cannot work, before the container exists (docker's messages)."""
     from nerdpy.engine.network.hosts import parse_add_host
 
     mode = network_mode(spec)
-    for h in spec.get("extra_hosts") or []:
+    for h in spec.extra_hosts or []:
         parse_add_host(h)
     if mode.startswith("container:"):
-        if spec.get("publish") or spec.get("publish_all"):
+        if spec.publish or spec.publish_all:
             raise InvalidArgument("conflicting options: port publishing and the container type network mode")
-        if spec.get("hostname"):
+        if spec.hostname:
             raise InvalidArgument("conflicting options: hostname and the network mode")
         find_container(store, mode.partition(":")[2])
         return
     if mode in NO_CNI:
-        if spec.get("networks") and len(spec["networks"]) > 1:
+        if spec.networks and len(spec.networks) > 1:
             raise InvalidArgument(f"container cannot be disconnected from host network or connected to "
                                   f"host network" if mode == "host" else
                                   "container cannot be connected to multiple networks with one of the "
@@ -94,10 +94,10 @@ def setup_network(store: Store, c: Container, hostname: str, hosts_path: str) ->
 
     reqs = [NetworkRequest(network=a["name"], aliases=list(a.get("aliases") or []), ip=a.get("ip") or None,
                            mac=a.get("mac") or None) for a in _attachments(c.spec)]
-    ports = _port_mappings(c.spec, c.spec.get("_image_config") or {})
-    extra = [parse_add_host(h) for h in c.spec.get("extra_hosts") or []]
+    ports = _port_mappings(c.spec, c.spec.image_config or {})
+    extra = [parse_add_host(h) for h in c.spec.extra_hosts or []]
     setup = attach_container(store, c.id, reqs, ports, name=c.name, hostname=hostname,
-                             domainname=c.spec.get("domainname") or "", extra_hosts=extra, hosts_path=hosts_path)
+                             domainname=c.spec.domainname or "", extra_hosts=extra, hosts_path=hosts_path)
     return setup.netns
 
 
@@ -114,7 +114,7 @@ def _joined_netns(store: Store, target: str) -> str:
     return f"/proc/{state.pid}/ns/net"
 
 
-def teardown_network(store: Store, cid: str, spec: dict | None = None) -> None:
+def teardown_network(store: Store, cid: str, spec: ContainerSpec | None = None) -> None:
     """Undo `setup_network` (CNI DEL, netns removed, peers' hosts files updated). Idempotent;
     a failure is left for `network prune`/`system prune` to reclaim rather than raised.
     With the container's `spec` at hand, modes without CNI cost nothing."""

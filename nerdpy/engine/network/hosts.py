@@ -11,7 +11,7 @@ another network namespace). When the host lists only loopback resolvers (systemd
 left, docker's fallback 8.8.8.8 and 8.8.4.4. `--dns`, `--dns-search` (`.` for none) and
 `--dns-option` replace the corresponding lines.
 
-Files are created with `write_atomic` (temp file + rename). Once the file is bind-mounted into
+Files are created with util.fs's `write_atomic` (temp file + rename). Once the file is bind-mounted into
 a running container a rename would not reach it (the mount holds the old inode), so peers'
 files are updated with `rewrite_in_place`: one pwrite of the whole text and a truncate, under
 a lock, so concurrent updaters never interleave.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
-import secrets
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -186,23 +185,6 @@ def render_resolv_conf(host_network: bool = False, dns: Iterable[str] = (), dns_
 
 
 # writing ------------------------------------------------------------------------------------
-def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    """Create or replace `path` with a rename: readers see the old file or the new one."""
-    tmp = os.path.join(os.path.dirname(path) or ".",
-                       f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def rewrite_in_place(path: str, text: str) -> bool:
     """Replace the content of `path` keeping its inode (it may be bind-mounted into a running
     container): one pwrite of the whole text, then a truncate, under `path.lock`. Returns False

@@ -168,14 +168,10 @@ def write_conflist(net: Network, data_root: str, netconfpath: str) -> str:
     except OSError:
         pass
     try:
+        from nerdpy.engine.util.fs import write_atomic
+
         os.makedirs(netconfpath, mode=0o755, exist_ok=True)
-        tmp = os.path.join(netconfpath, f".{CONFLIST_PREFIX}{net.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
+        write_atomic(path, text, 0o644, fsync=True)
     except OSError as e:
         raise NetworkError(f"cannot write {path}: {e.strerror or e}") from None
     return path

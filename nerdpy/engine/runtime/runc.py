@@ -11,11 +11,7 @@ import re
 import shutil
 import subprocess
 
-from nerdpy.engine.errors import NerdpyError, NotFound
-
-
-class RuntimeError_(NerdpyError):
-    """runc failed."""
+from nerdpy.engine.errors import NerdpyError, NotFound, RuncError
 
 
 _RUNC_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
@@ -57,7 +53,7 @@ class Runc:
             msg = clean_runc_error(r.stderr.decode(errors="replace"))
             if "does not exist" in msg or "container not found" in msg.lower():
                 raise NotFound(msg)
-            raise RuntimeError_(msg)
+            raise RuncError(msg)
         return r
 
     def state(self, cid: str) -> dict | None:
@@ -81,7 +77,7 @@ class Runc:
             msg = clean_runc_error(r.stderr.decode(errors="replace"))
             if "does not exist" in msg or "not found" in msg.lower():
                 return
-            raise RuntimeError_(msg)
+            raise RuncError(msg)
 
     def pause(self, cid: str) -> None:
         self._run("pause", cid)

@@ -1,8 +1,8 @@
 """Applying a layer tar (plain, gzip or zstd) into an empty snapshot directory, safely.
 
-Each layer gets its own directory (the overlay snapshotter's), so whiteouts become overlay
-whiteouts here: `.wh.NAME` -> a 0:0 character device, `.wh..wh..opq` -> the
-`trusted.overlay.opaque=y` xattr. Every path is resolved inside the root as a chroot would
+Each layer gets its own directory (a committed snapshot's), written in the snapshotter's diff
+form (snapshotter.py): `.wh.NAME` -> a whiteout (a 0:0 character device), `.wh..wh..opq` -> the
+opaque xattr (`trusted.overlay.opaque=y`). Every path is resolved inside the root as a chroot would
 (absolute symlinks are relative to the root, `..` never climbs above it), hardlinks must point
 inside the root, and anything else is refused with UnsafeLayer. Decompression and the diffID
 hash run in a second thread so that extraction and decompression use both cores.
@@ -16,11 +16,12 @@ import queue
 import stat
 import tarfile
 import threading
-import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from nerdpy.engine.errors import LayerError, UnsafeLayer
+from nerdpy.engine.errors import InvalidArgument, LayerError, UnsafeLayer
+from nerdpy.engine.snapshots.snapshotter import INTERNAL_XATTRS, OPAQUE_XATTR, make_whiteout
+from nerdpy.engine.util.fs import resolve_in_root
 
 CHUNK = 1 << 20
 # tarfile's stream buffer: every header read copies what is left of it, so a small buffer keeps
@@ -55,14 +56,6 @@ class Limits:
     max_entries: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_ENTRIES", 1_000_000))
     max_total_bytes: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_BYTES", 64 << 30))
     max_file_bytes: int = field(default_factory=lambda: _env_limit("NERDPY_LAYER_MAX_FILE_BYTES", 32 << 30))
-
-
-def detect_compression(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    return "none"
 
 
 # -- the decompressing reader ---------------------------------------------------------------
@@ -106,18 +99,16 @@ class _Pipeline:
         self._put(data)
 
     def _run(self) -> None:
+        from nerdpy.engine.util.compression import LAYER, DecompressError, plain_chunks
+
         try:
-            head = self.stream.read(CHUNK)
-            kind = detect_compression(head)
-            if kind == "gzip":
-                self._gunzip(head)
-            elif kind == "zstd":
-                self._unzstd(head)
-            else:
-                data = head
-                while data:
+            try:
+                for data in plain_chunks(self.stream, accept=LAYER, chunk=CHUNK):
                     self._emit(data)
-                    data = self.stream.read(CHUNK)
+            except DecompressError as e:
+                if e.truncated:
+                    raise LayerError(f"truncated {e.kind} layer: unexpected end of data") from None
+                raise LayerError(f"corrupt {e.kind} layer: {e.detail}") from None
             self._put(None)
         except _Aborted:
             pass
@@ -126,67 +117,6 @@ class _Pipeline:
                 self._put(e)
             except _Aborted:
                 pass
-
-    def _gunzip(self, data: bytes) -> None:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        while True:
-            while data:
-                try:
-                    out = d.decompress(data, CHUNK)
-                except zlib.error as e:
-                    raise LayerError(f"corrupt gzip layer: {e}") from None
-                self._emit(out)
-                data = d.unconsumed_tail
-                if d.eof:
-                    rest = d.unused_data
-                    if rest.strip(b"\x00"):
-                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # concatenated members
-                        data = rest
-                    else:
-                        data = b""
-            if not d.eof:
-                data = self.stream.read(CHUNK)
-                if not data:
-                    raise LayerError("truncated gzip layer: unexpected end of data")
-            else:
-                more = self.stream.read(CHUNK)
-                if not more:
-                    return
-                if more.strip(b"\x00"):
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                data = more if more.strip(b"\x00") else b""
-
-    def _unzstd(self, head: bytes) -> None:
-        import io
-
-        import zstandard
-
-        class _Prefixed(io.RawIOBase):
-            def __init__(self, first, rest):
-                self.first, self.rest = first, rest
-
-            def readable(self):
-                return True
-
-            def readinto(self, b):
-                if self.first:
-                    n = min(len(b), len(self.first))
-                    b[:n] = self.first[:n]
-                    self.first = self.first[n:]
-                    return n
-                data = self.rest.read(len(b))
-                b[:len(data)] = data
-                return len(data)
-
-        reader = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, self.stream), read_across_frames=True)
-        try:
-            while True:
-                out = reader.read(CHUNK)
-                if not out:
-                    break
-                self._emit(out)
-        except zstandard.ZstdError as e:
-            raise LayerError(f"corrupt zstd layer: {e}") from None
 
     def read(self, n: int = -1) -> bytes:
         out = []
@@ -250,37 +180,16 @@ class _Applier:
         hit = self.dir_cache.get(key)
         if hit is not None:
             return hit
-        todo = list(parts)
-        resolved: list[str] = []
-        hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            cand = os.path.join(self.root, *resolved, part)
-            try:
-                st = os.lstat(cand)
-            except FileNotFoundError:
-                if not create:
-                    raise UnsafeLayer(f"layer entry {name!r}: {'/'.join(resolved + [part])} does not exist") from None
-                os.mkdir(cand, 0o755)
-                resolved.append(part)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > MAX_LINKS:
-                    raise UnsafeLayer(f"layer entry {name!r}: too many levels of symbolic links")
-                target = os.readlink(cand)
-                if target.startswith("/"):
-                    resolved = []
-                todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise LayerError(f"layer entry {name!r}: {'/'.join(resolved + [part])} is not a directory")
-            resolved.append(part)
-        path = os.path.join(self.root, *resolved)
+        try:
+            path = resolve_in_root(self.root, "/".join(parts), MAX_LINKS, create_dirs=create)
+        except InvalidArgument:
+            raise UnsafeLayer(f"layer entry {name!r}: too many levels of symbolic links") from None
+        except FileNotFoundError as e:
+            if create:
+                raise
+            raise UnsafeLayer(f"layer entry {name!r}: {e.filename} does not exist") from None
+        except NotADirectoryError as e:
+            raise LayerError(f"layer entry {name!r}: {e.filename} is not a directory") from None
         self.dir_cache[key] = path
         return path
 
@@ -338,7 +247,7 @@ class _Applier:
             self._whiteout(parts, m.name)
             return
         for key in m.pax_headers:
-            if key.startswith("SCHILY.xattr.trusted.overlay."):
+            if key.startswith("SCHILY.xattr." + INTERNAL_XATTRS):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {key[13:]!r}")
         parent = self._resolve(parts[:-1], True, m.name)
         path = os.path.join(parent, base)
@@ -447,7 +356,7 @@ class _Applier:
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr."):]
-            if name.startswith("trusted.overlay."):
+            if name.startswith(INTERNAL_XATTRS):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {name!r}")
             raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
             try:
@@ -460,7 +369,7 @@ class _Applier:
         base = parts[-1]
         parent = self._resolve(parts[:-1], True, name)
         if base == OPAQUE:
-            os.setxattr(parent, "trusted.overlay.opaque", b"y", follow_symlinks=False)
+            os.setxattr(parent, OPAQUE_XATTR, b"y", follow_symlinks=False)
             return
         if base.startswith(WHITEOUT_META):
             return  # docker's own metadata (.wh..wh.plnk...): not content
@@ -469,7 +378,7 @@ class _Applier:
             raise UnsafeLayer(f"layer entry {name!r}: invalid whiteout")
         path = os.path.join(parent, target)
         self._remove(path)
-        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        make_whiteout(path)
 
 
 def _write_all(fd: int, buf: bytes) -> None:

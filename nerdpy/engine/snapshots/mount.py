@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from nerdpy.engine.errors import NerdpyError
+from nerdpy.engine.errors import MountError, NerdpyError  # noqa: F401
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -38,10 +38,6 @@ def _libc():
         _lib = ffi.dlopen(None)
         _ffi = ffi
     return _lib, _ffi
-
-
-class MountError(NerdpyError):
-    """A mount or unmount failed."""
 
 
 @dataclass(frozen=True)
@@ -149,3 +145,13 @@ def mounted_under(prefix: str) -> list[str]:
 
 def is_mounted(path: str) -> bool:
     return os.path.abspath(path) in mounted_under(path)
+
+
+def mount_container_rootfs(rootfs: str, mounts: list[Mount]) -> str:
+    """A container's root at `rootfs` (created 0711 if missing): its snapshot's `mounts` mounted
+    there unless something is mounted already (a running container's, or one a crash left).
+    The one way start, cp and export (in a private mount namespace) mount it; returns `rootfs`."""
+    os.makedirs(rootfs, mode=0o711, exist_ok=True)
+    if not is_mounted(rootfs):
+        mount_all(mounts, rootfs)
+    return rootfs

@@ -5,47 +5,30 @@ short number from the metadata DB (short names keep the overlay option string sm
 with 100+ layers still mount). Each is unpacked once, under a per-chain lock, into a temp dir
 that is renamed into place in the same transaction that records it. Active snapshots (a
 container's writable layer) live in `<root>/<n>/fs` + `<root>/<n>/work` and mount as overlay on
-their committed parent chain.
+their committed parent chain. It implements snapshotter.Snapshotter; layer and upper dirs are
+overlayfs's own form, which is the interface's diff form.
 """
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from nerdpy.engine.errors import Conflict, DigestMismatch, NotFound
 from nerdpy.engine.content.metadata import Metadata, next_counter
 from nerdpy.engine.snapshots.mount import Mount
+from nerdpy.engine.snapshots.snapshotter import Snapshot, chain_ids
+
+__all__ = ["OverlaySnapshotter", "Snapshot", "chain_ids"]
 
 
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    """The OCI ChainIDs of a layer stack: ChainID(L0) = DiffID(L0);
-    ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))."""
-    out: list[str] = []
-    for diff_id in diff_ids:
-        if not out:
-            out.append(diff_id)
-        else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
-    return out
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    chain_id: str
-    id: int
-    parent: str | None
-    diff_id: str
-    size: int
-
-
-class Snapshotter:
+class OverlaySnapshotter:
     """Overlay snapshots under `root`, recorded in `db`."""
+
+    driver = "overlayfs"
 
     def __init__(self, root: str, db: Metadata):
         self.root = root
@@ -125,8 +108,11 @@ class Snapshotter:
             cur = snap.parent
         return out
 
+    def layer_dir(self, snap_id: int) -> str:
+        return os.path.join(self.dir(snap_id), "fs")
+
     def lowerdirs(self, chain_id: str) -> list[str]:
-        return [os.path.join(self.dir(s.id), "fs") for s in self.chain(chain_id)]
+        return [self.layer_dir(s.id) for s in self.chain(chain_id)]
 
     def usage(self, chain_id: str) -> int:
         return sum(s.size for s in self.chain(chain_id))
@@ -153,7 +139,7 @@ class Snapshotter:
             # the row goes first (committed), then the directory: a crash in between leaves a
             # numbered directory without a row, which GC removes (numbers are never reused);
             # the other order could leave a row whose directory is gone
-            self._discard_dir(row["id"])
+            self.discard_dir(row["id"])
 
     def list(self) -> list[Snapshot]:
         return [
@@ -220,9 +206,18 @@ class Snapshotter:
             if row is None:
                 return
             cur.execute("DELETE FROM active_snapshots WHERE key = ?", (key,))
-        self._discard_dir(row["id"])
+        self.discard_dir(row["id"])
 
-    def _discard_dir(self, snap_id: int) -> None:
+    def active_intact(self, snap_id: int) -> bool:
+        d = self.dir(snap_id)
+        return os.path.isdir(os.path.join(d, "fs")) and os.path.isdir(os.path.join(d, "work"))
+
+    def recreate_active(self, snap_id: int) -> None:
+        d = self.dir(snap_id)
+        os.makedirs(os.path.join(d, "fs"), mode=0o755, exist_ok=True)
+        os.makedirs(os.path.join(d, "work"), mode=0o700, exist_ok=True)
+
+    def discard_dir(self, snap_id: int) -> None:
         """Remove a snapshot directory whose row is gone: renamed away first, so a half-deleted
         tree never sits under a number."""
         doomed = self.dir(snap_id)

@@ -55,7 +55,7 @@ def restart_on_boot(store: Store) -> list[BootResult]:
     for c in list_containers(store):
         if container_state(store, c).running:
             continue
-        if not should_start_on_boot(c.spec.get("restart") or "no", _recorded_state(store, c.id)):
+        if not should_start_on_boot(c.spec.restart or "no", _recorded_state(store, c.id)):
             continue
         try:
             start_container(store, c)

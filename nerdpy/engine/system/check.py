@@ -1,4 +1,4 @@
-"""`system info`, `system df`, `system prune` and `system check`: looking after the whole store.
+"""`system check`: verifying (and with `repair`, fixing) the whole store.
 
 `check_store` is the answer to a crash or to damage by hand. It verifies every blob's sha256,
 every snapshot's directory against its DB row, every image's manifest, config and layers, every
@@ -19,42 +19,22 @@ files. With `repair=True` it fixes what can be fixed without losing anything tha
 A container whose image layers are gone for good is reported with the commands that deal with
 it; its writable layer is never removed by a repair.
 """
+
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
 
 from nerdpy.engine.errors import NerdpyError, StoreError
 from nerdpy.engine.store import Store
+from nerdpy.engine.system.prune import in_namespace, orphaned_mounts, unmount_all
 
 CHUNK = 1 << 20
-
-
-# -- helpers -------------------------------------------------------------------------------------
-def _in_namespace(store: Store, namespace: str) -> Store:
-    """The same open store seen from another namespace (shares the DB connection)."""
-    if namespace == store.namespace:
-        return store
-    return dataclasses.replace(store, settings=dataclasses.replace(store.settings, namespace=namespace))
-
-
-def dir_size(path: str) -> int:
-    """Bytes of file content under `path` (as `ps -s` counts a writable layer)."""
-    total = 0
-    for d, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(d, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _pid_alive(pid: int) -> bool:
@@ -68,395 +48,6 @@ def _pid_from(name: str, index: int) -> int:
         return 0
 
 
-# -- info ----------------------------------------------------------------------------------------
-def _runc_version(binary: str) -> tuple[str, str, str]:
-    """(path, version, commit) of runc; empty strings when it cannot be run."""
-    import subprocess
-
-    from nerdpy.engine.runtime.runc import runc_path
-
-    try:
-        path = runc_path(binary)
-    except NerdpyError:
-        return "", "", ""
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return path, "", ""
-    lines = out.strip().splitlines()
-    version = lines[0].replace("runc version", "").strip() if lines else ""
-    commit = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("commit:")), "")
-    return path, version, commit
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return platform.system()
-
-
-def _mem_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def system_info(store: Store) -> dict:
-    """docker's `info` fields (the server part), plus nerdpy's own (namespace, run root, CNI)."""
-    from nerdpy import __version__
-    from nerdpy.engine.containers.records import container_state, list_containers
-    from nerdpy.engine.system.doctor import cgroup_layout, fs_type
-    from nerdpy.engine.images.image import list_images
-    from nerdpy.engine.containers.volumes import list_volumes
-
-    states = [container_state(store, c).status for c in list_containers(store)]
-    running = sum(1 for s in states if s in ("running", "restarting"))
-    paused = sum(1 for s in states if s == "paused")
-    layout = cgroup_layout()
-    runc, runc_version, runc_commit = _runc_version(store.settings.runc)
-    cni_dirs = [d for d in store.settings.cni_path if os.path.isdir(d)]
-    cni_plugins = sorted({p for d in cni_dirs for p in os.listdir(d) if os.access(os.path.join(d, p), os.X_OK)})
-    _magic, backing = fs_type(store.data_root)
-    security = ["name=seccomp,profile=builtin"]
-    if layout == "v2":
-        security.append("name=cgroupns")
-    images = list_images(store)
-    return {
-        "ID": "",
-        "Name": platform.node(),
-        "ServerVersion": __version__,
-        "Containers": len(states),
-        "ContainersRunning": running,
-        "ContainersPaused": paused,
-        "ContainersStopped": len(states) - running - paused,
-        "Images": len({i.config for i in images}),
-        "Volumes": len(list_volumes(store)),
-        "Driver": "overlayfs",
-        "DriverStatus": [["Backing Filesystem", backing]],
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null"],
-                    "Authorization": None, "Log": ["json-file"]},
-        "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
-        "CgroupVersion": "2" if layout == "v2" else "1",
-        "CgroupLayout": layout,
-        "KernelVersion": platform.release(),
-        "OperatingSystem": _os_name(),
-        "OSType": "linux",
-        "Architecture": platform.machine(),
-        "NCPU": os.cpu_count() or 0,
-        "MemTotal": _mem_total(),
-        "DockerRootDir": store.data_root,
-        "RunRoot": store.settings.run_root,
-        "Namespace": store.namespace,
-        "DefaultRuntime": "runc",
-        "Runtimes": {"runc": {"path": runc}},
-        "RuncPath": runc,
-        "RuncVersion": runc_version,
-        "RuncCommit": {"ID": runc_commit},
-        "CNIPath": list(store.settings.cni_path),
-        "CNIConfPath": store.settings.cni_netconfpath,
-        "CNIPlugins": cni_plugins,
-        "SecurityOptions": security,
-        "InsecureRegistries": ["127.0.0.0/8", "localhost"] + list(store.settings.insecure_registries),
-        "Debug": bool(store.settings.debug),
-        "Warnings": [],
-    }
-
-
-# -- df ------------------------------------------------------------------------------------------
-@dataclass
-class ImageUsage:
-    name: str            # normalised name, or the target digest of a dangling image
-    image_id: str
-    dangling: bool
-    created: str         # the config's `created`
-    size: int
-    shared: int
-    unique: int
-    containers: int
-
-
-@dataclass
-class ContainerUsage:
-    id: str
-    name: str
-    image: str
-    command: str
-    created_at: float
-    status: str
-    size: int
-    volumes: int
-    state: object = None   # the ContainerState, for renderers
-
-
-@dataclass
-class VolumeUsage:
-    name: str
-    links: int
-    size: int
-
-
-@dataclass
-class DiskUsage:
-    images: list[ImageUsage]
-    containers: list[ContainerUsage]
-    volumes: list[VolumeUsage]
-    images_total: int           # distinct images
-    images_active: int
-    images_size: int            # every layer counted once
-    images_reclaimable: int
-    containers_size: int
-    containers_reclaimable: int
-    volumes_size: int
-    volumes_reclaimable: int
-    build_cache_size: int = 0
-
-
-def _chain_snaps(store: Store, top: str | None) -> list:
-    if top is None or not store.snapshots.exists(top):
-        return []
-    try:
-        return store.snapshots.chain(top)
-    except NerdpyError:
-        return []
-
-
-def disk_usage(store: Store) -> DiskUsage:
-    """docker's `system df`: what images, containers and volumes take, and what prune would free."""
-    from nerdpy.engine.containers.records import container_state, list_containers, snapshot_key
-    from nerdpy.engine.images.image import image_chain_id, image_config, image_manifest, list_images
-    from nerdpy.engine.containers.volumes import list_volumes, volume_size, volumes_in_use
-
-    containers = list_containers(store)
-    used_ids: dict[str, int] = {}
-    for c in containers:
-        used_ids[c.image_id] = used_ids.get(c.image_id, 0) + 1
-    # per distinct image: its snapshots (or, not unpacked, its compressed layers)
-    per_id: dict[str, tuple[dict[str, int], str]] = {}
-    names = list_images(store)
-    for img in names:
-        if img.config in per_id:
-            continue
-        parts: dict[str, int] = {}
-        created = ""
-        try:
-            created = image_config(store, img).get("created", "")
-            snaps = _chain_snaps(store, image_chain_id(store, img))
-            if snaps:
-                parts = {s.chain_id: s.size for s in snaps}
-            else:
-                parts = {lyr["digest"]: lyr.get("size", 0) for lyr in image_manifest(store, img).get("layers", [])}
-        except NerdpyError:
-            pass
-        per_id[img.config] = (parts, created)
-    owners: dict[str, set[str]] = {}
-    for iid, (parts, _c) in per_id.items():
-        for key in parts:
-            owners.setdefault(key, set()).add(iid)
-    all_parts: dict[str, int] = {}
-    for parts, _c in per_id.values():
-        all_parts.update(parts)
-    active_parts: dict[str, int] = {}
-    for iid, (parts, _c) in per_id.items():
-        if iid in used_ids:
-            active_parts.update(parts)
-    images = []
-    for img in names:
-        parts, created = per_id[img.config]
-        size = sum(parts.values())
-        shared = sum(v for k, v in parts.items() if len(owners.get(k, ())) > 1)
-        images.append(ImageUsage(img.name, img.config, img.dangling, created, size, shared, size - shared,
-                                 used_ids.get(img.config, 0)))
-    images_size = sum(all_parts.values())
-    crows = []
-    for c in containers:
-        st = container_state(store, c)
-        try:
-            size = dir_size(store.snapshots.upper_dir(snapshot_key(store, c.id)))
-        except NerdpyError:
-            size = 0
-        nvol = sum(1 for m in c.spec.get("mounts") or [] if m.get("type") == "volume")
-        crows.append(ContainerUsage(c.id, c.name, c.image, " ".join(c.spec.get("_args") or []), c.created_at,
-                                    st.status, size, nvol, st))
-    in_use = volumes_in_use(store)
-    vrows = [VolumeUsage(v.name, len(in_use.get(v.name, [])), volume_size(v)) for v in list_volumes(store)]
-    return DiskUsage(
-        images=images, containers=crows, volumes=vrows,
-        images_total=len(per_id), images_active=sum(1 for i in per_id if i in used_ids),
-        images_size=images_size, images_reclaimable=images_size - sum(active_parts.values()),
-        containers_size=sum(c.size for c in crows),
-        containers_reclaimable=sum(c.size for c in crows if c.status not in ("running", "paused", "restarting")),
-        volumes_size=sum(v.size for v in vrows),
-        volumes_reclaimable=sum(v.size for v in vrows if v.links == 0),
-    )
-
-
-# -- prune ---------------------------------------------------------------------------------------
-@dataclass
-class PruneReport:
-    containers: list[str] = field(default_factory=list)
-    networks: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)     # docker's "untagged: ..." / "deleted: ..." lines
-    mounts: list[str] = field(default_factory=list)     # orphaned mounts unmounted
-    leaks: list[str] = field(default_factory=list)      # network namespaces, leases, sandboxes of dead containers
-    reclaimed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def prune_system(store: Store, all_images: bool = False, volumes: bool = False) -> PruneReport:
-    """docker system prune: stopped containers, unused networks, dangling (or, with
-    `all_images`, unused) images, with `volumes` unused anonymous volumes, and what crashes left
-    (orphaned mounts, network namespaces and leases)."""
-    from nerdpy.engine.containers.records import container_state, list_containers, snapshot_key
-    from nerdpy.engine.system.events import record_event
-    from nerdpy.engine.images.image import collect_garbage, prune_images
-    from nerdpy.engine.containers.lifecycle import remove_container
-
-    report = PruneReport()
-    report.mounts = [p for p, _why in orphaned_mounts(store)]
-    _unmount_all(report.mounts)
-    freed_containers = 0
-    for c in list_containers(store):
-        if container_state(store, c).running:
-            continue
-        try:
-            size = dir_size(store.snapshots.upper_dir(snapshot_key(store, c.id)))
-        except NerdpyError:
-            size = 0
-        try:
-            remove_container(store, c)
-        except NerdpyError as e:
-            report.errors.append(f"container {c.name}: {e}")
-            continue
-        report.containers.append(c.id)
-        freed_containers += size
-    record_event(store, "container", "prune", "", {"reclaimed": str(freed_containers)})
-    try:
-        from nerdpy.engine.network.networks import prune_networks
-    except ImportError:  # pragma: no cover - networking not installed
-        prune_networks = None
-    if prune_networks is not None:
-        try:
-            report.networks = prune_networks(store)
-        except NerdpyError as e:
-            report.errors.append(f"networks: {e}")
-        record_event(store, "network", "prune", "", {"reclaimed": "0"})
-    report.leaks = _reclaim_network_leaks(store, report)
-    freed_volumes = 0
-    if volumes:
-        from nerdpy.engine.containers.volumes import prune_volumes
-
-        report.volumes, freed_volumes = prune_volumes(store)
-        record_event(store, "volume", "prune", "", {"reclaimed": str(freed_volumes)})
-    before = _store_bytes(store)
-    lines, _freed = prune_images(store, all_images=all_images, in_use=_images_in_use(store))
-    report.images = lines
-    collect_garbage(store)  # also what removing the containers left unreferenced
-    freed_images = max(0, before - _store_bytes(store))
-    record_event(store, "image", "prune", "", {"reclaimed": str(freed_images)})
-    report.reclaimed = freed_containers + freed_volumes + freed_images
-    return report
-
-
-def _store_bytes(store: Store) -> int:
-    """Bytes of blobs and committed snapshots (what image removal frees)."""
-    total = 0
-    for d in store.content.list():
-        try:
-            total += store.content.size(d)
-        except NerdpyError:
-            pass
-    return total + sum(s.size for s in store.snapshots.list())
-
-
-def _images_in_use(store: Store) -> set[str]:
-    return {r["image_id"] for r in store.db.query("SELECT DISTINCT image_id FROM containers WHERE namespace = ?",
-                                                  (store.namespace,))}
-
-
-def _reclaim_network_leaks(store: Store, report: PruneReport) -> list[str]:
-    try:
-        from nerdpy.engine.network.attach import reclaim_leaks
-    except ImportError:  # pragma: no cover
-        return []
-    try:
-        got = reclaim_leaks(store)
-    except (NerdpyError, OSError) as e:
-        report.errors.append(f"network leaks: {e}")
-        return []
-    report.errors += list(got.errors)
-    return [f"sandbox {s}" for s in got.sandboxes] + [f"netns {n}" for n in got.netns] + \
-        [f"lease {lease}" for lease in got.leases]
-
-
-def _unmount_all(points: list[str]) -> None:
-    from nerdpy.engine.snapshots.mount import MNT_DETACH, unmount
-
-    for p in sorted(points, key=len, reverse=True):
-        try:
-            unmount(p, MNT_DETACH)
-        except NerdpyError:
-            pass
-
-
-def _container_busy(store: Store, namespace: str, cid: str, grace: float = 120.0) -> bool:
-    """Whether a container's mounted rootfs is in use: it runs, its monitor is alive (cleaning
-    up, restarting), or a `start` is under way (its bundle was written moments ago)."""
-    from nerdpy.engine.containers.records import ContainerNotFound, container_dir, container_state, find_container, monitor_alive
-
-    ns_store = _in_namespace(store, namespace)
-    try:
-        c = find_container(ns_store, cid)
-    except (ContainerNotFound, NerdpyError):
-        return False
-    st = container_state(ns_store, c)
-    if st.running or monitor_alive(ns_store, cid):
-        return True
-    if st.status == "created":
-        cdir = container_dir(ns_store, cid)
-        try:
-            changed = max(os.stat(os.path.join(cdir, n)).st_mtime for n in ("config.json", "rootfs")
-                          if os.path.exists(os.path.join(cdir, n)))
-        except ValueError:
-            return False
-        return time.time() - changed < grace
-    return False
-
-
-def orphaned_mounts(store: Store) -> list[tuple[str, str]]:
-    """Mounts under the data root that nothing uses: (mount point, why). A running container's
-    rootfs is in use; so is one whose monitor still cleans up or that is being started."""
-    from nerdpy.engine.snapshots.mount import mounted_under
-
-    root = os.path.abspath(store.data_root)
-    out = []
-    for point in mounted_under(root):
-        rel = os.path.relpath(point, root).split(os.sep)
-        if len(rel) >= 4 and rel[0] == "containers" and rel[3] == "rootfs":
-            ns, cid = rel[1], rel[2]
-            if _container_busy(store, ns, cid):
-                continue
-            if store.db.query_one("SELECT 1 FROM containers WHERE namespace = ? AND id = ?", (ns, cid)) is None:
-                out.append((point, "rootfs of a container that no longer exists"))
-            else:
-                out.append((point, "rootfs of a container that is not running (left by a crash)"))
-        elif point != root:
-            out.append((point, "not a container's rootfs"))
-    return out
-
-
-# -- check ---------------------------------------------------------------------------------------
 @dataclass
 class Problem:
     kind: str            # blob, snapshot, image, container, mount, temp, database
@@ -639,7 +230,7 @@ class _Checker:
     # snapshots ---------------------------------------------------------------------------------
     def _layer_sources(self) -> dict[str, tuple[dict, str | None, str]]:
         """chain ID -> (layer descriptor, parent chain, diff ID), from every image's manifest."""
-        from nerdpy.engine.snapshots.overlay import chain_ids
+        from nerdpy.engine.snapshots.snapshotter import chain_ids
 
         out: dict[str, tuple[dict, str | None, str]] = {}
         content = self.store.content
@@ -663,7 +254,7 @@ class _Checker:
         self.report.counts["snapshots"] = len(snaps)
         broken = []
         for s in snaps.values():
-            fs = os.path.join(self.store.snapshots.dir(s.id), "fs")
+            fs = self.store.snapshots.layer_dir(s.id)
             if not os.path.isdir(fs):
                 broken.append((s, f"its directory {os.path.relpath(fs, self.store.data_root)} is gone"))
             elif s.parent is not None and s.parent not in snaps:
@@ -708,7 +299,7 @@ class _Checker:
             return False
         with self.store.db.write() as cur:
             cur.execute("DELETE FROM snapshots WHERE chain_id = ?", (s.chain_id,))
-        self.store.snapshots._discard_dir(s.id)
+        self.store.snapshots.discard_dir(s.id)
 
         def apply(target: str) -> tuple[str, int]:
             with self.store.content.open(digest) as f:
@@ -755,7 +346,7 @@ class _Checker:
             for s in drop:
                 cur.execute("DELETE FROM snapshots WHERE chain_id = ?", (s.chain_id,))
         for s in drop:
-            self.store.snapshots._discard_dir(s.id)
+            self.store.snapshots.discard_dir(s.id)
         self.dropped_chains = {s.chain_id for s in drop}
 
     def check_snapshot_dirs(self) -> None:
@@ -771,7 +362,7 @@ class _Checker:
 
     # images ------------------------------------------------------------------------------------
     def check_images(self) -> None:
-        from nerdpy.engine.snapshots.overlay import chain_ids
+        from nerdpy.engine.snapshots.snapshotter import chain_ids
 
         content = self.store.content
         rows = self.store.db.query("SELECT namespace, name, target, manifest, config FROM images")
@@ -834,7 +425,7 @@ class _Checker:
             ns, cid, name = r["namespace"], r["id"], r["name"]
             key = f"{ns}/{cid}"
             known.add(key)
-            ns_store = _in_namespace(store, ns)
+            ns_store = in_namespace(store, ns)
             label = f"{ns}/{name}"
             cdir = container_dir(ns_store, cid)
             if not os.path.isdir(cdir):
@@ -850,13 +441,11 @@ class _Checker:
                 if self.repair and self._new_layer(ns_store, r):
                     p.repaired, p.action = True, "writable layer recreated empty"
                 continue
-            sdir = store.snapshots.dir(snap["id"])
-            if not os.path.isdir(os.path.join(sdir, "fs")) or not os.path.isdir(os.path.join(sdir, "work")):
+            if not store.snapshots.active_intact(snap["id"]):
                 p = self.add(Problem("container", label, "its writable layer's directory is gone",
                                      fix=f"nerdpy -n {ns} rm -f {name}"))
                 if self.repair:
-                    os.makedirs(os.path.join(sdir, "fs"), mode=0o755, exist_ok=True)
-                    os.makedirs(os.path.join(sdir, "work"), mode=0o700, exist_ok=True)
+                    store.snapshots.recreate_active(snap["id"])
                     p.repaired, p.action = True, "writable layer recreated empty"
             parent = snap["parent"]
             if parent is not None and (parent in kept_lost or not self._chain_complete(parent)):
@@ -882,14 +471,14 @@ class _Checker:
                 if self.repair:
                     from nerdpy.engine.snapshots.mount import mounted_under
 
-                    _unmount_all(mounted_under(os.path.join(nsdir, cid)))
+                    unmount_all(mounted_under(os.path.join(nsdir, cid)))
                     _remove(os.path.join(nsdir, cid))
                     p.repaired, p.action = True, "removed"
 
     def _chain_complete(self, chain_id: str) -> bool:
         try:
             for s in self.store.snapshots.chain(chain_id):
-                if not os.path.isdir(os.path.join(self.store.snapshots.dir(s.id), "fs")):
+                if not os.path.isdir(self.store.snapshots.layer_dir(s.id)):
                     return False
             return True
         except NerdpyError:
@@ -897,7 +486,7 @@ class _Checker:
 
     def _new_layer(self, ns_store: Store, r) -> bool:
         from nerdpy.engine.containers.records import snapshot_key
-        from nerdpy.engine.snapshots.overlay import chain_ids
+        from nerdpy.engine.snapshots.snapshotter import chain_ids
 
         try:
             config = json.loads(self.store.content.read(r["image_id"]))
@@ -915,7 +504,7 @@ class _Checker:
         for point, why in orphaned_mounts(self.store):
             p = self.add(Problem("mount", point, why, severity="warning", fix=f"umount -l {point}"))
             if self.repair:
-                _unmount_all([point])
+                unmount_all([point])
                 p.repaired, p.action = True, "unmounted"
 
 

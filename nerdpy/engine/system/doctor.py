@@ -180,13 +180,9 @@ def check_overlay(proc_filesystems: str = "/proc/filesystems") -> Check:
 
 def cgroup_layout(root: str = "/sys/fs/cgroup") -> str:
     """v2, hybrid (v1 controllers plus a v2 unified hierarchy), v1, or none."""
-    if os.path.exists(os.path.join(root, "cgroup.controllers")):
-        return "v2"
-    v1 = any(os.path.isdir(os.path.join(root, c)) and os.path.ismount(os.path.join(root, c))
-             for c in ("memory", "cpu", "pids", "devices"))
-    if v1 and os.path.exists(os.path.join(root, "unified", "cgroup.controllers")):
-        return "hybrid"
-    return "v1" if v1 else "none"
+    from nerdpy.engine.runtime.cgroups import layout
+
+    return layout(root)
 
 
 def check_cgroups(root: str = "/sys/fs/cgroup") -> Check:

@@ -12,24 +12,17 @@ to the monitor's socket with `"cleanup": true` (the `run` CLI waiting in the for
     monitor             records the final state, then closes the connection
 
 A client that goes away before it says CLEANED leaves the cleanup to the monitor, which is safe
-to run twice. Frames are docker's stdcopy framing: 1 byte kind, 3 zero bytes, a 4-byte
-big-endian length, the payload.
+to run twice. The framing and the frame kinds are in wire.py.
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
-import struct
 import time
 from typing import Callable
 
-STDOUT, STDERR, EXIT = 1, 2, 3        # monitor -> client
-CLEANED = 4                           # client -> monitor
-
-
-def frame(kind: int, data: bytes = b"") -> bytes:
-    return struct.pack(">BxxxI", kind, len(data)) + data
+from nerdpy.engine.runtime.monitor.wire import C_CLEANED, EXIT, frame, read_line, split_frames
 
 
 def connect_monitor(sock_path: str, hello: dict, timeout: float | None = None) -> socket.socket:
@@ -46,12 +39,8 @@ def connect_monitor(sock_path: str, hello: dict, timeout: float | None = None) -
             finally:
                 os.close(dfd)
         s.sendall(json.dumps(hello).encode() + b"\n")
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = s.recv(1)
-            if not chunk:
-                raise ConnectionError("the container's monitor closed the connection")
-            line += chunk
+        if not read_line(s).endswith(b"\n"):
+            raise ConnectionError("the container's monitor closed the connection")
         s.settimeout(None)
         return s
     except BaseException:
@@ -67,7 +56,7 @@ def clean_for_monitor(sock: socket.socket, cleanup: Callable[[bool], None] | Non
         if cleanup is None:
             return
         cleanup(remove)
-        sock.sendall(frame(CLEANED))
+        sock.sendall(frame(C_CLEANED))
         sock.settimeout(30)
         while sock.recv(4096):
             pass
@@ -116,12 +105,8 @@ class ExitWatch:
             if not chunk:
                 self.close()
                 return True, None
-            self.buf += chunk
-            while len(self.buf) >= 8:
-                kind, size = struct.unpack(">BxxxI", self.buf[:8])
-                if len(self.buf) < 8 + size:
-                    break
-                payload, self.buf = self.buf[8:8 + size], self.buf[8 + size:]
+            frames, self.buf = split_frames(self.buf + chunk)
+            for kind, payload in frames:
                 if kind != EXIT:
                     continue
                 try:

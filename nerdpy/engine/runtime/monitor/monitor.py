@@ -12,31 +12,29 @@ It plays the role conmon plays for podman. Started by the CLI in a fresh interpr
   runs `runc delete`, applies the restart policy (docker's back-off), runs health checks while
   the container runs, and at the end runs the cleanup command (unmount, `--rm` removal).
 
-This file must not import nerdpy or anything outside the standard library.
+This file must not import nerdpy or anything outside the standard library, except its
+stdlib-only sibling wire.py (the protocol spoken on its sockets).
 """
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
 import sys
+import time
 
-# this file's folder holds engine modules named like the standard library's (inspect, exec,
-# logs...): as a script's folder it would come first on sys.path and shadow them
-sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
-
-import ctypes  # noqa: E402
-import errno  # noqa: E402
-import fcntl  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import select  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import struct  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
+# run as a script, this file's folder is sys.path[0]: the sibling imports by its bare name (the
+# folder holds only the monitor's modules, none named like a standard library module)
+from wire import C_CLEANED, C_CLOSE_STDIN, C_RESIZE, C_STDIN, EXIT, HELLO_MAX, HELLO_OK, STDERR, STDOUT
+from wire import frame, read_line, recv_line, send_line, split_frames
 
 PR_SET_CHILD_SUBREAPER = 36
 TIOCSWINSZ = 0x5414
-STDIN, STDOUT, STDERR, EXIT = 0, 1, 2, 3
-# client -> monitor frame types
-C_STDIN, C_RESIZE, C_CLOSE_STDIN, C_START, C_CLEANED = 0, 1, 2, 3, 4
 # how long a client that took the cleanup on may take before the monitor does it itself
 CLIENT_CLEANUP_TIMEOUT = 60.0
 
@@ -163,7 +161,7 @@ class Client:
         if (stream == STDOUT and not self.stdout) or (stream == STDERR and not self.stderr):
             return True
         try:
-            self.sock.sendall(struct.pack(">BxxxI", stream, len(data)) + data)
+            self.sock.sendall(frame(stream, data))
             return True
         except OSError:
             return False
@@ -307,12 +305,7 @@ class Monitor:
         conn.setblocking(True)
         conn.settimeout(5)
         try:
-            line = b""
-            while not line.endswith(b"\n") and len(line) < 4096:
-                chunk = conn.recv(1)
-                if not chunk:
-                    break
-                line += chunk
+            line = read_line(conn, HELLO_MAX)
             opts = json.loads(line or b"{}")
         except (OSError, ValueError):
             conn.close()
@@ -323,7 +316,7 @@ class Monitor:
             self.resize(*opts["resize"])
         self.clients.append(client)
         try:
-            conn.sendall(b'{"ok":true}\n')
+            conn.sendall(HELLO_OK)
         except OSError:
             self.drop(client)
 
@@ -345,13 +338,8 @@ class Monitor:
             if client.stdin and self.stdin_once:
                 self.close_stdin()
             return
-        client.buf += data
-        while len(client.buf) >= 8:
-            kind, size = struct.unpack(">BxxxI", client.buf[:8])
-            if len(client.buf) < 8 + size:
-                break
-            payload = client.buf[8:8 + size]
-            client.buf = client.buf[8 + size:]
+        frames, client.buf = split_frames(client.buf + data)
+        for kind, payload in frames:
             if kind == C_STDIN and client.stdin:
                 self.write_stdin(payload)
             elif kind == C_RESIZE:
@@ -564,10 +552,8 @@ class Monitor:
             # the container is gone, so our size no longer matters: do the cleanup in-process
             # (a fresh `nerdpy` process would cost a whole interpreter start)
             try:
-                # not this file's folder: its module names (inspect, exec...) would shadow
-                # the standard library's
-                here = os.path.dirname(os.path.abspath(__file__))
-                sys.path[:] = [p for p in engine["sys_path"] if os.path.abspath(p) != here]
+                # the CLI's path, where nerdpy is found (this folder's `wire` is loaded already)
+                sys.path[:] = engine["sys_path"]
                 from nerdpy.engine.containers.lifecycle import finish_container
 
                 finish_container(engine["settings"], self.cid, remove)
@@ -603,12 +589,8 @@ class Monitor:
                 data = b""
             if not data:
                 break
-            buf += data
-            while len(buf) >= 8:
-                kind, size = struct.unpack(">BxxxI", buf[:8])
-                if len(buf) < 8 + size:
-                    break
-                buf = buf[8 + size:]
+            frames, buf = split_frames(buf + data)
+            for kind, _ in frames:
                 if kind == C_CLEANED:
                     # the client waits for its socket to close: we close it after the final state
                     self.clients.remove(client)
@@ -733,26 +715,6 @@ def runc_error(log_path, stderr):
         lines = [x for x in stderr.strip().splitlines() if x.strip()]
         msg = lines[-1] if lines else "runc failed"
     return msg
-
-
-def send_line(sock, obj):
-    try:
-        sock.sendall(json.dumps(obj).encode() + b"\n")
-    except OSError:
-        pass
-
-
-def recv_line(sock):
-    buf = b""
-    try:
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return json.loads(buf) if buf.strip() else None
-    except (OSError, ValueError):
-        return None
 
 
 def main():
