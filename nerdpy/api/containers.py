@@ -17,7 +17,7 @@ import time
 
 from aiohttp import web
 
-from nerdpy.api.server import ApiError, bad_request, engine_of, json_body, qbool, qfilters, qint
+from nerdpy.api.common import ApiError, bad_request, engine_of, json_body, qbool, qfilters, qint
 from nerdpy.api.streams import (MULTIPLEXED, RAW, BodyReader, Cancelled, Hijacked, ResponseWriter, finish, frame,
                                 iterate_in_thread, wants_upgrade)
 
@@ -37,10 +37,12 @@ def _state(store, ref: str):
 
 # -- create, list, inspect -------------------------------------------------------------------------
 def create_in_store(store, body: dict, name: str | None, platform: str | None = None) -> str:
-    """Config + HostConfig -> the options of `create` -> a ContainerSpec -> create_container."""
+    """Config + HostConfig -> the flags of `create` -> engine/containers/options (the CLI's
+    conversions and checks, the CLI's messages) -> create_container."""
     from nerdpy.api.convert import create_options
-    from nerdpy.commands.run import _check_user, _image_platform_error, build_spec
+    from nerdpy.commands.run import _check_user, _image_platform_error
     from nerdpy.engine.containers.lifecycle import create_container
+    from nerdpy.engine.containers.options import build_spec, check_spec
     from nerdpy.engine.errors import ImageNotFound
     from nerdpy.engine.images.image import lookup_images
 
@@ -48,13 +50,15 @@ def create_in_store(store, body: dict, name: str | None, platform: str | None = 
     if o["log_driver"] not in (None, "json-file", "none"):
         raise bad_request(f"log driver {o['log_driver']!r} is not supported (json-file)")
     spec = build_spec(image, tuple(cmd), o)
-    for k, v in extra.items():
-        if not k.startswith("_"):
-            setattr(spec, k, v)
-    for net, aliases in (extra.get("_more_aliases") or {}).items():
-        for a in spec.networks:
-            if a["name"] == net:
-                a["aliases"] = list(aliases)
+    if extra:  # what flags cannot say (a multi-word entrypoint, a CMD healthcheck): checked again
+        for k, v in extra.items():
+            if not k.startswith("_"):
+                setattr(spec, k, v)
+        for net, aliases in (extra.get("_more_aliases") or {}).items():
+            for a in spec.networks:
+                if a["name"] == net:
+                    a["aliases"] = list(aliases)
+        check_spec(spec)
     found = lookup_images(store, image)
     if not found:
         raise ImageNotFound(f"No such image: {image}")
@@ -77,7 +81,7 @@ async def create(request: web.Request) -> web.Response:
 
 def _list(store, all_: bool, limit: int | None, size: bool, filters: dict) -> list[dict]:
     from nerdpy.api.convert import container_summary
-    from nerdpy.api.server import filters_as_flags
+    from nerdpy.api.common import filters_as_flags
     from nerdpy.commands.ps import _filter, container_rows
     from nerdpy.engine.containers.records import list_containers
 
@@ -357,7 +361,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
         # the final state (the monitor records it before it closes the connection)
         doc = await eng.run(_final, c.id, code, cond)
     except Exception as e:  # noqa: BLE001 (headers are out: docker's error shape in the body)
-        from nerdpy.api.server import message_of
+        from nerdpy.api.common import message_of
 
         doc = {"StatusCode": -1, "Error": {"Message": message_of(e)}}
     try:
@@ -403,7 +407,7 @@ async def remove(request: web.Request) -> web.Response:
 
 
 def _prune(store, filters: dict) -> dict:
-    from nerdpy.api.server import filters_as_flags
+    from nerdpy.api.common import filters_as_flags
     from nerdpy.commands.ps import _filter, container_rows
     from nerdpy.engine.containers.lifecycle import remove_container
     from nerdpy.engine.containers.records import list_containers

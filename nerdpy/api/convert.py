@@ -1,5 +1,6 @@
 """API JSON <-> engine objects: a container create body (Config + HostConfig + NetworkingConfig)
-to the options `run`/`create` take, so that the API refuses the same bad input as the CLI; and
+to the flags `run`/`create` take, which engine/containers/options turns into a checked
+ContainerSpec, so that the API refuses the same bad input as the CLI, with its messages; and
 the engine's containers, images, networks and volumes to docker's list shapes.
 
 Fields nerdpy does not support are refused (400) when they ask for something, and passed over
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from nerdpy.api.server import bad_request
+from nerdpy.api.common import bad_request
 
 # HostConfig fields taken below; the others must hold a zero value
 _HOST_KNOWN = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from nerdpy.api.server import ApiError, bad_request, engine_of, json_body
+from nerdpy.api.common import ApiError, bad_request, engine_of, json_body
 from nerdpy.api.streams import MULTIPLEXED, RAW, Hijacked, frame, wants_upgrade
 
 
@@ -105,7 +105,7 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def resize(request: web.Request) -> web.Response:
-    from nerdpy.api.server import qint
+    from nerdpy.api.common import qint
 
     s = _session(request)
     h, w = qint(request, "h", 0), qint(request, "w", 0)

@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from nerdpy.api.server import ApiError, bad_request, engine_of, filters_as_flags, qbool, qfilters
+from nerdpy.api.common import ApiError, bad_request, engine_of, filters_as_flags, qbool, qfilters
 from nerdpy.api.streams import BodyReader, Cancelled, ResponseWriter, error_line, finish, json_line
 
 def _progress_doc(ev) -> dict:
@@ -51,7 +51,7 @@ async def _stream_job(request: web.Request, job, first_line: dict | None = None)
             if kind == "line":
                 await resp.write(json_line(item))
             elif kind == "error":
-                from nerdpy.api.server import message_of
+                from nerdpy.api.common import message_of
 
                 await resp.write(error_line(message_of(item)))
                 break

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from nerdpy.api.server import bad_request, engine_of, filters_as_flags, json_body, qfilters
+from nerdpy.api.common import bad_request, engine_of, filters_as_flags, json_body, qfilters
 
 
 def _json(store, name: str) -> dict:

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from nerdpy.api.server import API_VERSION, MIN_API_VERSION, ApiError, bad_request, engine_of, json_body, qfilters
+from nerdpy.api.common import API_VERSION, MIN_API_VERSION, ApiError, bad_request, engine_of, json_body, qfilters
 from nerdpy.api.streams import Cancelled, finish, iterate_in_thread, json_line
 
 _PING_HEADERS = {"API-Version": API_VERSION, "Docker-Experimental": "false", "OSType": "linux",
@@ -91,7 +91,7 @@ def _time_arg(request: web.Request, name: str) -> float | None:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    from nerdpy.api.server import filters_as_flags
+    from nerdpy.api.common import filters_as_flags
     from nerdpy.engine.system.events import EventFilter, follow_events, public_event, read_events
 
     eng = engine_of(request)

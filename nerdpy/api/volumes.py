@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from nerdpy.api.server import bad_request, engine_of, filters_as_flags, json_body, qbool, qfilters
+from nerdpy.api.common import bad_request, engine_of, filters_as_flags, json_body, qbool, qfilters
 
 
 def _list(store, filters: dict) -> dict:
