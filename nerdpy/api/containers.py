@@ -96,8 +96,8 @@ def _list(store, all_: bool, limit: int | None, size: bool, filters: dict) -> li
     for f in filters_as_flags(filters):
         if f.startswith("network="):
             net = f.partition("=")[2]
-            rows = [r for r in rows if (r["_c"].spec.get("network") == net
-                                        or any(a.get("name") == net for a in r["_c"].spec.get("networks") or []))]
+            rows = [r for r in rows if (r["_c"].spec.network == net
+                                        or any(a.get("name") == net for a in r["_c"].spec.networks or []))]
             continue
         if f.startswith("name="):
             f = "name=" + f[5:].lstrip("/")
@@ -275,7 +275,7 @@ async def resize(request: web.Request) -> web.Response:
         c, st = _state(store, request.match_info["id"])
         if not st.running:
             raise ApiError(409, f"container {c.name} is not running")
-        if not c.spec.get("tty"):
+        if not c.spec.tty:
             return
         s = _connect(store, c, {"stdin": False, "stdout": False, "stderr": False, "resize": [h, w]})
         s.close()
@@ -411,7 +411,7 @@ def _prune(store, filters: dict) -> dict:
     from nerdpy.commands.ps import _filter, container_rows
     from nerdpy.engine.containers.lifecycle import remove_container
     from nerdpy.engine.containers.records import list_containers
-    from nerdpy.engine.system.check import dir_size
+    from nerdpy.engine.util.fs import dir_size
 
     flags = filters_as_flags(filters)
     for f in flags:
@@ -481,7 +481,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
             tail = None
     since, until = _since(request.query.get("since")), _since(request.query.get("until"))
     c = await eng.run(_find, request.match_info["id"])
-    tty = bool(c.spec.get("tty"))
+    tty = bool(c.spec.tty)
     resp = web.StreamResponse(headers={"Content-Type": RAW if tty else MULTIPLEXED})
     await resp.prepare(request)
     cancel = Cancelled()
@@ -520,8 +520,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     c, st = await eng.run(_state, request.match_info["id"])
     want_in, want_out, want_err = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
     stream, with_logs = qbool(request, "stream"), qbool(request, "logs")
-    tty = bool(c.spec.get("tty"))
-    if want_in and not c.spec.get("stdin_open"):
+    tty = bool(c.spec.tty)
+    if want_in and not c.spec.stdin_open:
         want_in = False
     hello = {"stdin": want_in, "stdout": want_out, "stderr": want_err}
     resp = Hijacked(wants_upgrade(request), RAW if tty else MULTIPLEXED)

@@ -320,28 +320,28 @@ def container_summary(store, c, st=None) -> dict:
     from nerdpy.engine.containers.volumes import volume_path
 
     st = st or container_state(store, c)
-    args = c.spec.get("_args") or []
-    labels = {**((c.spec.get("_image_config") or {}).get("Labels") or {}), **(c.spec.get("labels") or {})}
+    spec = c.spec
+    args = spec.args or []
+    labels = {**((spec.image_config or {}).get("Labels") or {}), **(spec.labels or {})}
     ports = []
-    if st.running and (c.spec.get("publish") or c.spec.get("publish_all")):
+    if st.running and (spec.publish or spec.publish_all):
         from nerdpy.engine.network.container import published_ports
 
         for p in published_ports(store, c.id):
             ports.append({"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
                           "PublicPort": p.host_port, "Type": p.protocol})
     mounts = []
-    for m in c.spec.get("mounts") or []:
-        src = m.get("source", "")
-        entry = {"Type": m["type"], "Source": src, "Destination": m["target"], "Mode": "",
-                 "RW": not m.get("readonly"), "Propagation": ""}
-        if m["type"] == "volume" and src:
-            entry["Name"] = src
-            entry["Source"] = volume_path(store, src)
+    for m in spec.mounts or []:
+        entry = {"Type": m.type, "Source": m.source, "Destination": m.target, "Mode": "",
+                 "RW": not m.readonly, "Propagation": ""}
+        if m.type == "volume" and m.source:
+            entry["Name"] = m.source
+            entry["Source"] = volume_path(store, m.source)
             entry["Driver"] = "local"
         mounts.append(entry)
     from nerdpy.commands.ps import status_text
 
-    net_mode = c.spec.get("network") or "none"
+    net_mode = spec.network or "none"
     networks = {}
     if st.running:
         try:

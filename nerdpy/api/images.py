@@ -172,13 +172,12 @@ async def tag(request: web.Request) -> web.Response:
 
 def _remove(store, name: str, force: bool, prune: bool) -> list[dict]:
     from nerdpy.commands.images import containers_using_images
-    from nerdpy.engine.images.image import collect_garbage, remove_image
+    from nerdpy.engine.content.gc import collect_garbage
+    from nerdpy.engine.images.image import remove_image
 
     lines = remove_image(store, name, force=force, in_use=containers_using_images(store))
     if prune:
-        with store.gc_lock(exclusive=True, wait=False) as got:
-            if got:
-                collect_garbage(store)
+        collect_garbage(store)  # takes the GC lock itself; skips while content is being added
     out = []
     for line in lines:
         k, _, v = line.partition(": ")

@@ -48,14 +48,14 @@ def _version_doc(runc_version: str) -> dict:
 async def version(request: web.Request) -> web.Response:
     eng = engine_of(request)
     if "runc_version" not in request.app:
-        from nerdpy.engine.system.check import _runc_version
+        from nerdpy.engine.system.info import _runc_version
 
         request.app["runc_version"] = (await eng.call(_runc_version, eng.settings.runc))[1]
     return web.json_response(_version_doc(request.app["runc_version"]))
 
 
 def _info(store) -> dict:
-    from nerdpy.engine.system.check import system_info
+    from nerdpy.engine.system.info import system_info
 
     info = system_info(store)
     extra = {
@@ -123,7 +123,7 @@ def _df(store) -> dict:
     from nerdpy.api.convert import container_summary, image_summaries
     from nerdpy.engine.containers.records import list_containers
     from nerdpy.engine.containers.volumes import list_volumes, volume_json, volume_size, volumes_in_use
-    from nerdpy.engine.system.check import disk_usage
+    from nerdpy.engine.system.df import disk_usage
 
     u = disk_usage(store)
     sizes = {c.id: c.size for c in u.containers}
