@@ -64,6 +64,40 @@ async def _stream_job(request: web.Request, job, first_line: dict | None = None)
     return resp
 
 
+# -- credentials -----------------------------------------------------------------------------------
+def registry_auth(request: web.Request) -> dict | None:
+    """docker's X-Registry-Auth header: base64url JSON {username, password, identitytoken}."""
+    import base64
+    import json
+
+    raw = request.headers.get("X-Registry-Auth")
+    if not raw:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except ValueError:
+        raise bad_request("invalid X-Registry-Auth header") from None
+    if not isinstance(doc, dict) or not (doc.get("username") or doc.get("identitytoken")):
+        return None  # clients send an empty one when they have no credentials
+    return doc
+
+
+def with_auth(store, domain: str, auth: dict | None):
+    """`store` whose registry client uses the request's credentials for `domain` (the service
+    user's docker config otherwise)."""
+    if auth is None:
+        return store
+    import dataclasses
+
+    from nerdpy.engine.distribution.credentials import Credentials
+    from nerdpy.engine.distribution.registry import RegistryClient
+
+    client = RegistryClient(hosts_dirs=list(store.settings.hosts_dirs), insecure=list(store.settings.insecure_registries))
+    client._creds[domain] = Credentials(auth.get("username") or "", auth.get("password") or "",
+                                        auth.get("identitytoken") or None)
+    return dataclasses.replace(store, _registry=client)
+
+
 # -- pull ------------------------------------------------------------------------------------------
 async def create(request: web.Request) -> web.StreamResponse:
     from nerdpy.engine.distribution.reference import parse_reference
@@ -78,10 +112,12 @@ async def create(request: web.Request) -> web.StreamResponse:
         name = f"{name}@{tag}" if tag.startswith("sha256:") else f"{name}:{tag}"
     platform = request.query.get("platform") or None
     ref = parse_reference(name)  # 400 for a bad reference, before anything streams
+    auth = registry_auth(request)
 
     def job(store, emit):
         from nerdpy.engine.distribution.pull import pull_image
 
+        store = with_auth(store, ref.domain, auth)
         emit({"status": f"Pulling from {ref.familiar().rsplit(':', 1)[0].split('@')[0]}", "id": ref.tag or "latest"})
         result = pull_image(store, name, platform=platform,
                             progress=lambda ev: ev.status == "Resolved" or emit(_progress_doc(ev)))
@@ -91,7 +127,7 @@ async def create(request: web.Request) -> web.StreamResponse:
 
     # resolve first, so that an unknown image is a 404 (not a stream with an error line)
     def resolve(store):
-        store.registry_client().resolve(ref)
+        with_auth(store, ref.domain, auth).registry_client().resolve(ref)
 
     await engine_of(request).run(resolve)
     return await _stream_job(request, job)
@@ -215,10 +251,13 @@ async def push(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     t = request.query.get("tag") or ""
     full = f"{name}:{t}" if t else name
+    auth = registry_auth(request)
 
     def job(store, emit):
         from nerdpy.engine.distribution.push import push_image, push_targets
+        from nerdpy.engine.distribution.reference import parse_reference
 
+        store = with_auth(store, parse_reference(full).domain, auth)
         targets = push_targets(store, full, all_tags=not t and ":" not in name.rsplit("/", 1)[-1])
         for image, ref in targets:
             emit({"status": f"The push refers to repository [{ref}]"})

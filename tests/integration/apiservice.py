@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 class Service:
-    def __init__(self, base: str, env: dict, idle: int = 0, extra_args: tuple = ()):
+    def __init__(self, base: str, env: dict, idle: int = 0, extra_args: tuple = (), global_args: tuple = ()):
         self.base = base
         self.data_root = os.path.join(base, "data")
         self.run_root = os.path.join(base, "run")
@@ -26,6 +26,7 @@ class Service:
         self.log_path = os.path.join(base, "service.log")
         self.idle = idle
         self.extra_args = extra_args
+        self.global_args = global_args
         self.proc: subprocess.Popen | None = None
 
     def cli(self, *args, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -37,7 +38,7 @@ class Service:
 
     def start(self) -> "Service":
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nerdpy", "--data-root", self.data_root, "system", "service",
+            [sys.executable, "-m", "nerdpy", "--data-root", self.data_root, *self.global_args, "system", "service",
              "--time", str(self.idle), *self.extra_args, self.url],
             env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"))
         deadline = time.monotonic() + 20

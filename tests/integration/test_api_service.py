@@ -209,3 +209,25 @@ def test_twenty_parallel_runs(client, images, svc):
     assert outs == [f"run-{i}\n".encode() for i in range(20)]
     assert time.monotonic() - t0 < 120
     assert svc.cli("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_pull_with_x_registry_auth(auth_registry, tmp_path):
+    """Credentials in the request (docker-py's auth_config, the docker CLI after its login), not
+    in the service user's docker config."""
+    home = tmp_path / "home"
+    home.mkdir()
+    s = Service(str(tmp_path), service_env(str(home)), global_args=("--insecure-registry", auth_registry.host))
+    s.start()
+    try:
+        c = docker.DockerClient(base_url=s.url, timeout=120)
+        with pytest.raises(docker.errors.APIError):
+            c.images.pull(auth_registry.image)
+        with pytest.raises(docker.errors.APIError):
+            c.images.pull(auth_registry.image, auth_config={"username": auth_registry.username, "password": "wrong"})
+        img = c.images.pull(auth_registry.image, auth_config={"username": auth_registry.username,
+                                                              "password": auth_registry.password})
+        assert auth_registry.image in img.tags
+        assert not os.path.exists(home / ".docker" / "config.json")  # nothing stored by the service
+        c.close()
+    finally:
+        s.teardown()
