@@ -49,6 +49,10 @@ def create_in_store(store, body: dict, name: str | None, platform: str | None = 
     image, cmd, o, extra = create_options(body, name)
     if o["log_driver"] not in (None, "json-file", "none"):
         raise bad_request(f"log driver {o['log_driver']!r} is not supported (json-file)")
+    if extra.get("_links"):
+        from nerdpy.api.convert import link_hosts
+
+        o["add_host"] = tuple(o["add_host"]) + tuple(link_hosts(store, extra["_links"]))
     spec = build_spec(image, tuple(cmd), o)
     if extra:  # what flags cannot say (a multi-word entrypoint, a CMD healthcheck): checked again
         for k, v in extra.items():
@@ -556,11 +560,11 @@ async def attach(request: web.Request) -> web.StreamResponse:
                     # the client may hang up while we wait for the start
                     done, _ = await asyncio.wait({w.future, reader_task}, return_when=asyncio.FIRST_COMPLETED)
                     if w.future not in done:
+                        # input before the start (or its end: `docker-compose run` closes stdin
+                        # at once), kept for the container
                         first = reader_task.result()
-                        if not first:
-                            return resp
                         sock = await w.future
-                        return await _pump(resp, sock, tty, want_in, first)
+                        return await _pump(resp, sock, tty, want_in, first, stdin_ended=not first)
                 sock = await w.future
             except Exception:  # noqa: BLE001 (the start failed)
                 sock = None
@@ -577,7 +581,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
         resp.close_connection(request)
 
 
-async def _pump(resp: Hijacked, sock, tty: bool, want_in: bool, pending: bytes = b"") -> Hijacked:
+async def _pump(resp: Hijacked, sock, tty: bool, want_in: bool, pending: bytes = b"",
+                stdin_ended: bool = False) -> Hijacked:
     """Copy the monitor's frames to the client (raw for a TTY) and the client's bytes to the
     container's stdin, until the container exits or the client goes away."""
     import struct
@@ -590,7 +595,7 @@ async def _pump(resp: Hijacked, sock, tty: bool, want_in: bool, pending: bytes =
             if data:
                 writer.write(frame(0, data))
                 await writer.drain()
-            data = await resp.read()
+            data = b"" if stdin_ended else await resp.read()
             if not data:
                 writer.write(frame(2, b""))  # close stdin
                 await writer.drain()

@@ -99,9 +99,8 @@ def create_options(body: dict, name: str | None) -> tuple[str, list[str], dict, 
     host = _dict(body.get("HostConfig"), "HostConfig")
     unknown = sorted(k for k in host if k not in _HOST_KNOWN and not _empty(host[k]))
     unknown += sorted(k for k, ok in _HOST_DEFAULTS.items() if host.get(k) not in (None, *ok))
-    for k in ("Links", "VolumesFrom"):
-        if not _empty(host.get(k)):
-            unknown.append(k)
+    if not _empty(host.get("VolumesFrom")):
+        unknown.append("VolumesFrom")
     if host.get("OomKillDisable"):
         unknown.append("OomKillDisable")
     if unknown:
@@ -209,6 +208,9 @@ def create_options(body: dict, name: str | None) -> tuple[str, list[str], dict, 
     o["ip"] = ipam.get("IPv4Address") or None
     if first.get("MacAddress"):
         o["mac_address"] = first["MacAddress"]
+    links = _strs(host.get("Links"), "HostConfig.Links")
+    if links:
+        extra["_links"] = links
     if len(nets) > 1:
         extra["_more_aliases"] = {n: _strs(_dict(endpoints.get(n), "EndpointsConfig entry").get("Aliases"), "Aliases")
                                   for n in nets[1:]}
@@ -400,3 +402,27 @@ def image_summaries(store, all_images: bool = False) -> list[dict]:
         if d not in e["RepoDigests"]:
             e["RepoDigests"].append(d)
     return sorted(by_id.values(), key=lambda e: -e["Created"])
+
+
+def link_hosts(store, links: list[str]) -> list[str]:
+    """docker's legacy links ("name:alias", docker-compose's one-off `run` sends them) as what
+    they give the linking container: /etc/hosts entries for the linked container's address
+    (taken now; docker rewrites them when the linked container restarts, nerdpy does not)."""
+    from nerdpy.engine.containers.inspect import container_json
+    from nerdpy.engine.containers.records import container_state, find_container
+
+    out = []
+    for link in links:
+        name, _, alias = link.partition(":")
+        name = name.lstrip("/")
+        alias = (alias or name).rsplit("/", 1)[-1]
+        c = find_container(store, name)
+        if not container_state(store, c).running:
+            raise bad_request(f"cannot link to a non running container: /{c.name} AS {alias}")
+        nets = (container_json(store, c).get("NetworkSettings") or {}).get("Networks") or {}
+        ip = next((n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), "")
+        if not ip:
+            raise bad_request(f"cannot link to /{c.name}: it has no address (network mode {c.spec.network})")
+        for host in dict.fromkeys([alias, c.name]):
+            out.append(f"{host}:{ip}")
+    return out

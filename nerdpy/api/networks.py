@@ -7,21 +7,31 @@ from aiohttp import web
 from nerdpy.api.common import bad_request, engine_of, filters_as_flags, json_body, qfilters
 
 
-def _json(store, name: str) -> dict:
-    from nerdpy.engine.network.networks import find_network
+def _doc(store, net, name: str) -> dict:
+    """network_json, with the Options given at create only (as docker's daemon shows them:
+    compose compares them with its file and would recreate a network over a bridge name)."""
     from nerdpy.engine.network.views import network_json
 
+    doc = network_json(store, net, name)
+    if net is not None:
+        doc["Options"] = dict(net.options)
+    return doc
+
+
+def _json(store, name: str) -> dict:
+    from nerdpy.engine.network.networks import find_network
+
     if name in ("host", "none"):
-        return network_json(store, None, name)
+        return _doc(store, None, name)
     net = find_network(store, name)
-    return network_json(store, net)
+    return _doc(store, net, net.name)
 
 
 def _list(store, filters: dict) -> list[dict]:
-    from nerdpy.engine.network.views import filter_network_rows, network_json, network_rows
+    from nerdpy.engine.network.views import filter_network_rows, network_rows
 
     rows = filter_network_rows(store, network_rows(store), filters_as_flags(filters))
-    return [network_json(store, r["network"], r["Name"]) for r in rows]
+    return [_doc(store, r["network"], r["Name"]) for r in rows]
 
 
 async def list_(request: web.Request) -> web.Response:

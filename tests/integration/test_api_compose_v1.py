@@ -85,6 +85,10 @@ volumes:
                 time.sleep(0.2)
         assert got == b"db-answer\n"
         assert "npv1_data" in svc.cli("volume", "ls", "-q").stdout
+        # a one-off container: its output, its exit code, stdin piped in (attached before start)
+        r = subprocess.run([COMPOSE, "run", "-T", "--rm", "web", "sh", "-c", "cat; nc db 5000; exit 4"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, input="piped\n")
+        assert (r.returncode, r.stdout) == (4, "piped\ndb-answer\n"), r.stderr
     finally:
         compose("down", "-v", check=False)
     assert svc.cli("ps", "-a", "-q").stdout.strip() == ""

@@ -316,6 +316,8 @@ def container_state(store: Store, c: Container) -> ContainerState:
             state.status = "paused"
     if c.spec.healthcheck and state.status in ("running", "paused"):
         state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
+        if state.health is None:  # no check has run yet: docker says starting from the start on
+            state.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
     elif c.spec.healthcheck:
         state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
     return state
