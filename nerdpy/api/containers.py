@@ -1,6 +1,6 @@
 """Container endpoints: create (through the options `run` takes), list, inspect, start, stop,
 restart, kill, wait, remove, logs, attach (hijacked), resize, top, pause, unpause, rename,
-archive (GET/HEAD/PUT: docker cp), export, prune.
+prune (archive.py has cp and export, stats.py the stats).
 
 Attach and wait talk to the container's monitor over its attach socket. A client that attaches
 (or waits for the next exit) before the container starts is connected by the start request of
@@ -8,18 +8,15 @@ this service before the process runs, so it misses no output and no exit."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import datetime as dt
 import json
 import os
-import stat as _stat
 import time
 
 from aiohttp import web
 
 from nerdpy.api.common import ApiError, bad_request, engine_of, json_body, qbool, qfilters, qint
-from nerdpy.api.streams import (MULTIPLEXED, RAW, BodyReader, Cancelled, Hijacked, ResponseWriter, finish, frame,
-                                iterate_in_thread, wants_upgrade)
+from nerdpy.api.streams import (MULTIPLEXED, RAW, Cancelled, Hijacked, finish, frame, iterate_in_thread,
+                                wants_upgrade)
 
 
 def _find(store, ref: str):
@@ -620,127 +617,6 @@ async def _pump(resp: Hijacked, sock, tty: bool, want_in: bool, pending: bytes =
     return resp
 
 
-# -- archive (cp) ----------------------------------------------------------------------------------
-def _go_mode(mode: int) -> int:
-    """st_mode -> Go's os.FileMode, which docker's path stat carries."""
-    out = mode & 0o777
-    if _stat.S_ISDIR(mode):
-        out |= 1 << 31
-    elif _stat.S_ISLNK(mode):
-        out |= 1 << 27
-    elif _stat.S_ISFIFO(mode):
-        out |= 1 << 25
-    elif _stat.S_ISSOCK(mode):
-        out |= 1 << 24
-    elif _stat.S_ISBLK(mode):
-        out |= 1 << 26
-    elif _stat.S_ISCHR(mode):
-        out |= (1 << 26) | (1 << 21)
-    if mode & _stat.S_ISUID:
-        out |= 1 << 23
-    if mode & _stat.S_ISGID:
-        out |= 1 << 22
-    if mode & _stat.S_ISVTX:
-        out |= 1 << 20
-    return out
-
-
-def _stat_header(st) -> str:
-    mtime = dt.datetime.fromtimestamp(st.mtime, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    doc = {"name": st.name, "size": st.size, "mode": _go_mode(st.mode), "mtime": mtime,
-           "linkTarget": st.link_target}
-    return base64.b64encode(json.dumps(doc).encode()).decode()
-
-
-def _path_arg(request: web.Request) -> str:
-    path = request.query.get("path")
-    if not path:
-        raise bad_request("path is required")
-    if "\x00" in path:
-        raise bad_request("invalid path")
-    return path
-
-
-def _cp_error(e: Exception) -> Exception:
-    from nerdpy.engine.containers.cp import CopyError, PathNotFound
-
-    if isinstance(e, CopyError) and not isinstance(e, PathNotFound):
-        return bad_request(str(e))
-    return e
-
-
-def _stat_of(store, ref: str, path: str):
-    from nerdpy.engine.containers.cp import stat_path
-
-    c = _find(store, ref)
-    try:
-        return c, stat_path(store, c, path)
-    except Exception as e:
-        raise _cp_error(e) from None
-
-
-async def archive_head(request: web.Request) -> web.Response:
-    _c, st = await engine_of(request).run(_stat_of, request.match_info["id"], _path_arg(request))
-    return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(st)})
-
-
-async def archive_get(request: web.Request) -> web.StreamResponse:
-    from nerdpy.engine.containers.cp import archive_to
-
-    eng = engine_of(request)
-    path = _path_arg(request)
-    c, st = await eng.run(_stat_of, request.match_info["id"], path)
-    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
-                                       "X-Docker-Container-Path-Stat": _stat_header(st)})
-    await resp.prepare(request)
-    cancel = Cancelled()
-    out = ResponseWriter(resp, asyncio.get_running_loop(), cancel)
-    try:
-        await eng.run(lambda store: archive_to(store, c, path, out))
-    except (BrokenPipeError, ConnectionError):
-        return resp
-    await finish(resp)
-    return resp
-
-
-async def archive_put(request: web.Request) -> web.Response:
-    from nerdpy.engine.containers.cp import extract_to_container
-
-    eng = engine_of(request)
-    path = _path_arg(request)
-    copy_ids = qbool(request, "copyUIDGID")
-    body = BodyReader(request, asyncio.get_running_loop())
-
-    def do(store):
-        c = _find(store, request.match_info["id"])
-        try:
-            extract_to_container(store, c, path, body, copy_uid_gid=copy_ids)
-        except Exception as e:
-            raise _cp_error(e) from None
-
-    await eng.run(do)
-    return web.Response(status=200)
-
-
-async def export(request: web.Request) -> web.StreamResponse:
-    from nerdpy.engine.containers import export as export_mod
-
-    eng = engine_of(request)
-    c = await eng.run(_find, request.match_info["id"])
-    fn = getattr(export_mod, "export_container", None)
-    if fn is None:
-        raise ApiError(501, "export is not supported by this service")
-    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
-    await resp.prepare(request)
-    out = ResponseWriter(resp, asyncio.get_running_loop(), Cancelled())
-    try:
-        await eng.run(lambda store: fn(store, c, out))
-    except (BrokenPipeError, ConnectionError):
-        return resp
-    await finish(resp)
-    return resp
-
-
 ROUTES = [
     ("POST", "/containers/create", create),
     ("GET", "/containers/json", list_),
@@ -758,9 +634,5 @@ ROUTES = [
     ("GET", "/containers/{id}/top", top),
     ("GET", "/containers/{id}/logs", logs),
     ("POST", "/containers/{id}/attach", attach),
-    ("HEAD", "/containers/{id}/archive", archive_head),
-    ("GET", "/containers/{id}/archive", archive_get),
-    ("PUT", "/containers/{id}/archive", archive_put),
-    ("GET", "/containers/{id}/export", export),
     ("DELETE", "/containers/{id}", remove),
 ]

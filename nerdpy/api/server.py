@@ -112,14 +112,14 @@ async def activity_middleware(request: web.Request, handler):
 
 
 def make_app(settings, log: Callable[[str], None] = lambda s: None) -> web.Application:
-    from nerdpy.api import containers, exec as exec_, images, networks, system, volumes
+    from nerdpy.api import archive, containers, exec as exec_, images, networks, stats, system, volumes
 
     app = web.Application(middlewares=[activity_middleware, errors_middleware], client_max_size=MAX_JSON_BODY)
     app["engine"] = Engine(settings)
     app["activity"] = Activity()
     app["log"] = log
     app["debug"] = bool(getattr(settings, "debug", False))
-    for mod in (system, containers, exec_, images, networks, volumes):
+    for mod in (system, containers, archive, stats, exec_, images, networks, volumes):
         add_routes(app, mod.ROUTES)
 
     async def on_cleanup(app):

@@ -225,3 +225,18 @@ def test_events_and_df(client, images):
     assert "create" in actions and "start" in actions
     df = client.df()
     assert df["LayersSize"] > 0 and df["Images"]
+
+
+def test_stats(client, images):
+    c = client.containers.run(images.busybox, ["sleep", "300"], detach=True, mem_limit="64m")
+    try:
+        s = c.stats(stream=False)
+        assert s["id"] == c.id and s["memory_stats"]["limit"] == 64 << 20
+        assert s["memory_stats"]["usage"] > 0 and s["pids_stats"]["current"] == 1
+        assert s["cpu_stats"]["system_cpu_usage"] > s["precpu_stats"]["system_cpu_usage"] > 0
+        stream = c.stats(decode=True)
+        first, second = next(stream), next(stream)
+        assert second["read"] > first["read"]
+        stream.close()
+    finally:
+        c.remove(force=True)
