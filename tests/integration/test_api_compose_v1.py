@@ -90,7 +90,7 @@ volumes:
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, input="piped\n")
         assert (r.returncode, r.stdout) == (4, "piped\ndb-answer\n"), r.stderr
     finally:
-        compose("down", "-v", check=False)
+        compose("down", "-v", "-t", "1", check=False)
     assert svc.cli("ps", "-a", "-q").stdout.strip() == ""
     assert "npv1_default" not in svc.cli("network", "ls").stdout
     assert "npv1_data" not in svc.cli("volume", "ls", "-q").stdout
