@@ -81,6 +81,10 @@ def test_idle_exit_waits_for_open_streams(tmp_path, images, client):
     s = Service(str(tmp_path), service_env(str(home)), idle=1)
     s.start()
     try:
+        dc = docker.DockerClient(base_url=s.url, timeout=60)
+        dc.images.pull(images.busybox)
+        kept = dc.containers.run(images.busybox, ["sleep", "300"], detach=True, name="outlives", network_mode="none")
+        dc.close()
         # a request in flight (events follow) keeps it alive past the idle time
         c = UnixHTTP(s.sock)
         c.request("GET", "/v1.41/events")
@@ -92,6 +96,9 @@ def test_idle_exit_waits_for_open_streams(tmp_path, images, client):
         assert _wait_exit(s.proc, 10) == 0
         assert time.monotonic() - t0 < 6
         assert not os.path.exists(s.sock)
+        # its container is an ordinary one, with its own monitor: it outlives the service
+        assert s.cli("inspect", "-f", "{{.State.Status}}", kept.id).stdout.strip() == "running"
+        assert s.cli("exec", "outlives", "echo", "alive").stdout == "alive\n"
     finally:
         s.teardown()
 
