@@ -240,3 +240,31 @@ def test_stats(client, images):
         stream.close()
     finally:
         c.remove(force=True)
+
+
+def test_pause_rename_restart_prune(client, images):
+    c = client.containers.run(images.busybox, ["sleep", "300"], detach=True, name="dp-life", network_mode="none")
+    try:
+        c.pause()
+        c.reload()
+        assert c.status == "paused"
+        c.unpause()
+        c.rename("dp-renamed")
+        c.reload()
+        assert c.name == "dp-renamed" and c.status == "running"
+        started = c.attrs["State"]["StartedAt"]
+        c.restart(timeout=0)
+        c.reload()
+        assert c.status == "running" and c.attrs["State"]["StartedAt"] != started
+        c.kill()
+        c.wait()
+        with pytest.raises(docker.errors.APIError) as e:
+            c.kill()
+        assert e.value.status_code == 409
+        pruned = client.containers.prune()
+        assert c.id in pruned["ContainersDeleted"]
+    finally:
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass
