@@ -57,22 +57,11 @@ def _path_arg(request: web.Request) -> str:
     return path
 
 
-def _cp_error(e: Exception) -> Exception:
-    from nerdpy.engine.containers.cp import CopyError, PathNotFound
-
-    if isinstance(e, CopyError) and not isinstance(e, PathNotFound):
-        return bad_request(str(e))
-    return e
-
-
 def _stat_of(store, ref: str, path: str):
     from nerdpy.engine.containers.cp import stat_path
 
     c = _find(store, ref)
-    try:
-        return c, stat_path(store, c, path)
-    except Exception as e:
-        raise _cp_error(e) from None
+    return c, stat_path(store, c, path)
 
 
 async def archive_head(request: web.Request) -> web.Response:
@@ -109,10 +98,7 @@ async def archive_put(request: web.Request) -> web.Response:
 
     def do(store):
         c = _find(store, request.match_info["id"])
-        try:
-            extract_to_container(store, c, path, body, copy_uid_gid=copy_ids)
-        except Exception as e:
-            raise _cp_error(e) from None
+        extract_to_container(store, c, path, body, copy_uid_gid=copy_ids)
 
     await eng.run(do)
     return web.Response(status=200)

@@ -74,9 +74,11 @@ class Engine:
 
 # -- errors ----------------------------------------------------------------------------------------
 def status_of(e: BaseException) -> int:
-    """docker's status code for an engine error: 404 missing, 409 conflict, 400 bad input,
-    500 for what went wrong on our side."""
-    from nerdpy.engine.errors import AuthError, Conflict, InvalidArgument, NotFound, RegistryError
+    """docker's status code for an engine error (engine/errors.py): 404 missing, 409 conflict,
+    400 bad input (a bad value, a command that cannot run, a tar that is not one), 500 for what
+    went wrong on our side."""
+    from nerdpy.engine.errors import (AuthError, CommandNotFound, CommandNotInvokable, Conflict, CopyError,
+                                      InvalidArgument, NotFound, RegistryError)
 
     if isinstance(e, ApiError):
         return e.status
@@ -84,21 +86,13 @@ def status_of(e: BaseException) -> int:
         return 404
     if isinstance(e, Conflict):
         return 409
-    if isinstance(e, InvalidArgument):
+    if isinstance(e, (InvalidArgument, CommandNotFound, CommandNotInvokable, CopyError)):
         return 400
     if isinstance(e, AuthError):
         return 401 if "unauthorized" in str(e).lower() else 404
     if isinstance(e, RegistryError):
         low = str(e).lower()
         return 404 if "not found" in low or "manifest unknown" in low or "name unknown" in low else 500
-    from nerdpy.engine.containers.records import CommandNotFound, CommandNotInvokable
-
-    if isinstance(e, (CommandNotFound, CommandNotInvokable)):
-        return 400
-    from nerdpy.engine.containers.cp import BadStream
-
-    if isinstance(e, BadStream):
-        return 400
     return 500
 
 
