@@ -169,6 +169,10 @@ def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str]
         else:
             raise ModelError(f"service {s.name!r}: volumes of type {v.type!r} are not supported")
     out += [tmpfs_mount(t) for t in s.tmpfs]
+    taken = {os.path.normpath(x.target) for x in out}
+    for target, src in (anon_sources or {}).items():  # the old container's image-VOLUME volumes
+        if os.path.normpath(target) not in taken:
+            out.append(MountSpec("volume", target, src, False, {"anonymous": True}))
     if not files:  # secrets and configs left out (nothing written): for check_service
         return out
     for kind, items, table in (("secret", s.secrets, project.secrets), ("config", s.configs, project.configs)):

@@ -10,8 +10,9 @@ What `up` does, in docker compose's order:
 3. images pulled as the pull policy says (in parallel);
 4. containers converged, per dependency level and in parallel within one: a container whose
    config hash (or image) changed is recreated (stopped, renamed aside, its replacement
-   created with its anonymous volumes, then removed); missing replicas are created, extra
-   ones removed;
+   created with its anonymous volumes, those of `volumes:` entries without a source and of the
+   image's VOLUMEs, matched by target; `up -V` gives it new ones), then removed); missing
+   replicas are created, extra ones removed;
 5. containers started: one thread per service, each waiting for its dependencies' conditions
    (started, healthy: the health status the monitor records; completed successfully: exit 0),
    so independent services start at once and a dependent starts as soon as it may.
@@ -102,6 +103,7 @@ class Runtime:
         self.warn = on_warning or (lambda msg: None)
         self.abort = threading.Event()
         self._lock = threading.Lock()
+        self.renew_anon_volumes = False      # `up -V`: recreated containers get new anonymous volumes
 
     @property
     def state_dir(self) -> str:
@@ -338,8 +340,9 @@ class Runtime:
         name = old.name
         self.emit("Container", name, "Recreate")
         self._stop_one(old, timeout, quiet=True)
-        anon = {mt.target: mt.source for mt in old.spec.mounts or []
-                if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
+        old_anon = {mt.target: mt.source for mt in old.spec.mounts or []
+                    if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
+        anon = {} if self.renew_anon_volumes else self._inheritable(s, old_anon)
         rename_container(self.store, old, f"{old.id[:12]}_{name}")
         try:
             new = self._create_one(s, number_of(old), image_id, anon, name=name)
@@ -353,7 +356,7 @@ class Runtime:
         with self._lock:
             self.recreated.add(s.name)
         reused = {mt.source for mt in new.spec.mounts or []}
-        for src in anon.values():
+        for src in old_anon.values():
             if src not in reused:
                 try:
                     remove_volume(self.store, src, force=True)
@@ -361,6 +364,28 @@ class Runtime:
                     pass
         self.emit("Container", name, "Recreated")
         return new
+
+    def _inheritable(self, s: m.Service, old_anon: dict[str, str]) -> dict[str, str]:
+        """The old container's anonymous volumes the new one takes over, by target (docker
+        compose's rule): those of the service's `volumes:` entries without a source and of the
+        new image's VOLUMEs, unless something else is mounted there now."""
+        import os
+
+        from nerdpy.engine.images.image import image_config, resolve_image
+
+        try:
+            img_vols = (image_config(self.store, resolve_image(self.store, s.image)).get("config") or {}).get("Volumes")
+        except Exception:
+            img_vols = None
+        wanted = {os.path.normpath("/" + t.strip().lstrip("/")) for t in img_vols or {}}
+        mounted = set()
+        for v in s.volumes:
+            if v.type == "volume" and not v.source:
+                wanted.add(os.path.normpath(v.target))
+            else:
+                mounted.add(os.path.normpath(v.target))
+        mounted |= {os.path.normpath(t.split(":", 1)[0]) for t in s.tmpfs}
+        return {t: src for t, src in old_anon.items() if os.path.normpath(t) in wanted - mounted}
 
     def converge(self, name: str, *, scale: int | None = None, force_recreate: bool = False,
                  no_recreate: bool = False, timeout: int | None = None) -> list:
@@ -531,8 +556,10 @@ class Runtime:
     def up(self, services: list[str] | None = None, *, no_deps: bool = False, force_recreate: bool = False,
            no_recreate: bool = False, remove_orphans: bool = False, scale: dict[str, int] | None = None,
            pull: str | None = None, no_start: bool = False, timeout: int | None = None,
-           before_start: Callable[[dict[str, list]], None] | None = None, progress=None) -> dict[str, list]:
+           before_start: Callable[[dict[str, list]], None] | None = None, progress=None,
+           renew_anon_volumes: bool = False) -> dict[str, list]:
         names = self.select(services, with_deps=not no_deps)
+        self.renew_anon_volumes = renew_anon_volumes
         self.levels(names)
         for name in names:  # a value the engine refuses fails now, before any network or container
             check_service(self.project, self.project.service(name))

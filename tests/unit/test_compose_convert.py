@@ -122,6 +122,10 @@ def test_container_spec(tmp_path):
     # anonymous volumes of a replaced container are reused
     again = container_spec(p, s, "demo-web-1", 1, anon_sources={"/anon": "f" * 64}, state_dir=str(tmp_path))
     assert [mt.source for mt in again.mounts if mt.target == "/anon"] == ["f" * 64]
+    # ... and those of the image's VOLUMEs (no `volumes:` entry) are carried over as anonymous volumes
+    again = container_spec(p, s, "demo-web-1", 1, anon_sources={"/var/lib/db": "e" * 64}, state_dir=str(tmp_path))
+    assert [(mt.type, mt.source, mt.options) for mt in again.mounts if mt.target == "/var/lib/db"] == \
+        [("volume", "e" * 64, {"anonymous": True})]
 
 
 def test_network_mode_and_secrets(tmp_path):
