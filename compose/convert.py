@@ -224,10 +224,28 @@ def network_attachments(project: m.Project, s: m.Service, aliases: bool = True) 
         if net is None:
             raise ModelError(f"service {s.name!r} refers to undefined network {key}")
         names = [s.name] + [a for a in sn.aliases if a != s.name] if aliases else []
+        if aliases:
+            names += [a for a in link_aliases(project, s, key) if a not in names]
         attachments.append({"name": net.name, "aliases": names, "ip": sn.ipv4_address, "mac": sn.mac_address})
     if not attachments:
         return "none", []
+    if s.mac_address and not attachments[0]["mac"]:
+        attachments[0]["mac"] = s.mac_address
     return attachments[0]["name"], attachments
+
+
+def link_aliases(project: m.Project, s: m.Service, network: str) -> list[str]:
+    """`links: [s:alias]` of the services on `network`: aliases of `s` there, so that the
+    linking service reaches s by that name (docker's links, as names on the network)."""
+    out = []
+    for other in project.services.values():
+        if network not in other.networks:
+            continue
+        for link in other.links:
+            svc, _, alias = link.partition(":")
+            if svc == s.name and alias and alias not in out:
+                out.append(alias)
+    return out
 
 
 def parse_run_volume(text: str):
@@ -273,6 +291,8 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         net, nets = network_mode, []
     if net.startswith("service:"):
         raise ModelError(f"service {s.name!r}: network_mode {net} could not be resolved")
+    if s.mac_address and not nets:
+        raise ModelError(f"service {s.name!r}: mac_address needs a network (network_mode is {net})")
     hc, no_hc = healthcheck_spec(s.healthcheck)
     mounts = volume_mounts(project, s, anon_sources, state_dir, files=not check_only)
     for v in o.volumes:
@@ -317,6 +337,11 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         dns_options=list(s.dns_opt),
         extra_hosts=list(s.extra_hosts),
         memory=s.mem_limit,
+        memory_swap=s.memswap_limit,
+        memory_reservation=s.mem_reservation,
+        cpu_shares=s.cpu_shares,
+        group_add=list(s.group_add),
+        oom_score_adj=s.oom_score_adj,
         cpus=s.cpus,
         pids_limit=s.pids_limit,
         ulimits=[(k, u.soft, u.hard) for k, u in s.ulimits.items()],

@@ -179,6 +179,16 @@ class ServiceConfig:
 
 
 @dataclass
+class Hook:
+    """A post_start / pre_stop hook: a command exec'd in the container (docker compose 2.30+)."""
+    command: list[str]
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
 class Service:
     name: str
     image: str | None = None
@@ -232,6 +242,15 @@ class Service:
     cpus: float | None = None             # effective: cpus or deploy.resources.limits.cpus
     pids_limit: int | None = None         # effective: pids_limit or deploy.resources.limits.pids
     build: dict | None = None             # not implemented (kept as written, context absolute)
+    group_add: list[str] = field(default_factory=list)
+    oom_score_adj: int | None = None
+    mac_address: str | None = None        # the first network's MAC (unless the network sets one)
+    mem_reservation: int | None = None    # effective: mem_reservation or deploy.resources.reservations.memory
+    memswap_limit: int | None = None      # -1: unlimited
+    cpu_shares: int | None = None
+    links: list[str] = field(default_factory=list)                     # "svc" or "svc:alias"
+    post_start: list[Hook] = field(default_factory=list)
+    pre_stop: list[Hook] = field(default_factory=list)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys
 
     def dependencies(self) -> list[str]:

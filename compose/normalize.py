@@ -184,7 +184,8 @@ class Normalizer:
             else:
                 env[str(k)] = _scalar_str(v)
         s.environment = env
-        s.labels = self.strmap(raw.get("labels"))
+        s.labels = self.label_files(p + ("label_file",), raw.get("label_file"))
+        s.labels.update(self.strmap(raw.get("labels")))
         for key in ("container_name", "hostname", "domainname", "user", "working_dir", "stop_signal",
                     "platform", "pid"):
             v = raw.get(key)
@@ -249,8 +250,66 @@ class Normalizer:
             s.pull_policy = "missing" if pp == "if_not_present" else pp
         s.profiles = _str_list(raw.get("profiles"))
         s.mem_limit, s.cpus, s.pids_limit = self.limits(p, raw, s.deploy)
+        self.resources(p, raw, s)
         s.extensions = {k: v for k, v in raw.items() if k.startswith("x-")}
         return s
+
+    def label_files(self, path, value) -> dict[str, str]:
+        """`label_file`: docker's label files (as `run --label-file`), relative to the project
+        directory; the service's `labels` win over them."""
+        from nerdpy.engine.containers.options import read_label_file
+        from nerdpy.engine.errors import InvalidArgument
+
+        out: dict[str, str] = {}
+        for i, f in enumerate([value] if isinstance(value, str) else value or []):
+            try:
+                out.update(read_label_file(self.abspath(str(f))))
+            except InvalidArgument as e:
+                raise self.error(path + (i,), str(e)) from None
+        return out
+
+    def resources(self, p, raw, s: m.Service) -> None:
+        """group_add, oom_score_adj, mac_address, mem_reservation, memswap_limit, cpu_shares,
+        links and the post_start/pre_stop hooks."""
+        s.group_add = [_scalar_str(g) for g in raw.get("group_add") or []]
+        if raw.get("oom_score_adj") is not None:
+            s.oom_score_adj = self.conv(p + ("oom_score_adj",), parse_int, raw["oom_score_adj"])
+        if raw.get("mac_address") is not None:
+            s.mac_address = _scalar_str(raw["mac_address"])
+        if raw.get("cpu_shares") is not None:
+            s.cpu_shares = self.conv(p + ("cpu_shares",), parse_int, raw["cpu_shares"])
+        if raw.get("memswap_limit") is not None:
+            v = raw["memswap_limit"]
+            s.memswap_limit = -1 if str(v).strip() == "-1" else self.conv(p + ("memswap_limit",), parse_size, v)
+        res = s.deploy.reservations.memory if s.deploy else None
+        if raw.get("mem_reservation") is not None:
+            s.mem_reservation = self.conv(p + ("mem_reservation",), parse_size, raw["mem_reservation"])
+            if res is not None and res != s.mem_reservation:
+                raise self.error(p + ("mem_reservation",), "can't set distinct values on 'mem_reservation' and "
+                                 "'deploy.resources.reservations.memory'")
+        else:
+            s.mem_reservation = res
+        services = self.data.get("services") or {}
+        s.links = _str_list(raw.get("links"))
+        for i, link in enumerate(s.links):
+            dep = link.split(":", 1)[0]
+            if dep not in services:
+                raise self.error(p + ("links", i), f"service {s.name!r} has a link to undefined service {dep!r}")
+            s.depends_on.setdefault(dep, m.DependsOn())   # links imply depends_on, as in docker compose
+        for key in ("post_start", "pre_stop"):
+            hooks = []
+            for i, h in enumerate(raw.get(key) or []):
+                hp = p + (key, i)
+                cmd = self.command(hp + ("command",), h.get("command"))
+                if not cmd:
+                    raise self.error(hp + ("command",), f"service {s.name!r}: {key} hook has an empty command")
+                env = {}
+                for k, v in list_or_dict_to_dict(h.get("environment")).items():
+                    env[str(k)] = self.env.get(str(k)) if v is None else _scalar_str(v)
+                hooks.append(m.Hook(command=cmd, user=_opt_str(h.get("user")),
+                                    privileged=self.conv(hp + ("privileged",), parse_bool, h.get("privileged")),
+                                    working_dir=_opt_str(h.get("working_dir")), environment=env))
+            setattr(s, key, hooks)
 
     def command(self, path, value):
         if value is None:

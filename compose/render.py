@@ -83,6 +83,14 @@ def service_to_dict(s: m.Service) -> dict:
     d["mem_limit"] = s.mem_limit
     d["cpus"] = s.cpus
     d["pids_limit"] = s.pids_limit
+    for key in ("oom_score_adj", "mac_address", "mem_reservation", "memswap_limit", "cpu_shares"):
+        d[key] = getattr(s, key)
+    d["group_add"] = list(s.group_add)
+    d["links"] = list(s.links)
+    for key in ("post_start", "pre_stop"):
+        d[key] = [_clean({"command": h.command, "user": h.user, "privileged": h.privileged,
+                          "working_dir": h.working_dir, "environment": dict(h.environment)})
+                  for h in getattr(s, key)]
     out = _sorted(_clean(d))
     if "environment" in out:
         out["environment"] = dict(s.environment)  # keep null values (variables set without a value)

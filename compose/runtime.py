@@ -494,6 +494,15 @@ class Runtime:
         except Exception as e:
             self.emit("Container", c.name, "Error")
             raise _engine_error(e, f"start container {c.name}") from None
+        s = self.project.services.get(service_of(c))
+        if s is not None and s.post_start:
+            from compose.hooks import run_hooks
+
+            try:
+                run_hooks(self.store, c, s.post_start, "post_start")
+            except ComposeError:
+                self.emit("Container", c.name, "Error")
+                raise
         self.emit("Container", c.name, "Started")
 
     def start(self, names: list[str], containers: dict[str, list] | None = None) -> None:
@@ -627,6 +636,14 @@ class Runtime:
             return
         if not quiet:
             self.emit("Container", c.name, "Stopping")
+        s = self.project.services.get(service_of(c))
+        if s is not None and s.pre_stop and st.status == "running":
+            from compose.hooks import run_hooks
+
+            try:
+                run_hooks(self.store, c, s.pre_stop, "pre_stop")
+            except ComposeError as e:
+                self.warn(str(e))
         try:
             stop_container(self.store, c, timeout=timeout)
         except Exception as e:
