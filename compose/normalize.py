@@ -171,8 +171,8 @@ class Normalizer:
             if isinstance(s.build.get("context"), str) and "://" not in s.build["context"]:
                 s.build["context"] = self.abspath(s.build["context"])
             if not s.image:
-                raise self.error(p + ("build",), f"service {name!r} has build: but no image: "
-                                 "nerdpy does not build images (build it elsewhere and set image:)")
+                raise self.error(p + ("build",), f"service {name!r} has build: but no image: nerdpy does not "
+                                 "build images: build it elsewhere, `nerdpy load` it and name it in image:")
         if not s.image:
             raise self.error(p, f"service {name!r} has neither an image nor a build context specified")
         s.command = self.command(p + ("command",), raw.get("command"))

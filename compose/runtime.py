@@ -234,21 +234,35 @@ class Runtime:
         from nerdpy.engine.images.image import lookup_images
 
         todo: dict[str, tuple[m.Service, str]] = {}
+        buildable: dict[str, m.Service] = {}
         for n in names:
             s = self.project.services[n]
             if not s.image:
                 raise ComposeRuntimeError(f"service {n!r} has no image (nerdpy does not build images)")
             pol = policy or s.pull_policy or "missing"
-            if pol == "build":
-                raise ComposeRuntimeError(f"service {n!r}: pull_policy build: nerdpy does not build images")
             have = bool(lookup_images(self.store, s.image))
+            if s.build is not None or pol == "build":
+                if not have and pol in ("never", "build"):
+                    raise ComposeRuntimeError(build_hint(s, "is not in the store"))
+                if not have:
+                    buildable[s.image] = s
+            if pol == "build":
+                continue
             if pol == "never":
                 if not have:
                     raise ComposeRuntimeError(f"service {n!r}: image {s.image} not found and pull_policy is never")
                 continue
             if pol == "always" or not have:
                 todo.setdefault(s.image, (s, pol))
-        run_parallel([lambda img=img, s=s: self.pull_one(s, img, progress) for img, (s, _) in todo.items()])
+        def one(img: str, s: m.Service) -> None:
+            try:
+                self.pull_one(s, img, progress)
+            except ComposeRuntimeError as e:
+                if img in buildable:  # docker compose would build it now
+                    raise ComposeRuntimeError(build_hint(buildable[img], f"could not be pulled ({e})")) from None
+                raise
+
+        run_parallel([lambda img=img, s=s: one(img, s) for img, (s, _) in todo.items()])
 
     def pull_one(self, s: m.Service, image: str, progress=None) -> None:
         from nerdpy.engine.distribution.pull import pull_image
@@ -582,9 +596,11 @@ class Runtime:
                 self.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for this project. "
                           "If you removed or renamed this service in your compose file, you can run this "
                           "command with the --remove-orphans flag to clean it up.")
+        # images first (as docker compose does): a service whose image cannot be had fails
+        # before any network, volume or container is made
+        self.ensure_images(names, pull, progress=progress)
         self.ensure_networks(names)
         self.ensure_volumes(names)
-        self.ensure_images(names, pull, progress=progress)
         created = self.create(names, scale=scale, force_recreate=force_recreate, no_recreate=no_recreate,
                               timeout=timeout)
         if no_start:
@@ -843,9 +859,9 @@ class Runtime:
                         if cond.required:
                             raise
                         self.warn(f"optional dependency {dep} of {service}: {e}")
+        self.ensure_images([service], pull)
         self.ensure_networks([service])
         self.ensure_volumes([service])
-        self.ensure_images([service], pull)
         name = name or f"{self.project.name}-{service}-run-{secrets.token_hex(6)}"
         number = 1 + max((number_of(c) for c in self.containers([service], oneoff=True)), default=0)
         spec = container_spec(self.project, s, name, number, oneoff=True, image_id=self._image_id(s),
@@ -865,6 +881,13 @@ class Runtime:
         if not cs:
             raise ComposeRuntimeError(f"service \"{service}\" is not running")
         raise ComposeRuntimeError(f"service \"{service}\" has no container number {index}")
+
+
+def build_hint(s: m.Service, why: str) -> str:
+    """The one line for a service with `build:` whose image nerdpy cannot have."""
+    return (f"service {s.name!r} has build: and its image {s.image} {why}; nerdpy does not build images: "
+            f"build it elsewhere (docker build, buildah, BuildKit), then `nerdpy load -i IMAGE.tar` "
+            f"or push it to a registry")
 
 
 def list_projects(store) -> list[dict]:
