@@ -778,10 +778,11 @@ def test_secret_without_source_kind(tmp_path):
     assert "must declare" in str(e.value) and e.value.line == 4
 
 
-def test_build_with_image_kept_and_warned(tmp_path):
+def test_build_with_image_kept(tmp_path):
+    # issue 16: build: with an image: uses the image (`up` fails at once when it cannot be had)
     p = load(tmp_path, "services:\n  web:\n    image: me/app\n    build: ./src\n")
     assert p.services["web"].build == {"context": str(tmp_path / "src")}
-    assert any("services.web.build" in w for w in p.warnings)
+    assert not any("services.web.build" in w for w in p.warnings)
 
 
 def test_interpolated_types_are_converted(tmp_path):
