@@ -52,7 +52,7 @@ def compose_labels(project: m.Project, s: m.Service, number: int, oneoff: bool =
         m.LABEL_SERVICE: s.name,
         m.LABEL_NUMBER: str(number),
         m.LABEL_ONEOFF: "True" if oneoff else "False",
-        m.LABEL_CONFIG_HASH: config_hash(s),
+        m.LABEL_CONFIG_HASH: config_hash(s, project),
         m.LABEL_DEPENDS_ON: depends_on_label(s),
         m.LABEL_WORKING_DIR: project.working_dir,
         m.LABEL_CONFIG_FILES: ",".join(os.path.abspath(f) if f != "-" else f for f in project.files),

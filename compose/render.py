@@ -121,6 +121,26 @@ def _resource(obj, extra: dict) -> dict:
     return _clean(d)
 
 
+def network_to_dict(n: m.Network) -> dict:
+    ipam = None
+    if n.ipam:
+        ipam = _clean({"driver": n.ipam.driver,
+                       "config": [_clean({"subnet": c.subnet, "ip_range": c.ip_range, "gateway": c.gateway,
+                                          "aux_addresses": c.aux_addresses}) for c in n.ipam.config],
+                       "options": n.ipam.options})
+    return _resource(n, {"driver": n.driver, "driver_opts": n.driver_opts, "ipam": ipam,
+                         "internal": n.internal, "attachable": n.attachable, "enable_ipv6": n.enable_ipv6})
+
+
+def volume_def_to_dict(v: m.Volume) -> dict:
+    return _resource(v, {"driver": v.driver, "driver_opts": v.driver_opts})
+
+
+def definition_hash(d: dict) -> str:
+    """sha256 of a rendered network or volume definition (their config-hash label)."""
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
 def escape_dollars(value):
     """`$` -> `$$` in every string value, so that the output can be loaded again unchanged
     (docker compose config does the same)."""
@@ -133,11 +153,20 @@ def escape_dollars(value):
     return value
 
 
-def config_hash(s: m.Service) -> str:
+def config_hash(s: m.Service, project: m.Project | None = None) -> str:
     """sha256 of the normalised service (for the com.docker.compose.config-hash label):
     a changed service gets a new hash; scale and deploy.replicas are left out, since
-    scaling does not recreate containers."""
+    scaling does not recreate containers. With `project`, the definitions of the networks and
+    named volumes the service uses are part of it: changing one recreates its containers."""
     d = service_to_dict(s)
+    if project is not None:
+        nets = {k: network_to_dict(project.networks[k]) for k in sorted(s.networks) if k in project.networks}
+        vols = {v.source: volume_def_to_dict(project.volumes[v.source]) for v in s.volumes
+                if v.type == "volume" and v.source in project.volumes}
+        if nets:
+            d["\0networks"] = nets
+        if vols:
+            d["\0volumes"] = vols
     d.pop("scale", None)
     if isinstance(d.get("deploy"), dict):
         d["deploy"] = {k: v for k, v in d["deploy"].items() if k != "replicas"}
@@ -152,21 +181,9 @@ def project_to_dict(p: m.Project, escape: bool = False) -> dict:
         return escape_dollars(project_to_dict(p))
     out: dict = {"name": p.name, "services": {k: service_to_dict(s) for k, s in sorted(p.services.items())}}
     if p.networks:
-        nets = {}
-        for k, n in sorted(p.networks.items()):
-            ipam = None
-            if n.ipam:
-                ipam = _clean({"driver": n.ipam.driver,
-                               "config": [_clean({"subnet": c.subnet, "ip_range": c.ip_range, "gateway": c.gateway,
-                                                  "aux_addresses": c.aux_addresses}) for c in n.ipam.config],
-                               "options": n.ipam.options})
-            nets[k] = _resource(n, {"driver": n.driver, "driver_opts": n.driver_opts, "ipam": ipam,
-                                    "internal": n.internal, "attachable": n.attachable,
-                                    "enable_ipv6": n.enable_ipv6})
-        out["networks"] = nets
+        out["networks"] = {k: network_to_dict(n) for k, n in sorted(p.networks.items())}
     if p.volumes:
-        out["volumes"] = {k: _resource(v, {"driver": v.driver, "driver_opts": v.driver_opts})
-                          for k, v in sorted(p.volumes.items())}
+        out["volumes"] = {k: volume_def_to_dict(v) for k, v in sorted(p.volumes.items())}
     if p.secrets:
         out["secrets"] = {k: _resource(s, {"file": s.file, "environment": s.environment})
                           for k, s in sorted(p.secrets.items())}

@@ -28,7 +28,8 @@ from typing import Callable, Iterable
 from compose import model as m
 from compose.convert import LABEL_IMAGE, Overrides, check_service, container_spec
 from compose.errors import Aborted, ComposeError, ComposeRuntimeError, DependencyError  # noqa: F401
-from compose.render import config_hash
+from compose.pulltimes import due, pull_interval, record_pull
+from compose.render import config_hash, definition_hash, network_to_dict, volume_def_to_dict
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Runtime:
         self.abort = threading.Event()
         self._lock = threading.Lock()
         self.renew_anon_volumes = False      # `up -V`: recreated containers get new anonymous volumes
+        self.inherited: dict[tuple[str, int], dict[str, str]] = {}   # anonymous volumes of removed containers
 
     @property
     def state_dir(self) -> str:
@@ -185,10 +187,15 @@ class Runtime:
                 if existing is None:
                     raise ComposeRuntimeError(f"network {net.name} declared as external, but could not be found")
                 continue
+            want = definition_hash(network_to_dict(net))
             if existing is not None:
-                continue
+                have = (existing.labels or {}).get(m.LABEL_CONFIG_HASH)
+                if have is None or have == want:
+                    continue
+                self._recreate_network(existing)
             pool = net.ipam.config[0] if net.ipam and net.ipam.config else None
-            labels = {m.LABEL_PROJECT: self.project.name, m.LABEL_NETWORK: key, **net.labels}
+            labels = {m.LABEL_PROJECT: self.project.name, m.LABEL_NETWORK: key, **net.labels,
+                      m.LABEL_CONFIG_HASH: want}
             self.emit("Network", net.name, "Creating")
             try:
                 create_network(self.store, net.name, driver=net.driver or "bridge",
@@ -203,6 +210,30 @@ class Runtime:
                 raise _engine_error(e, f"network {net.name}") from None
             self.emit("Network", net.name, "Created")
 
+    def _recreate_network(self, net) -> None:
+        """A network whose definition changed: the project's containers on it are removed (their
+        anonymous volumes kept for their replacements, which `create` makes), then the network."""
+        from nerdpy.engine.network.networks import network_users, remove_network
+
+        users = {cid for _, cid in network_users(self.store, net)}
+        mine = [c for c in self.containers(oneoff=None) if c.id in users]
+        if users - {c.id for c in mine}:
+            raise ComposeRuntimeError(f"network {net.name} has changed but is used by containers outside project "
+                                      f"{self.project.name}: disconnect them first")
+        for c in mine:
+            self._stop_one(c, None)
+            if not is_oneoff(c):
+                self.inherited[(service_of(c), number_of(c))] = {
+                    mt.target: mt.source for mt in c.spec.mounts or []
+                    if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
+            self._remove_one(c)
+        self.emit("Network", net.name, "Removing")
+        try:
+            remove_network(self.store, net.name)
+        except Exception as e:
+            raise _engine_error(e, f"network {net.name}") from None
+        self.emit("Network", net.name, "Removed")
+
     def ensure_volumes(self, names: list[str]) -> None:
         from nerdpy.engine.containers.volumes import create_volume, get_volume
 
@@ -216,12 +247,18 @@ class Runtime:
                 if existing is None:
                     raise ComposeRuntimeError(f"external volume \"{vol.name}\" not found")
                 continue
+            want = definition_hash(volume_def_to_dict(vol))
             if existing is not None:
+                have = existing.labels.get(m.LABEL_CONFIG_HASH)
+                if have is not None and have != want:
+                    self.warn(f"volume {vol.name} exists but doesn't match the configuration in the compose file: "
+                              "kept with its data (`down -v` removes it, the next `up` creates it anew)")
                 continue
             self.emit("Volume", vol.name, "Creating")
             try:
                 create_volume(self.store, vol.name,
-                              labels={m.LABEL_PROJECT: self.project.name, m.LABEL_VOLUME: key, **vol.labels},
+                              labels={m.LABEL_PROJECT: self.project.name, m.LABEL_VOLUME: key, **vol.labels,
+                                      m.LABEL_CONFIG_HASH: want},
                               driver=vol.driver or "local", options=dict(vol.driver_opts) or None)
             except Exception as e:
                 raise _engine_error(e, f"volume {vol.name}") from None
@@ -230,7 +267,9 @@ class Runtime:
     # -- images -------------------------------------------------------------------------------------
     def ensure_images(self, names: list[str], policy: str | None = None, progress=None) -> None:
         """Pull what the pull policy asks for (`policy` overrides the services' pull_policy:
-        always, missing, never), one thread per image."""
+        always, missing, never; a service's daily, weekly, every_<duration> pull again once that
+        long has passed since the last pull, see compose.pulltimes), one thread per image. A
+        service with `build:` whose image cannot be had fails with how to provide it."""
         from nerdpy.engine.images.image import lookup_images
 
         todo: dict[str, tuple[m.Service, str]] = {}
@@ -253,6 +292,8 @@ class Runtime:
                     raise ComposeRuntimeError(f"service {n!r}: image {s.image} not found and pull_policy is never")
                 continue
             if pol == "always" or not have:
+                todo.setdefault(s.image, (s, pol))
+            elif pull_interval(pol) is not None and due(self.store, s.image, pol, have):
                 todo.setdefault(s.image, (s, pol))
         def one(img: str, s: m.Service) -> None:
             try:
@@ -278,6 +319,7 @@ class Runtime:
         except Exception as e:
             self.emit("Image", image, "Error", s.name)
             raise _engine_error(e, f"pull {image}") from None
+        record_pull(self.store, image)
         self.emit("Image", image, "Pulled", s.name)
 
     def pull(self, names: list[str], ignore_failures: bool = False, progress=None) -> list[str]:
@@ -410,7 +452,7 @@ class Runtime:
             raise ComposeRuntimeError(f'service "{name}" uses the custom container name "{s.container_name}": '
                                 "a service with a container_name cannot be scaled above 1")
         image_id = self._image_id(s)
-        want_hash = config_hash(s)
+        want_hash = config_hash(s, self.project)
         existing = self.service_containers(name)
         keep, extra = existing[:n], existing[n:]
         run_parallel([lambda c=c: self._remove_one(c, stop=True, timeout=timeout) for c in reversed(extra)] or
@@ -426,7 +468,12 @@ class Runtime:
         used = {number_of(c) for c in keep}
         free = (i for i in itertools.count(1) if i not in used)
         for num in itertools.islice(free, max(0, n - len(keep))):
-            jobs.append(lambda num=num: self._create_one(s, num, image_id))
+            anon = self.inherited.pop((name, num), None)
+            if anon and not self.renew_anon_volumes:
+                anon = self._inheritable(s, anon)
+            else:
+                anon = None
+            jobs.append(lambda num=num, anon=anon: self._create_one(s, num, image_id, anon))
         out = run_parallel(jobs) if jobs else []
         return sorted(out, key=number_of)
 

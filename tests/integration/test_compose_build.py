@@ -68,3 +68,29 @@ def test_build_without_a_usable_image_fails_first(nerdpy, images, registry, tmp_
         """)
     r = nerdpy("compose", "-f", f, "up", "-d", timeout=T)
     assert r.returncode == 1 and "nerdpy load" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_timed_pull_policy(nerdpy, images, tmp_path):
+    import json
+    import os
+
+    f = write(tmp_path / "compose.yaml", f"""
+        name: timed
+        services:
+          app:
+            image: {images.busybox}
+            pull_policy: every_2h
+            command: ["sh", "-c", "{LOOP}"]
+        """)
+    times = os.path.join(nerdpy.data_root, "compose", "default", "pull-times.json")
+    r = nerdpy("compose", "-f", f, "up", "-d", timeout=T)
+    assert r.returncode == 0 and "Pulled" in r.stderr, r.stderr
+    first = json.load(open(times))[images.busybox]
+    r = nerdpy("compose", "-f", f, "up", "-d", timeout=T)           # pulled less than 2h ago: not again
+    assert r.returncode == 0 and "Pull" not in r.stderr, r.stderr
+    with open(times, "w") as fh:
+        json.dump({images.busybox: first - 3 * 3600}, fh)          # as if pulled 3h ago
+    r = nerdpy("compose", "-f", f, "up", "-d", timeout=T)
+    assert r.returncode == 0 and "Pulled" in r.stderr, r.stderr
+    assert json.load(open(times))[images.busybox] >= first
+    nerdpy("compose", "-f", f, "down", "-t", "1", check=True, timeout=T)

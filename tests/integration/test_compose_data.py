@@ -73,3 +73,52 @@ def test_anonymous_volumes_kept_on_recreate_renewed_by_V_removed_by_down_v(nerdp
 
     nerdpy("compose", "-f", f, "down", "-v", "-t", "1", check=True, timeout=T)
     assert nerdpy("volume", "ls", "-q").stdout == ""
+
+
+def test_changed_network_or_volume_definition_recreates_its_users(nerdpy, images, tmp_path):
+    f = tmp_path / "compose.yaml"
+
+    def write(net_label: str, vol_label: str) -> str:
+        f.write_text(textwrap.dedent(f"""
+            name: defs
+            services:
+              app:
+                image: {images.busybox}
+                command: ["sh", "-c", "{LOOP}"]
+                networks: [back]
+                volumes: ["named:/named", "/anon"]
+              other:
+                image: {images.busybox}
+                command: ["sh", "-c", "{LOOP}"]
+                network_mode: none
+            networks:
+              back: {{labels: {{tier: "{net_label}"}}}}
+            volumes:
+              named: {{labels: {{tier: "{vol_label}"}}}}
+            """))
+        return str(f)
+
+    def cid(name):
+        return json.loads(nerdpy("inspect", name, check=True).stdout)[0]["Id"]
+
+    nerdpy("compose", "-f", write("a", "a"), "up", "-d", check=True, timeout=T)
+    nerdpy("compose", "-f", str(f), "exec", "-T", "app", "sh", "-c", "echo kept > /anon/x", check=True, timeout=T)
+    app, other = cid("defs-app-1"), cid("defs-other-1")
+    r = nerdpy("compose", "-f", str(f), "up", "-d", timeout=T)                  # nothing changed
+    assert r.returncode == 0 and (cid("defs-app-1"), cid("defs-other-1")) == (app, other), r.stderr
+
+    r = nerdpy("compose", "-f", write("b", "a"), "up", "-d", timeout=T)         # the network changed
+    assert r.returncode == 0, r.stderr
+    assert cid("defs-app-1") != app and cid("defs-other-1") == other
+    net = json.loads(nerdpy("network", "inspect", "defs_back", check=True).stdout)[0]
+    assert net["Labels"]["tier"] == "b"                                        # the network made anew
+    r = nerdpy("compose", "-f", str(f), "exec", "-T", "app", "cat", "/anon/x", timeout=T)
+    assert r.stdout == "kept\n", r.stderr                                       # its anonymous volume kept
+    app = cid("defs-app-1")
+
+    r = nerdpy("compose", "-f", write("b", "b"), "up", "-d", timeout=T)         # the volume changed
+    assert r.returncode == 0, r.stderr
+    assert cid("defs-app-1") != app and cid("defs-other-1") == other
+    assert "defs_named exists but doesn't match" in r.stderr
+    nerdpy("compose", "-f", str(f), "down", "-v", "-t", "1", check=True, timeout=T)
+    assert nerdpy("volume", "ls", "-q").stdout == ""

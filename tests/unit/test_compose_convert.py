@@ -97,7 +97,7 @@ def test_container_spec(tmp_path):
     lb = spec.labels
     assert lb["team"] == "x"
     assert lb[m.LABEL_PROJECT] == "demo" and lb[m.LABEL_SERVICE] == "web" and lb[m.LABEL_NUMBER] == "1"
-    assert lb[m.LABEL_ONEOFF] == "False" and lb[m.LABEL_CONFIG_HASH] == config_hash(s)
+    assert lb[m.LABEL_ONEOFF] == "False" and lb[m.LABEL_CONFIG_HASH] == config_hash(s, p)
     assert lb[m.LABEL_DEPENDS_ON] == "db:service_healthy:false" == depends_on_label(s)
     assert lb["com.docker.compose.image"] == "sha256:abc"
     assert spec.publish == ["127.0.0.1:8080:80/tcp"]
