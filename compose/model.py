@@ -92,6 +92,7 @@ class ServiceNetwork:
     priority: int = 0
     link_local_ips: list[str] = field(default_factory=list)
     driver_opts: dict[str, str] = field(default_factory=dict)
+    unmodelled: dict = field(default_factory=dict)   # gw_priority, interface_name, as written
 
 
 @dataclass
@@ -158,6 +159,7 @@ class Deploy:
     restart_policy: RestartPolicy | None = None
     labels: dict[str, str] = field(default_factory=dict)
     mode: str | None = None
+    unmodelled: dict = field(default_factory=dict)   # placement, update_config, ... and resources.<part>.<key>, as written
 
 
 @dataclass
@@ -251,6 +253,7 @@ class Service:
     links: list[str] = field(default_factory=list)                     # "svc" or "svc:alias"
     post_start: list[Hook] = field(default_factory=list)
     pre_stop: list[Hook] = field(default_factory=list)
+    unmodelled: dict[str, Any] = field(default_factory=dict)   # valid keys nerdpy ignores, as written (for `config`)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys
 
     def dependencies(self) -> list[str]:
@@ -289,6 +292,7 @@ class Network:
     attachable: bool = False
     enable_ipv6: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    unmodelled: dict = field(default_factory=dict)   # enable_ipv4, as written
 
 
 @dataclass
@@ -308,6 +312,7 @@ class Secret:
     content: str | None = None                 # configs only: inline content
     external: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    unmodelled: dict = field(default_factory=dict)   # template_driver, as written
 
 
 @dataclass

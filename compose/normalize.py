@@ -14,6 +14,7 @@ from compose import model as m
 from compose.envfile import read_env_file
 from compose.errors import ComposeError, ModelError
 from compose.merge import list_or_dict_to_dict
+from compose.schema import IMPLEMENTED_SERVICE_KEYS
 from compose.syntax import mount_target, parse_port, parse_volume
 from compose.units import parse_bool, parse_duration, parse_float, parse_int, parse_size
 
@@ -110,7 +111,7 @@ class Normalizer:
                 external=external,
                 attachable=self.conv(path + ("attachable",), parse_bool, raw.get("attachable", False)),
                 enable_ipv6=self.conv(path + ("enable_ipv6",), parse_bool, raw.get("enable_ipv6", False)),
-                labels=self.strmap(raw.get("labels")))
+                labels=self.strmap(raw.get("labels")), unmodelled=_pick(raw, ("enable_ipv4",)))
         return out
 
     def external(self, path, raw) -> tuple[bool, str | None]:
@@ -156,7 +157,7 @@ class Normalizer:
             if env is not None and env not in self.env:
                 self.warn(f"{what} {key!r}: environment variable {env} is not set")
             out[key] = cls(name=name, file=file, environment=env, content=content, external=external,
-                           labels=self.strmap(raw.get("labels")))
+                           labels=self.strmap(raw.get("labels")), unmodelled=_pick(raw, ("template_driver",)))
         return out
 
     # -- services -----------------------------------------------------------------------------
@@ -252,6 +253,7 @@ class Normalizer:
         s.mem_limit, s.cpus, s.pids_limit = self.limits(p, raw, s.deploy)
         self.resources(p, raw, s)
         s.extensions = {k: v for k, v in raw.items() if k.startswith("x-")}
+        s.unmodelled = {k: v for k, v in raw.items() if k not in IMPLEMENTED_SERVICE_KEYS and not k.startswith("x-")}
         return s
 
     def label_files(self, path, value) -> dict[str, str]:
@@ -448,7 +450,8 @@ class Normalizer:
                 ipv6_address=cfg.get("ipv6_address"), mac_address=cfg.get("mac_address"),
                 priority=self.conv(np + ("priority",), parse_int, prio),
                 link_local_ips=_str_list(cfg.get("link_local_ips")),
-                driver_opts=self.opts(cfg.get("driver_opts")))
+                driver_opts=self.opts(cfg.get("driver_opts")),
+                unmodelled=_pick(cfg, ("gw_priority", "interface_name")))
         return out
 
     def depends_on(self, path, value) -> dict[str, m.DependsOn]:
@@ -530,6 +533,11 @@ class Normalizer:
                 d.restart_policy.max_attempts = self.conv(rp + ("max_attempts",), parse_int, rpol["max_attempts"])
         d.labels = self.strmap(raw.get("labels"))
         d.mode = raw.get("mode")
+        d.unmodelled = _pick(raw, ("endpoint_mode", "placement", "update_config", "rollback_config"))
+        for part in ("limits", "reservations"):
+            more = _pick(res.get(part) or {}, ("devices", "generic_resources"))
+            if more:
+                d.unmodelled.setdefault("resources", {})[part] = more
         return d
 
     def restart(self, p, value, deploy) -> str | None:
@@ -647,6 +655,11 @@ def _scalar_str(v) -> str:
             return str(int(v))  # as Go prints a float64 that holds an integer: 1000, not 1000.0
         return repr(v)
     return str(v)
+
+
+def _pick(raw: dict, keys: tuple[str, ...]) -> dict:
+    """The keys of `raw` that the model keeps only as written (for `config` to print them)."""
+    return {k: raw[k] for k in keys if k in raw}
 
 
 def _opt_str(v):

@@ -39,7 +39,7 @@ def service_to_dict(s: m.Service) -> dict:
         d["networks"] = {k: (_clean({"aliases": n.aliases, "ipv4_address": n.ipv4_address,
                                      "ipv6_address": n.ipv6_address, "mac_address": n.mac_address,
                                      "priority": n.priority or None, "link_local_ips": n.link_local_ips,
-                                     "driver_opts": n.driver_opts}) or None)
+                                     "driver_opts": n.driver_opts, **n.unmodelled}) or None)
                          for k, n in sorted(s.networks.items())}
     d["depends_on"] = {k: {"condition": dep.condition, "required": dep.required,
                            **({"restart": True} if dep.restart else {})}
@@ -61,8 +61,11 @@ def service_to_dict(s: m.Service) -> dict:
             r = dep.restart_policy
             rp = _clean({"condition": r.condition, "delay": format_duration(r.delay),
                          "max_attempts": r.max_attempts, "window": format_duration(r.window)})
+        for part, more in (dep.unmodelled.get("resources") or {}).items():
+            resources[part] = {**resources.get(part, {}), **more}
         d["deploy"] = _clean({"mode": dep.mode, "replicas": dep.replicas, "resources": resources,
-                              "restart_policy": rp, "labels": dep.labels}) or None
+                              "restart_policy": rp, "labels": dep.labels,
+                              **{k: v for k, v in dep.unmodelled.items() if k != "resources"}}) or None
     if s.scale != 1:
         d["scale"] = s.scale
     d["stop_grace_period"] = format_duration(s.stop_grace_period)
@@ -91,6 +94,9 @@ def service_to_dict(s: m.Service) -> dict:
         d[key] = [_clean({"command": h.command, "user": h.user, "privileged": h.privileged,
                           "working_dir": h.working_dir, "environment": dict(h.environment)})
                   for h in getattr(s, key)]
+    for k, v in s.unmodelled.items():  # valid keys nerdpy does not implement: as written
+        if d.get(k) in (None, [], {}):
+            d[k] = v
     out = _sorted(_clean(d))
     if "environment" in out:
         out["environment"] = dict(s.environment)  # keep null values (variables set without a value)
@@ -117,7 +123,8 @@ def volume_to_dict(v: m.ServiceVolume) -> dict:
 
 
 def _resource(obj, extra: dict) -> dict:
-    d = {"name": obj.name, **extra, "external": obj.external, "labels": obj.labels}
+    d = {"name": obj.name, **extra, "external": obj.external, "labels": obj.labels,
+         **getattr(obj, "unmodelled", {})}
     return _clean(d)
 
 
