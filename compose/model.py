@@ -253,6 +253,7 @@ class Service:
     links: list[str] = field(default_factory=list)                     # "svc" or "svc:alias"
     post_start: list[Hook] = field(default_factory=list)
     pre_stop: list[Hook] = field(default_factory=list)
+    userns_mode: str | None = None        # only "host" (nerdpy never remaps users)
     unmodelled: dict[str, Any] = field(default_factory=dict)   # valid keys nerdpy ignores, as written (for `config`)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys
 

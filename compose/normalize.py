@@ -291,6 +291,11 @@ class Normalizer:
                                  "'deploy.resources.reservations.memory'")
         else:
             s.mem_reservation = res
+        if raw.get("userns_mode") is not None and str(raw["userns_mode"]) != "host":
+            # nerdpy never remaps users (root only, no userns-remap): "host" is what it always does
+            raise self.error(p + ("userns_mode",), f"service {s.name!r}: userns_mode {raw['userns_mode']!r} is "
+                             "not supported (only host)")
+        s.userns_mode = _opt_str(raw.get("userns_mode"))
         services = self.data.get("services") or {}
         s.links = _str_list(raw.get("links"))
         for i, link in enumerate(s.links):

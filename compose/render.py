@@ -86,7 +86,7 @@ def service_to_dict(s: m.Service) -> dict:
     d["mem_limit"] = s.mem_limit
     d["cpus"] = s.cpus
     d["pids_limit"] = s.pids_limit
-    for key in ("oom_score_adj", "mac_address", "mem_reservation", "memswap_limit", "cpu_shares"):
+    for key in ("oom_score_adj", "mac_address", "mem_reservation", "memswap_limit", "cpu_shares", "userns_mode"):
         d[key] = getattr(s, key)
     d["group_add"] = list(s.group_add)
     d["links"] = list(s.links)

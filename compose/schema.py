@@ -26,7 +26,7 @@ scale stop_signal stop_grace_period init privileged cap_add cap_drop security_op
 extra_hosts dns dns_search read_only shm_size pid devices tty stdin_open logging secrets configs
 pull_policy platform profiles mem_limit cpus pids_limit extends
 dns_opt group_add oom_score_adj mac_address label_file mem_reservation memswap_limit cpu_shares links
-post_start pre_stop build
+post_start pre_stop build userns_mode
 """.split())
 IMPLEMENTED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
 IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits", "reservations"})

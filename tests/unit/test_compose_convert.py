@@ -237,3 +237,16 @@ def test_keys_backed_by_run_flags(tmp_path):
               a: {image: busybox, oom_score_adj: "2000"}
             """)
         container_spec(p3, p3.services["a"], "x", 1, state_dir=str(tmp_path))
+
+
+def test_userns_mode_host_only(tmp_path):
+    p = project(tmp_path, """
+        services:
+          a: {image: busybox, userns_mode: host}
+        """)
+    assert p.services["a"].userns_mode == "host" and not p.warnings
+    with pytest.raises(ModelError, match="userns_mode 'remap' is not supported"):
+        project(tmp_path, """
+            services:
+              a: {image: busybox, userns_mode: remap}
+            """)
