@@ -295,6 +295,7 @@ class Runtime:
                 todo.setdefault(s.image, (s, pol))
             elif pull_interval(pol) is not None and due(self.store, s.image, pol, have):
                 todo.setdefault(s.image, (s, pol))
+
         def one(img: str, s: m.Service) -> None:
             try:
                 self.pull_one(s, img, progress)

@@ -50,7 +50,7 @@ def test_build_without_a_usable_image_fails_first(nerdpy, images, registry, tmp_
     assert nerdpy("network", "ls", "-q", "--filter", "name=unbuilt").stdout == ""
     assert nerdpy("ps", "-aq").stdout == ""
     # with pull_policy never (or build) the store alone is asked
-    write(tmp_path / "compose.yaml", f"""
+    write(tmp_path / "compose.yaml", """
         name: unbuilt
         services:
           app:
