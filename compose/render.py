@@ -166,10 +166,14 @@ def config_hash(s: m.Service, project: m.Project | None = None) -> str:
     scaling does not recreate containers. With `project`, the definitions of the networks and
     named volumes the service uses are part of it: changing one recreates its containers."""
     d = service_to_dict(s)
-    if project is not None:
-        nets = {k: network_to_dict(project.networks[k]) for k in sorted(s.networks) if k in project.networks}
-        vols = {v.source: volume_def_to_dict(project.volumes[v.source]) for v in s.volumes
-                if v.type == "volume" and v.source in project.volumes}
+    if project is not None:  # definitions left at their defaults leave the hash as it was before
+        default = {"name": ""}
+        nets = {k: nd for k in sorted(s.networks) if k in project.networks
+                for nd in [network_to_dict(project.networks[k])]
+                if nd != dict(default, name=f"{project.name}_{k}")}
+        vols = {v.source: vd for v in s.volumes if v.type == "volume" and v.source in project.volumes
+                for vd in [volume_def_to_dict(project.volumes[v.source])]
+                if vd != dict(default, name=f"{project.name}_{v.source}")}
         if nets:
             d["\0networks"] = nets
         if vols:

@@ -1206,3 +1206,19 @@ def test_config_renders_every_key_of_the_input(tmp_path):
     (again / "s.txt").write_text("x")
     d2 = project_to_dict(load(again, yaml.safe_dump(d)))
     assert d2["services"] == d["services"]
+
+
+def test_config_hash_covers_the_definitions_of_used_networks_and_volumes(tmp_path):
+    base = "services:\n  a:\n    image: x\n    volumes: [v:/v]\n    networks: [n]\n"
+
+    def h(extra: str) -> str:
+        p = load(tmp_path, base + extra, project_name="x")
+        return config_hash(p.services["a"], p)
+
+    plain = h("volumes:\n  v: {}\nnetworks:\n  n: {}\n")
+    # definitions at their defaults: the service's own hash, as before
+    p = load(tmp_path, base + "volumes:\n  v: {}\nnetworks:\n  n: {}\n", project_name="x")
+    assert plain == config_hash(p.services["a"])
+    assert h("volumes:\n  v: {labels: {a: b}}\nnetworks:\n  n: {}\n") != plain
+    assert h("volumes:\n  v: {}\nnetworks:\n  n: {internal: true}\n") != plain
+    assert h("volumes:\n  v: {}\nnetworks:\n  n: {}\n  unused: {internal: true}\n") == plain
