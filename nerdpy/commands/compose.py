@@ -238,12 +238,14 @@ class _Out:
 @click.option("--no-log-prefix", is_flag=True, help="Don't print prefix in logs")
 @click.option("--timestamps", is_flag=True, help="Show timestamps")
 @click.option("--attach-dependencies", is_flag=True, help="Show logs from dependencies too")
+@click.option("-V", "--renew-anon-volumes", is_flag=True,
+              help="Recreate anonymous volumes instead of retrieving data from the previous containers")
 @click.argument("services", nargs=-1)
 @click.pass_context
 @handles_compose_errors
 def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale, abort_on_container_exit,
        exit_code_from, wait, wait_timeout, pull, quiet_pull, no_start, timeout, no_color, no_log_prefix,
-       timestamps, attach_dependencies, services):
+       timestamps, attach_dependencies, renew_anon_volumes, services):
     """Create and start containers."""
     if force_recreate and no_recreate:
         raise click.UsageError("--force-recreate and --no-recreate are incompatible")
@@ -259,7 +261,7 @@ def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale,
     rt = runtime(ctx, project, quiet_pull=quiet_pull)
     kw = dict(no_deps=no_deps, force_recreate=force_recreate, no_recreate=no_recreate,
               remove_orphans=remove_orphans, scale=_parse_scale(scale), pull=pull, no_start=no_start,
-              timeout=timeout)
+              timeout=timeout, renew_anon_volumes=renew_anon_volumes)
     if detach or no_start:
         rt.up(list(services) or None, **kw)
         if wait and not no_start:
