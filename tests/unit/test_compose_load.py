@@ -982,11 +982,12 @@ def test_cli_env_file_and_project_directory(tmp_path):
 
 
 def test_cli_warnings_on_stderr(tmp_path):
-    write(tmp_path / "compose.yaml", "version: '3'\nservices:\n  web:\n    image: x\n    links: [a]\n")
+    # (links is honoured since issue 16: isolation is a key nerdpy still ignores)
+    write(tmp_path / "compose.yaml", "version: '3'\nservices:\n  web:\n    image: x\n    isolation: default\n")
     r = nerdpy("compose", "config", "--services", cwd=tmp_path)
     assert r.returncode == 0
     assert r.stdout == "web\n"
-    assert "obsolete" in r.stderr and "services.web.links" in r.stderr
+    assert "obsolete" in r.stderr and "services.web.isolation" in r.stderr
 
 
 def test_compose_help_does_not_import_yaml():
