@@ -232,6 +232,7 @@ class Service:
     cpus: float | None = None             # effective: cpus or deploy.resources.limits.cpus
     pids_limit: int | None = None         # effective: pids_limit or deploy.resources.limits.pids
     build: dict | None = None             # not implemented (kept as written, context absolute)
+    develop: dict | None = None           # `compose watch`: {"watch": [{action, path (absolute), target, ignore...}]}
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys
 
     def dependencies(self) -> list[str]:

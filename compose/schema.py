@@ -26,6 +26,7 @@ scale stop_signal stop_grace_period init privileged cap_add cap_drop security_op
 extra_hosts dns dns_search read_only shm_size pid devices tty stdin_open logging secrets configs
 pull_policy platform profiles mem_limit cpus pids_limit extends
 """.split())
+IMPLEMENTED_SERVICE_KEYS |= {"develop"}  # compose watch (issue 16)
 IMPLEMENTED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
 IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits"})
 IMPLEMENTED_TOP_KEYS = frozenset({"version", "name", "include", "services", "networks", "volumes", "secrets",

@@ -271,13 +271,15 @@ class _Out:
 @click.option("--no-log-prefix", is_flag=True, help="Don't print prefix in logs")
 @click.option("--timestamps", is_flag=True, help="Show timestamps")
 @click.option("--attach-dependencies", is_flag=True, help="Show logs from dependencies too")
+@click.option("-w", "--watch", is_flag=True,
+              help="Watch source code and refresh the services' containers when files are updated (develop.watch)")
 @click.argument("services", nargs=-1)
 @click.pass_context
 @handles_compose_errors
 def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale, abort_on_container_exit,
        abort_on_container_failure, attach_services, no_attach_services,
        exit_code_from, wait, wait_timeout, pull, quiet_pull, no_start, timeout, no_color, no_log_prefix,
-       timestamps, attach_dependencies, services):
+       timestamps, attach_dependencies, watch, services):
     """Create and start containers."""
     if force_recreate and no_recreate:
         raise click.UsageError("--force-recreate and --no-recreate are incompatible")
@@ -299,6 +301,16 @@ def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale,
         project.service(exit_code_from)
     for s in attach_services + no_attach_services:
         project.service(s)
+    watch_rules = None
+    if watch:
+        if detach or no_start:
+            raise click.UsageError("--watch needs an attached up (no -d/--wait/--no-start)")
+        from compose.watch import rules_of
+
+        watch_rules = rules_of(project, [n for n in project.services if n in (services or project.services)])
+        if not watch_rules:
+            raise click.UsageError("none of the selected services is configured for watch, "
+                                   "consider setting a 'develop' section")
     rt = runtime(ctx, project, quiet_pull=quiet_pull)
     kw = dict(no_deps=no_deps, force_recreate=force_recreate, no_recreate=no_recreate,
               remove_orphans=remove_orphans, scale=_parse_scale(scale), pull=pull, no_start=no_start,
@@ -311,11 +323,12 @@ def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale,
     abort_on = "exit" if abort_on_container_exit else "failure" if abort_on_container_failure else None
     sys.exit(_up_attached(ctx, rt, list(services), kw, abort_on, exit_code_from, timeout,
                           no_color, no_log_prefix, timestamps, attach_dependencies,
-                          list(attach_services), set(no_attach_services)))
+                          list(attach_services), set(no_attach_services), watch_rules))
 
 
 def _up_attached(ctx, rt, services, kw, abort_on, exit_code_from, timeout, no_color, no_log_prefix,
-                 timestamps, attach_dependencies, attach_services=(), no_attach=frozenset()) -> int:
+                 timestamps, attach_dependencies, attach_services=(), no_attach=frozenset(),
+                 watch_rules=None) -> int:
     """`abort_on`: "exit" (--abort-on-container-exit), "failure" (--abort-on-container-failure) or None."""
     import signal
     import threading
@@ -374,12 +387,15 @@ def _up_attached(ctx, rt, services, kw, abort_on, exit_code_from, timeout, no_co
 
     old_term = signal.signal(signal.SIGTERM, on_term)
     stopped = False
+    watcher = None
     try:
         try:
             rt.up(services or None, before_start=before_start, **kw)
         finally:
             starting.clear()
-        while follower.alive():
+        if watch_rules:
+            watcher = _start_watch(rt, watch_rules)
+        while follower.alive() or watcher is not None:
             if abort.is_set():
                 click.echo("Aborting on container exit...", err=True)
                 break
@@ -396,6 +412,8 @@ def _up_attached(ctx, rt, services, kw, abort_on, exit_code_from, timeout, no_co
             stopped = True
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if watcher is not None:
+            watcher.stop()
     if abort.is_set() and not stopped:
         try:
             rt.stop(None if not services else list(attach_to), timeout)
@@ -1119,3 +1137,54 @@ def scale(ctx, no_deps, scale):
     project = load(ctx, services=list(wanted))
     rt = runtime(ctx, project)
     rt.up(list(wanted), no_deps=no_deps, no_recreate=True, scale=wanted)
+
+
+# -- watch ------------------------------------------------------------------------------------------
+def _start_watch(rt, rules):
+    """A Watcher over `rules`, applying batches in a thread; its lines go to stdout."""
+    import threading
+
+    from compose.watch import Watcher
+
+    w = Watcher(rt, rules, lambda line: _Out()(line + "\n"))
+    w.start()
+    threading.Thread(target=w.run, name="compose-watch", daemon=True).start()
+    click.echo("Watch enabled")
+    return w
+
+
+@compose.command("watch")
+@click.option("--no-up", is_flag=True, help="Do not start the services before watching")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def watch(ctx, no_up, services):
+    """Watch the services' develop.watch paths and sync/restart/exec in their containers on changes."""
+    import signal
+
+    from compose.watch import Watcher, rules_of
+
+    project = load(ctx, services=list(services) or None)
+    names = [n for n in project.services if n in (services or project.services)]
+    rules = rules_of(project, names)
+    if not rules:
+        raise click.UsageError("none of the selected services is configured for watch, "
+                               "consider setting a 'develop' section")
+    rt = runtime(ctx, project)
+    if not no_up:
+        rt.up(list(services) or None)
+    rt.view.close()
+    w = Watcher(rt, rules, lambda line: _Out()(line + "\n"))
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    w.start()
+    click.echo("Watch enabled")
+    try:
+        w.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        w.stop()
