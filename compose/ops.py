@@ -73,9 +73,9 @@ def follow_project_events(rt: Runtime, services: list[str] | None = None,
 
 # -- wait -----------------------------------------------------------------------------------------
 def wait_all(rt: Runtime, services: list[str] | None, report: Callable[[object, int], None],
-             poll: float = 0.1) -> int:
-    """`compose wait`: block until every selected container has stopped; `report(c, code)` as
-    each one does; the status of the last one to stop."""
+             poll: float = 0.1, first_only: bool = False) -> int:
+    """`compose wait`: block until every selected container has stopped (`first_only`: until
+    one has); `report(c, code)` as each one does; the status of the last one to stop."""
     pending = list(rt.containers(services))
     code = 0
     while pending:
@@ -85,6 +85,8 @@ def wait_all(rt: Runtime, services: list[str] | None, report: Callable[[object, 
                 pending.remove(c)
                 code = st.exit_code or 0
                 report(c, code)
+                if first_only:
+                    return code
         if pending:
             time.sleep(poll)
     return code

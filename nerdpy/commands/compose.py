@@ -944,6 +944,16 @@ def version(short, fmt):
 
 
 # -- cp, wait, events, stats, attach, scale ------------------------------------------------------
+def _project_runtime(ctx, services):
+    """The runtime of the project (or of `-p NAME` without a file), the named services checked
+    against the file when there is one."""
+    project = load_or_named(ctx)
+    if project.services:
+        for s in services:
+            project.service(s)
+    return runtime(ctx, project)
+
+
 @compose.command("cp")
 @click.option("--all", "all_", is_flag=True, help="Include containers created by the run command")
 @click.option("-a", "--archive", is_flag=True, help="Archive mode (copy all uid/gid information)")
@@ -976,11 +986,8 @@ def cp(ctx, all_, archive, follow_link, index, src, dst):
         raise click.UsageError("one of the source or destination must be a SERVICE:PATH")
     if not src_path or not dst_path:
         raise click.UsageError("source and destination paths cannot be empty")
-    project = load_or_named(ctx)
-    rt = runtime(ctx, project)
     service = src_svc or dst_svc
-    if project.services:
-        project.service(service)
+    rt = _project_runtime(ctx, [service])
     cs = [c for c in rt.containers([service], oneoff=None if all_ else False)
           if index is None or number_of(c) == index]
     if not cs:
@@ -1013,16 +1020,12 @@ def wait(ctx, down_project, services):
     """Block until containers of all (or specified) services stop."""
     from compose.ops import wait_all
 
-    project = load_or_named(ctx)
-    if project.services:
-        for s in services:
-            project.service(s)
-    rt = runtime(ctx, project)
+    rt = _project_runtime(ctx, services)
 
     def report(c, code):
         click.echo(f'container "{c.id}" exited with status code {code}')
 
-    code = wait_all(rt, list(services), report)
+    code = wait_all(rt, list(services), report, first_only=down_project)
     if down_project:
         rt.down(remove_orphans=True)
     sys.exit(code)
@@ -1037,11 +1040,7 @@ def events(ctx, as_json, services):
     """Receive real time events from containers."""
     from compose.ops import follow_project_events
 
-    project = load_or_named(ctx)
-    if project.services:
-        for s in services:
-            project.service(s)
-    rt = runtime(ctx, project)
+    rt = _project_runtime(ctx, services)
     try:
         for ev in follow_project_events(rt, list(services) or None):
             line = json.dumps(ev.as_json(), separators=(",", ":")) if as_json else ev.as_line()
@@ -1076,10 +1075,7 @@ def stats(ctx, all_, fmt, no_stream, no_trunc, service):
     from compose.ops import sample, stats_row
     from nerdpy.template import format_output
 
-    project = load_or_named(ctx)
-    if service and project.services:
-        project.service(service)
-    rt = runtime(ctx, project)
+    rt = _project_runtime(ctx, [service] if service else [])
     prev: dict = {}
     first = True
     try:

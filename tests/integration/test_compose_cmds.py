@@ -12,15 +12,6 @@ import time
 from test_compose import LOOP, ids, write
 
 
-def poll(fn, timeout: float = 20.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(interval)
-
-
 def test_cp_wait_events_stats_scale_exec_detach(nerdpy, images, tmp_path):
     f = write(tmp_path / "compose.yaml", f"""
         name: cmds

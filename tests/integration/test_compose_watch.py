@@ -160,3 +160,36 @@ def test_watch_rebuild_refused_and_no_rules(nerdpy, images, tmp_path):
     r = nerdpy("compose", "-f", f, "up", "--watch", "plain")
     assert r.returncode != 0 and "configured for watch" in r.stderr
     assert ids(nerdpy, f) == {}
+
+
+def test_up_watch_attached(nerdpy, images, tmp_path):
+    (tmp_path / "src").mkdir()
+    f = write(tmp_path / "compose.yaml", f"""
+        name: upwatch
+        services:
+          web:
+            image: {images.busybox}
+            command: ["sh", "-c", "echo web-up; {LOOP}"]
+            develop:
+              watch:
+                - action: sync
+                  path: ./src
+                  target: /srv
+        """)
+    p = subprocess.Popen([sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root, "compose", "-f", f,
+                          "up", "--watch", "-t", "1"], env=nerdpy.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out = Lines(p)
+    try:
+        assert poll(lambda: out.has("Watch enabled") and out.has("web-1  | web-up"), 60), out.lines
+        root = rootfs(nerdpy, ids(nerdpy, f)["upwatch-web-1"])
+        (tmp_path / "src" / "a.txt").write_text("A\n")
+        assert poll(lambda: read(os.path.join(root, "srv/a.txt")) == "A\n")
+        assert poll(lambda: out.has('Syncing service "web" after 1 changes were detected'))
+        p.send_signal(2)  # Ctrl-C: stops the services, as an attached up does
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert state(nerdpy, "upwatch-web-1")["Status"] == "exited"
+    nerdpy("compose", "-f", f, "down", "-t", "1", check=True)
