@@ -95,7 +95,16 @@ def test_wait_timeout_start_wait_abort_on_failure_attach(nerdpy, images, tmp_pat
           quick:
             image: {images.busybox}
             command: ["sh", "-c", "echo quick-says; {LOOP}"]
+          ticker:
+            image: {images.busybox}
+            command: ["sh", "-c", "sleep 2; echo attached-out; exit 7"]
+            profiles: [tick]
         """)
+    # attach: the service container's output, its exit code ours
+    nerdpy("compose", "-f", f, "--profile", "tick", "up", "-d", "ticker", check=True)
+    r = nerdpy("compose", "-f", f, "--profile", "tick", "attach", "--no-stdin", "ticker")
+    assert r.returncode == 7 and "attached-out" in r.stdout, r.stderr
+    nerdpy("compose", "-f", f, "--profile", "tick", "rm", "-f", "ticker", check=True)
     r = nerdpy("compose", "-f", f, "up", "--wait", "--wait-timeout", "2", "slow")
     assert r.returncode == 1
     assert "application not healthy after 2s" in r.stderr
