@@ -108,6 +108,8 @@ class Rule:
     exec_env: list[str] = field(default_factory=list)
     exec_privileged: bool = False
     initial_sync: bool = False
+    context: str | None = None             # the build context, when its .dockerignore applies
+    context_ignore: Ignore | None = None
 
     def covers(self, path: str) -> str | None:
         """The path relative to the rule's (`.` for the path itself), or None when outside or ignored."""
@@ -115,6 +117,9 @@ class Rule:
             return None
         rel = os.path.relpath(path, self.path)
         if rel != "." and self.ignore.ignored(rel):
+            return None
+        if self.context_ignore is not None and path.startswith(self.context.rstrip("/") + "/") \
+                and self.context_ignore.ignored(os.path.relpath(path, self.context)):
             return None
         return rel
 
@@ -124,6 +129,12 @@ def rules_of(project, services: list[str]) -> list[Rule]:
     out = []
     for name in services:
         s = project.service(name)
+        context = (s.build or {}).get("context")
+        context_ignore = None
+        if isinstance(context, str) and os.path.isfile(os.path.join(context, ".dockerignore")):
+            # as docker compose: the build context's .dockerignore also filters what is synced
+            with open(os.path.join(context, ".dockerignore"), encoding="utf-8", errors="replace") as fh:
+                context_ignore = Ignore.parse(fh.read().splitlines())
         for i, w in enumerate((s.develop or {}).get("watch") or []):
             action = w.get("action")
             where = f"service {name!r}: develop.watch[{i}]"
@@ -151,7 +162,9 @@ def rules_of(project, services: list[str]) -> list[Rule]:
                             exec_command=[str(c) for c in cmd] if cmd else None, exec_user=ex.get("user"),
                             exec_workdir=ex.get("working_dir"), exec_env=env,
                             exec_privileged=bool(ex.get("privileged")),
-                            initial_sync=bool(w.get("initial_sync"))))
+                            initial_sync=bool(w.get("initial_sync")),
+                            context=context if context_ignore is not None else None,
+                            context_ignore=context_ignore))
     return out
 
 
