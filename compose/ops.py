@@ -50,6 +50,7 @@ def follow_project_events(rt: Runtime, services: list[str] | None = None,
     from nerdpy.engine.system.events import follow_events
 
     known: dict[str, str] = {}  # container id -> service, for this project
+    foreign: set[str] = set()
 
     def refresh() -> None:
         for c in rt.containers(oneoff=None):
@@ -59,9 +60,12 @@ def follow_project_events(rt: Runtime, services: list[str] | None = None,
     for ev in follow_events(rt.store, since=None, filters=["type=container"], stop=stop):
         actor = ev.get("Actor") or {}
         cid = actor.get("ID", "")
+        if cid in foreign:
+            continue
         if cid not in known:
             refresh()
             if cid not in known:
+                foreign.add(cid)  # another project's (or no project's) container
                 continue
         service = known[cid]
         if services and service not in services:

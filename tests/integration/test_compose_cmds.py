@@ -65,6 +65,15 @@ def test_cp_wait_events_stats_scale_exec_detach(nerdpy, images, tmp_path):
     assert int(row["PIDs"]) >= 1
     r = nerdpy("compose", "-f", f, "stats", "--no-stream", check=True)
     assert r.stdout.splitlines()[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
+    st = subprocess.Popen([sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root, "compose", "-f", f,
+                           "stats", "--format", "{{.Name}} {{.CPUPerc}}"], env=nerdpy.env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        streamed = [st.stdout.readline(), st.stdout.readline()]   # two refreshes
+    finally:
+        st.terminate()
+        st.communicate(timeout=10)
+    assert all(line.startswith("cmds-web-1 ") and line.strip().endswith("%") for line in streamed), streamed
 
     # scale up without recreating the first
     first = ids(nerdpy, f)["cmds-web-1"]

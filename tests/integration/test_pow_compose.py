@@ -59,6 +59,8 @@ def test_python_on_whales_compose(nerdpy, images, tmp_path, monkeypatch, compat)
         """)
     docker = _client(nerdpy, monkeypatch, f, compat)
     sep = "_" if compat else "-"
+    assert docker.compose.is_installed()
+    assert docker.compose.version().startswith("Docker Compose version v2.")
 
     # events: streamed from before `up`
     seen = []
