@@ -44,7 +44,7 @@ def _warn(message: str) -> None:
 
 
 def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: bool = False,
-         interpolate: bool = True):
+         interpolate: bool = True, on_source=None):
     """The project for this invocation's global compose flags (-f, -p, --project-directory,
     --env-file, --profile). Raises ComposeError; use inside compose_errors()."""
     from compose.loader import load_project
@@ -53,7 +53,8 @@ def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: 
     return load_project(
         list(o.files) or None, project_name=o.project_name, project_directory=o.project_directory,
         env_files=list(o.env_files) or None, profiles=list(o.profiles) if o.profiles else None,
-        services=services, on_warning=None if quiet_warnings else _warn, interpolate=interpolate)
+        services=services, on_warning=None if quiet_warnings else _warn, interpolate=interpolate,
+        on_source=on_source)
 
 
 @contextlib.contextmanager
@@ -135,10 +136,20 @@ def _dump_yaml(data) -> str:
 def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, hash_of, list_variables,
            no_interpolate, quiet, output):
     """Parse, resolve and render the compose file in canonical format."""
+    from compose.errors import ComposeError
     from compose.render import config_hash, project_to_dict
 
-    project = load(ctx, quiet_warnings=quiet or list_variables,
-                   interpolate=not (no_interpolate or list_variables))
+    if list_variables:
+        # from the files as written: a value that only makes sense once interpolated (a port
+        # `${P:-80}:80`) does not stop the listing
+        sources: list = []
+        try:
+            load(ctx, quiet_warnings=True, interpolate=False, on_source=sources.append)
+        except ComposeError:
+            if not sources:
+                raise
+    else:
+        project = load(ctx, quiet_warnings=quiet, interpolate=not no_interpolate)
     if quiet:
         return
     if hash_of is not None:
@@ -149,7 +160,7 @@ def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, ha
         from compose.interpolate import variables
         from nerdpy.commands.misc import tabwrite
 
-        found = variables(project_to_dict(project))
+        found = variables(sources)
         if fmt == "json":
             text = json.dumps(found, indent=2) + "\n"
         else:
