@@ -110,6 +110,7 @@ class Rule:
     initial_sync: bool = False
     context: str | None = None             # the build context, when its .dockerignore applies
     context_ignore: Ignore | None = None
+    include: Ignore | None = None          # `include`: only paths matching these patterns
 
     def covers(self, path: str) -> str | None:
         """The path relative to the rule's (`.` for the path itself), or None when outside or ignored."""
@@ -118,14 +119,18 @@ class Rule:
         rel = os.path.relpath(path, self.path)
         if rel != "." and self.ignore.ignored(rel):
             return None
+        if self.include is not None and rel != "." and not self.include.ignored(rel):
+            return None
         if self.context_ignore is not None and path.startswith(self.context.rstrip("/") + "/") \
                 and self.context_ignore.ignored(os.path.relpath(path, self.context)):
             return None
         return rel
 
 
-def rules_of(project, services: list[str]) -> list[Rule]:
-    """The watch rules of `services`; errors for a rule nerdpy cannot follow."""
+def rules_of(project, services: list[str], warn: Callable[[str], None] | None = None) -> list[Rule]:
+    """The watch rules of `services`; errors for a rule nerdpy cannot follow. A sync rule whose
+    path a bind mount of the service already shares is left out (with a warning), as docker
+    compose does."""
     out = []
     for name in services:
         s = project.service(name)
@@ -155,6 +160,13 @@ def rules_of(project, services: list[str]) -> list[Rule]:
                     import shlex
 
                     cmd = shlex.split(cmd)
+            if action.startswith("sync") and any(
+                    v.type == "bind" and v.source and (w["path"] == v.source or
+                                                       w["path"].startswith(v.source.rstrip("/") + "/"))
+                    for v in s.volumes):
+                if warn is not None:
+                    warn(f"path '{w['path']}' also declared by a bind mount volume, this path won't be monitored!")
+                continue
             env = ex.get("environment") or {}
             env = [f"{k}={v}" for k, v in env.items()] if isinstance(env, dict) else list(env)
             out.append(Rule(service=name, action=action, path=w["path"], target=target,
@@ -164,7 +176,8 @@ def rules_of(project, services: list[str]) -> list[Rule]:
                             exec_privileged=bool(ex.get("privileged")),
                             initial_sync=bool(w.get("initial_sync")),
                             context=context if context_ignore is not None else None,
-                            context_ignore=context_ignore))
+                            context_ignore=context_ignore,
+                            include=Ignore.parse([str(p) for p in w["include"]]) if w.get("include") else None))
     return out
 
 
@@ -283,6 +296,8 @@ class Watcher:
                 sync_files(self.rt, r, ["."])
 
     def stop(self) -> None:
+        if self._observer is not None and not self._stop.is_set():
+            self.out("Watch disabled")
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -316,25 +331,31 @@ class Watcher:
                 self.out(f"watch: {e}")
 
     def apply(self, paths: list[str]) -> None:
-        by_service: dict[str, list[tuple[Rule, list[str]]]] = {}
+        """As docker compose handles a batch: every sync first (one line per service), then one
+        restart of the services that asked for it, then the sync+exec commands."""
+        syncs: dict[str, list[tuple[Rule, list[str]]]] = {}
+        restart: list[str] = []
+        execs: list[Rule] = []
         for r in self.rules:
             rels = [rel for rel in (r.covers(p) for p in paths) if rel is not None]
-            if rels:
-                by_service.setdefault(r.service, []).append((r, rels))
-        for service, items in by_service.items():
-            restart = False
+            if not rels:
+                continue
+            if r.action.startswith("sync"):
+                syncs.setdefault(r.service, []).append((r, rels))
+            if r.action in ("sync+restart", "restart") and r.service not in restart:
+                restart.append(r.service)
+            if r.action == "sync+exec":
+                execs.append(r)
+        for service, items in syncs.items():
+            self.out(f'Syncing service "{service}" after {sum(len(rels) for _, rels in items)} '
+                     "changes were detected")
             for r, rels in items:
-                if r.action.startswith("sync"):
-                    self.out(f'Syncing service "{service}" after {len(rels)} changes were detected')
-                    sync_files(self.rt, r, rels)
-                if r.action in ("sync+restart", "restart"):
-                    restart = True
-                if r.action == "sync+exec":
-                    for c in self.rt.containers([service]):
-                        if self.rt.state(c).running:
-                            _exec(self.rt.store, c, r.exec_command, user=r.exec_user, workdir=r.exec_workdir,
-                                  env=r.exec_env, privileged=r.exec_privileged)
-            if restart:
-                self.out(f'Restarting service "{service}" after changes were detected')
-                self.rt.restart([service])
-                self.out(f'service "{service}" restarted')
+                sync_files(self.rt, r, rels)
+        if restart:
+            self.rt.restart(restart)
+            self.out("service(s) [" + " ".join(f'"{n}"' for n in restart) + "] restarted")
+        for r in execs:
+            for c in self.rt.containers([r.service]):
+                if self.rt.state(c).running:
+                    _exec(self.rt.store, c, r.exec_command, user=r.exec_user, workdir=r.exec_workdir,
+                          env=r.exec_env, privileged=r.exec_privileged)

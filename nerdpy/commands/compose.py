@@ -318,7 +318,8 @@ def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale,
             raise click.UsageError("--watch needs an attached up (no -d/--wait/--no-start)")
         from compose.watch import rules_of
 
-        watch_rules = rules_of(project, [n for n in project.services if n in (services or project.services)])
+        watch_rules = rules_of(project, [n for n in project.services if n in (services or project.services)],
+                               warn=_warn)
         if not watch_rules:
             raise click.UsageError("none of the selected services is configured for watch, "
                                    "consider setting a 'develop' section")
@@ -1173,7 +1174,7 @@ def watch(ctx, no_up, services):
 
     project = load(ctx, services=list(services) or None)
     names = [n for n in project.services if n in (services or project.services)]
-    rules = rules_of(project, names)
+    rules = rules_of(project, names, warn=_warn)
     if not rules:
         raise click.UsageError("none of the selected services is configured for watch, "
                                "consider setting a 'develop' section")

@@ -116,7 +116,7 @@ def test_watch_sync_ignore_restart_exec(nerdpy, images, tmp_path):
         # sync+restart
         started = state(nerdpy, "watchy-web-1")["StartedAt"]
         (tmp_path / "conf" / "app.ini").write_text("[a]\n")
-        assert poll(lambda: out.has('service "web" restarted'), 30), out.lines
+        assert poll(lambda: out.has('service(s) ["web"] restarted'), 30), out.lines
         assert state(nerdpy, "watchy-web-1")["StartedAt"] != started
         root = rootfs(nerdpy, cid)
         assert read(os.path.join(root, "etc/app/app.ini")) == "[a]\n"

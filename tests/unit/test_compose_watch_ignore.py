@@ -40,3 +40,12 @@ def test_event_shapes():
     assert set(j) == {"time", "type", "service", "id", "action", "attributes"}
     assert j["type"] == "container" and j["time"].endswith(("Z", ":00", ":30")) and ".123456789" in j["time"]
     assert ev.as_line().endswith("container start abc (image=busybox, name=p-web-1)")
+
+
+def test_include_patterns(tmp_path):
+    r = Rule(service="web", action="sync", path=str(tmp_path), target="/app",
+             ignore=Ignore.parse(DEFAULT_IGNORES + ["skip.py"]), include=Ignore.parse(["*.py", "src/"]))
+    assert r.covers(str(tmp_path / "a.py")) == "a.py"
+    assert r.covers(str(tmp_path / "src" / "x.txt")) == "src/x.txt"
+    assert r.covers(str(tmp_path / "notes.txt")) is None
+    assert r.covers(str(tmp_path / "skip.py")) is None      # ignore wins over include
