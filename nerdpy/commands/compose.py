@@ -1092,15 +1092,18 @@ def stats(ctx, all_, fmt, no_stream, no_trunc, service):
     first = True
     try:
         while True:
-            rows = []
+            shown = []
             for c in rt.containers([service] if service else None, oneoff=None):
                 st = rt.state(c)
-                if not st.running and not all_:
-                    continue
-                cur = sample(rt.store, c, st.pid if st.running else None)
-                if first and st.running:  # CPU % needs an interval: a second sample shortly after
-                    time.sleep(0.5)
-                    prev[c.id], cur = cur, sample(rt.store, c, st.pid)
+                if st.running or all_:
+                    shown.append((c, st.pid if st.running else None))
+            if first and any(pid for _, pid in shown):
+                # CPU % needs an interval: one sample of all now, the shown one shortly after
+                prev = {c.id: sample(rt.store, c, pid) for c, pid in shown}
+                time.sleep(0.5)
+            rows = []
+            for c, pid in shown:
+                cur = sample(rt.store, c, pid)
                 rows.append(stats_row(c, prev.get(c.id), cur, no_trunc=no_trunc))
                 prev[c.id] = cur
             first = False
