@@ -254,6 +254,7 @@ class Service:
     post_start: list[Hook] = field(default_factory=list)
     pre_stop: list[Hook] = field(default_factory=list)
     userns_mode: str | None = None        # only "host" (nerdpy never remaps users)
+    develop: dict | None = None           # `compose watch`: {"watch": [{action, path (absolute), target, ignore...}]}
     unmodelled: dict[str, Any] = field(default_factory=dict)   # valid keys nerdpy ignores, as written (for `config`)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys
 

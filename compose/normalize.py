@@ -176,6 +176,10 @@ class Normalizer:
                                  "build images: build it elsewhere, `nerdpy load` it and name it in image:")
         if not s.image:
             raise self.error(p, f"service {name!r} has neither an image nor a build context specified")
+        if isinstance(raw.get("develop"), dict):
+            s.develop = dict(raw["develop"])
+            s.develop["watch"] = [dict(w, path=self.abspath(str(w["path"]))) if isinstance(w, dict) and "path" in w
+                                  else w for w in raw["develop"].get("watch") or []]
         s.command = self.command(p + ("command",), raw.get("command"))
         s.entrypoint = self.command(p + ("entrypoint",), raw.get("entrypoint"))
         s.env_files, env = self.env_files(p + ("env_file",), raw.get("env_file"))

@@ -22,6 +22,7 @@ def service_to_dict(s: m.Service) -> dict:
     d: dict = {}
     d["image"] = s.image
     d["build"] = s.build
+    d["develop"] = s.develop
     d["command"] = s.command
     d["entrypoint"] = s.entrypoint
     d["environment"] = dict(s.environment) or None
@@ -179,6 +180,7 @@ def config_hash(s: m.Service, project: m.Project | None = None) -> str:
         if vols:
             d["\0volumes"] = vols
     d.pop("scale", None)
+    d.pop("develop", None)  # a watch rule is not the container's configuration
     if isinstance(d.get("deploy"), dict):
         d["deploy"] = {k: v for k, v in d["deploy"].items() if k != "replicas"}
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)

@@ -96,9 +96,11 @@ def _engine_error(e: Exception, what: str) -> ComposeRuntimeError:
 
 class Runtime:
     def __init__(self, store, project: m.Project, on_event: Callable[[Event], None] | None = None,
-                 on_warning: Callable[[str], None] | None = None):
+                 on_warning: Callable[[str], None] | None = None, compatibility: bool = False):
         self.store = store
         self.project = project
+        # `--compatibility`: container names joined with `_`, as docker compose v1 named them
+        self.separator = "_" if compatibility else "-"
         self.recreated: set[str] = set()     # services with a container recreated by this run
         self._emit = on_event or (lambda e: None)
         self.warn = on_warning or (lambda msg: None)
@@ -370,7 +372,8 @@ class Runtime:
         return f"container:{cs[0].name}"
 
     def container_name(self, s: m.Service, number: int) -> str:
-        return s.container_name or f"{self.project.name}-{s.name}-{number}"
+        sep = self.separator
+        return s.container_name or f"{self.project.name}{sep}{s.name}{sep}{number}"
 
     def _create_one(self, s: m.Service, number: int, image_id: str, anon: dict | None = None,
                     name: str | None = None):
@@ -681,7 +684,10 @@ class Runtime:
                 if h == "unhealthy":
                     raise ComposeRuntimeError(f"container {c.name} is unhealthy")
                 if deadline is not None and time.monotonic() > deadline:
-                    raise ComposeRuntimeError(f"timeout waiting for container {c.name}")
+                    from compose.units import format_duration
+
+                    # docker compose's message for --wait-timeout
+                    raise ComposeRuntimeError(f"application not healthy after {format_duration(timeout)}")
                 time.sleep(0.1)
 
         def each(c):
@@ -910,7 +916,8 @@ class Runtime:
         self.ensure_images([service], pull)
         self.ensure_networks([service])
         self.ensure_volumes([service])
-        name = name or f"{self.project.name}-{service}-run-{secrets.token_hex(6)}"
+        sep = self.separator
+        name = name or f"{self.project.name}{sep}{service}{sep}run{sep}{secrets.token_hex(6)}"
         number = 1 + max((number_of(c) for c in self.containers([service], oneoff=True)), default=0)
         spec = container_spec(self.project, s, name, number, oneoff=True, image_id=self._image_id(s),
                               network_mode=self._network_mode(s), overrides=overrides, state_dir=self.state_dir)

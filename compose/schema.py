@@ -28,6 +28,7 @@ pull_policy platform profiles mem_limit cpus pids_limit extends
 dns_opt group_add oom_score_adj mac_address label_file mem_reservation memswap_limit cpu_shares links
 post_start pre_stop build userns_mode
 """.split())
+IMPLEMENTED_SERVICE_KEYS |= {"develop"}  # compose watch (issue 16)
 IMPLEMENTED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
 IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits", "reservations"})
 IMPLEMENTED_RESERVATION_KEYS = frozenset({"memory"})
