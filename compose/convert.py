@@ -52,7 +52,7 @@ def compose_labels(project: m.Project, s: m.Service, number: int, oneoff: bool =
         m.LABEL_SERVICE: s.name,
         m.LABEL_NUMBER: str(number),
         m.LABEL_ONEOFF: "True" if oneoff else "False",
-        m.LABEL_CONFIG_HASH: config_hash(s),
+        m.LABEL_CONFIG_HASH: config_hash(s, project),
         m.LABEL_DEPENDS_ON: depends_on_label(s),
         m.LABEL_WORKING_DIR: project.working_dir,
         m.LABEL_CONFIG_FILES: ",".join(os.path.abspath(f) if f != "-" else f for f in project.files),
@@ -169,6 +169,10 @@ def volume_mounts(project: m.Project, s: m.Service, anon_sources: dict[str, str]
         else:
             raise ModelError(f"service {s.name!r}: volumes of type {v.type!r} are not supported")
     out += [tmpfs_mount(t) for t in s.tmpfs]
+    taken = {os.path.normpath(x.target) for x in out}
+    for target, src in (anon_sources or {}).items():  # the old container's image-VOLUME volumes
+        if os.path.normpath(target) not in taken:
+            out.append(MountSpec("volume", target, src, False, {"anonymous": True}))
     if not files:  # secrets and configs left out (nothing written): for check_service
         return out
     for kind, items, table in (("secret", s.secrets, project.secrets), ("config", s.configs, project.configs)):
@@ -220,10 +224,28 @@ def network_attachments(project: m.Project, s: m.Service, aliases: bool = True) 
         if net is None:
             raise ModelError(f"service {s.name!r} refers to undefined network {key}")
         names = [s.name] + [a for a in sn.aliases if a != s.name] if aliases else []
+        if aliases:
+            names += [a for a in link_aliases(project, s, key) if a not in names]
         attachments.append({"name": net.name, "aliases": names, "ip": sn.ipv4_address, "mac": sn.mac_address})
     if not attachments:
         return "none", []
+    if s.mac_address and not attachments[0]["mac"]:
+        attachments[0]["mac"] = s.mac_address
     return attachments[0]["name"], attachments
+
+
+def link_aliases(project: m.Project, s: m.Service, network: str) -> list[str]:
+    """`links: [s:alias]` of the services on `network`: aliases of `s` there, so that the
+    linking service reaches s by that name (docker's links, as names on the network)."""
+    out = []
+    for other in project.services.values():
+        if network not in other.networks:
+            continue
+        for link in other.links:
+            svc, _, alias = link.partition(":")
+            if svc == s.name and alias and alias not in out:
+                out.append(alias)
+    return out
 
 
 def parse_run_volume(text: str):
@@ -269,6 +291,8 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         net, nets = network_mode, []
     if net.startswith("service:"):
         raise ModelError(f"service {s.name!r}: network_mode {net} could not be resolved")
+    if s.mac_address and not nets:
+        raise ModelError(f"service {s.name!r}: mac_address needs a network (network_mode is {net})")
     hc, no_hc = healthcheck_spec(s.healthcheck)
     mounts = volume_mounts(project, s, anon_sources, state_dir, files=not check_only)
     for v in o.volumes:
@@ -313,6 +337,11 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         dns_options=list(s.dns_opt),
         extra_hosts=list(s.extra_hosts),
         memory=s.mem_limit,
+        memory_swap=s.memswap_limit,
+        memory_reservation=s.mem_reservation,
+        cpu_shares=s.cpu_shares,
+        group_add=list(s.group_add),
+        oom_score_adj=s.oom_score_adj,
         cpus=s.cpus,
         pids_limit=s.pids_limit,
         ulimits=[(k, u.soft, u.hard) for k, u in s.ulimits.items()],

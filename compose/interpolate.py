@@ -194,3 +194,66 @@ def interpolate_file(src, env: Mapping[str, str] | Lookup,
                      on_unset: Callable[[str], None] | None = None) -> None:
     """Interpolate a SourceFile's data in place (values only, before merging)."""
     src.data = interpolate_tree(src.data, env, file=src.name, line_of=src.line_of, on_unset=on_unset)
+
+
+def variables(data) -> dict[str, dict]:
+    """The variables a (not interpolated) tree refers to, as docker compose's `config
+    --variables` lists them: name -> {Name, DefaultValue, PresenceValue, Required}."""
+    out: dict[str, dict] = {}
+
+    def add(name: str, default: str = "", presence: str = "", required: bool = False) -> None:
+        v = out.setdefault(name, {"Name": name, "DefaultValue": "", "PresenceValue": "", "Required": False})
+        v["DefaultValue"] = v["DefaultValue"] or default
+        v["PresenceValue"] = v["PresenceValue"] or presence
+        v["Required"] = v["Required"] or required
+
+    def scan(text: str) -> None:
+        i, n = 0, len(text)
+        while i < n:
+            j = text.find("$", i)
+            if j < 0 or j + 1 >= n:
+                return
+            if text[j + 1] == "$":
+                i = j + 2
+                continue
+            if text[j + 1] == "{":
+                m = _NAME.match(text, j + 2)
+                if not m:
+                    i = j + 2
+                    continue
+                k = m.end()
+                op = next((o for o in _OPS if text.startswith(o, k)), None)
+                if op is None:
+                    add(m.group(0))
+                    i = k + 1
+                    continue
+                try:
+                    end = _closing(text, k + len(op))
+                except _Invalid:
+                    return
+                operand = text[k + len(op):end]
+                kind = op[-1]
+                add(m.group(0), default=operand if kind == "-" else "",
+                    presence=operand if kind == "+" else "", required=kind == "?")
+                scan(operand)
+                i = end + 1
+                continue
+            m = _NAME.match(text, j + 1)
+            if m:
+                add(m.group(0))
+                i = m.end()
+            else:
+                i = j + 1
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and "$" in node:
+            scan(node)
+
+    walk(data)
+    return dict(sorted(out.items()))

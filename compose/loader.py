@@ -82,14 +82,16 @@ def load_project(files: Iterable[str] | None = None, *, project_name: str | None
                  profiles: Iterable[str] | None = None, services: Iterable[str] | None = None,
                  environ: Mapping[str, str] | None = None, cwd: str | None = None,
                  stdin: TextIO | None = None,
-                 on_warning: Callable[[str], None] | None = None) -> m.Project:
+                 on_warning: Callable[[str], None] | None = None, interpolate: bool = True,
+                 on_source: Callable[[dict], None] | None = None) -> m.Project:
     """Load, validate and normalise a compose project (see the module doc for the steps).
 
     files: as -f (``"-"`` reads `stdin`); project_name: -p; project_directory:
     --project-directory; env_files: --env-file; profiles: --profile; services: services named
     on the command line (their profiles become active, as the spec says); environ: the process
     environment (os.environ); on_warning: called with each warning (they are also kept in
-    Project.warnings). Raises a ComposeError subclass (with file and line) on any error."""
+    Project.warnings); interpolate=False leaves `${VAR}` as written (`config --no-interpolate`);
+    on_source: called with each file's data as parsed, before interpolation (`config --variables`). Raises a ComposeError subclass (with file and line) on any error."""
     environ = dict(os.environ if environ is None else environ)
     cwd = os.path.abspath(cwd or os.getcwd())
     warnings: list[str] = []
@@ -152,7 +154,7 @@ def load_project(files: Iterable[str] | None = None, *, project_name: str | None
             unset_seen.add(name)
             warn(f'the "{name}" variable is not set, defaulting to a blank string')
 
-    fileset = _FileSet(cwd, env, on_unset)
+    fileset = _FileSet(cwd, env, on_unset, interpolate=interpolate, on_source=on_source)
     sources = fileset.load(files, working_dir, stdin)
     data = merge_files(sources)
     if data.get("include"):
@@ -230,7 +232,9 @@ class _FileSet:
     """Reads, interpolates, validates and resolves extends for a list of files with one
     environment (the main project's, or an included project's)."""
 
-    def __init__(self, cwd: str, env: Mapping[str, str], on_unset):
+    def __init__(self, cwd: str, env: Mapping[str, str], on_unset, interpolate: bool = True, on_source=None):
+        self.interpolate = interpolate
+        self.on_source = on_source
         self.cwd = cwd
         self.env = env
         self.on_unset = on_unset
@@ -251,7 +255,10 @@ class _FileSet:
         return self.prepare(parse(text, display, path, os.path.dirname(path)))
 
     def prepare(self, src: SourceFile) -> SourceFile:
-        interpolate_file(src, self.env, on_unset=self.on_unset)
+        if self.on_source is not None:
+            self.on_source(src.data)
+        if self.interpolate:
+            interpolate_file(src, self.env, on_unset=self.on_unset)
         validate(src)
         return src
 

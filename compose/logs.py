@@ -13,9 +13,12 @@ _COLORS = ["36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1"]
 
 
 def display_name(project_name: str, c) -> str:
-    """The container's name without `<project>-` (docker compose's log prefix): `web-1`."""
-    prefix = project_name + "-"
-    return c.name[len(prefix):] if c.name.startswith(prefix) else c.name
+    """The container's name without `<project>-` (docker compose's log prefix): `web-1`
+    (`web_1` for a container named with --compatibility)."""
+    for prefix in (project_name + "-", project_name + "_"):
+        if c.name.startswith(prefix):
+            return c.name[len(prefix):]
+    return c.name
 
 
 class Formatter:

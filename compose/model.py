@@ -92,6 +92,7 @@ class ServiceNetwork:
     priority: int = 0
     link_local_ips: list[str] = field(default_factory=list)
     driver_opts: dict[str, str] = field(default_factory=dict)
+    unmodelled: dict = field(default_factory=dict)   # gw_priority, interface_name, as written
 
 
 @dataclass
@@ -158,6 +159,7 @@ class Deploy:
     restart_policy: RestartPolicy | None = None
     labels: dict[str, str] = field(default_factory=dict)
     mode: str | None = None
+    unmodelled: dict = field(default_factory=dict)   # placement, update_config, ... and resources.<part>.<key>, as written
 
 
 @dataclass
@@ -176,6 +178,16 @@ class ServiceConfig:
     uid: str | None = None
     gid: str | None = None
     mode: int | None = None
+
+
+@dataclass
+class Hook:
+    """A post_start / pre_stop hook: a command exec'd in the container (docker compose 2.30+)."""
+    command: list[str]
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,6 +244,18 @@ class Service:
     cpus: float | None = None             # effective: cpus or deploy.resources.limits.cpus
     pids_limit: int | None = None         # effective: pids_limit or deploy.resources.limits.pids
     build: dict | None = None             # not implemented (kept as written, context absolute)
+    group_add: list[str] = field(default_factory=list)
+    oom_score_adj: int | None = None
+    mac_address: str | None = None        # the first network's MAC (unless the network sets one)
+    mem_reservation: int | None = None    # effective: mem_reservation or deploy.resources.reservations.memory
+    memswap_limit: int | None = None      # -1: unlimited
+    cpu_shares: int | None = None
+    links: list[str] = field(default_factory=list)                     # "svc" or "svc:alias"
+    post_start: list[Hook] = field(default_factory=list)
+    pre_stop: list[Hook] = field(default_factory=list)
+    userns_mode: str | None = None        # only "host" (nerdpy never remaps users)
+    develop: dict | None = None           # `compose watch`: {"watch": [{action, path (absolute), target, ignore...}]}
+    unmodelled: dict[str, Any] = field(default_factory=dict)   # valid keys nerdpy ignores, as written (for `config`)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys
 
     def dependencies(self) -> list[str]:
@@ -270,6 +294,7 @@ class Network:
     attachable: bool = False
     enable_ipv6: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    unmodelled: dict = field(default_factory=dict)   # enable_ipv4, as written
 
 
 @dataclass
@@ -289,6 +314,7 @@ class Secret:
     content: str | None = None                 # configs only: inline content
     external: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    unmodelled: dict = field(default_factory=dict)   # template_driver, as written
 
 
 @dataclass

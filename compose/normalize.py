@@ -14,6 +14,7 @@ from compose import model as m
 from compose.envfile import read_env_file
 from compose.errors import ComposeError, ModelError
 from compose.merge import list_or_dict_to_dict
+from compose.schema import IMPLEMENTED_SERVICE_KEYS
 from compose.syntax import mount_target, parse_port, parse_volume
 from compose.units import parse_bool, parse_duration, parse_float, parse_int, parse_size
 
@@ -110,7 +111,7 @@ class Normalizer:
                 external=external,
                 attachable=self.conv(path + ("attachable",), parse_bool, raw.get("attachable", False)),
                 enable_ipv6=self.conv(path + ("enable_ipv6",), parse_bool, raw.get("enable_ipv6", False)),
-                labels=self.strmap(raw.get("labels")))
+                labels=self.strmap(raw.get("labels")), unmodelled=_pick(raw, ("enable_ipv4",)))
         return out
 
     def external(self, path, raw) -> tuple[bool, str | None]:
@@ -156,7 +157,7 @@ class Normalizer:
             if env is not None and env not in self.env:
                 self.warn(f"{what} {key!r}: environment variable {env} is not set")
             out[key] = cls(name=name, file=file, environment=env, content=content, external=external,
-                           labels=self.strmap(raw.get("labels")))
+                           labels=self.strmap(raw.get("labels")), unmodelled=_pick(raw, ("template_driver",)))
         return out
 
     # -- services -----------------------------------------------------------------------------
@@ -171,10 +172,14 @@ class Normalizer:
             if isinstance(s.build.get("context"), str) and "://" not in s.build["context"]:
                 s.build["context"] = self.abspath(s.build["context"])
             if not s.image:
-                raise self.error(p + ("build",), f"service {name!r} has build: but no image: "
-                                 "nerdpy does not build images (build it elsewhere and set image:)")
+                raise self.error(p + ("build",), f"service {name!r} has build: but no image: nerdpy does not "
+                                 "build images: build it elsewhere, `nerdpy load` it and name it in image:")
         if not s.image:
             raise self.error(p, f"service {name!r} has neither an image nor a build context specified")
+        if isinstance(raw.get("develop"), dict):
+            s.develop = dict(raw["develop"])
+            s.develop["watch"] = [dict(w, path=self.abspath(str(w["path"]))) if isinstance(w, dict) and "path" in w
+                                  else w for w in raw["develop"].get("watch") or []]
         s.command = self.command(p + ("command",), raw.get("command"))
         s.entrypoint = self.command(p + ("entrypoint",), raw.get("entrypoint"))
         s.env_files, env = self.env_files(p + ("env_file",), raw.get("env_file"))
@@ -184,7 +189,8 @@ class Normalizer:
             else:
                 env[str(k)] = _scalar_str(v)
         s.environment = env
-        s.labels = self.strmap(raw.get("labels"))
+        s.labels = self.label_files(p + ("label_file",), raw.get("label_file"))
+        s.labels.update(self.strmap(raw.get("labels")))
         for key in ("container_name", "hostname", "domainname", "user", "working_dir", "stop_signal",
                     "platform", "pid"):
             v = raw.get(key)
@@ -249,8 +255,72 @@ class Normalizer:
             s.pull_policy = "missing" if pp == "if_not_present" else pp
         s.profiles = _str_list(raw.get("profiles"))
         s.mem_limit, s.cpus, s.pids_limit = self.limits(p, raw, s.deploy)
+        self.resources(p, raw, s)
         s.extensions = {k: v for k, v in raw.items() if k.startswith("x-")}
+        s.unmodelled = {k: v for k, v in raw.items() if k not in IMPLEMENTED_SERVICE_KEYS and not k.startswith("x-")}
         return s
+
+    def label_files(self, path, value) -> dict[str, str]:
+        """`label_file`: docker's label files (as `run --label-file`), relative to the project
+        directory; the service's `labels` win over them."""
+        from nerdpy.engine.containers.options import read_label_file
+        from nerdpy.engine.errors import InvalidArgument
+
+        out: dict[str, str] = {}
+        for i, f in enumerate([value] if isinstance(value, str) else value or []):
+            try:
+                out.update(read_label_file(self.abspath(str(f))))
+            except InvalidArgument as e:
+                raise self.error(path + (i,), str(e)) from None
+        return out
+
+    def resources(self, p, raw, s: m.Service) -> None:
+        """group_add, oom_score_adj, mac_address, mem_reservation, memswap_limit, cpu_shares,
+        links and the post_start/pre_stop hooks."""
+        s.group_add = [_scalar_str(g) for g in raw.get("group_add") or []]
+        if raw.get("oom_score_adj") is not None:
+            s.oom_score_adj = self.conv(p + ("oom_score_adj",), parse_int, raw["oom_score_adj"])
+        if raw.get("mac_address") is not None:
+            s.mac_address = _scalar_str(raw["mac_address"])
+        if raw.get("cpu_shares") is not None:
+            s.cpu_shares = self.conv(p + ("cpu_shares",), parse_int, raw["cpu_shares"])
+        if raw.get("memswap_limit") is not None:
+            v = raw["memswap_limit"]
+            s.memswap_limit = -1 if str(v).strip() == "-1" else self.conv(p + ("memswap_limit",), parse_size, v)
+        res = s.deploy.reservations.memory if s.deploy else None
+        if raw.get("mem_reservation") is not None:
+            s.mem_reservation = self.conv(p + ("mem_reservation",), parse_size, raw["mem_reservation"])
+            if res is not None and res != s.mem_reservation:
+                raise self.error(p + ("mem_reservation",), "can't set distinct values on 'mem_reservation' and "
+                                 "'deploy.resources.reservations.memory'")
+        else:
+            s.mem_reservation = res
+        if raw.get("userns_mode") is not None and str(raw["userns_mode"]) != "host":
+            # nerdpy never remaps users (root only, no userns-remap): "host" is what it always does
+            raise self.error(p + ("userns_mode",), f"service {s.name!r}: userns_mode {raw['userns_mode']!r} is "
+                             "not supported (only host)")
+        s.userns_mode = _opt_str(raw.get("userns_mode"))
+        services = self.data.get("services") or {}
+        s.links = _str_list(raw.get("links"))
+        for i, link in enumerate(s.links):
+            dep = link.split(":", 1)[0]
+            if dep not in services:
+                raise self.error(p + ("links", i), f"service {s.name!r} has a link to undefined service {dep!r}")
+            s.depends_on.setdefault(dep, m.DependsOn())   # links imply depends_on, as in docker compose
+        for key in ("post_start", "pre_stop"):
+            hooks = []
+            for i, h in enumerate(raw.get(key) or []):
+                hp = p + (key, i)
+                cmd = self.command(hp + ("command",), h.get("command"))
+                if not cmd:
+                    raise self.error(hp + ("command",), f"service {s.name!r}: {key} hook has an empty command")
+                env = {}
+                for k, v in list_or_dict_to_dict(h.get("environment")).items():
+                    env[str(k)] = self.env.get(str(k)) if v is None else _scalar_str(v)
+                hooks.append(m.Hook(command=cmd, user=_opt_str(h.get("user")),
+                                    privileged=self.conv(hp + ("privileged",), parse_bool, h.get("privileged")),
+                                    working_dir=_opt_str(h.get("working_dir")), environment=env))
+            setattr(s, key, hooks)
 
     def command(self, path, value):
         if value is None:
@@ -389,7 +459,8 @@ class Normalizer:
                 ipv6_address=cfg.get("ipv6_address"), mac_address=cfg.get("mac_address"),
                 priority=self.conv(np + ("priority",), parse_int, prio),
                 link_local_ips=_str_list(cfg.get("link_local_ips")),
-                driver_opts=self.opts(cfg.get("driver_opts")))
+                driver_opts=self.opts(cfg.get("driver_opts")),
+                unmodelled=_pick(cfg, ("gw_priority", "interface_name")))
         return out
 
     def depends_on(self, path, value) -> dict[str, m.DependsOn]:
@@ -471,6 +542,11 @@ class Normalizer:
                 d.restart_policy.max_attempts = self.conv(rp + ("max_attempts",), parse_int, rpol["max_attempts"])
         d.labels = self.strmap(raw.get("labels"))
         d.mode = raw.get("mode")
+        d.unmodelled = _pick(raw, ("endpoint_mode", "placement", "update_config", "rollback_config"))
+        for part in ("limits", "reservations"):
+            more = _pick(res.get(part) or {}, ("devices", "generic_resources"))
+            if more:
+                d.unmodelled.setdefault("resources", {})[part] = more
         return d
 
     def restart(self, p, value, deploy) -> str | None:
@@ -588,6 +664,11 @@ def _scalar_str(v) -> str:
             return str(int(v))  # as Go prints a float64 that holds an integer: 1000, not 1000.0
         return repr(v)
     return str(v)
+
+
+def _pick(raw: dict, keys: tuple[str, ...]) -> dict:
+    """The keys of `raw` that the model keeps only as written (for `config` to print them)."""
+    return {k: raw[k] for k in keys if k in raw}
 
 
 def _opt_str(v):

@@ -22,6 +22,7 @@ def service_to_dict(s: m.Service) -> dict:
     d: dict = {}
     d["image"] = s.image
     d["build"] = s.build
+    d["develop"] = s.develop
     d["command"] = s.command
     d["entrypoint"] = s.entrypoint
     d["environment"] = dict(s.environment) or None
@@ -39,7 +40,7 @@ def service_to_dict(s: m.Service) -> dict:
         d["networks"] = {k: (_clean({"aliases": n.aliases, "ipv4_address": n.ipv4_address,
                                      "ipv6_address": n.ipv6_address, "mac_address": n.mac_address,
                                      "priority": n.priority or None, "link_local_ips": n.link_local_ips,
-                                     "driver_opts": n.driver_opts}) or None)
+                                     "driver_opts": n.driver_opts, **n.unmodelled}) or None)
                          for k, n in sorted(s.networks.items())}
     d["depends_on"] = {k: {"condition": dep.condition, "required": dep.required,
                            **({"restart": True} if dep.restart else {})}
@@ -61,8 +62,11 @@ def service_to_dict(s: m.Service) -> dict:
             r = dep.restart_policy
             rp = _clean({"condition": r.condition, "delay": format_duration(r.delay),
                          "max_attempts": r.max_attempts, "window": format_duration(r.window)})
+        for part, more in (dep.unmodelled.get("resources") or {}).items():
+            resources[part] = {**resources.get(part, {}), **more}
         d["deploy"] = _clean({"mode": dep.mode, "replicas": dep.replicas, "resources": resources,
-                              "restart_policy": rp, "labels": dep.labels}) or None
+                              "restart_policy": rp, "labels": dep.labels,
+                              **{k: v for k, v in dep.unmodelled.items() if k != "resources"}}) or None
     if s.scale != 1:
         d["scale"] = s.scale
     d["stop_grace_period"] = format_duration(s.stop_grace_period)
@@ -83,6 +87,17 @@ def service_to_dict(s: m.Service) -> dict:
     d["mem_limit"] = s.mem_limit
     d["cpus"] = s.cpus
     d["pids_limit"] = s.pids_limit
+    for key in ("oom_score_adj", "mac_address", "mem_reservation", "memswap_limit", "cpu_shares", "userns_mode"):
+        d[key] = getattr(s, key)
+    d["group_add"] = list(s.group_add)
+    d["links"] = list(s.links)
+    for key in ("post_start", "pre_stop"):
+        d[key] = [_clean({"command": h.command, "user": h.user, "privileged": h.privileged,
+                          "working_dir": h.working_dir, "environment": dict(h.environment)})
+                  for h in getattr(s, key)]
+    for k, v in s.unmodelled.items():  # valid keys nerdpy does not implement: as written
+        if d.get(k) in (None, [], {}):
+            d[k] = v
     out = _sorted(_clean(d))
     if "environment" in out:
         out["environment"] = dict(s.environment)  # keep null values (variables set without a value)
@@ -109,8 +124,29 @@ def volume_to_dict(v: m.ServiceVolume) -> dict:
 
 
 def _resource(obj, extra: dict) -> dict:
-    d = {"name": obj.name, **extra, "external": obj.external, "labels": obj.labels}
+    d = {"name": obj.name, **extra, "external": obj.external, "labels": obj.labels,
+         **getattr(obj, "unmodelled", {})}
     return _clean(d)
+
+
+def network_to_dict(n: m.Network) -> dict:
+    ipam = None
+    if n.ipam:
+        ipam = _clean({"driver": n.ipam.driver,
+                       "config": [_clean({"subnet": c.subnet, "ip_range": c.ip_range, "gateway": c.gateway,
+                                          "aux_addresses": c.aux_addresses}) for c in n.ipam.config],
+                       "options": n.ipam.options})
+    return _resource(n, {"driver": n.driver, "driver_opts": n.driver_opts, "ipam": ipam,
+                         "internal": n.internal, "attachable": n.attachable, "enable_ipv6": n.enable_ipv6})
+
+
+def volume_def_to_dict(v: m.Volume) -> dict:
+    return _resource(v, {"driver": v.driver, "driver_opts": v.driver_opts})
+
+
+def definition_hash(d: dict) -> str:
+    """sha256 of a rendered network or volume definition (their config-hash label)."""
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def escape_dollars(value):
@@ -125,12 +161,26 @@ def escape_dollars(value):
     return value
 
 
-def config_hash(s: m.Service) -> str:
+def config_hash(s: m.Service, project: m.Project | None = None) -> str:
     """sha256 of the normalised service (for the com.docker.compose.config-hash label):
     a changed service gets a new hash; scale and deploy.replicas are left out, since
-    scaling does not recreate containers."""
+    scaling does not recreate containers. With `project`, the definitions of the networks and
+    named volumes the service uses are part of it: changing one recreates its containers."""
     d = service_to_dict(s)
+    if project is not None:  # definitions left at their defaults leave the hash as it was before
+        default = {"name": ""}
+        nets = {k: nd for k in sorted(s.networks) if k in project.networks
+                for nd in [network_to_dict(project.networks[k])]
+                if nd != dict(default, name=f"{project.name}_{k}")}
+        vols = {v.source: vd for v in s.volumes if v.type == "volume" and v.source in project.volumes
+                for vd in [volume_def_to_dict(project.volumes[v.source])]
+                if vd != dict(default, name=f"{project.name}_{v.source}")}
+        if nets:
+            d["\0networks"] = nets
+        if vols:
+            d["\0volumes"] = vols
     d.pop("scale", None)
+    d.pop("develop", None)  # a watch rule is not the container's configuration
     if isinstance(d.get("deploy"), dict):
         d["deploy"] = {k: v for k, v in d["deploy"].items() if k != "replicas"}
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
@@ -144,21 +194,9 @@ def project_to_dict(p: m.Project, escape: bool = False) -> dict:
         return escape_dollars(project_to_dict(p))
     out: dict = {"name": p.name, "services": {k: service_to_dict(s) for k, s in sorted(p.services.items())}}
     if p.networks:
-        nets = {}
-        for k, n in sorted(p.networks.items()):
-            ipam = None
-            if n.ipam:
-                ipam = _clean({"driver": n.ipam.driver,
-                               "config": [_clean({"subnet": c.subnet, "ip_range": c.ip_range, "gateway": c.gateway,
-                                                  "aux_addresses": c.aux_addresses}) for c in n.ipam.config],
-                               "options": n.ipam.options})
-            nets[k] = _resource(n, {"driver": n.driver, "driver_opts": n.driver_opts, "ipam": ipam,
-                                    "internal": n.internal, "attachable": n.attachable,
-                                    "enable_ipv6": n.enable_ipv6})
-        out["networks"] = nets
+        out["networks"] = {k: network_to_dict(n) for k, n in sorted(p.networks.items())}
     if p.volumes:
-        out["volumes"] = {k: _resource(v, {"driver": v.driver, "driver_opts": v.driver_opts})
-                          for k, v in sorted(p.volumes.items())}
+        out["volumes"] = {k: volume_def_to_dict(v) for k, v in sorted(p.volumes.items())}
     if p.secrets:
         out["secrets"] = {k: _resource(s, {"file": s.file, "environment": s.environment})
                           for k, s in sorted(p.secrets.items())}

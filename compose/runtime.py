@@ -10,8 +10,9 @@ What `up` does, in docker compose's order:
 3. images pulled as the pull policy says (in parallel);
 4. containers converged, per dependency level and in parallel within one: a container whose
    config hash (or image) changed is recreated (stopped, renamed aside, its replacement
-   created with its anonymous volumes, then removed); missing replicas are created, extra
-   ones removed;
+   created with its anonymous volumes, those of `volumes:` entries without a source and of the
+   image's VOLUMEs, matched by target; `up -V` gives it new ones), then removed); missing
+   replicas are created, extra ones removed;
 5. containers started: one thread per service, each waiting for its dependencies' conditions
    (started, healthy: the health status the monitor records; completed successfully: exit 0),
    so independent services start at once and a dependent starts as soon as it may.
@@ -27,7 +28,8 @@ from typing import Callable, Iterable
 from compose import model as m
 from compose.convert import LABEL_IMAGE, Overrides, check_service, container_spec
 from compose.errors import Aborted, ComposeError, ComposeRuntimeError, DependencyError  # noqa: F401
-from compose.render import config_hash
+from compose.pulltimes import due, pull_interval, record_pull
+from compose.render import config_hash, definition_hash, network_to_dict, volume_def_to_dict
 
 
 @dataclass
@@ -94,14 +96,18 @@ def _engine_error(e: Exception, what: str) -> ComposeRuntimeError:
 
 class Runtime:
     def __init__(self, store, project: m.Project, on_event: Callable[[Event], None] | None = None,
-                 on_warning: Callable[[str], None] | None = None):
+                 on_warning: Callable[[str], None] | None = None, compatibility: bool = False):
         self.store = store
         self.project = project
+        # `--compatibility`: container names joined with `_`, as docker compose v1 named them
+        self.separator = "_" if compatibility else "-"
         self.recreated: set[str] = set()     # services with a container recreated by this run
         self._emit = on_event or (lambda e: None)
         self.warn = on_warning or (lambda msg: None)
         self.abort = threading.Event()
         self._lock = threading.Lock()
+        self.renew_anon_volumes = False      # `up -V`: recreated containers get new anonymous volumes
+        self.inherited: dict[tuple[str, int], dict[str, str]] = {}   # anonymous volumes of removed containers
 
     @property
     def state_dir(self) -> str:
@@ -183,10 +189,15 @@ class Runtime:
                 if existing is None:
                     raise ComposeRuntimeError(f"network {net.name} declared as external, but could not be found")
                 continue
+            want = definition_hash(network_to_dict(net))
             if existing is not None:
-                continue
+                have = (existing.labels or {}).get(m.LABEL_CONFIG_HASH)
+                if have is None or have == want:
+                    continue
+                self._recreate_network(existing)
             pool = net.ipam.config[0] if net.ipam and net.ipam.config else None
-            labels = {m.LABEL_PROJECT: self.project.name, m.LABEL_NETWORK: key, **net.labels}
+            labels = {m.LABEL_PROJECT: self.project.name, m.LABEL_NETWORK: key, **net.labels,
+                      m.LABEL_CONFIG_HASH: want}
             self.emit("Network", net.name, "Creating")
             try:
                 create_network(self.store, net.name, driver=net.driver or "bridge",
@@ -201,6 +212,30 @@ class Runtime:
                 raise _engine_error(e, f"network {net.name}") from None
             self.emit("Network", net.name, "Created")
 
+    def _recreate_network(self, net) -> None:
+        """A network whose definition changed: the project's containers on it are removed (their
+        anonymous volumes kept for their replacements, which `create` makes), then the network."""
+        from nerdpy.engine.network.networks import network_users, remove_network
+
+        users = {cid for _, cid in network_users(self.store, net)}
+        mine = [c for c in self.containers(oneoff=None) if c.id in users]
+        if users - {c.id for c in mine}:
+            raise ComposeRuntimeError(f"network {net.name} has changed but is used by containers outside project "
+                                      f"{self.project.name}: disconnect them first")
+        for c in mine:
+            self._stop_one(c, None)
+            if not is_oneoff(c):
+                self.inherited[(service_of(c), number_of(c))] = {
+                    mt.target: mt.source for mt in c.spec.mounts or []
+                    if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
+            self._remove_one(c)
+        self.emit("Network", net.name, "Removing")
+        try:
+            remove_network(self.store, net.name)
+        except Exception as e:
+            raise _engine_error(e, f"network {net.name}") from None
+        self.emit("Network", net.name, "Removed")
+
     def ensure_volumes(self, names: list[str]) -> None:
         from nerdpy.engine.containers.volumes import create_volume, get_volume
 
@@ -214,12 +249,18 @@ class Runtime:
                 if existing is None:
                     raise ComposeRuntimeError(f"external volume \"{vol.name}\" not found")
                 continue
+            want = definition_hash(volume_def_to_dict(vol))
             if existing is not None:
+                have = existing.labels.get(m.LABEL_CONFIG_HASH)
+                if have is not None and have != want:
+                    self.warn(f"volume {vol.name} exists but doesn't match the configuration in the compose file: "
+                              "kept with its data (`down -v` removes it, the next `up` creates it anew)")
                 continue
             self.emit("Volume", vol.name, "Creating")
             try:
                 create_volume(self.store, vol.name,
-                              labels={m.LABEL_PROJECT: self.project.name, m.LABEL_VOLUME: key, **vol.labels},
+                              labels={m.LABEL_PROJECT: self.project.name, m.LABEL_VOLUME: key, **vol.labels,
+                                      m.LABEL_CONFIG_HASH: want},
                               driver=vol.driver or "local", options=dict(vol.driver_opts) or None)
             except Exception as e:
                 raise _engine_error(e, f"volume {vol.name}") from None
@@ -228,25 +269,44 @@ class Runtime:
     # -- images -------------------------------------------------------------------------------------
     def ensure_images(self, names: list[str], policy: str | None = None, progress=None) -> None:
         """Pull what the pull policy asks for (`policy` overrides the services' pull_policy:
-        always, missing, never), one thread per image."""
+        always, missing, never; a service's daily, weekly, every_<duration> pull again once that
+        long has passed since the last pull, see compose.pulltimes), one thread per image. A
+        service with `build:` whose image cannot be had fails with how to provide it."""
         from nerdpy.engine.images.image import lookup_images
 
         todo: dict[str, tuple[m.Service, str]] = {}
+        buildable: dict[str, m.Service] = {}
         for n in names:
             s = self.project.services[n]
             if not s.image:
                 raise ComposeRuntimeError(f"service {n!r} has no image (nerdpy does not build images)")
             pol = policy or s.pull_policy or "missing"
-            if pol == "build":
-                raise ComposeRuntimeError(f"service {n!r}: pull_policy build: nerdpy does not build images")
             have = bool(lookup_images(self.store, s.image))
+            if s.build is not None or pol == "build":
+                if not have and pol in ("never", "build"):
+                    raise ComposeRuntimeError(build_hint(s, "is not in the store"))
+                if not have:
+                    buildable[s.image] = s
+            if pol == "build":
+                continue
             if pol == "never":
                 if not have:
                     raise ComposeRuntimeError(f"service {n!r}: image {s.image} not found and pull_policy is never")
                 continue
             if pol == "always" or not have:
                 todo.setdefault(s.image, (s, pol))
-        run_parallel([lambda img=img, s=s: self.pull_one(s, img, progress) for img, (s, _) in todo.items()])
+            elif pull_interval(pol) is not None and due(self.store, s.image, pol, have):
+                todo.setdefault(s.image, (s, pol))
+
+        def one(img: str, s: m.Service) -> None:
+            try:
+                self.pull_one(s, img, progress)
+            except ComposeRuntimeError as e:
+                if img in buildable:  # docker compose would build it now
+                    raise ComposeRuntimeError(build_hint(buildable[img], f"could not be pulled ({e})")) from None
+                raise
+
+        run_parallel([lambda img=img, s=s: one(img, s) for img, (s, _) in todo.items()])
 
     def pull_one(self, s: m.Service, image: str, progress=None) -> None:
         from nerdpy.engine.distribution.pull import pull_image
@@ -262,6 +322,7 @@ class Runtime:
         except Exception as e:
             self.emit("Image", image, "Error", s.name)
             raise _engine_error(e, f"pull {image}") from None
+        record_pull(self.store, image)
         self.emit("Image", image, "Pulled", s.name)
 
     def pull(self, names: list[str], ignore_failures: bool = False, progress=None) -> list[str]:
@@ -311,7 +372,8 @@ class Runtime:
         return f"container:{cs[0].name}"
 
     def container_name(self, s: m.Service, number: int) -> str:
-        return s.container_name or f"{self.project.name}-{s.name}-{number}"
+        sep = self.separator
+        return s.container_name or f"{self.project.name}{sep}{s.name}{sep}{number}"
 
     def _create_one(self, s: m.Service, number: int, image_id: str, anon: dict | None = None,
                     name: str | None = None):
@@ -338,8 +400,9 @@ class Runtime:
         name = old.name
         self.emit("Container", name, "Recreate")
         self._stop_one(old, timeout, quiet=True)
-        anon = {mt.target: mt.source for mt in old.spec.mounts or []
-                if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
+        old_anon = {mt.target: mt.source for mt in old.spec.mounts or []
+                    if mt.type == "volume" and (mt.options or {}).get("anonymous") and mt.source}
+        anon = {} if self.renew_anon_volumes else self._inheritable(s, old_anon)
         rename_container(self.store, old, f"{old.id[:12]}_{name}")
         try:
             new = self._create_one(s, number_of(old), image_id, anon, name=name)
@@ -353,7 +416,7 @@ class Runtime:
         with self._lock:
             self.recreated.add(s.name)
         reused = {mt.source for mt in new.spec.mounts or []}
-        for src in anon.values():
+        for src in old_anon.values():
             if src not in reused:
                 try:
                     remove_volume(self.store, src, force=True)
@@ -361,6 +424,28 @@ class Runtime:
                     pass
         self.emit("Container", name, "Recreated")
         return new
+
+    def _inheritable(self, s: m.Service, old_anon: dict[str, str]) -> dict[str, str]:
+        """The old container's anonymous volumes the new one takes over, by target (docker
+        compose's rule): those of the service's `volumes:` entries without a source and of the
+        new image's VOLUMEs, unless something else is mounted there now."""
+        import os
+
+        from nerdpy.engine.images.image import image_config, resolve_image
+
+        try:
+            img_vols = (image_config(self.store, resolve_image(self.store, s.image)).get("config") or {}).get("Volumes")
+        except Exception:
+            img_vols = None
+        wanted = {os.path.normpath("/" + t.strip().lstrip("/")) for t in img_vols or {}}
+        mounted = set()
+        for v in s.volumes:
+            if v.type == "volume" and not v.source:
+                wanted.add(os.path.normpath(v.target))
+            else:
+                mounted.add(os.path.normpath(v.target))
+        mounted |= {os.path.normpath(t.split(":", 1)[0]) for t in s.tmpfs}
+        return {t: src for t, src in old_anon.items() if os.path.normpath(t) in wanted - mounted}
 
     def converge(self, name: str, *, scale: int | None = None, force_recreate: bool = False,
                  no_recreate: bool = False, timeout: int | None = None) -> list:
@@ -371,7 +456,7 @@ class Runtime:
             raise ComposeRuntimeError(f'service "{name}" uses the custom container name "{s.container_name}": '
                                 "a service with a container_name cannot be scaled above 1")
         image_id = self._image_id(s)
-        want_hash = config_hash(s)
+        want_hash = config_hash(s, self.project)
         existing = self.service_containers(name)
         keep, extra = existing[:n], existing[n:]
         run_parallel([lambda c=c: self._remove_one(c, stop=True, timeout=timeout) for c in reversed(extra)] or
@@ -387,7 +472,12 @@ class Runtime:
         used = {number_of(c) for c in keep}
         free = (i for i in itertools.count(1) if i not in used)
         for num in itertools.islice(free, max(0, n - len(keep))):
-            jobs.append(lambda num=num: self._create_one(s, num, image_id))
+            anon = self.inherited.pop((name, num), None)
+            if anon and not self.renew_anon_volumes:
+                anon = self._inheritable(s, anon)
+            else:
+                anon = None
+            jobs.append(lambda num=num, anon=anon: self._create_one(s, num, image_id, anon))
         out = run_parallel(jobs) if jobs else []
         return sorted(out, key=number_of)
 
@@ -469,6 +559,15 @@ class Runtime:
         except Exception as e:
             self.emit("Container", c.name, "Error")
             raise _engine_error(e, f"start container {c.name}") from None
+        s = self.project.services.get(service_of(c))
+        if s is not None and s.post_start:
+            from compose.hooks import run_hooks
+
+            try:
+                run_hooks(self.store, c, s.post_start, "post_start")
+            except ComposeError:
+                self.emit("Container", c.name, "Error")
+                raise
         self.emit("Container", c.name, "Started")
 
     def start(self, names: list[str], containers: dict[str, list] | None = None) -> None:
@@ -531,8 +630,10 @@ class Runtime:
     def up(self, services: list[str] | None = None, *, no_deps: bool = False, force_recreate: bool = False,
            no_recreate: bool = False, remove_orphans: bool = False, scale: dict[str, int] | None = None,
            pull: str | None = None, no_start: bool = False, timeout: int | None = None,
-           before_start: Callable[[dict[str, list]], None] | None = None, progress=None) -> dict[str, list]:
+           before_start: Callable[[dict[str, list]], None] | None = None, progress=None,
+           renew_anon_volumes: bool = False) -> dict[str, list]:
         names = self.select(services, with_deps=not no_deps)
+        self.renew_anon_volumes = renew_anon_volumes
         self.levels(names)
         for name in names:  # a value the engine refuses fails now, before any network or container
             check_service(self.project, self.project.service(name))
@@ -546,9 +647,11 @@ class Runtime:
                 self.warn(f"Found orphan containers ({', '.join(c.name for c in orphans)}) for this project. "
                           "If you removed or renamed this service in your compose file, you can run this "
                           "command with the --remove-orphans flag to clean it up.")
+        # images first (as docker compose does): a service whose image cannot be had fails
+        # before any network, volume or container is made
+        self.ensure_images(names, pull, progress=progress)
         self.ensure_networks(names)
         self.ensure_volumes(names)
-        self.ensure_images(names, pull, progress=progress)
         created = self.create(names, scale=scale, force_recreate=force_recreate, no_recreate=no_recreate,
                               timeout=timeout)
         if no_start:
@@ -581,7 +684,10 @@ class Runtime:
                 if h == "unhealthy":
                     raise ComposeRuntimeError(f"container {c.name} is unhealthy")
                 if deadline is not None and time.monotonic() > deadline:
-                    raise ComposeRuntimeError(f"timeout waiting for container {c.name}")
+                    from compose.units import format_duration
+
+                    # docker compose's message for --wait-timeout
+                    raise ComposeRuntimeError(f"application not healthy after {format_duration(timeout)}")
                 time.sleep(0.1)
 
         def each(c):
@@ -600,6 +706,14 @@ class Runtime:
             return
         if not quiet:
             self.emit("Container", c.name, "Stopping")
+        s = self.project.services.get(service_of(c))
+        if s is not None and s.pre_stop and st.status == "running":
+            from compose.hooks import run_hooks
+
+            try:
+                run_hooks(self.store, c, s.pre_stop, "pre_stop")
+            except ComposeError as e:
+                self.warn(str(e))
         try:
             stop_container(self.store, c, timeout=timeout)
         except Exception as e:
@@ -799,10 +913,11 @@ class Runtime:
                         if cond.required:
                             raise
                         self.warn(f"optional dependency {dep} of {service}: {e}")
+        self.ensure_images([service], pull)
         self.ensure_networks([service])
         self.ensure_volumes([service])
-        self.ensure_images([service], pull)
-        name = name or f"{self.project.name}-{service}-run-{secrets.token_hex(6)}"
+        sep = self.separator
+        name = name or f"{self.project.name}{sep}{service}{sep}run{sep}{secrets.token_hex(6)}"
         number = 1 + max((number_of(c) for c in self.containers([service], oneoff=True)), default=0)
         spec = container_spec(self.project, s, name, number, oneoff=True, image_id=self._image_id(s),
                               network_mode=self._network_mode(s), overrides=overrides, state_dir=self.state_dir)
@@ -821,6 +936,13 @@ class Runtime:
         if not cs:
             raise ComposeRuntimeError(f"service \"{service}\" is not running")
         raise ComposeRuntimeError(f"service \"{service}\" has no container number {index}")
+
+
+def build_hint(s: m.Service, why: str) -> str:
+    """The one line for a service with `build:` whose image nerdpy cannot have."""
+    return (f"service {s.name!r} has build: and its image {s.image} {why}; nerdpy does not build images: "
+            f"build it elsewhere (docker build, buildah, BuildKit), then `nerdpy load -i IMAGE.tar` "
+            f"or push it to a registry")
 
 
 def list_projects(store) -> list[dict]:

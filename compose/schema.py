@@ -25,9 +25,13 @@ working_dir ports expose volumes tmpfs networks network_mode depends_on healthch
 scale stop_signal stop_grace_period init privileged cap_add cap_drop security_opt ulimits sysctls
 extra_hosts dns dns_search read_only shm_size pid devices tty stdin_open logging secrets configs
 pull_policy platform profiles mem_limit cpus pids_limit extends
+dns_opt group_add oom_score_adj mac_address label_file mem_reservation memswap_limit cpu_shares links
+post_start pre_stop build userns_mode
 """.split())
+IMPLEMENTED_SERVICE_KEYS |= {"develop"}  # compose watch (issue 16)
 IMPLEMENTED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
-IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits"})
+IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits", "reservations"})
+IMPLEMENTED_RESERVATION_KEYS = frozenset({"memory"})
 IMPLEMENTED_TOP_KEYS = frozenset({"version", "name", "include", "services", "networks", "volumes", "secrets",
                                   "configs"})
 
@@ -230,4 +234,8 @@ def unimplemented_keys(data: dict) -> list[str]:
                 for key in res:
                     if not key.startswith("x-") and key not in IMPLEMENTED_RESOURCE_KEYS:
                         out.append(f"services.{name}.deploy.resources.{key}")
+                res = res.get("reservations")
+                for key in res if isinstance(res, dict) else ():
+                    if not key.startswith("x-") and key not in IMPLEMENTED_RESERVATION_KEYS:
+                        out.append(f"services.{name}.deploy.resources.reservations.{key}")
     return out

@@ -59,7 +59,7 @@ RUNTIME_PACKAGES=(runc containernetworking-plugins iptables iproute2 ca-certific
 # nerdpy's Python requirements as Debian packages, for Debian's own python3: an apt mirror is
 # then enough (pip fetches from PyPI only what Debian has too old)
 PY_PACKAGES=(python3-pip python3-setuptools python3-wheel python3-click python3-rich python3-requests python3-yaml
-             python3-cffi python3-zstandard python3-jsonschema)
+             python3-cffi python3-zstandard python3-jsonschema python3-watchdog)
 TEST_PACKAGES=(docker-registry skopeo umoci busybox-static openssl apache2-utils procps curl zsh fish)
 
 die() { echo "install.sh: $*" >&2; exit 1; }

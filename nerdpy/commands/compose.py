@@ -31,6 +31,7 @@ class ComposeOptions:
     env_files: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
     progress: str = "auto"
+    compatibility: bool = False
 
 
 def options_of(ctx: click.Context) -> ComposeOptions:
@@ -42,7 +43,8 @@ def _warn(message: str) -> None:
     click.echo(f"nerdpy: warning: {message}", err=True)
 
 
-def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: bool = False):
+def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: bool = False,
+         interpolate: bool = True, on_source=None):
     """The project for this invocation's global compose flags (-f, -p, --project-directory,
     --env-file, --profile). Raises ComposeError; use inside compose_errors()."""
     from compose.loader import load_project
@@ -51,7 +53,8 @@ def load(ctx: click.Context, services: list[str] | None = None, quiet_warnings: 
     return load_project(
         list(o.files) or None, project_name=o.project_name, project_directory=o.project_directory,
         env_files=list(o.env_files) or None, profiles=list(o.profiles) if o.profiles else None,
-        services=services, on_warning=None if quiet_warnings else _warn)
+        services=services, on_warning=None if quiet_warnings else _warn, interpolate=interpolate,
+        on_source=on_source)
 
 
 @contextlib.contextmanager
@@ -87,12 +90,14 @@ def handles_compose_errors(fn):
 @click.option("--profile", "profiles", multiple=True, metavar="PROFILE", help="Profiles to enable (repeatable)")
 @click.option("--progress", type=click.Choice(["auto", "tty", "plain", "quiet"]), default="auto",
               show_default=True, help="Set type of progress output (on stderr)")
+@click.option("--compatibility", is_flag=True,
+              help="Run compose in backward compatibility mode (container names joined with '_', as v1)")
 @click.pass_context
-def compose(ctx, files, project_name, project_directory, env_files, profiles, progress):
+def compose(ctx, files, project_name, project_directory, env_files, profiles, progress, compatibility):
     """Define and run multi-container applications."""
     ctx.meta[OPTIONS_KEY] = ComposeOptions(files=files, project_name=project_name,
                                            project_directory=project_directory, env_files=env_files,
-                                           profiles=profiles, progress=progress)
+                                           profiles=profiles, progress=progress, compatibility=compatibility)
     if ctx.invoked_subcommand is None:  # `nerdpy compose` alone: help, as docker compose
         click.echo(ctx.get_help())
         ctx.exit(0)
@@ -120,18 +125,50 @@ def _dump_yaml(data) -> str:
 @click.option("--volumes", "list_volumes", is_flag=True, help="Print the volume names, one per line")
 @click.option("--profiles", "list_profiles", is_flag=True, help="Print the profile names, one per line")
 @click.option("--images", "list_images", is_flag=True, help="Print the image names, one per line")
+@click.option("--hash", "hash_of", metavar="SERVICES",
+              help="Print the service config hash, one per line ('*' for all, or a comma-separated list)")
+@click.option("--variables", "list_variables", is_flag=True, help="Print the model variables and their default values")
+@click.option("--no-interpolate", is_flag=True, help="Don't interpolate environment variables")
 @click.option("-q", "--quiet", is_flag=True, help="Only validate the configuration, don't print anything")
 @click.option("-o", "--output", metavar="FILE", help="Save to file (default: stdout)")
 @click.pass_context
 @handles_compose_errors
-def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, quiet, output):
+def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, hash_of, list_variables,
+           no_interpolate, quiet, output):
     """Parse, resolve and render the compose file in canonical format."""
-    from compose.render import project_to_dict
+    from compose.errors import ComposeError
+    from compose.render import config_hash, project_to_dict
 
-    project = load(ctx, quiet_warnings=quiet)
+    if list_variables:
+        # from the files as written: a value that only makes sense once interpolated (a port
+        # `${P:-80}:80`) does not stop the listing
+        sources: list = []
+        try:
+            load(ctx, quiet_warnings=True, interpolate=False, on_source=sources.append)
+        except ComposeError:
+            if not sources:
+                raise
+    else:
+        project = load(ctx, quiet_warnings=quiet, interpolate=not no_interpolate)
     if quiet:
         return
-    if list_services:
+    if hash_of is not None:
+        names = list(project.services) if hash_of.strip() == "*" else [n.strip() for n in hash_of.split(",")
+                                                                         if n.strip()]
+        text = "".join(f"{n} {config_hash(project.service(n), project)}\n" for n in names)
+    elif list_variables:
+        from compose.interpolate import variables
+        from nerdpy.commands.misc import tabwrite
+
+        found = variables(sources)
+        if fmt == "json":
+            text = json.dumps(found, indent=2) + "\n"
+        else:
+            rows = [["NAME", "REQUIRED", "DEFAULT VALUE", "ALTERNATE VALUE"]]
+            rows += [[v["Name"], str(v["Required"]).lower(), v["DefaultValue"], v["PresenceValue"]]
+                     for v in found.values()]
+            text = tabwrite(rows)
+    elif list_services:
         text = "".join(f"{s}\n" for s in project.services)
     elif list_volumes:
         text = "".join(f"{v}\n" for v in project.volumes)
@@ -140,9 +177,9 @@ def config(ctx, fmt, list_services, list_volumes, list_profiles, list_images, qu
     elif list_images:
         text = "".join(f"{s.image}\n" for s in project.services.values())
     elif fmt == "json":
-        text = json.dumps(project_to_dict(project, escape=True), indent=2) + "\n"
+        text = json.dumps(project_to_dict(project, escape=not no_interpolate), indent=2) + "\n"
     else:
-        text = _dump_yaml(project_to_dict(project, escape=True))
+        text = _dump_yaml(project_to_dict(project, escape=not no_interpolate))
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
@@ -186,7 +223,8 @@ def runtime(ctx, project, quiet_pull: bool = False):
     from nerdpy.commands.progress import ComposeProgress, compose_mode
 
     view = ComposeProgress(compose_mode(options_of(ctx).progress), quiet_pull=quiet_pull)
-    rt = Runtime(_store(ctx), project, on_event=view, on_warning=view.warn)
+    rt = Runtime(_store(ctx), project, on_event=view, on_warning=view.warn,
+                 compatibility=options_of(ctx).compatibility)
     rt.view = view
     return rt
 
@@ -227,6 +265,12 @@ class _Out:
 @click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")
 @click.option("--scale", multiple=True, metavar="SERVICE=NUM", help="Scale SERVICE to NUM instances")
 @click.option("--abort-on-container-exit", is_flag=True, help="Stops all containers if any container was stopped")
+@click.option("--abort-on-container-failure", is_flag=True,
+              help="Stops all containers if any container exited with failure")
+@click.option("--attach", "attach_services", multiple=True, metavar="SERVICE",
+              help="Restrict attaching to the specified services (repeatable)")
+@click.option("--no-attach", "no_attach_services", multiple=True, metavar="SERVICE",
+              help="Do not attach (stream logs) to the specified services (repeatable)")
 @click.option("--exit-code-from", metavar="SERVICE", help="Return the exit code of the selected service container")
 @click.option("--wait", is_flag=True, help="Wait for services to be running|healthy. Implies detached mode")
 @click.option("--wait-timeout", type=int, help="Maximum duration to wait for the project to be running|healthy")
@@ -238,39 +282,68 @@ class _Out:
 @click.option("--no-log-prefix", is_flag=True, help="Don't print prefix in logs")
 @click.option("--timestamps", is_flag=True, help="Show timestamps")
 @click.option("--attach-dependencies", is_flag=True, help="Show logs from dependencies too")
+@click.option("-V", "--renew-anon-volumes", is_flag=True,
+              help="Recreate anonymous volumes instead of retrieving data from the previous containers")
+@click.option("-w", "--watch", is_flag=True,
+              help="Watch source code and refresh the services' containers when files are updated (develop.watch)")
 @click.argument("services", nargs=-1)
 @click.pass_context
 @handles_compose_errors
 def up(ctx, detach, no_deps, force_recreate, no_recreate, remove_orphans, scale, abort_on_container_exit,
+       abort_on_container_failure, attach_services, no_attach_services,
        exit_code_from, wait, wait_timeout, pull, quiet_pull, no_start, timeout, no_color, no_log_prefix,
-       timestamps, attach_dependencies, services):
+       timestamps, attach_dependencies, renew_anon_volumes, watch, services):
     """Create and start containers."""
     if force_recreate and no_recreate:
         raise click.UsageError("--force-recreate and --no-recreate are incompatible")
-    if exit_code_from:
+    if abort_on_container_exit and abort_on_container_failure:
+        raise click.UsageError("--abort-on-container-exit and --abort-on-container-failure are incompatible")
+    if exit_code_from and not abort_on_container_failure:
         abort_on_container_exit = True
     if wait:
         detach = True
-    if detach and abort_on_container_exit:
-        raise click.UsageError("--abort-on-container-exit and --detach are incompatible")
+    if detach and (abort_on_container_exit or abort_on_container_failure):
+        raise click.UsageError("--abort-on-container-exit and --detach are incompatible" if abort_on_container_exit
+                               else "--abort-on-container-failure and --detach are incompatible")
+    if detach and (attach_services or no_attach_services or attach_dependencies):
+        raise click.UsageError("--attach, --no-attach and --attach-dependencies need an attached up (no -d/--wait)")
+    if wait_timeout is not None and not wait:
+        raise click.UsageError("--wait-timeout needs --wait")
     project = load(ctx, services=list(services) or None)
     if exit_code_from:
         project.service(exit_code_from)
+    for s in attach_services + no_attach_services:
+        project.service(s)
+    watch_rules = None
+    if watch:
+        if detach or no_start:
+            raise click.UsageError("--watch needs an attached up (no -d/--wait/--no-start)")
+        from compose.watch import rules_of
+
+        watch_rules = rules_of(project, [n for n in project.services if n in (services or project.services)],
+                               warn=_warn)
+        if not watch_rules:
+            raise click.UsageError("none of the selected services is configured for watch, "
+                                   "consider setting a 'develop' section")
     rt = runtime(ctx, project, quiet_pull=quiet_pull)
     kw = dict(no_deps=no_deps, force_recreate=force_recreate, no_recreate=no_recreate,
               remove_orphans=remove_orphans, scale=_parse_scale(scale), pull=pull, no_start=no_start,
-              timeout=timeout)
+              timeout=timeout, renew_anon_volumes=renew_anon_volumes)
     if detach or no_start:
         rt.up(list(services) or None, **kw)
         if wait and not no_start:
             rt.wait_ready(rt.select(list(services) or None, with_deps=not no_deps), timeout=wait_timeout)
         return
-    sys.exit(_up_attached(ctx, rt, list(services), kw, abort_on_container_exit, exit_code_from, timeout,
-                          no_color, no_log_prefix, timestamps, attach_dependencies))
+    abort_on = "exit" if abort_on_container_exit else "failure" if abort_on_container_failure else None
+    sys.exit(_up_attached(ctx, rt, list(services), kw, abort_on, exit_code_from, timeout,
+                          no_color, no_log_prefix, timestamps, attach_dependencies,
+                          list(attach_services), set(no_attach_services), watch_rules))
 
 
-def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, no_color, no_log_prefix,
-                 timestamps, attach_dependencies) -> int:
+def _up_attached(ctx, rt, services, kw, abort_on, exit_code_from, timeout, no_color, no_log_prefix,
+                 timestamps, attach_dependencies, attach_services=(), no_attach=frozenset(),
+                 watch_rules=None) -> int:
+    """`abort_on`: "exit" (--abort-on-container-exit), "failure" (--abort-on-container-failure) or None."""
     import signal
     import threading
     import time
@@ -278,7 +351,12 @@ def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, 
     from compose.logs import Follower, Formatter, display_name
     from compose.runtime import service_of
 
-    attach_to = set(rt.select(services or None, with_deps=attach_dependencies or not services))
+    if attach_services:
+        attach_to = set(attach_services)
+    else:
+        attach_to = set(rt.select(services or None, with_deps=attach_dependencies or not services))
+    attach_to -= set(no_attach)
+    abort_on_exit = abort_on is not None
     fmt = Formatter([], color=_use_color(no_color), prefix=not no_log_prefix, timestamps=timestamps)
     starting = threading.Event()
     starting.set()
@@ -295,6 +373,8 @@ def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, 
     def on_exit(c, code):
         codes[c.id] = code
         if service_of(c) in one_shots and code == 0:
+            return
+        if abort_on == "failure" and code == 0:
             return
         if "c" not in first_exit:
             first_exit["c"] = (c, code)
@@ -321,12 +401,15 @@ def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, 
 
     old_term = signal.signal(signal.SIGTERM, on_term)
     stopped = False
+    watcher = None
     try:
         try:
             rt.up(services or None, before_start=before_start, **kw)
         finally:
             starting.clear()
-        while follower.alive():
+        if watch_rules:
+            watcher = _start_watch(rt, watch_rules)
+        while follower.alive() or watcher is not None:
             if abort.is_set():
                 click.echo("Aborting on container exit...", err=True)
                 break
@@ -343,6 +426,8 @@ def _up_attached(ctx, rt, services, kw, abort_on_exit, exit_code_from, timeout, 
             stopped = True
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if watcher is not None:
+            watcher.stop()
     if abort.is_set() and not stopped:
         try:
             rt.stop(None if not services else list(attach_to), timeout)
@@ -558,10 +643,8 @@ def logs(ctx, follow, tail, timestamps, since, until, no_color, no_log_prefix, i
 @handles_compose_errors
 def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactive, service, command):
     """Execute a command in a running container."""
-    import subprocess
-
     from compose.errors import ComposeRuntimeError
-    from nerdpy.commands.containers import _run_exec
+    from nerdpy.commands.containers import _run_exec, _run_exec_detached
     from nerdpy.engine.containers.exec import exec_argv
 
     project = load(ctx, quiet_warnings=True)
@@ -575,10 +658,8 @@ def exec_(ctx, detach, no_tty, env, workdir, user, index, privileged, interactiv
     argv, cleanup = exec_argv(rt.store, c, list(command), env=list(env), workdir=workdir, user=user, tty=tty,
                               detach=detach, privileged=privileged)
     try:
-        if detach:
-            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
-            if r.returncode != 0:
-                raise ComposeRuntimeError(r.stderr.decode(errors="replace").strip())
+        if detach:  # runc exec --detach: returns once the process runs, as the top-level exec -d
+            _run_exec_detached(argv)
             return
         code = _run_exec(argv, None, tty)
     finally:
@@ -679,9 +760,15 @@ def _services_cmd(name: str, doc: str, extra=()):
     return deco
 
 
-@_services_cmd("start", "Start services.")
-def start(rt, services):
+@_services_cmd("start", "Start services.",
+               [click.option("--wait", is_flag=True, help="Wait for services to be running|healthy"),
+                click.option("--wait-timeout", type=int, help="Maximum duration in seconds to wait for the project to be running|healthy")])
+def start(rt, services, wait, wait_timeout):
+    if wait_timeout is not None and not wait:
+        raise click.UsageError("--wait-timeout needs --wait")
     rt.start_existing(services)
+    if wait:
+        rt.wait_ready(rt.select(services, with_deps=False), timeout=wait_timeout)
 
 
 @_services_cmd("stop", "Stop services.",
@@ -851,16 +938,266 @@ def ls(ctx, all_, quiet, fmt, filters):
                                    headers={"Name": "NAME", "Status": "STATUS", "ConfigFiles": "CONFIG FILES"}))
 
 
+# The docker compose release whose command line and output nerdpy's compose follows; `version`
+# reports it, since tools (python-on-whales, CI scripts) parse "Docker Compose version vX.Y.Z"
+# and gate features on it. nerdpy's own version is `nerdpy version`'s.
+DOCKER_COMPOSE_VERSION = "2.32.4"
+
+
 @compose.command("version")
 @click.option("--short", is_flag=True, help="Shows only the version number")
 @click.option("-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", help="Format the output")
 def version(short, fmt):
-    """Show the nerdpy compose version information."""
-    from nerdpy import __version__
-
+    """Show the Docker Compose version information (the docker compose release nerdpy follows)."""
     if short:
-        click.echo(__version__)
+        click.echo(DOCKER_COMPOSE_VERSION)
     elif fmt == "json":
-        click.echo(json.dumps({"version": f"v{__version__}"}))
+        click.echo(json.dumps({"version": f"v{DOCKER_COMPOSE_VERSION}"}))
     else:
-        click.echo(f"nerdpy compose version v{__version__}")
+        click.echo(f"Docker Compose version v{DOCKER_COMPOSE_VERSION}")
+
+
+# -- cp, wait, events, stats, attach, scale ------------------------------------------------------
+def _project_runtime(ctx, services):
+    """The runtime of the project (or of `-p NAME` without a file), the named services checked
+    against the file when there is one."""
+    project = load_or_named(ctx)
+    if project.services:
+        for s in services:
+            project.service(s)
+    return runtime(ctx, project)
+
+
+@compose.command("cp")
+@click.option("--all", "all_", is_flag=True, help="Include containers created by the run command")
+@click.option("-a", "--archive", is_flag=True, help="Archive mode (copy all uid/gid information)")
+@click.option("-L", "--follow-link", is_flag=True, help="Always follow symbol link in SRC_PATH")
+@click.option("--index", type=int, help="Index of the container if service has multiple replicas")
+@click.argument("src")
+@click.argument("dst")
+@click.pass_context
+@handles_compose_errors
+def cp(ctx, all_, archive, follow_link, index, src, dst):
+    """Copy files/folders between a service container and the local filesystem.
+
+    \b
+    nerdpy compose cp [OPTIONS] SERVICE:SRC_PATH DEST_PATH|-
+    nerdpy compose cp [OPTIONS] SRC_PATH|- SERVICE:DEST_PATH
+
+    Copying to a service copies into each of its containers (or the one --index names); copying
+    from a service copies from its first container (or --index).
+    """
+    from compose.errors import ComposeRuntimeError
+    from compose.runtime import number_of
+    from nerdpy.commands.cp import split_cp_arg
+    from nerdpy.engine.containers import cp as engine
+
+    src_svc, src_path = split_cp_arg(src)
+    dst_svc, dst_path = split_cp_arg(dst)
+    if src_svc is not None and dst_svc is not None:
+        raise click.UsageError("copying between services is not supported")
+    if src_svc is None and dst_svc is None:
+        raise click.UsageError("one of the source or destination must be a SERVICE:PATH")
+    if not src_path or not dst_path:
+        raise click.UsageError("source and destination paths cannot be empty")
+    service = src_svc or dst_svc
+    rt = _project_runtime(ctx, [service])
+    cs = [c for c in rt.containers([service], oneoff=None if all_ else False)
+          if index is None or number_of(c) == index]
+    if not cs:
+        raise ComposeRuntimeError(f'no container found for service "{service}"'
+                                  + (f" with index {index}" if index is not None else ""))
+    if src_svc is not None:
+        c = cs[0]
+        if dst_path == "-":
+            engine.archive_to(rt.store, c, src_path, sys.stdout.buffer)
+            return
+        engine.copy_from_container(rt.store, c, src_path, dst_path, follow_link=follow_link)
+        return
+    if src_path == "-":
+        data = sys.stdin.buffer.read()
+        import io
+
+        for c in cs:
+            engine.extract_to_container(rt.store, c, dst_path, io.BytesIO(data), copy_uid_gid=archive)
+        return
+    for c in cs:
+        engine.copy_to_container(rt.store, c, src_path, dst_path, follow_link=follow_link, copy_uid_gid=archive)
+
+
+@compose.command("wait")
+@click.option("--down-project", is_flag=True, help="Drops project when the first container stops")
+@click.argument("services", nargs=-1, required=True)
+@click.pass_context
+@handles_compose_errors
+def wait(ctx, down_project, services):
+    """Block until containers of all (or specified) services stop."""
+    from compose.ops import wait_all
+
+    rt = _project_runtime(ctx, services)
+
+    def report(c, code):
+        click.echo(f'container "{c.id}" exited with status code {code}')
+
+    code = wait_all(rt, list(services), report, first_only=down_project)
+    if down_project:
+        rt.down(remove_orphans=True)
+    sys.exit(code)
+
+
+@compose.command("events")
+@click.option("--json", "as_json", is_flag=True, help="Output events as a stream of json objects")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def events(ctx, as_json, services):
+    """Receive real time events from containers."""
+    from compose.ops import follow_project_events
+
+    rt = _project_runtime(ctx, services)
+    try:
+        for ev in follow_project_events(rt, list(services) or None):
+            line = json.dumps(ev.as_json(), separators=(",", ":")) if as_json else ev.as_line()
+            try:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                return
+    except KeyboardInterrupt:
+        return
+
+
+STATS_TABLE = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t"
+               "{{.BlockIO}}\t{{.PIDs}}")
+STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                 "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
+@compose.command("stats")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)")
+@click.option("--format", "fmt", help="Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
+@click.option("--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
+@click.argument("service", required=False)
+@click.pass_context
+@handles_compose_errors
+def stats(ctx, all_, fmt, no_stream, no_trunc, service):
+    """Display a live stream of container(s) resource usage statistics."""
+    import time
+
+    from compose.ops import sample, stats_row
+    from nerdpy.template import format_output
+
+    rt = _project_runtime(ctx, [service] if service else [])
+    prev: dict = {}
+    first = True
+    try:
+        while True:
+            shown = []
+            for c in rt.containers([service] if service else None, oneoff=None):
+                st = rt.state(c)
+                if st.running or all_:
+                    shown.append((c, st.pid if st.running else None))
+            if first and any(pid for _, pid in shown):
+                # CPU % needs an interval: one sample of all now, the shown one shortly after
+                prev = {c.id: sample(rt.store, c, pid) for c, pid in shown}
+                time.sleep(0.5)
+            rows = []
+            for c, pid in shown:
+                cur = sample(rt.store, c, pid)
+                rows.append(stats_row(c, prev.get(c.id), cur, no_trunc=no_trunc))
+                prev[c.id] = cur
+            first = False
+            text = format_output(fmt, rows, default_table=STATS_TABLE, headers=STATS_HEADERS)
+            if not no_stream and sys.stdout.isatty():
+                text = "\x1b[2J\x1b[H" + text
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            if no_stream:
+                return
+            time.sleep(1)
+    except (KeyboardInterrupt, BrokenPipeError):
+        return
+
+
+@compose.command("attach")
+@click.option("--index", type=int, default=1, show_default=True, help="Index of the container if service has multiple replicas")
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process")
+@click.option("--detach-keys", help="Override the key sequence for detaching from a container")
+@click.argument("service")
+@click.pass_context
+@handles_compose_errors
+def attach(ctx, index, no_stdin, sig_proxy, detach_keys, service):
+    """Attach local standard input, output, and error streams to a service's running container."""
+    from nerdpy.commands.misc import attach as attach_container
+
+    project = load_or_named(ctx)
+    rt = runtime(ctx, project)
+    c = rt.find(service, index)
+    ctx.invoke(attach_container, no_stdin=no_stdin, sig_proxy=sig_proxy, detach_keys=detach_keys, container=c.id)
+
+
+@compose.command("scale")
+@click.option("--no-deps", is_flag=True, help="Don't start linked services")
+@click.argument("scale", nargs=-1, required=True, metavar="SERVICE=REPLICAS...")
+@click.pass_context
+@handles_compose_errors
+def scale(ctx, no_deps, scale):
+    """Scale services (without recreating their existing containers)."""
+    wanted = _parse_scale(scale)
+    project = load(ctx, services=list(wanted))
+    rt = runtime(ctx, project)
+    rt.up(list(wanted), no_deps=no_deps, no_recreate=True, scale=wanted)
+
+
+# -- watch ------------------------------------------------------------------------------------------
+def _start_watch(rt, rules):
+    """A Watcher over `rules`, applying batches in a thread; its lines go to stdout."""
+    import threading
+
+    from compose.watch import Watcher
+
+    w = Watcher(rt, rules, lambda line: _Out()(line + "\n"))
+    w.start()
+    threading.Thread(target=w.run, name="compose-watch", daemon=True).start()
+    click.echo("Watch enabled")
+    return w
+
+
+@compose.command("watch")
+@click.option("--no-up", is_flag=True, help="Do not start the services before watching")
+@click.argument("services", nargs=-1)
+@click.pass_context
+@handles_compose_errors
+def watch(ctx, no_up, services):
+    """Watch the services' develop.watch paths and sync/restart/exec in their containers on changes."""
+    import signal
+
+    from compose.watch import Watcher, rules_of
+
+    project = load(ctx, services=list(services) or None)
+    names = [n for n in project.services if n in (services or project.services)]
+    rules = rules_of(project, names, warn=_warn)
+    if not rules:
+        raise click.UsageError("none of the selected services is configured for watch, "
+                               "consider setting a 'develop' section")
+    rt = runtime(ctx, project)
+    if not no_up:
+        rt.up(list(services) or None)
+    rt.view.close()
+    w = Watcher(rt, rules, lambda line: _Out()(line + "\n"))
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    w.start()
+    click.echo("Watch enabled")
+    try:
+        w.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        w.stop()

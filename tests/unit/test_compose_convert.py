@@ -97,7 +97,7 @@ def test_container_spec(tmp_path):
     lb = spec.labels
     assert lb["team"] == "x"
     assert lb[m.LABEL_PROJECT] == "demo" and lb[m.LABEL_SERVICE] == "web" and lb[m.LABEL_NUMBER] == "1"
-    assert lb[m.LABEL_ONEOFF] == "False" and lb[m.LABEL_CONFIG_HASH] == config_hash(s)
+    assert lb[m.LABEL_ONEOFF] == "False" and lb[m.LABEL_CONFIG_HASH] == config_hash(s, p)
     assert lb[m.LABEL_DEPENDS_ON] == "db:service_healthy:false" == depends_on_label(s)
     assert lb["com.docker.compose.image"] == "sha256:abc"
     assert spec.publish == ["127.0.0.1:8080:80/tcp"]
@@ -122,6 +122,10 @@ def test_container_spec(tmp_path):
     # anonymous volumes of a replaced container are reused
     again = container_spec(p, s, "demo-web-1", 1, anon_sources={"/anon": "f" * 64}, state_dir=str(tmp_path))
     assert [mt.source for mt in again.mounts if mt.target == "/anon"] == ["f" * 64]
+    # ... and those of the image's VOLUMEs (no `volumes:` entry) are carried over as anonymous volumes
+    again = container_spec(p, s, "demo-web-1", 1, anon_sources={"/var/lib/db": "e" * 64}, state_dir=str(tmp_path))
+    assert [(mt.type, mt.source, mt.options) for mt in again.mounts if mt.target == "/var/lib/db"] == \
+        [("volume", "e" * 64, {"anonymous": True})]
 
 
 def test_network_mode_and_secrets(tmp_path):
@@ -164,3 +168,85 @@ def test_log_prefixes():
     assert Formatter(["a-1"], color=False, prefix=False).line("a-1", {"log": "x\n"}) == "x\n"
     colored = Formatter(["web-1"], color=True).line("web-1", {"log": "hi\n"})
     assert colored == "\x1b[36mweb-1  | \x1b[0mhi\n"
+
+
+def test_keys_backed_by_run_flags(tmp_path):
+    (tmp_path / "labels.txt").write_text("# a comment\nfrom.file=1\nshared=file\n")
+    p = project(tmp_path, """
+        services:
+          db:
+            image: busybox
+          web:
+            image: busybox
+            label_file: ./labels.txt
+            labels: {shared: explicit}
+            group_add: [audio, 2000]
+            oom_score_adj: -200
+            mac_address: "92:d0:c6:0a:29:33"
+            mem_limit: 64m
+            mem_reservation: 32m
+            memswap_limit: 128m
+            cpu_shares: 512
+            dns_opt: [ndots:2]
+            links: ["db:database", db]
+            post_start:
+              - command: ["sh", "-c", "echo hi"]
+                user: root
+                environment: {A: "1"}
+            pre_stop:
+              - command: echo bye
+        """)
+    s = p.services["web"]
+    assert s.labels == {"from.file": "1", "shared": "explicit"}
+    assert "db" in s.depends_on                          # links imply depends_on
+    assert s.post_start == [m.Hook(command=["sh", "-c", "echo hi"], user="root", environment={"A": "1"})]
+    assert s.pre_stop == [m.Hook(command=["echo", "bye"])]
+    assert not [w for w in p.warnings if "does not implement" in w]
+    spec = container_spec(p, s, "demo-web-1", 1, state_dir=str(tmp_path / "state"))
+    assert spec.group_add == ["audio", "2000"] and spec.oom_score_adj == -200
+    assert spec.memory == 64 << 20 and spec.memory_reservation == 32 << 20 and spec.memory_swap == 128 << 20
+    assert spec.cpu_shares == 512 and spec.dns_options == ["ndots:2"]
+    assert spec.networks[0]["mac"] == "92:d0:c6:0a:29:33"
+    assert spec.labels["from.file"] == "1"
+    db = container_spec(p, p.services["db"], "demo-db-1", 1, state_dir=str(tmp_path / "state"))
+    assert db.networks[0]["aliases"] == ["db", "database"]      # the link's alias, on the shared network
+    # deploy.resources.reservations.memory is mem_reservation; distinct values are refused
+    p2 = project(tmp_path, """
+        services:
+          a:
+            image: busybox
+            deploy: {resources: {reservations: {memory: 16m}}}
+        """)
+    assert container_spec(p2, p2.services["a"], "x", 1, state_dir=str(tmp_path)).memory_reservation == 16 << 20
+    with pytest.raises(ModelError, match="distinct values"):
+        project(tmp_path, """
+            services:
+              a:
+                image: busybox
+                mem_reservation: 8m
+                deploy: {resources: {reservations: {memory: 16m}}}
+            """)
+    with pytest.raises(ModelError, match="undefined service 'nope'"):
+        project(tmp_path, """
+            services:
+              a: {image: busybox, links: [nope]}
+            """)
+    with pytest.raises(ModelError, match="oom"):
+        p3 = project(tmp_path, """
+            services:
+              a: {image: busybox, oom_score_adj: "2000"}
+            """)
+        container_spec(p3, p3.services["a"], "x", 1, state_dir=str(tmp_path))
+
+
+def test_userns_mode_host_only(tmp_path):
+    p = project(tmp_path, """
+        services:
+          a: {image: busybox, userns_mode: host}
+        """)
+    assert p.services["a"].userns_mode == "host" and not p.warnings
+    with pytest.raises(ModelError, match="userns_mode 'remap' is not supported"):
+        project(tmp_path, """
+            services:
+              a: {image: busybox, userns_mode: remap}
+            """)

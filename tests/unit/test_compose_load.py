@@ -778,10 +778,11 @@ def test_secret_without_source_kind(tmp_path):
     assert "must declare" in str(e.value) and e.value.line == 4
 
 
-def test_build_with_image_kept_and_warned(tmp_path):
+def test_build_with_image_kept(tmp_path):
+    # issue 16: build: with an image: uses the image (`up` fails at once when it cannot be had)
     p = load(tmp_path, "services:\n  web:\n    image: me/app\n    build: ./src\n")
     assert p.services["web"].build == {"context": str(tmp_path / "src")}
-    assert any("services.web.build" in w for w in p.warnings)
+    assert not any("services.web.build" in w for w in p.warnings)
 
 
 def test_interpolated_types_are_converted(tmp_path):
@@ -981,11 +982,12 @@ def test_cli_env_file_and_project_directory(tmp_path):
 
 
 def test_cli_warnings_on_stderr(tmp_path):
-    write(tmp_path / "compose.yaml", "version: '3'\nservices:\n  web:\n    image: x\n    links: [a]\n")
+    # (links is honoured since issue 16: isolation is a key nerdpy still ignores)
+    write(tmp_path / "compose.yaml", "version: '3'\nservices:\n  web:\n    image: x\n    isolation: default\n")
     r = nerdpy("compose", "config", "--services", cwd=tmp_path)
     assert r.returncode == 0
     assert r.stdout == "web\n"
-    assert "obsolete" in r.stderr and "services.web.links" in r.stderr
+    assert "obsolete" in r.stderr and "services.web.isolation" in r.stderr
 
 
 def test_compose_help_does_not_import_yaml():
@@ -1153,3 +1155,71 @@ def test_config_hash(tmp_path):
     assert h1 == config_hash(load(tmp_path, base + "    scale: 3\n").services["web"])
     assert h1 != config_hash(load(tmp_path, base.replace("'1'", "'2'")).services["web"])
     assert len(h1) == 64
+
+
+def test_config_renders_every_key_of_the_input(tmp_path):
+    # issue 16: keys nerdpy does not act on are printed as written, not dropped
+    text = """
+        services:
+          web:
+            image: nginx
+            blkio_config: {weight: 300}
+            storage_opt: {size: 1G}
+            networks:
+              front: {gw_priority: 10, interface_name: eth5, aliases: [w]}
+            deploy:
+              mode: replicated
+              placement: {constraints: ["node.role==manager"], preferences: [{spread: node.labels.zone}]}
+              update_config: {parallelism: 2}
+              endpoint_mode: vip
+              resources:
+                limits: {memory: 64m}
+                reservations: {memory: 32m, devices: [{capabilities: [gpu], count: 1}]}
+            group_add: [audio]
+            oom_score_adj: 10
+            links: [db]
+            post_start: [{command: ["true"]}]
+          db: {image: x}
+        networks:
+          front: {enable_ipv4: true}
+        secrets:
+          s: {file: ./s.txt, template_driver: golang}
+        """
+    (tmp_path / "s.txt").write_text("x")
+    p = load(tmp_path, text)
+    d = project_to_dict(p)
+    web = d["services"]["web"]
+    assert web["blkio_config"] == {"weight": 300} and web["storage_opt"] == {"size": "1G"}
+    assert web["networks"]["front"] == {"aliases": ["w"], "gw_priority": 10, "interface_name": "eth5"}
+    dep = web["deploy"]
+    assert dep["placement"] == {"constraints": ["node.role==manager"], "preferences": [{"spread": "node.labels.zone"}]}
+    assert dep["update_config"] == {"parallelism": 2} and dep["endpoint_mode"] == "vip"
+    assert dep["resources"]["reservations"] == {"memory": 32 << 20, "devices": [{"capabilities": ["gpu"], "count": 1}]}
+    assert web["group_add"] == ["audio"] and web["oom_score_adj"] == 10 and web["links"] == ["db"]
+    assert web["post_start"] == [{"command": ["true"]}]
+    assert d["networks"]["front"]["enable_ipv4"] is True
+    assert d["secrets"]["s"]["template_driver"] == "golang"
+    # the rendering loads back to the same rendering
+    import yaml
+
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "s.txt").write_text("x")
+    d2 = project_to_dict(load(again, yaml.safe_dump(d)))
+    assert d2["services"] == d["services"]
+
+
+def test_config_hash_covers_the_definitions_of_used_networks_and_volumes(tmp_path):
+    base = "services:\n  a:\n    image: x\n    volumes: [v:/v]\n    networks: [n]\n"
+
+    def h(extra: str) -> str:
+        p = load(tmp_path, base + extra, project_name="x")
+        return config_hash(p.services["a"], p)
+
+    plain = h("volumes:\n  v: {}\nnetworks:\n  n: {}\n")
+    # definitions at their defaults: the service's own hash, as before
+    p = load(tmp_path, base + "volumes:\n  v: {}\nnetworks:\n  n: {}\n", project_name="x")
+    assert plain == config_hash(p.services["a"])
+    assert h("volumes:\n  v: {labels: {a: b}}\nnetworks:\n  n: {}\n") != plain
+    assert h("volumes:\n  v: {}\nnetworks:\n  n: {internal: true}\n") != plain
+    assert h("volumes:\n  v: {}\nnetworks:\n  n: {}\n  unused: {internal: true}\n") == plain

@@ -458,11 +458,11 @@ def test_unimplemented_keys_give_one_warning(tmp_path):
         services:
           web:
             image: x
-            build: .
-            cpu_shares: 512
-            links: [db]
+            storage_opt: {size: 1G}
+            cgroup_parent: mine
             deploy:
               placement: {constraints: []}
+              resources: {reservations: {memory: 10m, cpus: "0.5"}}
           db:
             image: y
             blkio_config: {weight: 10}
@@ -471,9 +471,10 @@ def test_unimplemented_keys_give_one_warning(tmp_path):
     p = load_project(cwd=str(tmp_path), environ={}, on_warning=seen.append)
     ignored = [w for w in seen if "does not implement" in w]
     assert len(ignored) == 1
-    for key in ("services.web.build", "services.web.cpu_shares", "services.web.links",
-                "services.web.deploy.placement", "services.db.blkio_config"):
+    for key in ("services.web.storage_opt", "services.web.cgroup_parent", "services.web.deploy.placement",
+                "services.web.deploy.resources.reservations.cpus", "services.db.blkio_config"):
         assert key in ignored[0]
+    assert "reservations.memory" not in ignored[0]
     assert seen == p.warnings
 
 

@@ -76,6 +76,7 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
                 raise InvalidArgument(f"invalid range format for --expose: {e}")
             exposed[f"{port}/{proto or 'tcp'}"] = {}
         record.image_config["ExposedPorts"] = exposed
+    record.mounts = list(record.mounts or []) + image_volume_mounts(record.image_config, record.mounts)
     if spec.pid and spec.pid != "host" and not spec.pid.startswith("container:"):
         raise InvalidArgument(f"invalid PID mode {spec.pid!r}: use host or container:<name|id>")
     parent = image_chain_id(store, image)
@@ -126,6 +127,20 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     c = find_container(store, cid)
     _event(store, c, "create")
     return c
+
+
+def image_volume_mounts(image_config: dict, mounts: list[MountSpec] | None) -> list[MountSpec]:
+    """The image's `VOLUME`s as anonymous volumes (docker's behaviour), except where the user
+    mounts something (a volume, bind or tmpfs) on the same path."""
+    taken = {os.path.normpath(m.target) for m in mounts or []}
+    out = []
+    for target in sorted(image_config.get("Volumes") or {}):
+        path = os.path.normpath("/" + target.strip().lstrip("/"))
+        if path in taken or path == "/":
+            continue
+        taken.add(path)
+        out.append(MountSpec("volume", path, "", options={"anonymous": True}))
+    return out
 
 
 def _command(spec: ContainerSpec, config: dict) -> list[str]:

@@ -54,6 +54,11 @@ def _parse_kv_list(items, what: str) -> dict[str, str]:
 _WHITESPACE = " \t"
 
 
+def read_label_file(path: str) -> dict[str, str]:
+    """A docker label file (`--label-file`, compose's `label_file`) -> labels."""
+    return _parse_kv_list(_read_kv_file(path, None, "label"), "label")
+
+
 def _read_kv_file(path: str, lookup, what: str) -> list[str]:
     """docker's env and label files: blank lines and lines starting with # skipped, leading
     whitespace trimmed, values passed through untouched; a bare NAME takes `lookup(NAME)` or is

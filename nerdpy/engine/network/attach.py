@@ -404,6 +404,15 @@ def _del_one(store, ns: str, cid: str, netns: str, r) -> NetworkError | None:
         del_network_list(netlist, rt, list(store.settings.cni_path), cached)
     except NetworkError as e:
         return e
+    for plugin in netlist.get("plugins") or []:
+        if plugin.get("type") == "tuning":
+            # tuning's DEL keeps its backup of the original MAC when it cannot restore it (the
+            # container's interface is gone by then): nothing is left to restore, so drop it
+            backup = os.path.join(plugin.get("dataDir") or "/run/cni/tuning", f"{cid}_{r['ifname']}.json")
+            try:
+                os.unlink(backup)
+            except FileNotFoundError:
+                pass
     if not had_netns:
         # without the namespace the bridge plugin cannot learn the address, so it leaves the
         # masquerade rule and chain: remove them by the name and comment it gives them
