@@ -106,3 +106,16 @@ def test_networks_and_volumes(docker, images):
         docker("network", "rm", "cli-net", check=False)
         docker("volume", "rm", "cli-vol", check=False)
     assert "cli-net" not in docker("network", "ls", "--format", "{{.Name}}").stdout
+
+
+def test_info_df_events(docker, images):
+    import time
+
+    since = str(int(time.time()) - 1)
+    docker("run", "--rm", "--network", "none", images.busybox, "true")
+    assert "Server Version" in docker("info").stdout
+    assert "Images" in docker("system", "df").stdout
+    until = str(int(time.time()) + 1)
+    out = docker("events", "--since", since, "--until", until, "--filter", "type=container",
+                 "--format", "{{.Action}}").stdout.split()
+    assert "create" in out and "start" in out and "destroy" in out
