@@ -59,8 +59,11 @@ RUNTIME_PACKAGES=(runc containernetworking-plugins iptables iproute2 ca-certific
 # nerdpy's Python requirements as Debian packages, for Debian's own python3: an apt mirror is
 # then enough (pip fetches from PyPI only what Debian has too old)
 PY_PACKAGES=(python3-pip python3-setuptools python3-wheel python3-click python3-rich python3-requests python3-yaml
-             python3-cffi python3-zstandard python3-jsonschema python3-watchdog)
-TEST_PACKAGES=(docker-registry skopeo umoci busybox-static openssl apache2-utils procps curl zsh fish)
+             python3-cffi python3-zstandard python3-jsonschema python3-watchdog python3-aiohttp)
+TEST_PACKAGES=(docker-registry skopeo umoci busybox-static openssl apache2-utils procps curl zsh fish docker-compose)
+# the docker CLI 20.10 as a test client of `nerdpy system service` (extracted from Debian's docker.io
+# package; its dockerd is never started)
+DOCKER_CLI_DIR=${DOCKER_CLI_DIR:-/opt/docker-io}
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 usage_error() { echo "install.sh: $*" >&2; echo "Try 'scripts/install.sh --help'." >&2; exit 2; }
@@ -202,6 +205,16 @@ if [ "$DO_PACKAGES" = 1 ]; then
     else
         echo "    missing: ${need[*]}"
         apt_install "${need[@]}"
+    fi
+fi
+
+if [ "$DO_PACKAGES" = 1 ] && [ "$TEST_TOOLS" = 1 ]; then
+    if [ -x "$DOCKER_CLI_DIR/usr/bin/docker" ]; then
+        echo "    docker CLI client: $DOCKER_CLI_DIR/usr/bin/docker"
+    else
+        say "docker CLI client (docker.io, extracted, never started as a daemon)"
+        [ "$APT_UPDATED" = 1 ] || { run apt-get update -qq; APT_UPDATED=1; }
+        run bash -c "d=\$(mktemp -d) && chmod 755 \"\$d\" && cd \"\$d\" && apt-get download -qq docker.io && mkdir -p '$DOCKER_CLI_DIR' && dpkg-deb -x docker.io_*.deb '$DOCKER_CLI_DIR' && rm -rf \"\$d\""
     fi
 fi
 
