@@ -103,6 +103,14 @@ def _env_from_flags(items) -> list[str]:
     return out
 
 
+def exec_env(env_files, env) -> list[str]:
+    """exec's --env-file files then -e flags, read as run reads them (NAME=VALUE list)."""
+    out: list[str] = []
+    for f in env_files or ():
+        out += _read_env_file(f)
+    return out + _env_from_flags(env or ())
+
+
 _VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
@@ -477,6 +485,23 @@ def build_spec(image: str, command, o: Mapping) -> ContainerSpec:
         oom_score_adj=oom,
         pid=o["pid"] or "",
         expose=list(o["expose"]),
+        ipc=o.get("ipc") or "",
+        uts=o.get("uts") or "",
+        cgroupns=o.get("cgroupns") or "",
+        cpuset_cpus=o.get("cpuset_cpus") or "",
+        cpuset_mems=o.get("cpuset_mems") or "",
+        cpu_period=_int_flag(o.get("cpu_period"), "--cpu-period") or None,
+        cpu_quota=_int_flag(o.get("cpu_quota"), "--cpu-quota") or None,
+        memory_swappiness=_int_flag(o.get("memory_swappiness"), "--memory-swappiness"),
+        oom_kill_disable=bool(o.get("oom_kill_disable")),
+        blkio_weight=_int_flag(o.get("blkio_weight"), "--blkio-weight") or None,
+        device_read_bps=list(o.get("device_read_bps") or ()),
+        device_write_bps=list(o.get("device_write_bps") or ()),
+        device_read_iops=list(o.get("device_read_iops") or ()),
+        device_write_iops=list(o.get("device_write_iops") or ()),
+        volumes_from=list(o.get("volumes_from") or ()),
+        runtime=o.get("runtime") or "",
+        gpus=o.get("gpus") or "",
     )
     check_spec(spec)
     return spec
@@ -514,8 +539,12 @@ def check_spec(spec: ContainerSpec) -> None:
         raise _bad(f"invalid argument {spec.stop_timeout!r} for --stop-timeout: must be at least -1")
     for cap in list(spec.cap_add) + list(spec.cap_drop):
         normalise_cap(cap)
+    from nerdpy.engine.containers.cdi import check_name, is_cdi_name
+    from nerdpy.engine.containers.resources import check_spec_resources
+
     for d in spec.devices:
-        _device(d)
+        check_name(d) if is_cdi_name(d) else _device(d)
+    check_spec_resources(spec)
     if spec.stop_signal:
         parse_signal(spec.stop_signal)
     hostname = spec.hostname

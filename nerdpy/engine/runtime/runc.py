@@ -39,13 +39,14 @@ def runc_path(name: str = "runc") -> str:
 
 
 class Runc:
-    def __init__(self, root: str, binary: str = "runc"):
+    def __init__(self, root: str, binary: str = "runc", args: list[str] | tuple = ()):
         self.root = root
         self.binary = runc_path(binary)
+        self.global_args = list(args)  # a configured runtime's own global flags
         os.makedirs(root, mode=0o700, exist_ok=True)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, *args]
+        return [self.binary, *self.global_args, "--root", self.root, *args]
 
     def _run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
         r = subprocess.run(self.argv(*args), capture_output=True, input=input)
