@@ -201,8 +201,7 @@ def runc_root(store: Store) -> str:
 def container_runtime(store: Store, spec=None):
     """The OCI runtime (a Runc wrapper) of a container's spec: runc, or the runtime its
     --runtime names in the settings (runc when that is no longer configured: to stop and delete)."""
-    from nerdpy.engine.containers.resources import runtime_binary
-    from nerdpy.engine.runtime.runc import Runc
+    from nerdpy.engine.runtime.runc import Runc, runtime_binary
 
     try:
         binary, args = runtime_binary(store.settings, getattr(spec, "runtime", "") or "")

@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING
 from nerdpy.engine.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from nerdpy.engine.config import Settings
     from nerdpy.engine.containers.records import ContainerSpec, MountSpec
     from nerdpy.engine.store import Store
 
 IPC_MODES = ("", "none", "private", "shareable", "host")
-RUNC_NAMES = ("", "runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux")
 
 
 def _bad(message: str) -> InvalidArgument:
@@ -232,26 +230,10 @@ def resolve_volumes_from(store: Store, spec: ContainerSpec) -> list[MountSpec]:
 
 
 # -- --runtime ----------------------------------------------------------------------------------
-def runtime_binary(settings: Settings, name: str) -> tuple[str, list[str]]:
-    """(binary, global args) of the OCI runtime `name` ("" or runc: the settings' runc)."""
-    if name in RUNC_NAMES and name not in (settings.runtimes or {}):
-        return settings.runc or "runc", []
-    rt = (settings.runtimes or {}).get(name)
-    if rt is None:
-        known = ", ".join(["runc"] + sorted(settings.runtimes or {}))
-        raise _bad(f"unknown or invalid runtime name: {name} (configured: {known}; add "
-                   f"[runtimes.{name}] path = \"...\" to nerdpy.toml)")
-    path = rt["path"]
-    import shutil
-
-    found = shutil.which(path) if not os.path.isabs(path) else (path if os.access(path, os.X_OK) else None)
-    if found is None:
-        raise _bad(f"runtime {name}: {path} not found or not executable")
-    return found, list(rt.get("args") or [])
-
-
 def runtime_of(store: Store, spec) -> tuple[str, list[str]]:
     """The runtime binary and its global args for a container's spec (or record)."""
+    from nerdpy.engine.runtime.runc import runtime_binary
+
     return runtime_binary(store.settings, getattr(spec, "runtime", "") or "")
 
 
@@ -285,7 +267,7 @@ def parse_gpus(text: str) -> dict:
             while i + 1 < len(fields) and "=" not in fields[i + 1]:
                 i += 1
                 vals.append(fields[i])
-            vals = [x.strip() for x in vals if x.strip()]
+            vals = [x.strip() for v in vals for x in v.split(",") if x.strip()]
             out["devices" if k == "device" else "capabilities"] = vals
         elif k == "count":
             if v == "all":
