@@ -232,6 +232,18 @@ class Service:
     cpus: float | None = None             # effective: cpus or deploy.resources.limits.cpus
     pids_limit: int | None = None         # effective: pids_limit or deploy.resources.limits.pids
     build: dict | None = None             # not implemented (kept as written, context absolute)
+    # namespaces, cgroup resources, volumes_from, runtime and GPUs (run's flags of the same names)
+    ipc: str | None = None                # private | shareable | none | host | service:<x> | container:<x>
+    uts: str | None = None                # host
+    cgroup: str | None = None             # host | private
+    cpuset: str | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    volumes_from: list[str] = field(default_factory=list)   # service[:ro|rw] or container:name[:ro|rw]
+    runtime: str | None = None
+    gpus: str | None = None               # docker's --gpus form, from gpus: or deploy's device reservations
+    mem_reservation: int | None = None    # deploy.resources.reservations.memory
+    userns_mode: str | None = None        # host (the only mode: nerdpy maps no user namespace)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys
 
     def dependencies(self) -> list[str]:

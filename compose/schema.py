@@ -25,9 +25,11 @@ working_dir ports expose volumes tmpfs networks network_mode depends_on healthch
 scale stop_signal stop_grace_period init privileged cap_add cap_drop security_opt ulimits sysctls
 extra_hosts dns dns_search read_only shm_size pid devices tty stdin_open logging secrets configs
 pull_policy platform profiles mem_limit cpus pids_limit extends
+ipc uts cgroup cpuset cpu_quota cpu_period volumes_from runtime gpus userns_mode
 """.split())
 IMPLEMENTED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
-IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits"})
+IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits", "reservations"})
+IMPLEMENTED_RESERVATION_KEYS = frozenset({"memory", "devices"})
 IMPLEMENTED_TOP_KEYS = frozenset({"version", "name", "include", "services", "networks", "volumes", "secrets",
                                   "configs"})
 
@@ -230,4 +232,9 @@ def unimplemented_keys(data: dict) -> list[str]:
                 for key in res:
                     if not key.startswith("x-") and key not in IMPLEMENTED_RESOURCE_KEYS:
                         out.append(f"services.{name}.deploy.resources.{key}")
+                resv = res.get("reservations")
+                if isinstance(resv, dict):
+                    for key in resv:
+                        if not key.startswith("x-") and key not in IMPLEMENTED_RESERVATION_KEYS:
+                            out.append(f"services.{name}.deploy.resources.reservations.{key}")
     return out
