@@ -235,6 +235,7 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
       nerdpy run -it busybox sh
     """
     o["detach"] = detach
+    streams = _attach_streams(attach, detach)
     # the monitor's interpreter starts while we create the container (it waits for its config)
     from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
 
@@ -251,7 +252,21 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
         handle.start()
         click.echo(c.id)
         _exit_now(0)
-    _exit_now(attach_and_start(store, c, handle, o["interactive"], o["tty"], sig_proxy, detach_keys))
+    _exit_now(attach_and_start(store, c, handle, o["interactive"], o["tty"], sig_proxy, detach_keys, streams))
+
+
+def _attach_streams(attach, detach: bool) -> tuple[bool, bool] | None:
+    """-a/--attach STDIN|STDOUT|STDERR (repeatable) -> (stdout, stderr) to forward; None: both."""
+    if not attach:
+        return None
+    if detach:
+        raise click.UsageError("conflicting options: cannot specify both --attach and --detach")
+    names = {a.lower() for a in attach}
+    bad = names - {"stdin", "stdout", "stderr"}
+    if bad:
+        raise click.UsageError(f"invalid argument {sorted(bad)[0]!r} for \"-a, --attach\" flag: "
+                               "valid streams are STDIN, STDOUT and STDERR")
+    return "stdout" in names, "stderr" in names
 
 
 def _exit_now(code: int) -> None:
@@ -266,7 +281,8 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: bool, detach_keys) -> int:
+def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: bool, detach_keys,
+                     streams: tuple[bool, bool] | None = None) -> int:
     from nerdpy.commands._attach import DETACHED, RawTerminal, connect, parse_detach_keys, pump, terminal_size
     from nerdpy.engine.containers.records import run_dir
     from nerdpy.engine.containers.lifecycle import kill_container, wait_container
@@ -274,8 +290,9 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
     stdin_fd = sys.stdin.fileno() if interactive else None
     size = terminal_size(sys.stdin.fileno()) if tty and sys.stdin.isatty() else None
     try:
+        out, err = streams or (True, True)
         sock = connect(os.path.join(run_dir(store, c.id), "attach.sock"), stdin=interactive, size=size,
-                       cleanup=True)
+                       cleanup=True, stdout=out, stderr=err)
     except OSError:
         handle.abort()
         raise

@@ -37,7 +37,7 @@ def container_json(store: Store, c: Container) -> dict:
         "Running": st.status in ("running", "paused", "restarting"),
         "Paused": st.status == "paused",
         "Restarting": st.status == "restarting",
-        "OOMKilled": False,
+        "OOMKilled": st.oom_killed,
         "Dead": st.status == "dead",
         "Pid": st.pid,
         "ExitCode": st.exit_code,

@@ -508,6 +508,7 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "bundle": container_dir(store, c.id),
         "runc": runc_path(runtime[0]),
         "runtime_args": runtime[1],
+        "oom_files": cgroups.oom_files(cgroups.container_path(store.namespace, c.id)),
         "runc_root": runc_root(store),
         "log_path": log_path(store, c.id),
         "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,
@@ -584,8 +585,29 @@ def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
         raise Conflict(f"cannot kill container: {c.name}: container is paused, "
                        "unpause the container before stopping or killing")
     num = parse_signal(sig)
-    container_runtime(store, c.spec).kill(c.id, str(num))
+    if num != 9:
+        container_runtime(store, c.spec).kill(c.id, str(num))
+        _event(store, c, "kill", signal=num)
+        return
+    # SIGKILL: return once the container has stopped (docker waits too), so that inspect right
+    # after says so; with a restart policy, once this process is gone (it may be restarted)
+    watch = _exit_watch(store, c) if parse_restart(c.spec.restart or "no")["name"] == "no" else None
+    try:
+        container_runtime(store, c.spec).kill(c.id, str(num))
+    except BaseException:
+        if watch is not None:
+            watch.close()
+        raise
     _event(store, c, "kill", signal=num)
+    if watch is not None:
+        _await_exit(store, c, watch, 10)
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = container_state(store, c)
+        if not now.running or now.status == "restarting" or now.pid != state.pid:
+            return
+        time.sleep(0.01)
 
 
 def _thaw(store: Store, c: Container) -> None:

@@ -179,6 +179,7 @@ class ContainerState:
     restart_count: int = 0
     health: dict | None = None
     monitor_alive: bool = False
+    oom_killed: bool = False     # the memory cgroup killed a process of the last run
 
     @property
     def running(self) -> bool:
@@ -330,6 +331,7 @@ def container_state(store: Store, c: Container) -> ContainerState:
         started_at=st.get("started_at", ""),
         finished_at=st.get("finished_at", ""),
         restart_count=st.get("restart_count", 0),
+        oom_killed=bool(st.get("oom_killed", False)),
     )
     if state.status in ("running", "restarting"):
         state.monitor_alive = monitor_alive(store, c.id)

@@ -188,6 +188,7 @@ class Monitor:
         self.health = None
         self.health_last = None
         self.cleaned_client = None         # the client that did the final cleanup: told last
+        self.oom_killed = False            # the memory cgroup killed a process of the last run
 
     # -- state --------------------------------------------------------------------------
     def update_state(self, **kw):
@@ -471,7 +472,7 @@ class Monitor:
             self.pid = pid
             started = time.time()
             self.update_state(status="running", pid=pid, started_at=now_rfc3339(), error="",
-                              restart_count=self.restart_count, monitor_pid=os.getpid())
+                              restart_count=self.restart_count, monitor_pid=os.getpid(), oom_killed=False)
             if first:
                 send_line(sync, {"started": pid})
                 sync.close()
@@ -483,6 +484,7 @@ class Monitor:
             exit_code = self.wait_exit(lsock, wake_r, started)
             self.log.flush_partial()
             self.log.sync()
+            self.oom_killed = self.read_oom_killed()  # before runc delete removes the cgroup
             subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
             if self.stdin_w is not None:
                 os.close(self.stdin_w)
@@ -498,7 +500,7 @@ class Monitor:
             backoff = 0.1 if ran >= 10 else min(backoff * 2, 60.0)
             self.restart_count += 1
             self.update_state(status="restarting", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
-                              restart_count=self.restart_count)
+                              restart_count=self.restart_count, oom_killed=self.oom_killed)
             if self.sleep_unless_stopped(backoff, lsock):
                 break
         lsock.close()
@@ -512,6 +514,20 @@ class Monitor:
         self.finish(exit_code)
         self.notify_exit(exit_code)
         return 0
+
+    def read_oom_killed(self):
+        """Whether the memory cgroup killed a process of this run: the `oom_kill` count of
+        memory.events (v2) or memory.oom_control (v1), which runc delete removes."""
+        for path in self.cfg.get("oom_files") or []:
+            try:
+                with open(path) as f:
+                    for line in f:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                            return True
+            except OSError:
+                continue
+        return False
 
     def record_die(self, exit_code):
         """docker's `die` event, in the journal `system events` reads (stdlib-only module)."""
@@ -539,7 +555,8 @@ class Monitor:
     def finish(self, exit_code):
         # stopped_by_user survives a reboot (the run dir does not): unless-stopped needs it
         final = dict(status="exited", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
-                     restart_count=self.restart_count, stopped_by_user=self.stop_requested())
+                     restart_count=self.restart_count, stopped_by_user=self.stop_requested(),
+                     oom_killed=self.oom_killed)
         remove = bool(self.cfg.get("auto_remove"))
         if remove:
             self.update_state(**final)
