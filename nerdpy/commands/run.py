@@ -182,25 +182,42 @@ def do_create(ctx, image, command, o):
 
     store = store_of(ctx)
     spec = build_spec(image, command, o)
-    old = sys.stdout
-    sys.stdout = sys.stderr  # pull progress must not pollute the ID on stdout
+    # docker's CLI makes the ID file before anything else, so that a path it cannot write is
+    # refused up front (and removed again when the create fails)
+    fd = _open_cidfile(o["cidfile"]) if o["cidfile"] else None
     try:
-        _ensure_image(ctx, store, image, o["pull"], o["platform"], o["quiet"])
-    finally:
-        sys.stdout = old
-    _check_user(store, spec)
-    c = create_container(store, spec)
-    if o["cidfile"]:
+        old = sys.stdout
+        sys.stdout = sys.stderr  # pull progress must not pollute the ID on stdout
         try:
-            fd = os.open(o["cidfile"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            from nerdpy.engine.containers.lifecycle import _remove_everything
-
-            _remove_everything(store, c.id)
-            raise click.UsageError(f"container ID file found, make sure the other container isn't running or delete {o['cidfile']}")
+            _ensure_image(ctx, store, image, o["pull"], o["platform"], o["quiet"])
+        finally:
+            sys.stdout = old
+        _check_user(store, spec)
+        c = create_container(store, spec)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+            try:
+                os.unlink(o["cidfile"])
+            except OSError:
+                pass
+        raise
+    if fd is not None:
         os.write(fd, c.id.encode())
         os.close(fd)
     return store, c
+
+
+def _open_cidfile(path: str) -> int:
+    from nerdpy.engine.errors import InvalidArgument
+
+    if os.path.lexists(path):
+        raise InvalidArgument(f"container ID file found, make sure the other container isn't running or delete {path}")
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as e:
+        raise InvalidArgument(f"failed to create the container ID file: open {path}: "
+                              f"{(e.strerror or str(e)).lower()}") from None
 
 
 @click.command("create", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})

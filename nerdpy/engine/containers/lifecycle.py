@@ -557,21 +557,25 @@ def effective_healthcheck(s: StoredSpec) -> dict | None:
     img = (s.image_config or {}).get("Healthcheck") or {}
     mine = s.healthcheck or {}
     test = mine.get("Test") or img.get("Test")
-    if not test or test[0] == "NONE":
+    if not test or not isinstance(test, list) or test[0] == "NONE":
         return None
     if test[0] not in ("CMD", "CMD-SHELL"):
         test = ["CMD"] + list(test)
+    if len(test) < 2 or not "".join(str(t) for t in test[1:]).strip():
+        return None  # nothing to run (an image may say ["CMD"]): no healthcheck, as no result can come
 
     def secs(key: str, default: float) -> float:
+        # an image's value below docker's 1ms minimum (negative, say) takes docker's default
         v = mine.get(key) or img.get(key)
-        return v / 1e9 if v else default
+        return v / 1e9 if isinstance(v, (int, float)) and v >= 1_000_000 else default
 
+    retries = mine.get("Retries") or img.get("Retries")
     return {
         "test": test,
         "interval": secs("Interval", 30.0),
         "timeout": secs("Timeout", 30.0),
         "start_period": secs("StartPeriod", 0.0),
-        "retries": mine.get("Retries") or img.get("Retries") or 3,
+        "retries": retries if isinstance(retries, int) and retries > 0 else 3,
     }
 
 

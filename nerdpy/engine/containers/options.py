@@ -545,6 +545,8 @@ def check_spec(spec: ContainerSpec) -> None:
     for d in spec.devices:
         check_name(d) if is_cdi_name(d) else _device(d)
     check_spec_resources(spec)
+    check_healthcheck(spec.healthcheck)
+    _check_dns_and_hosts(spec)
     if spec.stop_signal:
         parse_signal(spec.stop_signal)
     hostname = spec.hostname
@@ -569,6 +571,74 @@ def check_spec(spec: ContainerSpec) -> None:
     if spec.security_opt:
         check_security(list(spec.security_opt))
     parse_publish_all(spec.publish)
+
+
+_HC_MIN_NS = 1_000_000  # docker's MinimumDuration (1ms)
+
+
+def check_healthcheck(hc: dict | None) -> None:
+    """docker's checks of a healthcheck given with the flags, compose or the Python API:
+    durations 0 (the default) or at least 1ms, retries not negative, a test with a command."""
+    if not hc:
+        return
+    if not isinstance(hc, dict):
+        raise _bad(f"invalid healthcheck: {hc!r}")
+    test = hc.get("Test")
+    if test is not None:
+        if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
+            raise _bad(f"invalid healthcheck test: {test!r}: a list of strings")
+        if test and test[0] in ("CMD", "CMD-SHELL") and (len(test) < 2 or not "".join(test[1:]).strip()):
+            raise _bad(f"invalid healthcheck test {test!r}: no command to run")
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        v = hc.get(key)
+        if v is None or v == 0:
+            continue
+        if not isinstance(v, int) or isinstance(v, bool) or v < _HC_MIN_NS:
+            raise _bad(f"{key} in Healthcheck cannot be less than 1ms")
+    r = hc.get("Retries")
+    if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 0):
+        raise _bad("Retries in Healthcheck cannot be negative")
+
+
+def _show(text: str) -> str:
+    """A value in a one-line message: control characters escaped."""
+    return repr(str(text))[1:-1]
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+# docker's validateDomain (opts/opts.go): labels of letters, digits and inner hyphens
+_DOMAIN = re.compile(r"^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9_-]*[a-zA-Z0-9])\.)*"
+                     r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9_-]*[a-zA-Z0-9])\.?$")
+
+
+def _check_dns_and_hosts(spec: ContainerSpec) -> None:
+    """--dns (IP addresses), --dns-search (domains), --dns-option and --add-host as docker
+    validates them: nothing with a newline or another control character reaches /etc/hosts or
+    resolv.conf, whoever built the spec."""
+    import ipaddress
+
+    from nerdpy.engine.network.hosts import parse_add_host
+
+    for d in spec.dns:
+        try:
+            ipaddress.ip_address(str(d).strip())
+        except ValueError:
+            raise _bad(f"invalid argument {d!r} for \"--dns\" flag: {_show(d)} is not an ip address") from None
+    for d in spec.dns_search:
+        d = str(d)
+        if d != "." and (len(d) > 255 or not _DOMAIN.match(d)):
+            raise _bad(f"invalid argument {d!r} for \"--dns-search\" flag: {_show(d)} is not a valid domain")
+    for d in spec.dns_options:
+        d = str(d)
+        if not d or _has_control(d) or any(ch.isspace() for ch in d):
+            raise _bad(f"invalid argument {d!r} for \"--dns-option\" flag: a DNS option is one word")
+    for h in spec.extra_hosts:
+        parse_add_host(str(h))
+    if spec.domainname and (_has_control(spec.domainname) or any(ch.isspace() for ch in spec.domainname)):
+        raise _bad(f"invalid domainname format: {spec.domainname!r}")
 
 
 def _check_mounts(mounts: list) -> None:

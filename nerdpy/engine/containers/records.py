@@ -346,9 +346,8 @@ def container_state(store: Store, c: Container) -> ContainerState:
                 state.pid = 0
         elif os.path.exists(os.path.join(run_dir(store, c.id), "paused")) and state.status == "running":
             state.status = "paused"
-    if c.spec.healthcheck and state.status in ("running", "paused"):
-        state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
-    elif c.spec.healthcheck:
+    if (c.spec.healthcheck or (c.spec.image_config or {}).get("Healthcheck")) and not c.spec.no_healthcheck:
+        # the flags' healthcheck or the image's: the monitor's last record of it
         state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
     return state
 

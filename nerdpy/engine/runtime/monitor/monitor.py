@@ -386,26 +386,34 @@ class Monitor:
         if not hc:
             return None
         interval = hc.get("interval", 30.0)
+        if not isinstance(interval, (int, float)) or interval <= 0:
+            interval = 30.0  # never a loop without a pause, whatever the config says
         last = self.health_last or started
-        return last + interval
+        return last + max(interval, 0.001)
 
     def run_health(self, started):
         hc = self.cfg["healthcheck"]
         test = hc["test"]
         if test[0] == "CMD-SHELL":
-            argv = ["/bin/sh", "-c", test[1]]
+            argv = ["/bin/sh", "-c", " ".join(test[1:])]
         else:
             argv = test[1:]
+        timeout = hc.get("timeout", 30.0)
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            timeout = 30.0
+        if not argv or not all(isinstance(a, str) for a in argv):
+            self.health_last = time.time()  # nothing to run: wait an interval, never spin
+            return
         t0 = time.time()
         begin = now_rfc3339()
         try:
             r = subprocess.run(self.runc + ["exec", self.cid] + argv, capture_output=True,
-                               timeout=hc.get("timeout", 30.0))
+                               timeout=timeout)
             code = r.returncode
             output = (r.stdout + r.stderr).decode("utf-8", "replace")
         except subprocess.TimeoutExpired:
             code = -1
-            output = "Health check exceeded timeout (%gs)" % hc.get("timeout", 30.0)
+            output = "Health check exceeded timeout (%gs)" % timeout
         self.health_last = time.time()
         h = self.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
         h["Log"] = (h["Log"] + [{"Start": begin, "End": now_rfc3339(), "ExitCode": code,
@@ -416,7 +424,7 @@ class Monitor:
             h["FailingStreak"] = 0
         elif not in_grace:
             h["FailingStreak"] += 1
-            if h["FailingStreak"] >= hc.get("retries", 3):
+            if h["FailingStreak"] >= max(hc.get("retries") or 3, 1):
                 h["Status"] = "unhealthy"
         self.health = h
         write_json_atomic(os.path.join(self.dir, "health.json"), h)
