@@ -118,3 +118,35 @@ def test_cdi_edits(tmp_path):
     assert 44 in spec["process"]["user"]["additionalGids"]
     with pytest.raises(InvalidArgument, match="unresolvable CDI devices example.com/dev=y.*broken.yaml"):
         resolve_devices(settings, ["example.com/dev=y"])
+
+
+def test_client_options_take_the_same_fields_and_checks():
+    from nerdpy.client import _spec
+
+    spec, _, _ = _spec("busybox", "true", {"ipc": "host", "cpuset_cpus": "0", "runtime": "runc",
+                                           "devices": ["nvidia.com/gpu=0"], "gpus": "all",
+                                           "volumes_from": ["db:ro"]})
+    assert (spec.ipc, spec.cpuset_cpus, spec.gpus, spec.volumes_from) == ("host", "0", "all", ["db:ro"])
+    for bad, message in (({"dns": ["notanip"]}, "not an ip address"),
+                         ({"extra_hosts": ["x\nevil:1.1.1.1"]}, "bad format for add-host"),
+                         ({"dns_search": ["a\nnameserver 6.6.6.6"]}, "not a valid domain"),
+                         ({"healthcheck": {"Test": ["CMD"], "Interval": -1}}, "no command"),
+                         ({"healthcheck": {"Test": ["CMD", "true"], "Interval": -1}}, "less than 1ms"),
+                         ({"healthcheck": {"Test": ["CMD", "true"], "Retries": -5}}, "negative"),
+                         ({"ipc": "container:"}, "invalid IPC mode")):
+        with pytest.raises(InvalidArgument, match=message):
+            _spec("busybox", "true", bad)
+
+
+def test_effective_healthcheck_replaces_an_images_bad_values():
+    from nerdpy.engine.containers.lifecycle import effective_healthcheck
+    from nerdpy.engine.containers.records import StoredSpec
+
+    def eff(hc):
+        return effective_healthcheck(StoredSpec(image="x", image_config={"Healthcheck": hc}))
+
+    assert eff({"Test": ["CMD"], "Interval": -1, "Retries": -5}) is None
+    assert eff({"Test": ["CMD-SHELL", " "]}) is None
+    assert eff({"Test": ["CMD", "true"], "Interval": -1, "Timeout": 5, "Retries": -5}) == {
+        "test": ["CMD", "true"], "interval": 30.0, "timeout": 30.0, "start_period": 0.0, "retries": 3}
+    assert eff({"Test": ["CMD", "true"], "Interval": 2_000_000_000, "Retries": 2})["interval"] == 2.0
