@@ -83,11 +83,26 @@ def service_to_dict(s: m.Service) -> dict:
     d["mem_limit"] = s.mem_limit
     d["cpus"] = s.cpus
     d["pids_limit"] = s.pids_limit
+    for key in ("ipc", "uts", "cgroup", "cpuset", "cpu_quota", "cpu_period", "runtime", "userns_mode"):
+        d[key] = getattr(s, key)
+    d["volumes_from"] = list(s.volumes_from)
+    d["gpus"] = _gpus(s.gpus)
     out = _sorted(_clean(d))
     if "environment" in out:
         out["environment"] = dict(s.environment)  # keep null values (variables set without a value)
     out.update(s.extensions)
     return out
+
+
+def _gpus(gpus: str | None):
+    """The service's GPU request (run's --gpus form) in compose's `gpus:` form."""
+    if not gpus:
+        return None
+    if gpus == "all":
+        return "all"
+    if gpus.startswith("device="):
+        return [{"capabilities": ["gpu"], "device_ids": gpus.partition("=")[2].split(",")}]
+    return [{"capabilities": ["gpu"], "count": int(gpus) if gpus.isdigit() else gpus}]
 
 
 def _mount(x) -> dict:

@@ -83,3 +83,16 @@ def test_gpu_requests(tmp_path, extra, gpus):
 def test_refused(tmp_path, extra, message):
     with pytest.raises(ComposeError, match=message):
         project(tmp_path, f"services:\n  s:\n    image: busybox\n    {extra}\n")
+
+
+def test_config_renders_the_keys_and_the_hash_follows_them(tmp_path):
+    from compose.render import config_hash, service_to_dict
+
+    base = "services:\n  s:\n    image: busybox\n"
+    p = project(tmp_path, base + "    ipc: host\n    cpuset: '0'\n    gpus: all\n    volumes_from: [t]\n"
+                "  t:\n    image: busybox\n")
+    d = service_to_dict(p.service("s"))
+    assert (d["ipc"], d["cpuset"], d["gpus"], d["volumes_from"]) == ("host", "0", "all", ["t"])
+    changed = project(tmp_path, base + "    ipc: shareable\n    cpuset: '0'\n    gpus: all\n"
+                      "    volumes_from: [t]\n  t:\n    image: busybox\n")
+    assert config_hash(p.service("s")) != config_hash(changed.service("s"))
