@@ -271,6 +271,7 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
     """The ContainerSpec of one container of `s` (checked: a ModelError naming the service).
     `check_only`: no secret or config is written (see check_service). `network_mode`: the resolved mode for
     `service:x` (container:<name>), given by the caller who knows x's containers."""
+    from nerdpy.engine.containers.cdi import is_cdi_name
     from nerdpy.engine.containers.records import ContainerSpec
 
     o = overrides or Overrides()
@@ -347,7 +348,8 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         ulimits=[(k, u.soft, u.hard) for k, u in s.ulimits.items()],
         shm_size=s.shm_size,
         sysctls=dict(s.sysctls),
-        devices=[f"{d.source}:{d.target}:{d.permissions}" for d in s.devices],
+        devices=[d.source if is_cdi_name(d.source) else f"{d.source}:{d.target}:{d.permissions}"
+                 for d in s.devices],
         privileged=s.privileged,
         cap_add=list(s.cap_add),
         cap_drop=list(s.cap_drop),
@@ -360,6 +362,16 @@ def container_spec(project: m.Project, s: m.Service, name: str, number: int, *, 
         log_opts=log_opts,
         pid=_pid_mode(project, s),
         expose=[str(e) for e in s.expose],
+        memory_reservation=s.mem_reservation,
+        ipc=_pid_mode(project, s, s.ipc or ""),
+        uts=s.uts or "",
+        cgroupns=s.cgroup or "",
+        cpuset_cpus=s.cpuset or "",
+        cpu_quota=s.cpu_quota,
+        cpu_period=s.cpu_period,
+        volumes_from=[_volumes_from(project, v) for v in s.volumes_from],
+        runtime=s.runtime or "",
+        gpus=s.gpus or "",
     )
     from nerdpy.engine.containers.options import check_spec
     from nerdpy.engine.errors import InvalidArgument
@@ -381,9 +393,20 @@ def check_service(project: m.Project, s: m.Service, overrides: Overrides | None 
                    check_only=True)
 
 
-def _pid_mode(project: m.Project, s: m.Service) -> str:
-    """`pid:` as the engine's --pid: host, container:<name>, or service:<x> (x's first container)."""
-    mode = s.pid or ""
+def _volumes_from(project: m.Project, text: str) -> str:
+    """`volumes_from:` service[:mode] (that service's first container) or container:name[:mode]
+    -> run's --volumes-from NAME[:mode]."""
+    if text.startswith("container:"):
+        return text.partition(":")[2]
+    name, colon, mode = text.partition(":")
+    other = project.service(name)
+    return other.container_names(project.name)[0] + colon + mode
+
+
+def _pid_mode(project: m.Project, s: m.Service, mode: str | None = None) -> str:
+    """`pid:` (or `ipc:`) as the engine's --pid: host, container:<name>, or service:<x> (x's first
+    container)."""
+    mode = (s.pid if mode is None else mode) or ""
     if mode.startswith("service:"):
         other = project.service(mode.partition(":")[2])
         return "container:" + other.container_names(project.name)[0]

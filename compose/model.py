@@ -254,6 +254,16 @@ class Service:
     post_start: list[Hook] = field(default_factory=list)
     pre_stop: list[Hook] = field(default_factory=list)
     userns_mode: str | None = None        # only "host" (nerdpy never remaps users)
+    # namespaces, cgroup resources, volumes_from, runtime and GPUs (run's flags of the same names)
+    ipc: str | None = None                # private | shareable | none | host | service:<x> | container:<x>
+    uts: str | None = None                # host
+    cgroup: str | None = None             # host | private
+    cpuset: str | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    volumes_from: list[str] = field(default_factory=list)   # service[:ro|rw] or container:name[:ro|rw]
+    runtime: str | None = None
+    gpus: str | None = None               # docker's --gpus form, from gpus: or deploy's device reservations
     develop: dict | None = None           # `compose watch`: {"watch": [{action, path (absolute), target, ignore...}]}
     unmodelled: dict[str, Any] = field(default_factory=dict)   # valid keys nerdpy ignores, as written (for `config`)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys

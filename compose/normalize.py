@@ -256,6 +256,7 @@ class Normalizer:
         s.profiles = _str_list(raw.get("profiles"))
         s.mem_limit, s.cpus, s.pids_limit = self.limits(p, raw, s.deploy)
         self.resources(p, raw, s)
+        self.host_options(p, raw, s)
         s.extensions = {k: v for k, v in raw.items() if k.startswith("x-")}
         s.unmodelled = {k: v for k, v in raw.items() if k not in IMPLEMENTED_SERVICE_KEYS and not k.startswith("x-")}
         return s
@@ -321,6 +322,63 @@ class Normalizer:
                                     privileged=self.conv(hp + ("privileged",), parse_bool, h.get("privileged")),
                                     working_dir=_opt_str(h.get("working_dir")), environment=env))
             setattr(s, key, hooks)
+
+    def host_options(self, p, raw, s: m.Service) -> None:
+        """ipc, uts, cgroup, cpuset, cpu_quota, cpu_period, volumes_from, runtime, gpus,
+        deploy.resources.reservations.devices (memory and userns_mode: resources())."""
+        for key in ("ipc", "uts", "cgroup", "cpuset", "runtime"):  # userns_mode: resources()
+            if raw.get(key) is not None:
+                setattr(s, key, str(raw[key]))
+        if s.uts not in (None, "host"):
+            raise self.error(p + ("uts",), f"invalid uts mode {s.uts!r} (host)")
+        if s.cgroup not in (None, "host", "private"):
+            raise self.error(p + ("cgroup",), f"invalid cgroup mode {s.cgroup!r} (host or private)")
+        for key in ("cpu_quota", "cpu_period"):
+            if raw.get(key) is not None:
+                setattr(s, key, self.conv(p + (key,), parse_int, raw[key]))
+        s.volumes_from = _str_list(raw.get("volumes_from"))
+        for i, v in enumerate(s.volumes_from):
+            ref = v[len("container:"):] if v.startswith("container:") else v
+            name, _, mode = ref.partition(":")
+            if not name or mode not in ("", "ro", "rw"):
+                raise self.error(p + ("volumes_from", i), f"invalid volumes_from {v!r} "
+                                 "(service[:ro|rw] or container:name[:ro|rw])")
+            if not v.startswith("container:") and name in (self.data.get("services") or {}):
+                s.depends_on.setdefault(name, m.DependsOn())
+        if s.ipc and s.ipc.startswith("service:"):
+            dep = s.ipc.partition(":")[2]
+            if dep in (self.data.get("services") or {}):
+                s.depends_on.setdefault(dep, m.DependsOn())
+        requests = []
+        if raw.get("gpus") is not None:
+            g = raw["gpus"]
+            requests += [{"capabilities": ["gpu"], "count": "all"}] if g == "all" else list(g)
+        res = ((raw.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
+        requests += list(res.get("devices") or [])
+        if requests:
+            s.gpus = self.gpu_request(p, requests)
+
+    def gpu_request(self, p, requests: list) -> str:
+        """docker compose's device requests (capabilities [gpu] -> nvidia.com/gpu) as run's --gpus."""
+        counts, ids = [], []
+        for i, r in enumerate(requests):
+            rp = p + ("deploy", "resources", "reservations", "devices", i)
+            caps = [c for group in (r.get("capabilities") or []) for c in
+                    (group if isinstance(group, list) else [group])]
+            if "gpu" not in caps or (r.get("driver") or "nvidia") not in ("nvidia", "cdi"):
+                raise self.error(rp, f"device request {r!r} is not supported: only GPUs "
+                                 "(capabilities: [gpu], driver nvidia) through CDI")
+            if r.get("device_ids"):
+                ids += [str(x) for x in r["device_ids"]]
+            else:
+                counts.append(r.get("count", "all"))
+        if ids and counts:
+            raise self.error(p, "gpu requests with both count and device_ids are not supported")
+        if ids:
+            return "device=" + ",".join(ids)
+        if any(str(c) in ("all", "-1") for c in counts):
+            return "all"
+        return str(sum(self.conv(p, parse_int, c) for c in counts))
 
     def command(self, path, value):
         if value is None:

@@ -27,11 +27,12 @@ extra_hosts dns dns_search read_only shm_size pid devices tty stdin_open logging
 pull_policy platform profiles mem_limit cpus pids_limit extends
 dns_opt group_add oom_score_adj mac_address label_file mem_reservation memswap_limit cpu_shares links
 post_start pre_stop build userns_mode
+ipc uts cgroup cpuset cpu_quota cpu_period volumes_from runtime gpus
 """.split())
 IMPLEMENTED_SERVICE_KEYS |= {"develop"}  # compose watch (issue 16)
 IMPLEMENTED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
 IMPLEMENTED_RESOURCE_KEYS = frozenset({"limits", "reservations"})
-IMPLEMENTED_RESERVATION_KEYS = frozenset({"memory"})
+IMPLEMENTED_RESERVATION_KEYS = frozenset({"memory", "devices"})
 IMPLEMENTED_TOP_KEYS = frozenset({"version", "name", "include", "services", "networks", "volumes", "secrets",
                                   "configs"})
 
@@ -234,8 +235,9 @@ def unimplemented_keys(data: dict) -> list[str]:
                 for key in res:
                     if not key.startswith("x-") and key not in IMPLEMENTED_RESOURCE_KEYS:
                         out.append(f"services.{name}.deploy.resources.{key}")
-                res = res.get("reservations")
-                for key in res if isinstance(res, dict) else ():
-                    if not key.startswith("x-") and key not in IMPLEMENTED_RESERVATION_KEYS:
-                        out.append(f"services.{name}.deploy.resources.reservations.{key}")
+                resv = res.get("reservations")
+                if isinstance(resv, dict):
+                    for key in resv:
+                        if not key.startswith("x-") and key not in IMPLEMENTED_RESERVATION_KEYS:
+                            out.append(f"services.{name}.deploy.resources.reservations.{key}")
     return out

@@ -200,13 +200,14 @@ def _parse_since(text: str | None) -> float | None:
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
 @click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
 @click.option("-e", "--env", multiple=True, help="Set environment variables")
+@click.option("--env-file", multiple=True, help="Read in a file of environment variables")
 @click.option("-w", "--workdir", help="Working directory inside the container")
 @click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
 @click.option("--privileged", is_flag=True, help="Give extended privileges to the command")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, container, command):
+def exec_(ctx, interactive, tty, detach, env, env_file, workdir, user, privileged, container, command):
     """Execute a command in a running container.
 
     \b
@@ -218,6 +219,9 @@ def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, contain
     from nerdpy.engine.containers.records import container_state, find_container
     from nerdpy.engine.containers.exec import exec_argv
 
+    from nerdpy.engine.containers.options import exec_env
+
+    env = exec_env(env_file, env)  # files first, then -e, as docker does
     store = store_of(ctx)
     c = find_container(store, container)
     state = container_state(store, c)

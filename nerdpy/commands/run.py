@@ -50,7 +50,8 @@ def container_options(f):
         click.option("--cap-add", multiple=True, help="Add Linux capabilities"),
         click.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
         click.option("--security-opt", multiple=True, help="Security Options"),
-        click.option("--device", multiple=True, help="Add a host device to the container"),
+        click.option("--device", multiple=True,
+                     help="Add a host device (HOST[:CONTAINER][:rwm]) or a CDI device (vendor.com/class=name)"),
         click.option("--shm-size", help="Size of /dev/shm"),
         click.option("--sysctl", multiple=True, help="Sysctl options"),
         click.option("--oom-score-adj", help="Tune host's OOM preferences (-1000 to 1000)"),
@@ -77,6 +78,23 @@ def container_options(f):
         click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
         click.option("--dns-option", "--dns-opt", "dns_option", multiple=True, help="Set DNS options"),
         click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),
+        click.option("--ipc", help="IPC mode to use (private, shareable, none, host, container:<name|id>)"),
+        click.option("--uts", help="UTS namespace to use (host)"),
+        click.option("--cgroupns", help="Cgroup namespace to use (host, private)"),
+        click.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)"),
+        click.option("--cpuset-mems", help="MEMs in which to allow execution (0-3, 0,1)"),
+        click.option("--cpu-period", help="Limit CPU CFS (Completely Fair Scheduler) period"),
+        click.option("--cpu-quota", help="Limit CPU CFS (Completely Fair Scheduler) quota"),
+        click.option("--memory-swappiness", help="Tune container memory swappiness (0 to 100)"),
+        click.option("--oom-kill-disable", is_flag=True, help="Disable OOM Killer"),
+        click.option("--blkio-weight", help="Block IO (relative weight), between 10 and 1000, or 0 to disable"),
+        click.option("--device-read-bps", multiple=True, help="Limit read rate (bytes per second) from a device"),
+        click.option("--device-write-bps", multiple=True, help="Limit write rate (bytes per second) to a device"),
+        click.option("--device-read-iops", multiple=True, help="Limit read rate (IO per second) from a device"),
+        click.option("--device-write-iops", multiple=True, help="Limit write rate (IO per second) to a device"),
+        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)"),
+        click.option("--runtime", help="Runtime to use for this container (runc, or one named in nerdpy.toml)"),
+        click.option("--gpus", help="GPU devices to add to the container ('all' to pass all GPUs), through CDI"),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -164,25 +182,42 @@ def do_create(ctx, image, command, o):
 
     store = store_of(ctx)
     spec = build_spec(image, command, o)
-    old = sys.stdout
-    sys.stdout = sys.stderr  # pull progress must not pollute the ID on stdout
+    # docker's CLI makes the ID file before anything else, so that a path it cannot write is
+    # refused up front (and removed again when the create fails)
+    fd = _open_cidfile(o["cidfile"]) if o["cidfile"] else None
     try:
-        _ensure_image(ctx, store, image, o["pull"], o["platform"], o["quiet"])
-    finally:
-        sys.stdout = old
-    _check_user(store, spec)
-    c = create_container(store, spec)
-    if o["cidfile"]:
+        old = sys.stdout
+        sys.stdout = sys.stderr  # pull progress must not pollute the ID on stdout
         try:
-            fd = os.open(o["cidfile"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            from nerdpy.engine.containers.lifecycle import _remove_everything
-
-            _remove_everything(store, c.id)
-            raise click.UsageError(f"container ID file found, make sure the other container isn't running or delete {o['cidfile']}")
+            _ensure_image(ctx, store, image, o["pull"], o["platform"], o["quiet"])
+        finally:
+            sys.stdout = old
+        _check_user(store, spec)
+        c = create_container(store, spec)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+            try:
+                os.unlink(o["cidfile"])
+            except OSError:
+                pass
+        raise
+    if fd is not None:
         os.write(fd, c.id.encode())
         os.close(fd)
     return store, c
+
+
+def _open_cidfile(path: str) -> int:
+    from nerdpy.engine.errors import InvalidArgument
+
+    if os.path.lexists(path):
+        raise InvalidArgument(f"container ID file found, make sure the other container isn't running or delete {path}")
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as e:
+        raise InvalidArgument(f"failed to create the container ID file: open {path}: "
+                              f"{(e.strerror or str(e)).lower()}") from None
 
 
 @click.command("create", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
@@ -217,6 +252,7 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
       nerdpy run -it busybox sh
     """
     o["detach"] = detach
+    streams = _attach_streams(attach, detach)
     # the monitor's interpreter starts while we create the container (it waits for its config)
     from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
 
@@ -233,7 +269,21 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
         handle.start()
         click.echo(c.id)
         _exit_now(0)
-    _exit_now(attach_and_start(store, c, handle, o["interactive"], o["tty"], sig_proxy, detach_keys))
+    _exit_now(attach_and_start(store, c, handle, o["interactive"], o["tty"], sig_proxy, detach_keys, streams))
+
+
+def _attach_streams(attach, detach: bool) -> tuple[bool, bool] | None:
+    """-a/--attach STDIN|STDOUT|STDERR (repeatable) -> (stdout, stderr) to forward; None: both."""
+    if not attach:
+        return None
+    if detach:
+        raise click.UsageError("conflicting options: cannot specify both --attach and --detach")
+    names = {a.lower() for a in attach}
+    bad = names - {"stdin", "stdout", "stderr"}
+    if bad:
+        raise click.UsageError(f"invalid argument {sorted(bad)[0]!r} for \"-a, --attach\" flag: "
+                               "valid streams are STDIN, STDOUT and STDERR")
+    return "stdout" in names, "stderr" in names
 
 
 def _exit_now(code: int) -> None:
@@ -248,7 +298,8 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: bool, detach_keys) -> int:
+def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: bool, detach_keys,
+                     streams: tuple[bool, bool] | None = None) -> int:
     from nerdpy.commands._attach import DETACHED, RawTerminal, connect, parse_detach_keys, pump, terminal_size
     from nerdpy.engine.containers.records import run_dir
     from nerdpy.engine.containers.lifecycle import kill_container, wait_container
@@ -256,8 +307,9 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
     stdin_fd = sys.stdin.fileno() if interactive else None
     size = terminal_size(sys.stdin.fileno()) if tty and sys.stdin.isatty() else None
     try:
+        out, err = streams or (True, True)
         sock = connect(os.path.join(run_dir(store, c.id), "attach.sock"), stdin=interactive, size=size,
-                       cleanup=True)
+                       cleanup=True, stdout=out, stderr=err)
     except OSError:
         handle.abort()
         raise

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from nerdpy.engine.errors import InvalidArgument
 
 DEFAULT_CONFIG_PATH = "/etc/nerdpy/nerdpy.toml"
+DEFAULT_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
 DEFAULT_HOSTS_DIRS = ("/etc/nerdpy/certs.d", "/etc/containerd/certs.d", "/etc/docker/certs.d")
 
 
@@ -28,6 +29,10 @@ class Settings:
     runc: str = "runc"
     bridge_name: str = ""      # the default network's Linux bridge ("" = nerdpy0)
     bridge_subnet: str = ""    # and its subnet ("" = 10.89.0.0/24)
+    # OCI runtimes besides runc, for `run --runtime NAME`: [runtimes.NAME] path = "/usr/bin/crun"
+    runtimes: dict = field(default_factory=dict)
+    # where CDI (Container Device Interface) specs are read from, for --device vendor/class=name
+    cdi_spec_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_CDI_DIRS))
 
 
 # toml key / env suffix -> Settings attribute
@@ -44,11 +49,15 @@ _KEYS = {
     "runc": "runc",
     "bridge_name": "bridge_name",
     "bridge_subnet": "bridge_subnet",
+    "runtimes": "runtimes",
+    "cdi_spec_dirs": "cdi_spec_dirs",
 }
 
 
 def _coerce(attr: str, value: object, source: str) -> object:
     kind = {f.name: f.type for f in fields(Settings)}[attr]
+    if kind == "dict":
+        return _runtimes(value, source)
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -63,6 +72,23 @@ def _coerce(attr: str, value: object, source: str) -> object:
     if not isinstance(value, str):
         raise InvalidArgument(f"{source}: {attr} must be a string")
     return value
+
+
+def _runtimes(value: object, source: str) -> dict:
+    """[runtimes.NAME] tables (path, and optional runtimeArgs/args) -> {NAME: {"path", "args"}}."""
+    if isinstance(value, str):  # NERDPY_RUNTIMES=name=/path,name2=/path2
+        value = {k: {"path": v} for k, _, v in (p.partition("=") for p in value.split(",") if p)}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{source}: runtimes must be a table of [runtimes.NAME] tables")
+    out = {}
+    for name, table in value.items():
+        if not isinstance(table, dict) or not isinstance(table.get("path"), str) or not table["path"]:
+            raise InvalidArgument(f"{source}: runtimes.{name} needs a path (the runtime's binary)")
+        args = table.get("runtimeArgs", table.get("args", []))
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise InvalidArgument(f"{source}: runtimes.{name}.runtimeArgs must be a list of strings")
+        out[str(name)] = {"path": table["path"], "args": list(args)}
+    return out
 
 
 def load_settings(overrides: dict | None = None, env: dict | None = None) -> Settings:

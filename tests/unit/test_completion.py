@@ -186,7 +186,9 @@ def shlex_quote(s: str) -> str:
 
 def test_bash_subcommands_and_flags(world):
     assert "run" in bash_complete(world, ["nerdpy", "r"])
-    assert set(bash_complete(world, ["nerdpy", "run", "--de"])) == {"--detach", "--detach-keys", "--device"}
+    assert set(bash_complete(world, ["nerdpy", "run", "--de"])) == {
+        "--detach", "--detach-keys", "--device", "--device-read-bps", "--device-write-bps",
+        "--device-read-iops", "--device-write-iops"}
     assert bash_complete(world, ["nerdpy", "image", "insp"]) == ["inspect"]
     assert "--data-root" in bash_complete(world, ["nerdpy", "--d"])
     assert bash_complete(world, ["nerdpy", "completion", ""]) == ["bash", "zsh", "fish"]

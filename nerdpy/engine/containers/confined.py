@@ -91,11 +91,10 @@ def _empty_dir(path: str) -> bool:
 
 def _runc_pid(store: Store, c: Container) -> int:
     """The pid of the container's init as runc knows it (0 when runc has no running container)."""
-    from nerdpy.engine.containers.records import runc_root
-    from nerdpy.engine.runtime.runc import Runc
+    from nerdpy.engine.containers.records import container_runtime
 
     try:
-        st = Runc(runc_root(store), store.settings.runc).state(c.id)
+        st = container_runtime(store, c.spec).state(c.id)
     except NerdpyError:
         return 0
     if not st or st.get("status") not in ("running", "paused", "created") or not st.get("pid"):

@@ -52,7 +52,10 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     # runc's own errors go to a log beside it (not /tmp: a killed exec leaves nothing behind
     # that the container's removal does not take)
     log = path[:-len(".json")] + ".log"
-    argv = [runc_path(store.settings.runc), "--root", runc_root(store), "--log", log, "--log-format", "json",
+    from nerdpy.engine.containers.resources import runtime_of
+
+    binary, rt_args = runtime_of(store, c.spec)
+    argv = [runc_path(binary), *rt_args, "--root", runc_root(store), "--log", log, "--log-format", "json",
             "exec", "--process", path]
     if tty:
         argv.append("--tty")

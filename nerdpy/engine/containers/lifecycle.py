@@ -21,6 +21,7 @@ from nerdpy.engine.containers.records import (
     StoredSpec,
     _valid_name,
     container_dir,
+    container_runtime,
     container_state,
     find_container,
     log_path,
@@ -79,6 +80,16 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     record.mounts = list(record.mounts or []) + image_volume_mounts(record.image_config, record.mounts)
     if spec.pid and spec.pid != "host" and not spec.pid.startswith("container:"):
         raise InvalidArgument(f"invalid PID mode {spec.pid!r}: use host or container:<name|id>")
+    from nerdpy.engine.containers.cdi import is_cdi_name, resolve_devices
+    from nerdpy.engine.containers.resources import check_host_resources, resolve_volumes_from, runtime_of
+
+    runtime_of(store, spec)  # a runtime nerdpy knows, installed
+    check_host_resources(spec)
+    resolve_devices(store.settings, [d for d in spec.devices if is_cdi_name(d)], spec.gpus or "")
+    if spec.ipc.startswith("container:"):
+        find_container(store, spec.ipc.partition(":")[2])
+    if spec.volumes_from:
+        record.mounts = list(record.mounts) + resolve_volumes_from(store, spec)
     parent = image_chain_id(store, image)
     key = snapshot_key(store, cid)
     cdir = container_dir(store, cid)
@@ -283,8 +294,50 @@ def _pid_namespace(store: Store, pid: str) -> str | None:
     raise InvalidArgument(f"invalid PID mode {pid!r}: use host or container:<name|id>")
 
 
+def _shareable_shm(store: Store, c: Container) -> str:
+    """A shareable container's /dev/shm, as docker makes it: a tmpfs on the host, in the
+    container's directory (so that container:X can bind it), unmounted when it stops."""
+    from nerdpy.engine.snapshots.mount import is_mounted, mount
+
+    path = os.path.join(container_dir(store, c.id), "shm")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if not is_mounted(path):
+        mount("shm", path, "tmpfs", 0x2 | 0x4 | 0x8,  # nosuid, nodev, noexec
+              f"mode=1777,size={c.spec.shm_size or (64 << 20)}")
+    return path
+
+
+def _ipc_namespace(store: Store, c: Container) -> tuple[str | None, str | None]:
+    """--ipc -> (SpecOptions.ipcns, SpecOptions.shm): private a namespace of its own, shareable
+    the same with /dev/shm on the host, none without /dev/shm, host the host's (and its
+    /dev/shm), container:X that running container's namespace and /dev/shm (X must be
+    shareable, as docker requires)."""
+    ipc = c.spec.ipc or ""
+    if ipc in ("", "private"):
+        return None, None
+    if ipc == "shareable":
+        return None, _shareable_shm(store, c)
+    if ipc == "none":
+        return None, ""
+    if ipc == "host":
+        return "host", "/dev/shm"
+    other = find_container(store, ipc.partition(":")[2])
+    mode = other.spec.ipc or "private"
+    if mode == "host":
+        return "host", "/dev/shm"
+    if mode != "shareable":
+        raise Conflict(f"cannot join IPC of container {other.name}: non-shareable IPC "
+                       "(hint: use --ipc shareable for the donor container)")
+    state = container_state(store, other)
+    if state.status != "running" or not state.pid:
+        raise Conflict(f"cannot join IPC of a non running container: {other.name}")
+    return f"/proc/{state.pid}/ns/ipc", os.path.join(container_dir(store, other.id), "shm")
+
+
 def _hostname(c: Container) -> str:
     net = c.spec.network or "none"
+    if c.spec.uts == "host":
+        return os.uname().nodename
     return c.spec.hostname or (os.uname().nodename if net == "host" else c.id[:12])
 
 
@@ -336,7 +389,12 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
         mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": tini, "options": ["bind", "ro"]})
         args = ["/sbin/docker-init", "--"] + args
     seccomp, nnp = _security_opts(s.security_opt or [])
-    devices = [_device(d) for d in s.devices or []]
+    from nerdpy.engine.containers.cdi import is_cdi_name, resolve_devices
+    from nerdpy.engine.containers.resources import block_io
+
+    devices = [_device(d) for d in s.devices or [] if not is_cdi_name(d)]
+    cdi_devices = resolve_devices(store.settings, [d for d in s.devices or [] if is_cdi_name(d)], s.gpus or "")
+    ipcns, shm = _ipc_namespace(store, c)
     o = SpecOptions(
         rootfs=rootfs,
         args=args,
@@ -367,8 +425,24 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
         devices=devices,
         cgroups_path=cgroups.container_path(store.namespace, c.id),
         oom_score_adj=s.oom_score_adj,
+        cgroupns=s.cgroupns or None,
+        ipcns=ipcns,
+        shm=shm,
+        utsns_host=s.uts == "host",
+        cpuset_cpus=s.cpuset_cpus or "",
+        cpuset_mems=s.cpuset_mems or "",
+        cpu_period=s.cpu_period,
+        cpu_quota=s.cpu_quota,
+        memory_swappiness=s.memory_swappiness,
+        oom_kill_disable=bool(s.oom_kill_disable),
+        block_io=block_io(s),
     )
-    return build_spec(o)
+    spec = build_spec(o)
+    if cdi_devices:
+        from nerdpy.engine.containers.cdi import apply_edits
+
+        apply_edits(spec, cdi_devices)
+    return spec
 
 
 def _container_env(image_env: list[str], user_env: list[str], hostname: str, tty: bool, home: str) -> list[str]:
@@ -435,7 +509,10 @@ def _merge_env(base: list[str], extra: list[str]) -> list[str]:
 def _monitor_config(store: Store, c: Container) -> dict:
     from nerdpy.engine.runtime.runc import runc_path
 
+    from nerdpy.engine.containers.resources import runtime_of
+
     s = c.spec
+    runtime = runtime_of(store, s)
     restart = parse_restart(s.restart or "no")
     hc = effective_healthcheck(s)
     opts = s.log_opts or {}
@@ -444,7 +521,9 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "dir": container_dir(store, c.id),
         "run_dir": run_dir(store, c.id),
         "bundle": container_dir(store, c.id),
-        "runc": runc_path(store.settings.runc),
+        "runc": runc_path(runtime[0]),
+        "runtime_args": runtime[1],
+        "oom_files": cgroups.oom_files(cgroups.container_path(store.namespace, c.id)),
         "runc_root": runc_root(store),
         "log_path": log_path(store, c.id),
         "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,
@@ -493,27 +572,30 @@ def effective_healthcheck(s: StoredSpec) -> dict | None:
     img = (s.image_config or {}).get("Healthcheck") or {}
     mine = s.healthcheck or {}
     test = mine.get("Test") or img.get("Test")
-    if not test or test[0] == "NONE":
+    if not test or not isinstance(test, list) or test[0] == "NONE":
         return None
     if test[0] not in ("CMD", "CMD-SHELL"):
         test = ["CMD"] + list(test)
+    if len(test) < 2 or not "".join(str(t) for t in test[1:]).strip():
+        return None  # nothing to run (an image may say ["CMD"]): no healthcheck, as no result can come
 
     def secs(key: str, default: float) -> float:
+        # an image's value below docker's 1ms minimum (negative, say) takes docker's default
         v = mine.get(key) or img.get(key)
-        return v / 1e9 if v else default
+        return v / 1e9 if isinstance(v, (int, float)) and v >= 1_000_000 else default
 
+    retries = mine.get("Retries") or img.get("Retries")
     return {
         "test": test,
         "interval": secs("Interval", 30.0),
         "timeout": secs("Timeout", 30.0),
         "start_period": secs("StartPeriod", 0.0),
-        "retries": mine.get("Retries") or img.get("Retries") or 3,
+        "retries": retries if isinstance(retries, int) and retries > 0 else 3,
     }
 
 
 # stop, kill, wait -------------------------------------------------------------------------
 def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
-    from nerdpy.engine.runtime.runc import Runc
 
     state = container_state(store, c)
     if not state.running or state.status == "restarting":
@@ -522,17 +604,37 @@ def kill_container(store: Store, c: Container, sig: str = "KILL") -> None:
         raise Conflict(f"cannot kill container: {c.name}: container is paused, "
                        "unpause the container before stopping or killing")
     num = parse_signal(sig)
-    Runc(runc_root(store), store.settings.runc).kill(c.id, str(num))
+    if num != 9:
+        container_runtime(store, c.spec).kill(c.id, str(num))
+        _event(store, c, "kill", signal=num)
+        return
+    # SIGKILL: return once the container has stopped (docker waits too), so that inspect right
+    # after says so; with a restart policy, once this process is gone (it may be restarted)
+    watch = _exit_watch(store, c) if parse_restart(c.spec.restart or "no")["name"] == "no" else None
+    try:
+        container_runtime(store, c.spec).kill(c.id, str(num))
+    except BaseException:
+        if watch is not None:
+            watch.close()
+        raise
     _event(store, c, "kill", signal=num)
+    if watch is not None:
+        _await_exit(store, c, watch, 10)
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = container_state(store, c)
+        if not now.running or now.status == "restarting" or now.pid != state.pid:
+            return
+        time.sleep(0.01)
 
 
 def _thaw(store: Store, c: Container) -> None:
     """Resume a paused container (stop and rm -f do, as docker does; a frozen process would
     never see its signal)."""
-    from nerdpy.engine.runtime.runc import Runc
 
     try:
-        Runc(runc_root(store), store.settings.runc).resume(c.id)
+        container_runtime(store, c.spec).resume(c.id)
     except NerdpyError:
         pass
     try:
@@ -549,7 +651,6 @@ def request_stop(store: Store, c: Container) -> None:
 
 def stop_container(store: Store, c: Container, timeout: int | None = None, sig: str | None = None) -> None:
     """docker stop: the stop signal, then SIGKILL after the timeout. Honoured by restart policies."""
-    from nerdpy.engine.runtime.runc import Runc
 
     state = container_state(store, c)
     request_stop(store, c)
@@ -558,7 +659,7 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
     if timeout is None:
         timeout = c.spec.stop_timeout if c.spec.stop_timeout is not None else 10
     sig = sig or c.spec.stop_signal or (c.spec.image_config or {}).get("StopSignal") or "TERM"
-    runc = Runc(runc_root(store), store.settings.runc)
+    runc = container_runtime(store, c.spec)
     if state.status == "paused":
         _thaw(store, c)
     if timeout is not None and timeout < 0:
@@ -622,7 +723,6 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
     the rootfs and, for `--rm`, remove the container. Safe to run more than once."""
     from nerdpy.engine.containers.records import ContainerNotFound
     from nerdpy.engine.snapshots.mount import MNT_DETACH, mounted_under, unmount
-    from nerdpy.engine.runtime.runc import Runc
 
     try:
         c = find_container(store, cid)
@@ -630,13 +730,15 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
         c = None
     if not runc_deleted:
         try:
-            Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+            container_runtime(store, c.spec if c is not None else None).delete(cid, force=True)
         except NerdpyError:
             pass
     from nerdpy.engine.network.container import teardown_network
 
     teardown_network(store, cid, c.spec if c is not None else None)
     for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
+        unmount(point, MNT_DETACH)
+    for point in mounted_under(os.path.join(container_dir(store, cid), "shm")):  # --ipc shareable
         unmount(point, MNT_DETACH)
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)
     if c is not None and c.spec.auto_remove:
@@ -656,13 +758,12 @@ def remove_container(store: Store, c: Container, force: bool = False, volumes: b
                 f"cannot remove container {c.name}: container is {state.status}: "
                 "stop the container before removing or force remove")
         request_stop(store, c)
-        from nerdpy.engine.runtime.runc import Runc
 
         if state.status == "paused":
             _thaw(store, c)
         watch = _exit_watch(store, c)
         try:
-            Runc(runc_root(store), store.settings.runc).kill(c.id, "9", all_=True)
+            container_runtime(store, c.spec).kill(c.id, "9", all_=True)
         except NerdpyError:
             pass
         _await_exit(store, c, watch, 10)
@@ -671,19 +772,18 @@ def remove_container(store: Store, c: Container, force: bool = False, volumes: b
 
 def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_deleted: bool = False) -> None:
     from nerdpy.engine.snapshots.mount import MNT_DETACH, mounted_under, unmount
-    from nerdpy.engine.runtime.runc import Runc
 
+    row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    spec = StoredSpec.from_json(json.loads(row["config"])) if row is not None else None
     if not runc_deleted:  # the monitor has done it already when it removes a --rm container
         try:
-            Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
+            container_runtime(store, spec).delete(cid, force=True)
         except NerdpyError:
             pass
     cgroups.remove(cgroups.container_path(store.namespace, cid))
     cdir = container_dir(store, cid)
-    row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     from nerdpy.engine.network.container import teardown_network
 
-    spec = StoredSpec.from_json(json.loads(row["config"])) if row is not None else None
     teardown_network(store, cid, spec)
     for point in mounted_under(cdir):
         unmount(point, MNT_DETACH)

@@ -134,6 +134,16 @@ class SpecOptions:
     annotations: dict[str, str] = field(default_factory=dict)
     init: bool = False
     cgroupns: str | None = None           # None: docker's default for this host; "host"; "private"
+    ipcns: str | None = None              # None: a new IPC ns; "host": the host's; else a path to join
+    shm: str | None = None                # /dev/shm: None a tmpfs of shm_size; "" none; else a path to bind
+    utsns_host: bool = False              # --uts host: the host's UTS namespace (no hostname set)
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    block_io: dict = field(default_factory=dict)  # linux.resources.blockIO (weight, throttle*)
 
 
 def normalise_cap(name: str) -> str:
@@ -206,7 +216,13 @@ ULIMIT_NAMES = {
 
 def build_spec(o: SpecOptions) -> dict:
     caps = capabilities(o.privileged, o.cap_add, o.cap_drop)
-    namespaces = [{"type": t} for t in ("ipc", "uts", "mount")]
+    namespaces = [{"type": "mount"}]
+    if not o.utsns_host:
+        namespaces.insert(0, {"type": "uts"})
+    if o.ipcns is None:
+        namespaces.insert(0, {"type": "ipc"})
+    elif o.ipcns != "host":
+        namespaces.insert(0, {"type": "ipc", "path": o.ipcns})
     if o.pidns is None:
         namespaces.insert(0, {"type": "pid"})
     elif o.pidns != "host":
@@ -221,6 +237,11 @@ def build_spec(o: SpecOptions) -> dict:
             namespaces.append({"type": "cgroup"})
 
     mounts = default_mounts(o.shm_size, o.readonly_rootfs)
+    if o.shm is not None:  # --ipc none (no /dev/shm), host or container:X (theirs, bound)
+        mounts = [m for m in mounts if m["destination"] != "/dev/shm"]
+        if o.shm:
+            mounts.append({"destination": "/dev/shm", "type": "bind", "source": o.shm,
+                           "options": ["rbind", "nosuid", "noexec", "nodev"]})
     if o.privileged:
         for m in mounts:
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
@@ -275,6 +296,10 @@ def build_spec(o: SpecOptions) -> dict:
                 mem["swap"] = o.memory * 2
     if o.memory_reservation:
         mem["reservation"] = o.memory_reservation
+    if o.memory_swappiness is not None and o.memory_swappiness >= 0:
+        mem["swappiness"] = o.memory_swappiness
+    if o.oom_kill_disable:
+        mem["disableOOMKiller"] = True
     if mem:
         resources["memory"] = mem
     cpu = {}
@@ -283,10 +308,20 @@ def build_spec(o: SpecOptions) -> dict:
         cpu["quota"] = int(o.cpus * 100000)
     if o.cpu_shares:
         cpu["shares"] = o.cpu_shares
+    if o.cpu_period:
+        cpu["period"] = o.cpu_period
+    if o.cpu_quota:
+        cpu["quota"] = o.cpu_quota
+    if o.cpuset_cpus:
+        cpu["cpus"] = o.cpuset_cpus
+    if o.cpuset_mems:
+        cpu["mems"] = o.cpuset_mems
     if cpu:
         resources["cpu"] = cpu
     if o.pids_limit and o.pids_limit > 0:
         resources["pids"] = {"limit": o.pids_limit}
+    if o.block_io:
+        resources["blockIO"] = dict(o.block_io)
 
     linux: dict = {
         "namespaces": namespaces,
@@ -308,15 +343,19 @@ def build_spec(o: SpecOptions) -> dict:
         if seccomp is not None:
             linux["seccomp"] = seccomp
 
+    if o.utsns_host:  # runc refuses a hostname without a UTS namespace of the container's own
+        sysctls.pop("kernel.domainname", None)
+        if not sysctls:
+            linux.pop("sysctl", None)
     spec = {
         "ociVersion": "1.0.2-dev",
         "process": process,
         "root": {"path": o.rootfs, "readonly": o.readonly_rootfs},
-        "hostname": o.hostname,
+        "hostname": "" if o.utsns_host else o.hostname,
         "mounts": mounts,
         "linux": linux,
     }
-    if o.domainname:
+    if o.domainname and not o.utsns_host:
         spec["domainname"] = o.domainname
     if o.annotations:
         spec["annotations"] = dict(o.annotations)

@@ -108,6 +108,14 @@ def _env_from_flags(items) -> list[str]:
     return out
 
 
+def exec_env(env_files, env) -> list[str]:
+    """exec's --env-file files then -e flags, read as run reads them (NAME=VALUE list)."""
+    out: list[str] = []
+    for f in env_files or ():
+        out += _read_env_file(f)
+    return out + _env_from_flags(env or ())
+
+
 _VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
@@ -482,6 +490,23 @@ def build_spec(image: str, command, o: Mapping) -> ContainerSpec:
         oom_score_adj=oom,
         pid=o["pid"] or "",
         expose=list(o["expose"]),
+        ipc=o.get("ipc") or "",
+        uts=o.get("uts") or "",
+        cgroupns=o.get("cgroupns") or "",
+        cpuset_cpus=o.get("cpuset_cpus") or "",
+        cpuset_mems=o.get("cpuset_mems") or "",
+        cpu_period=_int_flag(o.get("cpu_period"), "--cpu-period") or None,
+        cpu_quota=_int_flag(o.get("cpu_quota"), "--cpu-quota") or None,
+        memory_swappiness=_int_flag(o.get("memory_swappiness"), "--memory-swappiness"),
+        oom_kill_disable=bool(o.get("oom_kill_disable")),
+        blkio_weight=_int_flag(o.get("blkio_weight"), "--blkio-weight") or None,
+        device_read_bps=list(o.get("device_read_bps") or ()),
+        device_write_bps=list(o.get("device_write_bps") or ()),
+        device_read_iops=list(o.get("device_read_iops") or ()),
+        device_write_iops=list(o.get("device_write_iops") or ()),
+        volumes_from=list(o.get("volumes_from") or ()),
+        runtime=o.get("runtime") or "",
+        gpus=o.get("gpus") or "",
     )
     check_spec(spec)
     return spec
@@ -519,8 +544,14 @@ def check_spec(spec: ContainerSpec) -> None:
         raise _bad(f"invalid argument {spec.stop_timeout!r} for --stop-timeout: must be at least -1")
     for cap in list(spec.cap_add) + list(spec.cap_drop):
         normalise_cap(cap)
+    from nerdpy.engine.containers.cdi import check_name, is_cdi_name
+    from nerdpy.engine.containers.resources import check_spec_resources
+
     for d in spec.devices:
-        _device(d)
+        check_name(d) if is_cdi_name(d) else _device(d)
+    check_spec_resources(spec)
+    check_healthcheck(spec.healthcheck)
+    _check_dns_and_hosts(spec)
     if spec.stop_signal:
         parse_signal(spec.stop_signal)
     hostname = spec.hostname
@@ -545,6 +576,74 @@ def check_spec(spec: ContainerSpec) -> None:
     if spec.security_opt:
         check_security(list(spec.security_opt))
     parse_publish_all(spec.publish)
+
+
+_HC_MIN_NS = 1_000_000  # docker's MinimumDuration (1ms)
+
+
+def check_healthcheck(hc: dict | None) -> None:
+    """docker's checks of a healthcheck given with the flags, compose or the Python API:
+    durations 0 (the default) or at least 1ms, retries not negative, a test with a command."""
+    if not hc:
+        return
+    if not isinstance(hc, dict):
+        raise _bad(f"invalid healthcheck: {hc!r}")
+    test = hc.get("Test")
+    if test is not None:
+        if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
+            raise _bad(f"invalid healthcheck test: {test!r}: a list of strings")
+        if test and test[0] in ("CMD", "CMD-SHELL") and (len(test) < 2 or not "".join(test[1:]).strip()):
+            raise _bad(f"invalid healthcheck test {test!r}: no command to run")
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        v = hc.get(key)
+        if v is None or v == 0:
+            continue
+        if not isinstance(v, int) or isinstance(v, bool) or v < _HC_MIN_NS:
+            raise _bad(f"{key} in Healthcheck cannot be less than 1ms")
+    r = hc.get("Retries")
+    if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 0):
+        raise _bad("Retries in Healthcheck cannot be negative")
+
+
+def _show(text: str) -> str:
+    """A value in a one-line message: control characters escaped."""
+    return repr(str(text))[1:-1]
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+# docker's validateDomain (opts/opts.go): labels of letters, digits and inner hyphens
+_DOMAIN = re.compile(r"^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9_-]*[a-zA-Z0-9])\.)*"
+                     r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9_-]*[a-zA-Z0-9])\.?$")
+
+
+def _check_dns_and_hosts(spec: ContainerSpec) -> None:
+    """--dns (IP addresses), --dns-search (domains), --dns-option and --add-host as docker
+    validates them: nothing with a newline or another control character reaches /etc/hosts or
+    resolv.conf, whoever built the spec."""
+    import ipaddress
+
+    from nerdpy.engine.network.hosts import parse_add_host
+
+    for d in spec.dns:
+        try:
+            ipaddress.ip_address(str(d).strip())
+        except ValueError:
+            raise _bad(f"invalid argument {d!r} for \"--dns\" flag: {_show(d)} is not an ip address") from None
+    for d in spec.dns_search:
+        d = str(d)
+        if d != "." and (len(d) > 255 or not _DOMAIN.match(d)):
+            raise _bad(f"invalid argument {d!r} for \"--dns-search\" flag: {_show(d)} is not a valid domain")
+    for d in spec.dns_options:
+        d = str(d)
+        if not d or _has_control(d) or any(ch.isspace() for ch in d):
+            raise _bad(f"invalid argument {d!r} for \"--dns-option\" flag: a DNS option is one word")
+    for h in spec.extra_hosts:
+        parse_add_host(str(h))
+    if spec.domainname and (_has_control(spec.domainname) or any(ch.isspace() for ch in spec.domainname)):
+        raise _bad(f"invalid domainname format: {spec.domainname!r}")
 
 
 def _check_mounts(mounts: list) -> None:

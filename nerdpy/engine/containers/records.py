@@ -83,6 +83,24 @@ class ContainerSpec:
     oom_score_adj: int | None = None
     pid: str = ""                      # "" (own namespace), "host", or "container:<name|id>"
     expose: list[str] = field(default_factory=list)      # --expose: more ExposedPorts (80, 53/udp)
+    # namespaces, cgroup resources, volumes-from, runtime, CDI devices (engine/containers/resources.py)
+    ipc: str = ""                      # "" (docker's default: private), none, private, shareable, host, container:<x>
+    uts: str = ""                      # "" (own namespace) or host
+    cgroupns: str = ""                 # "" (docker's default for the host), host, private
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    cpu_period: int | None = None      # microseconds
+    cpu_quota: int | None = None       # microseconds (-1: none)
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    blkio_weight: int | None = None
+    device_read_bps: list[str] = field(default_factory=list)     # PATH:RATE, as the flags take them
+    device_write_bps: list[str] = field(default_factory=list)
+    device_read_iops: list[str] = field(default_factory=list)
+    device_write_iops: list[str] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)        # NAME[:ro|rw]
+    runtime: str = ""                  # "" (runc) or a runtime named in nerdpy.toml [runtimes.NAME]
+    gpus: str = ""                     # docker's --gpus request, resolved through CDI (nvidia.com/gpu)
 
 
 # what create resolves from the image, stored under these keys (records of every version have them)
@@ -161,6 +179,7 @@ class ContainerState:
     restart_count: int = 0
     health: dict | None = None
     monitor_alive: bool = False
+    oom_killed: bool = False     # the memory cgroup killed a process of the last run
 
     @property
     def running(self) -> bool:
@@ -178,6 +197,18 @@ def run_dir(store: Store, cid: str) -> str:
 
 def runc_root(store: Store) -> str:
     return os.path.join(store.settings.run_root, "runc", store.namespace)
+
+
+def container_runtime(store: Store, spec=None):
+    """The OCI runtime (a Runc wrapper) of a container's spec: runc, or the runtime its
+    --runtime names in the settings (runc when that is no longer configured: to stop and delete)."""
+    from nerdpy.engine.runtime.runc import Runc, runtime_binary
+
+    try:
+        binary, args = runtime_binary(store.settings, getattr(spec, "runtime", "") or "")
+    except InvalidArgument:
+        binary, args = store.settings.runc, []
+    return Runc(runc_root(store), binary, args)
 
 
 def log_path(store: Store, cid: str) -> str:
@@ -300,6 +331,7 @@ def container_state(store: Store, c: Container) -> ContainerState:
         started_at=st.get("started_at", ""),
         finished_at=st.get("finished_at", ""),
         restart_count=st.get("restart_count", 0),
+        oom_killed=bool(st.get("oom_killed", False)),
     )
     if state.status in ("running", "restarting"):
         state.monitor_alive = monitor_alive(store, c.id)
@@ -314,13 +346,21 @@ def container_state(store: Store, c: Container) -> ContainerState:
                 state.pid = 0
         elif os.path.exists(os.path.join(run_dir(store, c.id), "paused")) and state.status == "running":
             state.status = "paused"
-    if c.spec.healthcheck and state.status in ("running", "paused"):
+    if _has_healthcheck(c.spec):
+        # the flags' healthcheck or the image's: the monitor's last record of it
         state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
-        if state.health is None:  # no check has run yet: docker says starting from the start on
+        if state.health is None and state.status in ("running", "paused"):
+            # no check has run yet: docker says starting from the start on
             state.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
-    elif c.spec.healthcheck:
-        state.health = _read_json(os.path.join(container_dir(store, c.id), "health.json"))
     return state
+
+
+def _has_healthcheck(spec) -> bool:
+    """Whether the monitor runs a healthcheck: the flags' or the image's (not NONE, not disabled)."""
+    if spec.no_healthcheck:
+        return False
+    test = (spec.healthcheck or {}).get("Test") or ((spec.image_config or {}).get("Healthcheck") or {}).get("Test")
+    return bool(test) and test[0] != "NONE"
 
 
 def _runc_knows(store: Store, cid: str) -> bool:
@@ -330,23 +370,21 @@ def _runc_knows(store: Store, cid: str) -> bool:
 # pause, unpause, rename, top (docker's `pause`, `unpause`, `rename`, `top`) -------------------
 def pause_container(store: Store, c: Container) -> None:
     """Freeze every process of the container (runc pause); `ps`/`inspect` then show it paused."""
-    from nerdpy.engine.runtime.runc import Runc
 
     state = container_state(store, c)
     if state.status == "paused":
         raise Conflict(f"container {c.name} is already paused")
     if state.status != "running":
         raise Conflict(f"container {c.name} is not running")
-    Runc(runc_root(store), store.settings.runc).pause(c.id)
+    container_runtime(store, c.spec).pause(c.id)
     open(os.path.join(run_dir(store, c.id), "paused"), "w").close()
 
 
 def unpause_container(store: Store, c: Container) -> None:
-    from nerdpy.engine.runtime.runc import Runc
 
     if container_state(store, c).status != "paused":
         raise Conflict(f"container {c.name} is not paused")
-    Runc(runc_root(store), store.settings.runc).resume(c.id)
+    container_runtime(store, c.spec).resume(c.id)
     try:
         os.unlink(os.path.join(run_dir(store, c.id), "paused"))
     except FileNotFoundError:
@@ -377,12 +415,11 @@ def container_top(store: Store, c: Container, ps_args: list[str] | None = None) 
     (the pids from runc, i.e. from the container's cgroup). Returns (titles, rows)."""
     import subprocess
 
-    from nerdpy.engine.runtime.runc import Runc
 
     state = container_state(store, c)
     if not state.running or state.status == "restarting":
         raise Conflict(f"container {c.name} is not running")
-    pids = set(Runc(runc_root(store), store.settings.runc).ps(c.id))
+    pids = set(container_runtime(store, c.spec).ps(c.id))
     args = list(ps_args) if ps_args else ["-ef"]
     try:
         r = subprocess.run(["ps", *args], capture_output=True, text=True)

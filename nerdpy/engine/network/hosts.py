@@ -53,7 +53,7 @@ def parse_add_host(text: str) -> tuple[str, str]:
     name, ip = name.strip(), ip.strip()
     if ip.startswith("[") and ip.endswith("]"):
         ip = ip[1:-1]
-    if not found or not name or not ip:
+    if not found or not name or not ip or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise InvalidArgument(f"bad format for add-host: {text!r}")
     if ip != HOST_GATEWAY:
         try:

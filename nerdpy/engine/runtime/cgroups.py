@@ -56,6 +56,19 @@ def controller_dir(path: str, controller: str, version: str, root: str = ROOT) -
     return os.path.join(root, controller, path.strip("/"))
 
 
+def oom_files(path: str, root: str = ROOT) -> list[str]:
+    """The files whose `oom_kill N` line counts the memory cgroup's OOM kills for the cgroup
+    `path`: memory.events on v2 (and the unified hierarchy of a hybrid host, when the memory
+    controller is there), memory.oom_control on v1."""
+    version = layout(root)
+    if version == "v2":
+        return [os.path.join(controller_dir(path, "memory", "v2", root), "memory.events")]
+    out = [os.path.join(controller_dir(path, "memory", "v1", root), "memory.oom_control")]
+    if version == "hybrid":
+        out.append(os.path.join(root, "unified", path.strip("/"), "memory.events"))
+    return out
+
+
 def remove(path: str, root: str = ROOT) -> None:
     """Remove the (empty) cgroup `path` in every hierarchy. `runc delete` does, but not when
     runc's state is gone (after a reboot, or a run root deleted under it)."""

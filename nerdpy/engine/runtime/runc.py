@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 
-from nerdpy.engine.errors import NerdpyError, NotFound, RuncError
+from nerdpy.engine.errors import InvalidArgument, NerdpyError, NotFound, RuncError
 
 
 _RUNC_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
@@ -38,14 +38,34 @@ def runc_path(name: str = "runc") -> str:
     return path
 
 
+RUNC_NAMES = ("", "runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux")
+
+
+def runtime_binary(settings, name: str) -> tuple[str, list[str]]:
+    """(binary, global args) of the OCI runtime `name` ("" or runc: the settings' runc)."""
+    if name in RUNC_NAMES and name not in (settings.runtimes or {}):
+        return settings.runc or "runc", []
+    rt = (settings.runtimes or {}).get(name)
+    if rt is None:
+        known = ", ".join(["runc"] + sorted(settings.runtimes or {}))
+        raise InvalidArgument(f"unknown or invalid runtime name: {name} (configured: {known}; add "
+                              f"[runtimes.{name}] path = \"...\" to nerdpy.toml)")
+    path = rt["path"]
+    found = shutil.which(path) if not os.path.isabs(path) else (path if os.access(path, os.X_OK) else None)
+    if found is None:
+        raise InvalidArgument(f"runtime {name}: {path} not found or not executable")
+    return found, list(rt.get("args") or [])
+
+
 class Runc:
-    def __init__(self, root: str, binary: str = "runc"):
+    def __init__(self, root: str, binary: str = "runc", args: list[str] | tuple = ()):
         self.root = root
         self.binary = runc_path(binary)
+        self.global_args = list(args)  # a configured runtime's own global flags
         os.makedirs(root, mode=0o700, exist_ok=True)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, *args]
+        return [self.binary, *self.global_args, "--root", self.root, *args]
 
     def _run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
         r = subprocess.run(self.argv(*args), capture_output=True, input=input)

@@ -174,7 +174,7 @@ class Monitor:
         self.dir = cfg["dir"]              # persistent container dir (state, log)
         self.run_dir = cfg["run_dir"]      # sockets, pid files
         self.state_path = os.path.join(self.dir, "state.json")
-        self.runc = [cfg["runc"], "--root", cfg["runc_root"]]
+        self.runc = [cfg["runc"], *cfg.get("runtime_args", []), "--root", cfg["runc_root"]]
         self.log = JsonLog(cfg.get("log_path"), cfg.get("log_max_size", 0), cfg.get("log_max_file", 1))
         self.clients = []
         self.pid = 0
@@ -188,6 +188,7 @@ class Monitor:
         self.health = None
         self.health_last = None
         self.cleaned_client = None         # the client that did the final cleanup: told last
+        self.oom_killed = False            # the memory cgroup killed a process of the last run
 
     # -- state --------------------------------------------------------------------------
     def update_state(self, **kw):
@@ -385,26 +386,34 @@ class Monitor:
         if not hc:
             return None
         interval = hc.get("interval", 30.0)
+        if not isinstance(interval, (int, float)) or interval <= 0:
+            interval = 30.0  # never a loop without a pause, whatever the config says
         last = self.health_last or started
-        return last + interval
+        return last + max(interval, 0.001)
 
     def run_health(self, started):
         hc = self.cfg["healthcheck"]
         test = hc["test"]
         if test[0] == "CMD-SHELL":
-            argv = ["/bin/sh", "-c", test[1]]
+            argv = ["/bin/sh", "-c", " ".join(test[1:])]
         else:
             argv = test[1:]
+        timeout = hc.get("timeout", 30.0)
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            timeout = 30.0
+        if not argv or not all(isinstance(a, str) for a in argv):
+            self.health_last = time.time()  # nothing to run: wait an interval, never spin
+            return
         t0 = time.time()
         begin = now_rfc3339()
         try:
             r = subprocess.run(self.runc + ["exec", self.cid] + argv, capture_output=True,
-                               timeout=hc.get("timeout", 30.0))
+                               timeout=timeout)
             code = r.returncode
             output = (r.stdout + r.stderr).decode("utf-8", "replace")
         except subprocess.TimeoutExpired:
             code = -1
-            output = "Health check exceeded timeout (%gs)" % hc.get("timeout", 30.0)
+            output = "Health check exceeded timeout (%gs)" % timeout
         self.health_last = time.time()
         h = self.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
         h["Log"] = (h["Log"] + [{"Start": begin, "End": now_rfc3339(), "ExitCode": code,
@@ -415,7 +424,7 @@ class Monitor:
             h["FailingStreak"] = 0
         elif not in_grace:
             h["FailingStreak"] += 1
-            if h["FailingStreak"] >= hc.get("retries", 3):
+            if h["FailingStreak"] >= max(hc.get("retries") or 3, 1):
                 h["Status"] = "unhealthy"
         self.health = h
         write_json_atomic(os.path.join(self.dir, "health.json"), h)
@@ -471,7 +480,7 @@ class Monitor:
             self.pid = pid
             started = time.time()
             self.update_state(status="running", pid=pid, started_at=now_rfc3339(), error="",
-                              restart_count=self.restart_count, monitor_pid=os.getpid())
+                              restart_count=self.restart_count, monitor_pid=os.getpid(), oom_killed=False)
             if first:
                 send_line(sync, {"started": pid})
                 sync.close()
@@ -483,6 +492,7 @@ class Monitor:
             exit_code = self.wait_exit(lsock, wake_r, started)
             self.log.flush_partial()
             self.log.sync()
+            self.oom_killed = self.read_oom_killed()  # before runc delete removes the cgroup
             subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
             if self.stdin_w is not None:
                 os.close(self.stdin_w)
@@ -498,7 +508,7 @@ class Monitor:
             backoff = 0.1 if ran >= 10 else min(backoff * 2, 60.0)
             self.restart_count += 1
             self.update_state(status="restarting", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
-                              restart_count=self.restart_count)
+                              restart_count=self.restart_count, oom_killed=self.oom_killed)
             if self.sleep_unless_stopped(backoff, lsock):
                 break
         lsock.close()
@@ -512,6 +522,20 @@ class Monitor:
         self.finish(exit_code)
         self.notify_exit(exit_code)
         return 0
+
+    def read_oom_killed(self):
+        """Whether the memory cgroup killed a process of this run: the `oom_kill` count of
+        memory.events (v2) or memory.oom_control (v1), which runc delete removes."""
+        for path in self.cfg.get("oom_files") or []:
+            try:
+                with open(path) as f:
+                    for line in f:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                            return True
+            except OSError:
+                continue
+        return False
 
     def record_die(self, exit_code):
         """docker's `die` event, in the journal `system events` reads (stdlib-only module)."""
@@ -539,7 +563,8 @@ class Monitor:
     def finish(self, exit_code):
         # stopped_by_user survives a reboot (the run dir does not): unless-stopped needs it
         final = dict(status="exited", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
-                     restart_count=self.restart_count, stopped_by_user=self.stop_requested())
+                     restart_count=self.restart_count, stopped_by_user=self.stop_requested(),
+                     oom_killed=self.oom_killed)
         remove = bool(self.cfg.get("auto_remove"))
         if remove:
             self.update_state(**final)
