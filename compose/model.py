@@ -264,6 +264,7 @@ class Service:
     volumes_from: list[str] = field(default_factory=list)   # service[:ro|rw] or container:name[:ro|rw]
     runtime: str | None = None
     gpus: str | None = None               # docker's --gpus form, from gpus: or deploy's device reservations
+    gpus_key: Any = None                  # the `gpus:` key as written (for `config`; deploy's stay in deploy)
     develop: dict | None = None           # `compose watch`: {"watch": [{action, path (absolute), target, ignore...}]}
     unmodelled: dict[str, Any] = field(default_factory=dict)   # valid keys nerdpy ignores, as written (for `config`)
     extensions: dict[str, Any] = field(default_factory=dict)          # x-... keys

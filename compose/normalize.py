@@ -352,6 +352,7 @@ class Normalizer:
         requests = []
         if raw.get("gpus") is not None:
             g = raw["gpus"]
+            s.gpus_key = g
             requests += [{"capabilities": ["gpu"], "count": "all"}] if g == "all" else list(g)
         res = ((raw.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
         requests += list(res.get("devices") or [])

@@ -98,7 +98,7 @@ def service_to_dict(s: m.Service) -> dict:
     for key in ("ipc", "uts", "cgroup", "cpuset", "cpu_quota", "cpu_period", "runtime"):
         d[key] = getattr(s, key)
     d["volumes_from"] = list(s.volumes_from)
-    d["gpus"] = _gpus(s.gpus)
+    d["gpus"] = s.gpus_key  # as written: a request from deploy's reservations is rendered there
     for k, v in s.unmodelled.items():  # valid keys nerdpy does not implement: as written
         if d.get(k) in (None, [], {}):
             d[k] = v
@@ -107,17 +107,6 @@ def service_to_dict(s: m.Service) -> dict:
         out["environment"] = dict(s.environment)  # keep null values (variables set without a value)
     out.update(s.extensions)
     return out
-
-
-def _gpus(gpus: str | None):
-    """The service's GPU request (run's --gpus form) in compose's `gpus:` form."""
-    if not gpus:
-        return None
-    if gpus == "all":
-        return "all"
-    if gpus.startswith("device="):
-        return [{"capabilities": ["gpu"], "device_ids": gpus.partition("=")[2].split(",")}]
-    return [{"capabilities": ["gpu"], "count": int(gpus) if gpus.isdigit() else gpus}]
 
 
 def _mount(x) -> dict:
