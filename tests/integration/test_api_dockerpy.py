@@ -67,7 +67,8 @@ def test_detached_logs_exec_archive_stop(client, images, svc):
         assert c.logs(stderr=False) == b"out\n"
         assert c.logs(stdout=False) == b"err\n"
         assert [x.name for x in client.containers.list(filters={"label": "suite=api"})] == ["dp-box"]
-        code, out = c.exec_run(["sh", "-c", "echo exec-out; echo exec-err >&2; exit 3"])
+        # two pipes: their order is only defined once the first is read (docker's too), so wait between
+        code, out = c.exec_run(["sh", "-c", "echo exec-out; sleep 0.3; echo exec-err >&2; exit 3"])
         assert code == 3 and out == b"exec-out\nexec-err\n"
         code, (o, e) = c.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True)
         assert (code, o, e) == (0, b"o\n", b"e\n")

@@ -360,7 +360,9 @@ def _has_healthcheck(spec) -> bool:
     if spec.no_healthcheck:
         return False
     test = (spec.healthcheck or {}).get("Test") or ((spec.image_config or {}).get("Healthcheck") or {}).get("Test")
-    return bool(test) and test[0] != "NONE"
+    if not test or test[0] == "NONE":
+        return False
+    return not (test[0] in ("CMD", "CMD-SHELL") and len(test) < 2)  # ["CMD"]: nothing to run
 
 
 def _runc_knows(store: Store, cid: str) -> bool:
