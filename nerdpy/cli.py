@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> None:
         # an error we did not plan for: still one line unless --debug
         if DebugState.debug:
             raise
+        if type(e).__name__ == "DatabaseError" and ("malformed" in str(e) or "not a database" in str(e)):
+            click.echo(f"nerdpy: the metadata database is damaged ({e}): run `nerdpy system check --repair` "
+                       "to rebuild it from what is on disk", err=True)
+            sys.exit(EXIT_ERROR)
         click.echo(f"nerdpy: internal error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(0)

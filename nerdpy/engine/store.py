@@ -13,7 +13,7 @@ from typing import Iterator
 
 from nerdpy.engine.config import Settings
 from nerdpy.engine.content.blobs import ContentStore
-from nerdpy.engine.errors import StoreError
+from nerdpy.engine.errors import DamagedStore, StoreError
 from nerdpy.engine.content.metadata import Metadata
 from nerdpy.engine.snapshots.snapshotter import Snapshotter, open_snapshotter
 
@@ -68,12 +68,20 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     root = settings.data_root
+    from nerdpy.engine.content.damage import database_damage, repair_hint
+
+    why = database_damage(root)
+    if why:  # never taken for a new store: opening would make an empty DB over the content
+        raise DamagedStore(f"{why}: {repair_hint()}")
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
         db = Metadata(os.path.join(root, "meta.db"))
     except OSError as e:
         raise StoreError(f"cannot open data root {root}: {e.strerror or e}") from None
     except Exception as e:  # sqlite3.DatabaseError and friends
+        if "malformed" in str(e) or "not a database" in str(e):
+            raise DamagedStore(f"metadata database {os.path.join(root, 'meta.db')} is damaged ({e}): "
+                               f"{repair_hint()}") from None
         raise StoreError(f"cannot open metadata in {root}: {e}") from None
     content = ContentStore(os.path.join(root, "content"))
     snaps = open_snapshotter(os.path.join(root, "snapshots"), db)

@@ -257,7 +257,19 @@ def _attach(store, cid: str, networks: list[NetworkRequest], ports: list[PortMap
         except Exception:  # noqa: BLE001 - the original error matters more; reclaim_leaks retries
             pass
         raise
+    _mirror(store, ns, cid)
     return get_setup(store, cid)  # type: ignore[return-value]
+
+
+def _mirror(store, ns: str, cid: str) -> None:
+    """The container's sandbox and attachment rows beside its directory (what a rebuild of the
+    DB reads, so that a later stop still tears its network down)."""
+    from nerdpy.engine.content.sidecar import write_network_record
+
+    sb = _sandbox(store.db, ns, cid)
+    rows = [dict(r) for r in _rows(store.db, ns, cid)]
+    write_network_record(os.path.join(store.data_root, "containers", ns, cid),
+                         {"sandbox": dict(sb) if sb is not None else None, "attachments": rows})
 
 
 def _add(store, ns: str, cid: str, netns: str, r) -> None:
@@ -282,6 +294,7 @@ def _add(store, ns: str, cid: str, netns: str, r) -> None:
     finally:
         os.close(fd)
     _save_result(store.db, ns, cid, r["network"], result)
+    _mirror(store, ns, cid)
 
 
 def _save_result(db, ns: str, cid: str, network: str, result: dict) -> None:
@@ -390,6 +403,7 @@ def _teardown(store, ns: str, cid: str) -> list[NetworkError]:
             cur.execute("DELETE FROM net_sandboxes WHERE namespace = ? AND container_id = ?", (ns, cid))
     if networks:
         _refresh_peers(db, ns, cid, extra_networks=networks)
+    _mirror(store, ns, cid)
     return errors
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from nerdpy.engine.errors import Conflict, DigestMismatch, NotFound
 from nerdpy.engine.content.metadata import Metadata, next_counter
+from nerdpy.engine.content.sidecar import write_snapshot_record
 from nerdpy.engine.snapshots.mount import Mount
 from nerdpy.engine.snapshots.snapshotter import Snapshot, chain_ids
 
@@ -80,6 +81,8 @@ class OverlaySnapshotter:
                 got, size = apply(os.path.join(tmp, "fs"))
                 if got != diff_id:
                     raise DigestMismatch(f"layer diff ID mismatch: expected {diff_id}, got {got}")
+                write_snapshot_record(tmp, {"kind": "committed", "chain_id": chain_id, "parent": parent,
+                                            "diff_id": diff_id, "size": size})
                 with self.db.write() as cur:
                     snap_id = next_counter(cur, "snapshot")
                     final = self.dir(snap_id)
@@ -155,6 +158,7 @@ class OverlaySnapshotter:
         tmp = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
         os.makedirs(os.path.join(tmp, "fs"), mode=0o755)
         os.makedirs(os.path.join(tmp, "work"), mode=0o700)
+        write_snapshot_record(tmp, {"kind": "active", "key": key, "parent": parent})
         try:
             with self.db.write() as cur:
                 if cur.execute("SELECT 1 FROM active_snapshots WHERE key = ?", (key,)).fetchone():
