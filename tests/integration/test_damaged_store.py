@@ -131,7 +131,6 @@ def test_repair_never_removes_a_running_container_without_a_record(nerdpy, bb):
 
 
 def test_save_refuses_a_corrupt_layer_blob(nerdpy, bb, tmp_path):
-    digest = nerdpy("image", "inspect", "-f", "{{json .RootFS.Layers}}", bb, check=True)
     manifest = subprocess.run(
         ["python3", "-c", "import json,sys,glob,os\n"
          f"root={nerdpy.data_root!r}\n"
@@ -140,7 +139,6 @@ def test_save_refuses_a_corrupt_layer_blob(nerdpy, bb, tmp_path):
          "    except Exception: continue\n"
          "    if isinstance(d,dict) and 'layers' in d: print(d['layers'][0]['digest'])"],
         capture_output=True, text=True, check=True).stdout.split()[0]
-    assert digest
     blob = os.path.join(nerdpy.data_root, "content", "blobs", "sha256", manifest.split(":")[1])
     with open(blob, "r+b") as f:
         f.seek(200)
@@ -149,7 +147,7 @@ def test_save_refuses_a_corrupt_layer_blob(nerdpy, bb, tmp_path):
         f.write(bytes([b[0] ^ 0xFF]))
     out = tmp_path / "bb.tar"
     r = nerdpy("save", "-o", str(out), bb)
-    assert r.returncode == 125, r.stdout + r.stderr
+    assert r.returncode == 1, r.stdout + r.stderr  # docker save's code for a failed save
     assert f"blob {manifest} is corrupt" in r.stderr and "system check --repair" in r.stderr, r.stderr
     assert not out.exists()
 
