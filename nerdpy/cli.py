@@ -122,6 +122,9 @@ class Context:
     def store(self):
         if self._store is None:
             from nerdpy.engine.store import open_store
+            from nerdpy.engine.util import locks
+
+            locks.set_reporter(lambda line: click.echo(f"nerdpy: {line}", err=True))
 
             self._store = open_store(self.settings)
         return self._store

@@ -28,6 +28,7 @@ class Settings:
     runc: str = "runc"
     bridge_name: str = ""      # the default network's Linux bridge ("" = nerdpy0)
     bridge_subnet: str = ""    # and its subnet ("" = 10.89.0.0/24)
+    lock_timeout: float = 300.0  # seconds to wait for a lock another process holds, then give up
 
 
 # toml key / env suffix -> Settings attribute
@@ -44,6 +45,7 @@ _KEYS = {
     "runc": "runc",
     "bridge_name": "bridge_name",
     "bridge_subnet": "bridge_subnet",
+    "lock_timeout": "lock_timeout",
 }
 
 
@@ -53,6 +55,14 @@ def _coerce(attr: str, value: object, source: str) -> object:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in ("1", "true", "yes", "on")
+    if kind == "float":
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = -1.0
+        if not number > 0 or number == float("inf"):
+            raise InvalidArgument(f"{source}: {attr} must be a positive number of seconds, not {value!r}")
+        return number
     if kind.startswith("list"):
         if isinstance(value, str):
             sep = "," if attr == "insecure_registries" else ":"

@@ -54,7 +54,12 @@ class Store:
         try:
             flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
             try:
-                fcntl.flock(fd, flags | (0 if wait else fcntl.LOCK_NB))
+                if wait:
+                    from nerdpy.engine.util.locks import flock_wait
+
+                    flock_wait(fd, flags, f"the store's gc lock ({os.path.join(self.data_root, 'gc.lock')})")
+                else:
+                    fcntl.flock(fd, flags | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
@@ -70,6 +75,9 @@ def open_store(settings: Settings) -> Store:
     root = settings.data_root
     from nerdpy.engine.content.damage import database_damage, repair_hint
 
+    from nerdpy.engine.util import locks
+
+    locks.configure(settings.lock_timeout)
     why = database_damage(root)
     if why:  # never taken for a new store: opening would make an empty DB over the content
         raise DamagedStore(f"{why}: {repair_hint()}")

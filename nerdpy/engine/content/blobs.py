@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 from nerdpy.engine.errors import DigestMismatch, InvalidArgument, NotFound
+from nerdpy.engine.util.locks import flock_wait
 
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
@@ -181,9 +182,10 @@ class ContentStore:
     def lock(self, digest: str) -> Iterator[None]:
         """An exclusive, process-wide lock on one digest (flock: released if the holder dies)."""
         check_digest(digest)
-        fd = os.open(os.path.join(self.lock_dir, digest[7:]), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = os.path.join(self.lock_dir, digest[7:])
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            flock_wait(fd, fcntl.LOCK_EX, f"the lock of blob {digest[:19]} ({path})")
             yield
         finally:
             os.close(fd)

@@ -38,6 +38,7 @@ from nerdpy.engine.network.networks import (DEFAULT_NETWORK, DEFAULT_SUBNET, Net
                                             find_network, lease_dir)
 from nerdpy.engine.network.ports import PortMapping, allocate, to_portmap
 from nerdpy.engine.util.fs import write_atomic
+from nerdpy.engine.util.locks import flock_wait
 
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
@@ -128,7 +129,7 @@ def _container_lock(store, ns: str, cid: str) -> Iterator[None]:
     path = os.path.join(d, cid)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        flock_wait(fd, fcntl.LOCK_EX, f"the network lock of container {cid[:12]} ({path})")
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 break
@@ -289,7 +290,8 @@ def _add(store, ns: str, cid: str, netns: str, r) -> None:
     fd = os.open(os.path.join(store.data_root, "network-add.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fresh = bool(bridge) and not os.path.exists(f"/sys/class/net/{bridge}")
-        fcntl.flock(fd, fcntl.LOCK_EX if fresh else fcntl.LOCK_SH)
+        flock_wait(fd, fcntl.LOCK_EX if fresh else fcntl.LOCK_SH,
+                   f"the network lock ({os.path.join(store.data_root, 'network-add.lock')})")
         result = add_network_list(netlist, rt, list(store.settings.cni_path), progress=save)
     finally:
         os.close(fd)
@@ -614,7 +616,7 @@ def _release_lease(d: str, ip: str, owner: str) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        flock_wait(lock, fcntl.LOCK_EX, f"host-local's lease lock ({os.path.join(d, 'lock')})")
         path = os.path.join(d, ip)
         try:
             with open(path) as f:

@@ -24,6 +24,7 @@ from typing import Callable, TypeVar
 
 from nerdpy.engine.snapshots.mount import MNT_DETACH, MS_BIND, MS_REC, MountError, mount, unmount
 from nerdpy.engine.network import NetworkError
+from nerdpy.engine.util.locks import flock_wait
 
 CLONE_NEWNET = 0x40000000
 MS_SHARED = 1 << 20
@@ -59,7 +60,7 @@ def _ensure_shared_root(root: str) -> None:
     # not a mount point yet: bind it onto itself (once, under a lock), then make it shared
     lock = os.open(root + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        flock_wait(lock, fcntl.LOCK_EX, f"the lock of {root}")
         if lib.mount(b"", root.encode(), ffi.NULL, MS_SHARED | MS_REC, ffi.NULL) == 0:
             return
         try:

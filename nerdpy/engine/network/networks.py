@@ -33,6 +33,7 @@ from typing import Iterator
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network import NetworkError, NetworkExists, NetworkInUse, NetworkNotFound
 from nerdpy.engine.network.cni import CNI_VERSION
+from nerdpy.engine.util.locks import flock_wait
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_SUBNET = "10.89.0.0/24"
@@ -94,7 +95,7 @@ def network_lock(data_root: str) -> Iterator[None]:
     os.makedirs(data_root, mode=0o711, exist_ok=True)
     fd = os.open(os.path.join(data_root, "network.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        flock_wait(fd, fcntl.LOCK_EX, f"the network lock ({os.path.join(data_root, 'network.lock')})")
         yield
     finally:
         os.close(fd)

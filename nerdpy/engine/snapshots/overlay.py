@@ -22,6 +22,7 @@ from nerdpy.engine.content.metadata import Metadata, next_counter
 from nerdpy.engine.content.sidecar import write_snapshot_record
 from nerdpy.engine.snapshots.mount import Mount
 from nerdpy.engine.snapshots.snapshotter import Snapshot, chain_ids
+from nerdpy.engine.util.locks import flock_wait
 
 __all__ = ["OverlaySnapshotter", "Snapshot", "chain_ids"]
 
@@ -53,9 +54,10 @@ class OverlaySnapshotter:
 
     @contextmanager
     def _chain_lock(self, chain_id: str) -> Iterator[None]:
-        fd = os.open(os.path.join(self.lock_dir, chain_id.split(":")[-1]), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = os.path.join(self.lock_dir, chain_id.split(":")[-1])
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            flock_wait(fd, fcntl.LOCK_EX, f"the lock of layer {chain_id[:19]} ({path})")
             yield
         finally:
             os.close(fd)

@@ -27,10 +27,9 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 
-from nerdpy.engine.errors import NerdpyError, StoreError
+from nerdpy.engine.errors import NerdpyError
 from nerdpy.engine.store import Store
 from nerdpy.engine.system.prune import in_namespace, orphaned_mounts, unmount_all
 
@@ -79,18 +78,16 @@ class _Lock:
         self.fd = -1
 
     def __enter__(self):
+        from nerdpy.engine.util.locks import flock_wait
+
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    raise StoreError("another nerdpy command is adding content to the store: "
-                                     "try `system check` again when it is done") from None
-                time.sleep(0.1)
+        try:
+            flock_wait(self.fd, fcntl.LOCK_EX, f"the store's gc lock ({self.path}) "
+                       "(another nerdpy command is adding content to the store)", timeout=self.timeout)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
 
     def __exit__(self, *exc) -> None:
         os.close(self.fd)
@@ -116,7 +113,7 @@ def check_store(store: Store, repair: bool = False, lock_timeout: float = 60.0) 
         return checker.report
 
 
-def check_data_root(settings, repair: bool = False, lock_timeout: float = 60.0) -> CheckReport:
+def check_data_root(settings, repair: bool = False, lock_timeout: float | None = None) -> CheckReport:
     """`check_store` for a data root whose metadata DB may be missing or damaged: then the
     damage is the first problem, and `repair` rebuilds the DB (nerdpy.engine.system.rebuild)
     before the usual check, which then removes nothing that no record claims."""
@@ -124,6 +121,7 @@ def check_data_root(settings, repair: bool = False, lock_timeout: float = 60.0) 
     from nerdpy.engine.errors import DamagedStore
     from nerdpy.engine.store import open_store
 
+    lock_timeout = settings.lock_timeout if lock_timeout is None else lock_timeout
     why = database_damage(settings.data_root)
     store = None
     if not why:
