@@ -42,9 +42,9 @@ def test_held_gc_lock_is_named_then_given_up(nerdpy, bb):
         holder.kill()
         holder.wait()
     assert r.returncode == 125, r.stdout + r.stderr
-    assert f"waiting for the store's gc lock" in r.stderr and f"held by pid {holder.pid}" in r.stderr, r.stderr
+    assert "waiting for the store's gc lock" in r.stderr and f"held by pid {holder.pid}" in r.stderr, r.stderr
     assert r.stderr.count("nerdpy: waiting for") == 1 and len(r.stderr.splitlines()) == 2, r.stderr
-    assert f"gave up after 5 s waiting for the store's gc lock" in r.stderr, r.stderr
+    assert "gave up after 5 s waiting for the store's gc lock" in r.stderr, r.stderr
     assert 4.5 < took < 20, took
     assert "Traceback" not in r.stderr
     assert nerdpy("ps", "-a", "-q").stdout == ""  # nothing half-made

@@ -33,7 +33,8 @@ from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network import NetworkError
 from nerdpy.engine.network.cni import RuntimeConf, add_network_list, del_network_list, parse_result
 from nerdpy.engine.network.hosts import HostEntry, own_names, peer_names, render_hosts, rewrite_in_place
-from nerdpy.engine.network.netns import create_netns, delete_netns, is_netns, list_netns, netns_path
+from nerdpy.engine.network.netns import (create_netns, delete_netns, is_netns, list_netns, netns_path, owner_of,
+                                         set_owner)
 from nerdpy.engine.network.networks import (DEFAULT_NETWORK, DEFAULT_SUBNET, Network, conflist, ensure_conflist,
                                             find_network, lease_dir)
 from nerdpy.engine.network.ports import PortMapping, allocate, to_portmap
@@ -247,6 +248,7 @@ def _attach(store, cid: str, networks: list[NetworkRequest], ports: list[PortMap
         for _, _, net, _ in plans:
             ensure_conflist(store, net)
         create_netns(netns)
+        set_owner(netns, store.data_root)
         for r in _rows(store.db, ns, cid):
             _add(store, ns, cid, netns, r)
         if hosts_path:
@@ -292,7 +294,15 @@ def _add(store, ns: str, cid: str, netns: str, r) -> None:
         fresh = bool(bridge) and not os.path.exists(f"/sys/class/net/{bridge}")
         flock_wait(fd, fcntl.LOCK_EX if fresh else fcntl.LOCK_SH,
                    f"the network lock ({os.path.join(store.data_root, 'network-add.lock')})")
+        if bridge and (runtime.get("caps") or {}).get("portMappings"):
+            from nerdpy.engine.network.localnet import guard_loopback
+
+            guard_loopback(bridge, publishing=True)
         result = add_network_list(netlist, rt, list(store.settings.cni_path), progress=save)
+        if bridge:
+            from nerdpy.engine.network.localnet import guard_loopback
+
+            guard_loopback(bridge)  # portmap may have just set route_localnet on it
     finally:
         os.close(fd)
     _save_result(store.db, ns, cid, r["network"], result)
@@ -594,7 +604,13 @@ def reclaim_leaks(store, is_running: Callable[[str, str], bool] | None = None, g
     # a path is made after its row is committed and removed before its row is deleted, so a
     # path listed before the rows were read and without a row now is a leak
     recorded = {(r["namespace"], r["container_id"]) for r in db.query("SELECT namespace, container_id FROM net_sandboxes")}
+    mine = os.path.realpath(store.data_root)
     for ns, cid, path in files:
+        owner = owner_of(path)
+        if owner is None and not os.path.isdir(os.path.join(store.data_root, "containers", ns, cid)):
+            continue  # made before owners were recorded, by another data root as far as we know
+        if owner is not None and owner != mine:
+            continue  # another data root's (they may share a run root): never ours to remove
         if (ns, cid) not in recorded and os.path.lexists(path):
             try:
                 delete_netns(path)
