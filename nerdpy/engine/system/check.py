@@ -15,6 +15,11 @@ files. With `repair=True` it fixes what can be fixed without losing anything tha
 | a container's directory gone | recreated (its logs and state are lost) |
 | a container directory, writable layer or mount without its container | removed / unmounted |
 | temp files of dead writers, orphaned snapshot directories | removed |
+| a missing, emptied or truncated metadata DB | rebuilt from what can be read and the records on disk (nerdpy.engine.system.rebuild); the damaged file is kept |
+| a container running without its monitor (or its state record) | reported (`stop` stops it and records the exit) |
+
+Nothing that belongs to a container whose monitor or init process is alive is ever removed,
+whatever the records say; after a rebuild nothing that no record claims is removed.
 
 A container whose image layers are gone for good is reported with the commands that deal with
 it; its writable layer is never removed by a repair.
