@@ -247,8 +247,8 @@ def _attach(store, cid: str, networks: list[NetworkRequest], ports: list[PortMap
     try:
         for _, _, net, _ in plans:
             ensure_conflist(store, net)
+        set_owner(netns, store.data_root)  # first: another root's prune never sees it unmarked
         create_netns(netns)
-        set_owner(netns, store.data_root)
         for r in _rows(store.db, ns, cid):
             _add(store, ns, cid, netns, r)
         if hosts_path:
@@ -606,9 +606,7 @@ def reclaim_leaks(store, is_running: Callable[[str, str], bool] | None = None, g
     recorded = {(r["namespace"], r["container_id"]) for r in db.query("SELECT namespace, container_id FROM net_sandboxes")}
     mine = os.path.realpath(store.data_root)
     for ns, cid, path in files:
-        owner = owner_of(path)
-        if owner is None and not os.path.isdir(os.path.join(store.data_root, "containers", ns, cid)):
-            continue  # made before owners were recorded, by another data root as far as we know
+        owner = owner_of(path)  # None: made before owners were recorded (or by a crash before it)
         if owner is not None and owner != mine:
             continue  # another data root's (they may share a run root): never ours to remove
         if (ns, cid) not in recorded and os.path.lexists(path):

@@ -143,6 +143,7 @@ def owner_path(path: str) -> str:
 
 def set_owner(path: str, data_root: str) -> None:
     """Record which data root a namespace belongs to (run roots may be shared by data roots)."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     write_atomic(owner_path(path), os.path.realpath(data_root) + "\n", 0o644)
 
 
