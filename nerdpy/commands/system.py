@@ -355,9 +355,9 @@ def check(ctx, repair, quiet) -> None:
     beside containers and snapshots, image names, volumes, the content store), saying what was
     recovered and what was not. Exit status: 0 when no error is left, 1 otherwise.
     """
-    from nerdpy.engine.system.check import check_data_root
+    from nerdpy.engine.system.rebuild import check_and_rebuild
 
-    report = check_data_root(settings_of(ctx), repair=repair)
+    report = check_and_rebuild(settings_of(ctx), repair=repair)
     for p in report.problems:
         mark = "warning" if p.severity == "warning" else "error"
         line = f"{mark}: {p.kind} {p.subject}: {p.detail}"

@@ -7,6 +7,7 @@ records in their directories, the image names of each namespace), then what the 
 alone say (volumes), then manifests in the content store that no recovered name points at, as
 images without a name (`<none>`, as docker shows them). What cannot be recovered is named; its
 files stay where they are (a repair after a rebuild removes nothing that no record claims).
+`check_and_rebuild` is `system check`'s entry: the damage first, then the usual check.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from nerdpy.engine.config import Settings
 from nerdpy.engine.content.damage import DB_NAME, database_damage
 from nerdpy.engine.content.sidecar import NETWORK_RECORD, RECORD, image_names_path, read_record
+from nerdpy.engine.system.check import CheckReport, Problem, _Checker, _Lock, check_store
 
 _TABLES = ("images", "snapshots", "active_snapshots", "containers", "volumes", "counters", "networks",
            "net_sandboxes", "net_attachments")
@@ -32,6 +34,62 @@ class RebuildReport:
     kept: str = ""                                       # where the damaged file went
     recovered: list[str] = field(default_factory=list)   # one line per kind
     lost: list[str] = field(default_factory=list)        # one line per thing not recovered
+
+
+def check_and_rebuild(settings, repair: bool = False, lock_timeout: float | None = None) -> CheckReport:
+    """`system check`: `check_store` for a data root whose metadata DB may be missing or damaged: then the
+    damage is the first problem, and `repair` rebuilds the DB (nerdpy.engine.system.rebuild)
+    before the usual check, which then removes nothing that no record claims."""
+    from nerdpy.engine.content.damage import repair_hint
+    from nerdpy.engine.errors import DamagedStore
+    from nerdpy.engine.store import open_store
+
+    lock_timeout = settings.lock_timeout if lock_timeout is None else lock_timeout
+    why = database_damage(settings.data_root)
+    store = None
+    if not why:
+        try:
+            store = open_store(settings)
+            if [r[0] for r in store.db.query("PRAGMA quick_check")] == ["ok"]:
+                return check_store(store, repair, lock_timeout)
+            why = "metadata database is damaged (its integrity check fails)"
+        except DamagedStore as e:
+            why = str(e).split(": run `", 1)[0]
+        except Exception as e:  # noqa: BLE001 (sqlite3.DatabaseError)
+            why = f"metadata database is damaged ({e})"
+        finally:
+            if store is not None:
+                store.close()
+    problem = Problem("database", "meta.db", why, fix=repair_hint())
+    if not repair:
+        report = CheckReport(problems=[problem])
+        report.counts.update(_disk_counts(settings.data_root))
+        return report
+    with _Lock(settings.data_root, lock_timeout):
+        rb = rebuild_database(settings, why)
+        store = open_store(settings)
+        try:
+            checker = _Checker(store, repair=True, keep_unowned=True)
+            checker.run()
+        finally:
+            store.close()
+    problem.repaired = True
+    problem.action = "rebuilt" + (f" (the damaged file is kept as {os.path.basename(rb.kept)})" if rb.kept else "")
+    report = checker.report
+    report.problems.insert(0, problem)
+    for line in rb.recovered:
+        report.problems.insert(1, Problem("database", "recovered", line, severity="warning", repaired=True,
+                                          action="recovered"))
+    for line in rb.lost:
+        report.problems.append(Problem("database", "not recovered", line, severity="warning"))
+    return report
+
+
+def _disk_counts(root: str) -> dict:
+    from nerdpy.engine.content.damage import disk_contents
+
+    d = disk_contents(root)
+    return {"blobs": d["blobs"], "snapshots": d["snapshots"], "containers": d["containers"]}
 
 
 def rebuild_database(settings: Settings, why: str | None = None) -> RebuildReport:
