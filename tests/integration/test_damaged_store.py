@@ -121,6 +121,7 @@ def test_repair_never_removes_a_running_container_without_a_record(nerdpy, bb):
     # and again: a second repair (now on a sound DB) does not remove it either
     r = nerdpy("system", "check", "--repair")
     assert "a running container that has no record" in r.stdout and r.returncode == 1, r.stdout
+    nerdpy("system", "prune", "-a", "-f", check=True)  # nor does prune (GC, mounts)
     assert os.path.isdir(os.path.join(cdir, "rootfs")) and _alive(pid)
     assert os.path.ismount(os.path.join(cdir, "rootfs"))
     os.kill(pid, signal.SIGKILL)
