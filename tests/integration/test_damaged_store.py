@@ -3,8 +3,8 @@ match its digest, a running container whose monitor files and state.json are gon
 
 The database's damage is named by every command (never taken for a new store); `system check
 --repair` keeps the damaged file, rebuilds the DB from the records on disk, says what it
-recovered, and never removes anything of a container whose processes are alive. `save` refuses
-a corrupt blob. A container without its records shows as running (runc and /proc say so), and
+recovered, and never removes anything of a container whose processes are alive. `save` and
+`push` refuse a corrupt blob. A container without its records shows as running (runc and /proc say so), and
 `stop` stops it for real."""
 from __future__ import annotations
 
@@ -179,3 +179,24 @@ def test_running_container_without_its_records_is_running_and_stops(nerdpy, bb):
     r = nerdpy("system", "check")
     assert r.returncode == 0, r.stdout
     nerdpy("rm", "web", check=True)
+
+
+def test_push_refuses_a_corrupt_layer_blob(nerdpy, bb, images):
+    blobs = os.path.join(nerdpy.data_root, "content", "blobs", "sha256")
+    before = set(os.listdir(blobs))
+    nerdpy("run", "--name", "c", "--network", "none", bb, "sh", "-c", f"echo {os.getpid()} {time.time()} > /f",
+           check=True)
+    ref = f"{images.registry.host}/corrupt/app:1"
+    nerdpy("commit", "c", ref, check=True)
+    new = [n for n in set(os.listdir(blobs)) - before if open(os.path.join(blobs, n), "rb").read(2) == b"\x1f\x8b"]
+    assert len(new) == 1, new  # the committed layer, which the registry has never seen
+    layer = os.path.join(blobs, new[0])
+    with open(layer, "r+b") as f:
+        f.seek(40)
+        b = f.read(1)
+        f.seek(40)
+        f.write(bytes([b[0] ^ 0xFF]))
+    r = nerdpy("push", ref)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert f"blob sha256:{new[0]} is corrupt" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    nerdpy("rm", "c", check=True)
