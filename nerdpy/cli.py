@@ -122,6 +122,9 @@ class Context:
     def store(self):
         if self._store is None:
             from nerdpy.engine.store import open_store
+            from nerdpy.engine.util import locks
+
+            locks.set_reporter(lambda line: click.echo(f"nerdpy: {line}", err=True))
 
             self._store = open_store(self.settings)
         return self._store
@@ -194,6 +197,10 @@ def main(argv: list[str] | None = None) -> None:
         # an error we did not plan for: still one line unless --debug
         if DebugState.debug:
             raise
+        if type(e).__name__ == "DatabaseError" and ("malformed" in str(e) or "not a database" in str(e)):
+            click.echo(f"nerdpy: the metadata database is damaged ({e}): run `nerdpy system check --repair` "
+                       "to rebuild it from what is on disk", err=True)
+            sys.exit(EXIT_ERROR)
         click.echo(f"nerdpy: internal error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(0)

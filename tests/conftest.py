@@ -83,6 +83,9 @@ BRIDGE_SUBNET = f"10.{_SESSION_NET}.77.0/24"
 def _session_bridge():
     yield
     subprocess.run(["ip", "link", "del", BRIDGE_NAME], capture_output=True)
+    from nerdpy.engine.network.localnet import remove_guard
+
+    remove_guard(BRIDGE_NAME)  # the loopback drop rule goes with the bridge
 
 
 # -- zero leaks over the whole session (issue 8) -------------------------------------------------

@@ -353,11 +353,14 @@ def check(ctx, repair, quiet) -> None:
     --repair deletes corrupt blobs, unpacks lost snapshots again from their blobs (or forgets
     them, and the names of the images that need them, so that `pull` restores them), recreates
     lost container directories and writable layers, unmounts orphaned mounts and removes
-    leftovers. It never removes a container. Exit status: 0 when no error is left, 1 otherwise.
+    leftovers. It never removes a container, nor anything of a container whose processes are
+    alive. A missing or damaged metadata database is rebuilt from what is on disk (the records
+    beside containers and snapshots, image names, volumes, the content store), saying what was
+    recovered and what was not. Exit status: 0 when no error is left, 1 otherwise.
     """
-    from nerdpy.engine.system.check import check_store
+    from nerdpy.engine.system.rebuild import check_and_rebuild
 
-    report = check_store(store_of(ctx), repair=repair)
+    report = check_and_rebuild(settings_of(ctx), repair=repair)
     for p in report.problems:
         mark = "warning" if p.severity == "warning" else "error"
         line = f"{mark}: {p.kind} {p.subject}: {p.detail}"

@@ -33,6 +33,7 @@ class Settings:
     runtimes: dict = field(default_factory=dict)
     # where CDI (Container Device Interface) specs are read from, for --device vendor/class=name
     cdi_spec_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_CDI_DIRS))
+    lock_timeout: float = 300.0  # seconds to wait for a lock another process holds, then give up
 
 
 # toml key / env suffix -> Settings attribute
@@ -51,6 +52,7 @@ _KEYS = {
     "bridge_subnet": "bridge_subnet",
     "runtimes": "runtimes",
     "cdi_spec_dirs": "cdi_spec_dirs",
+    "lock_timeout": "lock_timeout",
 }
 
 
@@ -62,6 +64,14 @@ def _coerce(attr: str, value: object, source: str) -> object:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in ("1", "true", "yes", "on")
+    if kind == "float":
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = -1.0
+        if not number > 0 or number == float("inf"):
+            raise InvalidArgument(f"{source}: {attr} must be a positive number of seconds, not {value!r}")
+        return number
     if kind.startswith("list"):
         if isinstance(value, str):
             sep = "," if attr == "insecure_registries" else ":"

@@ -71,6 +71,15 @@ class StoreError(NerdpyError):
     """The local store is inconsistent or cannot be used."""
 
 
+class DamagedStore(StoreError):
+    """The metadata DB is missing or damaged while the data root holds content (`system check
+    --repair` rebuilds it)."""
+
+
+class LockTimeout(StoreError):
+    """A lock another process holds was not released in time."""
+
+
 class TemplateError(InvalidArgument):
     """A --format template that does not parse or cannot be rendered (nerdpy.template)."""
 

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from nerdpy.engine.config import Settings
 from nerdpy.engine.content.blobs import ContentStore
-from nerdpy.engine.errors import StoreError
+from nerdpy.engine.errors import DamagedStore, StoreError
 from nerdpy.engine.content.metadata import Metadata
 from nerdpy.engine.snapshots.snapshotter import Snapshotter, open_snapshotter
 
@@ -54,7 +54,12 @@ class Store:
         try:
             flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
             try:
-                fcntl.flock(fd, flags | (0 if wait else fcntl.LOCK_NB))
+                if wait:
+                    from nerdpy.engine.util.locks import flock_wait
+
+                    flock_wait(fd, flags, f"the store's gc lock ({os.path.join(self.data_root, 'gc.lock')})")
+                else:
+                    fcntl.flock(fd, flags | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
@@ -68,12 +73,23 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     root = settings.data_root
+    from nerdpy.engine.content.damage import database_damage, repair_hint
+
+    from nerdpy.engine.util import locks
+
+    locks.configure(settings.lock_timeout)
+    why = database_damage(root)
+    if why:  # never taken for a new store: opening would make an empty DB over the content
+        raise DamagedStore(f"{why}: {repair_hint()}")
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
         db = Metadata(os.path.join(root, "meta.db"))
     except OSError as e:
         raise StoreError(f"cannot open data root {root}: {e.strerror or e}") from None
     except Exception as e:  # sqlite3.DatabaseError and friends
+        if "malformed" in str(e) or "not a database" in str(e):
+            raise DamagedStore(f"metadata database {os.path.join(root, 'meta.db')} is damaged ({e}): "
+                               f"{repair_hint()}") from None
         raise StoreError(f"cannot open metadata in {root}: {e}") from None
     content = ContentStore(os.path.join(root, "content"))
     snaps = open_snapshotter(os.path.join(root, "snapshots"), db)

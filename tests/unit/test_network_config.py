@@ -22,10 +22,26 @@ def store(tmp_path, monkeypatch):
 
     monkeypatch.setattr(networks, "_host_routes", lambda: [])   # independent of this machine's routes
     monkeypatch.setattr(networks, "remove_host_state", lambda store, net: None)
+    # the default data root's default network (another data root gets a bridge of its own)
+    monkeypatch.setattr(networks, "DEFAULT_DATA_ROOT", os.path.realpath(str(tmp_path / "data")))
     st = open_store(Settings(data_root=str(tmp_path / "data"), run_root=str(tmp_path / "run"),
                              cni_netconfpath=str(tmp_path / "net.d")))
     yield st
     st.close()
+
+
+def test_other_data_roots_get_their_own_default_bridge(tmp_path, monkeypatch):
+    import nerdpy.engine.network.networks as networks
+
+    monkeypatch.setattr(networks, "_host_routes", lambda: [])
+    nets = []
+    for name in ("a", "b"):
+        st = open_store(Settings(data_root=str(tmp_path / name), cni_netconfpath=str(tmp_path / "net.d")))
+        nets.append(ensure_default_network(st))
+        st.close()
+    a, b = nets
+    assert a.link.startswith("nerdpy-") and len(a.link) == 15 and a.link != b.link
+    assert a.subnet != b.subnet and "10.89.0.0/24" not in (a.subnet, b.subnet)
 
 
 def test_default_network(store):

@@ -33,7 +33,7 @@ from nerdpy.engine.containers.records import (
 from nerdpy.engine.containers.options import SIGNALS, check_spec, parse_restart, parse_signal, parse_size  # noqa: F401 (re-exported)
 from nerdpy.engine.containers.options import parse_device as _device
 from nerdpy.engine.containers.options import security_opts as _security_opts
-from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
+from nerdpy.engine.errors import Conflict, ContainerError, InvalidArgument, NerdpyError
 from nerdpy.engine.runtime import cgroups
 from nerdpy.engine.runtime.monitor.wire import recv_line as _recv
 from nerdpy.engine.runtime.monitor.wire import send_line as _send
@@ -113,11 +113,15 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
                                 f'"{clash["id"]}". You have to remove (or rename) that container '
                                 "to be able to reuse that name")
                         continue
+                    row = {"namespace": store.namespace, "id": cid, "name": name, "image": spec.image,
+                           "image_id": image.config, "config": json.dumps(record.to_json()),
+                           "created_at": time.time()}
                     cur.execute(
                         "INSERT INTO containers(namespace, id, name, image, image_id, config, created_at)"
-                        " VALUES (?,?,?,?,?,?,?)",
-                        (store.namespace, cid, name, spec.image, image.config, json.dumps(record.to_json()), time.time()),
-                    )
+                        " VALUES (:namespace, :id, :name, :image, :image_id, :config, :created_at)", row)
+                from nerdpy.engine.content.sidecar import write_container_record
+
+                write_container_record(cdir, row)
                 break
         except BaseException:
             store.snapshots.remove_active(key)
@@ -674,8 +678,24 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
             runc.kill(c.id, "9", all_=True)
         except NerdpyError:
             pass
-        _await_exit(store, c, watch, 30)
+        if not _await_exit(store, c, watch, 30):
+            raise ContainerError(f"cannot stop container {c.name}: its process {state.pid or '?'} is still running")
+    if watch is None and not state.monitor_alive:
+        _after_orphan(store, c)
     _event(store, c, "stop")
+
+
+def _after_orphan(store: Store, c: Container) -> None:
+    """A container stopped without its monitor (gone with its records): record the exit as
+    unknown and do the monitor's cleanup (runc state, rootfs mount, network)."""
+    from nerdpy.engine.util.fs import write_json_atomic
+
+    cleanup_container(store, c.id)
+    path = os.path.join(container_dir(store, c.id), "state.json")
+    if os.path.isdir(container_dir(store, c.id)):
+        write_json_atomic(path, {"status": "exited", "exit_code": 137, "pid": 0,
+                                 "error": "stopped without its monitor: the exit status was not recorded",
+                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())})
 
 
 def _exit_watch(store: Store, c: Container):

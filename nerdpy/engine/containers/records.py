@@ -322,6 +322,11 @@ def monitor_alive(store: Store, cid: str) -> bool:
 def container_state(store: Store, c: Container) -> ContainerState:
     st = _read_json(os.path.join(container_dir(store, c.id), "state.json"))
     if not st:
+        # no record (never started, or the monitor's files are gone): what is true says
+        pid = runc_init_pid(store, c.id)
+        if pid:
+            return ContainerState(status="running", pid=pid, monitor_alive=monitor_alive(store, c.id),
+                                  error="the container's state record is gone; its exit status will not be recorded")
         return ContainerState(status="created")
     state = ContainerState(
         status=st.get("status", "created"),
@@ -369,6 +374,33 @@ def _runc_knows(store: Store, cid: str) -> bool:
     return os.path.exists(os.path.join(runc_root(store), cid, "state.json"))
 
 
+def runc_init_pid(store: Store, cid: str) -> int:
+    """The pid of the container's init by runc's own record, when that very process still
+    exists (pid and start time match), else 0."""
+    st = _read_json(os.path.join(runc_root(store), cid, "state.json"))
+    if not st:
+        return 0
+    pid = st.get("init_process_pid") or 0
+    if pid and _proc_start_time(pid) == str(st.get("init_process_start")):
+        return pid
+    return 0
+
+
+def processes_alive(store: Store, cid: str) -> bool:
+    """Whether anything of the container still lives: its monitor or its init process. What
+    a repair must never remove the files of, whatever the records say."""
+    return monitor_alive(store, cid) or bool(runc_init_pid(store, cid))
+
+
+def mirror_record(store: Store, cid: str) -> None:
+    """Copy the container's row to its directory (what a rebuild of the DB reads); call after a change."""
+    from nerdpy.engine.content.sidecar import write_container_record
+
+    row = store.db.query_one("SELECT * FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
+    if row is not None and os.path.isdir(container_dir(store, cid)):
+        write_container_record(container_dir(store, cid), dict(row))
+
+
 # pause, unpause, rename, top (docker's `pause`, `unpause`, `rename`, `top`) -------------------
 def pause_container(store: Store, c: Container) -> None:
     """Freeze every process of the container (runc pause); `ps`/`inspect` then show it paused."""
@@ -410,6 +442,7 @@ def rename_container(store: Store, c: Container, new_name: str) -> None:
         cur.execute("UPDATE containers SET name = ? WHERE namespace = ? AND id = ?",
                     (new_name, store.namespace, c.id))
     c.name = new_name
+    mirror_record(store, c.id)
 
 
 def container_top(store: Store, c: Container, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:

@@ -249,6 +249,9 @@ def assign_anonymous_volumes(store: Store, c) -> None:
         record["mounts"] = [asdict(m) for m in mounts]
         cur.execute("UPDATE containers SET config = ? WHERE namespace = ? AND id = ?",
                     (json.dumps(record), store.namespace, c.id))
+    from nerdpy.engine.containers.records import mirror_record
+
+    mirror_record(store, c.id)
 
 
 def oci_mounts(store: Store, c, rootfs: str) -> list[dict]:

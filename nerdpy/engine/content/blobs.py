@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 from nerdpy.engine.errors import DigestMismatch, InvalidArgument, NotFound
+from nerdpy.engine.util.locks import flock_wait
 
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
@@ -77,6 +78,44 @@ class BlobWriter:
             self._fd = -1
 
 
+def corrupt_blob(digest: str, actual: str = "") -> DigestMismatch:
+    got = f" (they hash to {actual})" if actual else ""
+    return DigestMismatch(f"blob {digest} is corrupt: its bytes no longer match its digest{got}; "
+                          "run `nerdpy system check --repair`, then pull the image again")
+
+
+class VerifiedReader:
+    """A stored blob read once, front to back, for bytes that leave the store (save, push):
+    the read that reaches its end raises DigestMismatch instead of returning bytes that do
+    not match the digest (a writer never gets the last chunk of a corrupt blob)."""
+
+    def __init__(self, f: BinaryIO, digest: str):
+        self._f = f
+        self.digest = digest
+        self.size = os.fstat(f.fileno()).st_size
+        self._hash = hashlib.sha256()
+        self._seen = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._hash.update(data)
+        self._seen += len(data)
+        if not data or self._seen >= self.size:
+            actual = "sha256:" + self._hash.hexdigest()
+            if self._seen >= self.size and actual != self.digest:
+                raise corrupt_blob(self.digest, actual)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> VerifiedReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class ContentStore:
     """Blobs by digest under `root`."""
 
@@ -106,6 +145,16 @@ class ContentStore:
         except FileNotFoundError:
             raise NotFound(f"content {digest} not found") from None
 
+    def open_verified(self, digest: str) -> VerifiedReader:
+        """The one way a blob's bytes leave the store: read with its digest checked (see VerifiedReader)."""
+        return VerifiedReader(self.open(digest), digest)
+
+    def verify(self, digest: str) -> None:
+        """Hash the stored blob whole; DigestMismatch (naming the repair) when it is corrupt."""
+        with self.open_verified(digest) as f:
+            while f.read(1 << 20):
+                pass
+
     def read(self, digest: str, limit: int = 32 << 20) -> bytes:
         """Read a small blob (manifest, config) whole, checking its digest again."""
         with self.open(digest) as f:
@@ -113,7 +162,7 @@ class ContentStore:
         if len(data) > limit:
             raise InvalidArgument(f"content {digest} is larger than {limit} bytes")
         if sha256_digest(data) != digest:
-            raise DigestMismatch(f"stored content {digest} is corrupt; remove the image and pull again")
+            raise corrupt_blob(digest)
         return data
 
     def list(self) -> list[str]:
@@ -133,9 +182,10 @@ class ContentStore:
     def lock(self, digest: str) -> Iterator[None]:
         """An exclusive, process-wide lock on one digest (flock: released if the holder dies)."""
         check_digest(digest)
-        fd = os.open(os.path.join(self.lock_dir, digest[7:]), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = os.path.join(self.lock_dir, digest[7:])
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            flock_wait(fd, fcntl.LOCK_EX, f"the lock of blob {digest[:19]} ({path})")
             yield
         finally:
             os.close(fd)

@@ -58,6 +58,17 @@ def referenced_content(store: Store) -> tuple[set[str], set[str]]:
     return blobs, chains
 
 
+def _live(store: Store, key: str) -> bool:
+    """Whether the writable layer `ns/id` is a live container's (its record may be lost)."""
+    import dataclasses
+
+    from nerdpy.engine.containers.records import processes_alive
+
+    ns, _, cid = key.partition("/")
+    seen = dataclasses.replace(store, settings=dataclasses.replace(store.settings, namespace=ns))
+    return bool(cid) and processes_alive(seen, cid)
+
+
 def collect_garbage(store: Store) -> dict:
     """Delete blobs and snapshots that no image or container references.
     Skips (returns {"skipped": True}) while another command is adding content."""
@@ -68,7 +79,7 @@ def collect_garbage(store: Store) -> dict:
         # recording the container (creates hold the shared lock across both, so none is midway now)
         owners = {f"{r['namespace']}/{r['id']}" for r in store.db.query("SELECT namespace, id FROM containers")}
         for key in store.snapshots.active_keys():
-            if key not in owners:
+            if key not in owners and not _live(store, key):
                 store.snapshots.remove_active(key)
         blobs, chains = referenced_content(store)
         # parents of active snapshots (containers' writable layers) and their ancestors stay

@@ -242,6 +242,7 @@ def push_image(store: Store, image, ref, *, progress: ProgressFn | None = None) 
                     return
                 if location is not None:
                     break  # the registry started a normal upload instead: use it
+            store.content.verify(desc.digest)  # nothing corrupt leaves the store
             say(PushEvent(short, "Pushing", 0, desc.size))
             up.upload(store.content.path(desc.digest), desc.digest, desc.size, location=location,
                       chunk=_chunk_size(), threshold=MONOLITHIC_MAX,

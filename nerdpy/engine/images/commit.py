@@ -328,6 +328,9 @@ def _put_dangling(store: Store, target: str, media_type: str, size: int, config:
             "INSERT INTO images(namespace, name, target, media_type, size, manifest, config, created_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
             (store.namespace, target, target, media_type, size, target, config, now, now))
+    from nerdpy.engine.images.image import _mirror_names
+
+    _mirror_names(store)
 
 
 # -- --change: Dockerfile instructions ----------------------------------------------------------------

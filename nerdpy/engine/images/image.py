@@ -80,6 +80,14 @@ def put_image(store: Store, name: str, target: str, media_type: str, size: int, 
                     (store.namespace, old["target"], old["target"], old["media_type"], old["size"],
                      old["manifest"], old["config"], old["created_at"], now),
                 )
+    _mirror_names(store)
+
+
+def _mirror_names(store: Store) -> None:
+    """Keep the on-disk copy of this namespace's names (what a rebuild of the DB reads)."""
+    from nerdpy.engine.content.sidecar import write_image_names
+
+    write_image_names(store.db, store.data_root, store.namespace)
 
 
 def read_json(store: Store, digest: str) -> dict:
@@ -207,6 +215,7 @@ def remove_image(store: Store, query: str, force: bool = False, in_use: set[str]
     with store.db.write() as cur:
         for i in doomed:
             cur.execute("DELETE FROM images WHERE namespace = ? AND name = ?", (store.namespace, i.name))
+    _mirror_names(store)
     for i in doomed:
         if not i.dangling:
             lines.append(f"Untagged: {_familiar(i.name)}")
@@ -239,6 +248,7 @@ def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None
     with store.db.write() as cur:
         for i in doomed:
             cur.execute("DELETE FROM images WHERE namespace = ? AND name = ?", (store.namespace, i.name))
+    _mirror_names(store)
     ids = []
     for i in doomed:
         if not i.dangling:

@@ -122,15 +122,16 @@ class _TarWriter:
         self._write(data)
         self._pad(len(data))
 
-    def file(self, name: str, path: str) -> None:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+    def file(self, name: str, f) -> None:
+        """One member from a blob opened with ContentStore.open_verified (a corrupt one raises)."""
+        with f:
+            size = f.size
             self._header(name, size)
             left = size
             while left:
                 chunk = f.read(min(READ, left))
                 if not chunk:
-                    raise StoreError(f"{path} shrank while it was being saved")
+                    raise StoreError(f"{name} shrank while it was being saved")
                 self._write(chunk)
                 left -= len(chunk)
         self._pad(size)
@@ -203,7 +204,7 @@ def save_images(store: Store, names: list[str], out: BinaryIO, *, fmt: str = "do
         tw.dir("blobs")
         tw.dir("blobs/sha256")
         for digest in blobs:
-            tw.file("blobs/sha256/" + digest[7:], store.content.path(digest))
+            tw.file("blobs/sha256/" + digest[7:], store.content.open_verified(digest))
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries}
         tw.data("index.json", json.dumps(index).encode())
         if fmt == "docker-archive":

@@ -33,11 +33,13 @@ from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network import NetworkError
 from nerdpy.engine.network.cni import RuntimeConf, add_network_list, del_network_list, parse_result
 from nerdpy.engine.network.hosts import HostEntry, own_names, peer_names, render_hosts, rewrite_in_place
-from nerdpy.engine.network.netns import create_netns, delete_netns, is_netns, list_netns, netns_path
+from nerdpy.engine.network.netns import (create_netns, delete_netns, is_netns, list_netns, netns_path, owner_of,
+                                         set_owner)
 from nerdpy.engine.network.networks import (DEFAULT_NETWORK, DEFAULT_SUBNET, Network, conflist, ensure_conflist,
                                             find_network, lease_dir)
 from nerdpy.engine.network.ports import PortMapping, allocate, to_portmap
 from nerdpy.engine.util.fs import write_atomic
+from nerdpy.engine.util.locks import flock_wait
 
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
@@ -128,7 +130,7 @@ def _container_lock(store, ns: str, cid: str) -> Iterator[None]:
     path = os.path.join(d, cid)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        flock_wait(fd, fcntl.LOCK_EX, f"the network lock of container {cid[:12]} ({path})")
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 break
@@ -245,6 +247,7 @@ def _attach(store, cid: str, networks: list[NetworkRequest], ports: list[PortMap
     try:
         for _, _, net, _ in plans:
             ensure_conflist(store, net)
+        set_owner(netns, store.data_root)  # first: another root's prune never sees it unmarked
         create_netns(netns)
         for r in _rows(store.db, ns, cid):
             _add(store, ns, cid, netns, r)
@@ -257,7 +260,19 @@ def _attach(store, cid: str, networks: list[NetworkRequest], ports: list[PortMap
         except Exception:  # noqa: BLE001 - the original error matters more; reclaim_leaks retries
             pass
         raise
+    _mirror(store, ns, cid)
     return get_setup(store, cid)  # type: ignore[return-value]
+
+
+def _mirror(store, ns: str, cid: str) -> None:
+    """The container's sandbox and attachment rows beside its directory (what a rebuild of the
+    DB reads, so that a later stop still tears its network down)."""
+    from nerdpy.engine.content.sidecar import write_network_record
+
+    sb = _sandbox(store.db, ns, cid)
+    rows = [dict(r) for r in _rows(store.db, ns, cid)]
+    write_network_record(os.path.join(store.data_root, "containers", ns, cid),
+                         {"sandbox": dict(sb) if sb is not None else None, "attachments": rows})
 
 
 def _add(store, ns: str, cid: str, netns: str, r) -> None:
@@ -277,11 +292,21 @@ def _add(store, ns: str, cid: str, netns: str, r) -> None:
     fd = os.open(os.path.join(store.data_root, "network-add.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fresh = bool(bridge) and not os.path.exists(f"/sys/class/net/{bridge}")
-        fcntl.flock(fd, fcntl.LOCK_EX if fresh else fcntl.LOCK_SH)
+        flock_wait(fd, fcntl.LOCK_EX if fresh else fcntl.LOCK_SH,
+                   f"the network lock ({os.path.join(store.data_root, 'network-add.lock')})")
+        if bridge and (runtime.get("caps") or {}).get("portMappings"):
+            from nerdpy.engine.network.localnet import guard_loopback
+
+            guard_loopback(bridge, publishing=True)
         result = add_network_list(netlist, rt, list(store.settings.cni_path), progress=save)
+        if bridge:
+            from nerdpy.engine.network.localnet import guard_loopback
+
+            guard_loopback(bridge)  # portmap may have just set route_localnet on it
     finally:
         os.close(fd)
     _save_result(store.db, ns, cid, r["network"], result)
+    _mirror(store, ns, cid)
 
 
 def _save_result(db, ns: str, cid: str, network: str, result: dict) -> None:
@@ -390,6 +415,7 @@ def _teardown(store, ns: str, cid: str) -> list[NetworkError]:
             cur.execute("DELETE FROM net_sandboxes WHERE namespace = ? AND container_id = ?", (ns, cid))
     if networks:
         _refresh_peers(db, ns, cid, extra_networks=networks)
+    _mirror(store, ns, cid)
     return errors
 
 
@@ -587,7 +613,11 @@ def reclaim_leaks(store, is_running: Callable[[str, str], bool] | None = None, g
     # a path is made after its row is committed and removed before its row is deleted, so a
     # path listed before the rows were read and without a row now is a leak
     recorded = {(r["namespace"], r["container_id"]) for r in db.query("SELECT namespace, container_id FROM net_sandboxes")}
+    mine = os.path.realpath(store.data_root)
     for ns, cid, path in files:
+        owner = owner_of(path)  # None: made before owners were recorded (or by a crash before it)
+        if owner is not None and owner != mine:
+            continue  # another data root's (they may share a run root): never ours to remove
         if (ns, cid) not in recorded and os.path.lexists(path):
             try:
                 delete_netns(path)
@@ -609,7 +639,7 @@ def _release_lease(d: str, ip: str, owner: str) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        flock_wait(lock, fcntl.LOCK_EX, f"host-local's lease lock ({os.path.join(d, 'lock')})")
         path = os.path.join(d, ip)
         try:
             with open(path) as f:

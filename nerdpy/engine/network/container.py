@@ -150,6 +150,9 @@ def _save_attachments(store: Store, cid: str, mode: str, attachments: list[dict]
         rec["networks"] = attachments
         cur.execute("UPDATE containers SET config = ? WHERE namespace = ? AND id = ?",
                     (json.dumps(rec), store.namespace, cid))
+    from nerdpy.engine.containers.records import mirror_record
+
+    mirror_record(store, cid)
 
 
 def connect_network(store: Store, c: Container, network: str, aliases: list[str] = (),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from nerdpy.engine.errors import InvalidArgument
+from nerdpy.engine.util.locks import flock_wait
 
 LOCALHOST_LINES = (
     "127.0.0.1\tlocalhost",
@@ -194,7 +195,7 @@ def rewrite_in_place(path: str, text: str) -> bool:
         return False
     lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        flock_wait(lock, fcntl.LOCK_EX, f"the lock of {path}")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -24,6 +24,8 @@ from typing import Callable, TypeVar
 
 from nerdpy.engine.snapshots.mount import MNT_DETACH, MS_BIND, MS_REC, MountError, mount, unmount
 from nerdpy.engine.network import NetworkError
+from nerdpy.engine.util.fs import write_atomic
+from nerdpy.engine.util.locks import flock_wait
 
 CLONE_NEWNET = 0x40000000
 MS_SHARED = 1 << 20
@@ -59,7 +61,7 @@ def _ensure_shared_root(root: str) -> None:
     # not a mount point yet: bind it onto itself (once, under a lock), then make it shared
     lock = os.open(root + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        flock_wait(lock, fcntl.LOCK_EX, f"the lock of {root}")
         if lib.mount(b"", root.encode(), ffi.NULL, MS_SHARED | MS_REC, ffi.NULL) == 0:
             return
         try:
@@ -135,6 +137,24 @@ def create_netns(path: str) -> str:
     return path
 
 
+def owner_path(path: str) -> str:
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.owner")
+
+
+def set_owner(path: str, data_root: str) -> None:
+    """Record which data root a namespace belongs to (run roots may be shared by data roots)."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    write_atomic(owner_path(path), os.path.realpath(data_root) + "\n", 0o644)
+
+
+def owner_of(path: str) -> str | None:
+    try:
+        with open(owner_path(path)) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 def delete_netns(path: str) -> None:
     """Unmount and remove a namespace path; a missing or unmounted path is not an error."""
     try:
@@ -147,6 +167,10 @@ def delete_netns(path: str) -> None:
         pass
     except IsADirectoryError:
         os.rmdir(path)
+    try:
+        os.unlink(owner_path(path))
+    except FileNotFoundError:
+        pass
 
 
 def run_in_netns(path: str, fn: Callable[[], T]) -> T:
@@ -179,5 +203,6 @@ def list_netns(run_root: str) -> list[tuple[str, str, str]]:
         if not os.path.isdir(d):
             continue
         for cid in sorted(os.listdir(d)):
-            found.append((ns, cid, os.path.join(d, cid)))
+            if not cid.startswith("."):  # .<id>.owner: which data root made it
+                found.append((ns, cid, os.path.join(d, cid)))
     return found

@@ -18,6 +18,7 @@ IPAM (leases under `<data-root>/cni/networks/`, so they are ours), `portmap`, `f
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import ipaddress
 import json
 import os
@@ -33,6 +34,7 @@ from typing import Iterator
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network import NetworkError, NetworkExists, NetworkInUse, NetworkNotFound
 from nerdpy.engine.network.cni import CNI_VERSION
+from nerdpy.engine.util.locks import flock_wait
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_SUBNET = "10.89.0.0/24"
@@ -94,7 +96,7 @@ def network_lock(data_root: str) -> Iterator[None]:
     os.makedirs(data_root, mode=0o711, exist_ok=True)
     fd = os.open(os.path.join(data_root, "network.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        flock_wait(fd, fcntl.LOCK_EX, f"the network lock ({os.path.join(data_root, 'network.lock')})")
         yield
     finally:
         os.close(fd)
@@ -225,12 +227,32 @@ def ensure_default_network(store) -> Network:
     net = get_network(store, DEFAULT_NETWORK)
     if net is not None:
         return net
-    subnet = getattr(store.settings, "bridge_subnet", None) or DEFAULT_SUBNET
-    link = getattr(store.settings, "bridge_name", None) or DEFAULT_BRIDGE
+    link, subnet = default_bridge(store)
     try:
         return _create(store, DEFAULT_NETWORK, "bridge", subnet=subnet, link=link)
     except NetworkExists:
         return get_network(store, DEFAULT_NETWORK)  # type: ignore[return-value]
+
+
+DEFAULT_DATA_ROOT = "/var/lib/nerdpy"
+
+
+def default_bridge(store) -> tuple[str, str | None]:
+    """The default network's bridge and subnet: the settings' when set; nerdpy0 and
+    10.89.0.0/24 for the default data root; for any other data root a bridge of its own
+    (`nerdpy-<hash of the data root>`) and a free /24 picked from that hash, so two data roots
+    on one host never share a bridge nor hand out the same addresses."""
+    link = getattr(store.settings, "bridge_name", None) or ""
+    subnet = getattr(store.settings, "bridge_subnet", None) or ""
+    root = os.path.realpath(store.data_root)
+    if root == DEFAULT_DATA_ROOT:
+        return link or DEFAULT_BRIDGE, subnet or DEFAULT_SUBNET
+    tag = hashlib.sha256(root.encode()).hexdigest()
+    if not subnet:
+        used = [ipaddress.ip_network(DEFAULT_SUBNET)] + _host_routes()
+        used += [ipaddress.ip_network(r["subnet"]) for r in store.db.query("SELECT subnet FROM networks")]
+        subnet = str(_free_subnet(used, start=int(tag[:8], 16)))
+    return link or f"nerdpy-{tag[:8]}", subnet
 
 
 def create_network(store, name: str, driver: str = "bridge", subnet: str | None = None,
@@ -339,12 +361,15 @@ def _addresses(subnet: str | None, gateway: str | None, ip_range: str | None,
     return str(net), str(gw), rng
 
 
-def _free_subnet(used: list) -> ipaddress.IPv4Network:
-    candidate = AUTO_FIRST
-    while int(candidate.network_address) <= int(AUTO_LAST.network_address):
+def _free_subnet(used: list, start: int = 0) -> ipaddress.IPv4Network:
+    """The first /24 of AUTO_FIRST..AUTO_LAST that overlaps nothing in `used`, looking from
+    the `start`-th one on (wrapping around)."""
+    first, last = int(AUTO_FIRST.network_address) >> 8, int(AUTO_LAST.network_address) >> 8
+    count = last - first + 1
+    for i in range(count):
+        candidate = ipaddress.ip_network(((first + (start + i) % count) << 8, 24))
         if not any(candidate.overlaps(u) for u in used):
             return candidate
-        candidate = ipaddress.ip_network((int(candidate.network_address) + 256, 24))
     raise NetworkError("no free subnet left in 10.89.1.0-10.99.255.0/24: pass --subnet")
 
 
@@ -449,6 +474,9 @@ def remove_host_state(store, net: Network) -> None:
         return
     if os.path.exists(f"/sys/class/net/{net.link}"):
         subprocess.run(["ip", "link", "delete", net.link, "type", "bridge"], capture_output=True)
+    from nerdpy.engine.network.localnet import remove_guard
+
+    remove_guard(net.link)
     for chain in ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"):
         r = subprocess.run(["iptables", "-w", "-t", "filter", "-S", chain], capture_output=True, text=True)
         for rule in r.stdout.splitlines():

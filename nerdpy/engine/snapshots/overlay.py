@@ -19,8 +19,10 @@ from typing import Callable, Iterator
 
 from nerdpy.engine.errors import Conflict, DigestMismatch, NotFound
 from nerdpy.engine.content.metadata import Metadata, next_counter
+from nerdpy.engine.content.sidecar import write_snapshot_record
 from nerdpy.engine.snapshots.mount import Mount
 from nerdpy.engine.snapshots.snapshotter import Snapshot, chain_ids
+from nerdpy.engine.util.locks import flock_wait
 
 __all__ = ["OverlaySnapshotter", "Snapshot", "chain_ids"]
 
@@ -52,9 +54,10 @@ class OverlaySnapshotter:
 
     @contextmanager
     def _chain_lock(self, chain_id: str) -> Iterator[None]:
-        fd = os.open(os.path.join(self.lock_dir, chain_id.split(":")[-1]), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = os.path.join(self.lock_dir, chain_id.split(":")[-1])
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            flock_wait(fd, fcntl.LOCK_EX, f"the lock of layer {chain_id[:19]} ({path})")
             yield
         finally:
             os.close(fd)
@@ -80,6 +83,8 @@ class OverlaySnapshotter:
                 got, size = apply(os.path.join(tmp, "fs"))
                 if got != diff_id:
                     raise DigestMismatch(f"layer diff ID mismatch: expected {diff_id}, got {got}")
+                write_snapshot_record(tmp, {"kind": "committed", "chain_id": chain_id, "parent": parent,
+                                            "diff_id": diff_id, "size": size})
                 with self.db.write() as cur:
                     snap_id = next_counter(cur, "snapshot")
                     final = self.dir(snap_id)
@@ -155,6 +160,7 @@ class OverlaySnapshotter:
         tmp = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
         os.makedirs(os.path.join(tmp, "fs"), mode=0o755)
         os.makedirs(os.path.join(tmp, "work"), mode=0o700)
+        write_snapshot_record(tmp, {"kind": "active", "key": key, "parent": parent})
         try:
             with self.db.write() as cur:
                 if cur.execute("SELECT 1 FROM active_snapshots WHERE key = ?", (key,)).fetchone():

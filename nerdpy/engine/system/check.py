@@ -15,6 +15,11 @@ files. With `repair=True` it fixes what can be fixed without losing anything tha
 | a container's directory gone | recreated (its logs and state are lost) |
 | a container directory, writable layer or mount without its container | removed / unmounted |
 | temp files of dead writers, orphaned snapshot directories | removed |
+| a missing, emptied or truncated metadata DB | rebuilt from what can be read and the records on disk (nerdpy.engine.system.rebuild); the damaged file is kept |
+| a container running without its monitor (or its state record) | reported (`stop` stops it and records the exit) |
+
+Nothing that belongs to a container whose monitor or init process is alive is ever removed,
+whatever the records say; after a rebuild nothing that no record claims is removed.
 
 A container whose image layers are gone for good is reported with the commands that deal with
 it; its writable layer is never removed by a repair.
@@ -27,10 +32,9 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 
-from nerdpy.engine.errors import NerdpyError, StoreError
+from nerdpy.engine.errors import NerdpyError
 from nerdpy.engine.store import Store
 from nerdpy.engine.system.prune import in_namespace, orphaned_mounts, unmount_all
 
@@ -73,24 +77,22 @@ class CheckReport:
 class _Lock:
     """The exclusive gc lock, waited for up to `timeout` seconds (GC itself never waits)."""
 
-    def __init__(self, store: Store, timeout: float):
-        self.path = os.path.join(store.data_root, "gc.lock")
+    def __init__(self, data_root: str, timeout: float):
+        self.path = os.path.join(data_root, "gc.lock")
         self.timeout = timeout
         self.fd = -1
 
     def __enter__(self):
+        from nerdpy.engine.util.locks import flock_wait
+
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    raise StoreError("another nerdpy command is adding content to the store: "
-                                     "try `system check` again when it is done") from None
-                time.sleep(0.1)
+        try:
+            flock_wait(self.fd, fcntl.LOCK_EX, f"the store's gc lock ({self.path}) "
+                       "(another nerdpy command is adding content to the store)", timeout=self.timeout)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
 
     def __exit__(self, *exc) -> None:
         os.close(self.fd)
@@ -110,16 +112,17 @@ def _hash_file(path: str) -> str:
 def check_store(store: Store, repair: bool = False, lock_timeout: float = 60.0) -> CheckReport:
     """Verify the whole data root (every namespace); with `repair`, fix what can be fixed (see the
     module docstring). Holds the exclusive gc lock, so no pull, create or commit runs meanwhile."""
-    with _Lock(store, lock_timeout):
+    with _Lock(store.data_root, lock_timeout):
         checker = _Checker(store, repair)
         checker.run()
         return checker.report
 
 
 class _Checker:
-    def __init__(self, store: Store, repair: bool):
+    def __init__(self, store: Store, repair: bool, keep_unowned: bool = False):
         self.store = store
         self.repair = repair
+        self.keep_unowned = keep_unowned  # after a rebuild: what no record claims stays on disk
         self.report = CheckReport()
         self.bad_blobs: set[str] = set()
         self.lost_chains: set[str] = set()     # snapshots gone for good
@@ -355,8 +358,15 @@ class _Checker:
         for name in os.listdir(root):
             if name in owned or name == ".locks" or name.startswith((".tmp-", ".trash-")):
                 continue
+            from nerdpy.engine.content.sidecar import RECORD, read_record
+
+            rec = read_record(os.path.join(root, name, RECORD)) or {}
+            if rec.get("kind") == "active" and "/" in str(rec.get("key")) and self._alive(*rec["key"].split("/", 1)):
+                self.add(Problem("snapshot", f"snapshots/{name}", f"the writable layer of running container "
+                                 f"{rec['key']}, which has no record (kept)"))
+                continue
             p = self.add(Problem("snapshot", f"snapshots/{name}", "a directory no snapshot owns", severity="warning"))
-            if self.repair:
+            if self.repair and not self.keep_unowned:
                 _remove(os.path.join(root, name))
                 p.repaired, p.action = True, "removed"
 
@@ -408,6 +418,9 @@ class _Checker:
         if self.repair:
             with self.store.db.write() as cur:
                 cur.execute("DELETE FROM images WHERE namespace = ? AND name = ?", (r["namespace"], r["name"]))
+            from nerdpy.engine.content.sidecar import write_image_names
+
+            write_image_names(self.store.db, self.store.data_root, r["namespace"])
             p.repaired = True
             p.action = "name removed" + (f" ({pull} restores it)" if pull else "")
 
@@ -428,6 +441,7 @@ class _Checker:
             ns_store = in_namespace(store, ns)
             label = f"{ns}/{name}"
             cdir = container_dir(ns_store, cid)
+            self._check_state(ns_store, r)
             if not os.path.isdir(cdir):
                 p = self.add(Problem("container", label, "its directory is gone (state and logs lost)",
                                      fix=f"nerdpy -n {ns} rm -f {name}"))
@@ -454,8 +468,12 @@ class _Checker:
         # writable layers and directories without a container
         for key, snap in active.items():
             if key not in known:
+                if self._alive(*key.split("/", 1)):
+                    self.add(Problem("snapshot", key, "the writable layer of a running container that has no record",
+                                     fix="stop its processes (runc), then run nerdpy system check --repair"))
+                    continue
                 p = self.add(Problem("snapshot", key, "a writable layer whose container is gone", severity="warning"))
-                if self.repair:
+                if self.repair and not self.keep_unowned:
                     store.snapshots.remove_active(key)
                     p.repaired, p.action = True, "removed"
         base = os.path.join(store.data_root, "containers")
@@ -466,14 +484,39 @@ class _Checker:
             for cid in os.listdir(nsdir):
                 if ".removing-" in cid or f"{ns}/{cid}" in known or not os.path.isdir(os.path.join(nsdir, cid)):
                     continue
+                if self._alive(ns, cid):
+                    self.add(Problem("container", f"{ns}/{cid[:12]}",
+                                     "a running container that has no record (its files are kept)",
+                                     fix=f"stop it with `runc --root {self.store.settings.run_root}/runc/{ns} kill {cid} KILL`,"
+                                         " then run nerdpy system check --repair"))
+                    continue
                 p = self.add(Problem("container", f"{ns}/{cid[:12]}", "a directory whose container is gone",
                                      severity="warning"))
-                if self.repair:
+                if self.repair and not self.keep_unowned:
                     from nerdpy.engine.snapshots.mount import mounted_under
 
                     unmount_all(mounted_under(os.path.join(nsdir, cid)))
                     _remove(os.path.join(nsdir, cid))
                     p.repaired, p.action = True, "removed"
+
+    def _alive(self, ns: str, cid: str) -> bool:
+        from nerdpy.engine.containers.records import processes_alive
+
+        return processes_alive(in_namespace(self.store, ns), cid)
+
+    def _check_state(self, ns_store: Store, r) -> None:
+        """The recorded state against what is true (runc's record and the process itself)."""
+        from nerdpy.engine.containers.records import container_dir, monitor_alive, runc_init_pid
+
+        ns, cid, name = r["namespace"], r["id"], r["name"]
+        pid = runc_init_pid(ns_store, cid)
+        recorded = os.path.exists(os.path.join(container_dir(ns_store, cid), "state.json"))
+        if pid and not monitor_alive(ns_store, cid):
+            what = "its state record is gone" if not recorded else "its monitor is gone"
+            self.add(Problem("container", f"{ns}/{name}",
+                             f"{what}: it runs as pid {pid} with no monitor, its exit will not be recorded",
+                             fix=f"nerdpy -n {ns} stop {name}"))
+        self.report.counts["running"] = self.report.counts.get("running", 0) + bool(pid)
 
     def _chain_complete(self, chain_id: str) -> bool:
         try:
@@ -501,7 +544,11 @@ class _Checker:
 
     # mounts ------------------------------------------------------------------------------------
     def check_mounts(self) -> None:
+        root = os.path.abspath(self.store.data_root)
         for point, why in orphaned_mounts(self.store):
+            rel = os.path.relpath(point, root).split(os.sep)
+            if len(rel) >= 4 and rel[0] == "containers" and self._alive(rel[1], rel[2]):
+                continue  # a running container's rootfs, whatever its records say
             p = self.add(Problem("mount", point, why, severity="warning", fix=f"umount -l {point}"))
             if self.repair:
                 unmount_all([point])

@@ -99,7 +99,12 @@ def _rotate(data_root: str, limit: int) -> None:
     path = journal_path(data_root)
     fd = os.open(os.path.join(data_root, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # (the monitor loads this module alone: stdlib only there)
+            from nerdpy.engine.util.locks import flock_wait
+        except ImportError:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            flock_wait(fd, fcntl.LOCK_EX, "the events journal's lock")
         try:
             if os.stat(path).st_size <= limit:
                 return  # another writer rotated it meanwhile

@@ -128,7 +128,9 @@ def _container_busy(store: Store, namespace: str, cid: str, grace: float = 120.0
     try:
         c = find_container(ns_store, cid)
     except (ContainerNotFound, NerdpyError):
-        return False
+        from nerdpy.engine.containers.records import processes_alive
+
+        return processes_alive(ns_store, cid)  # no record, but alive: never ours to unmount
     st = container_state(ns_store, c)
     if st.running or monitor_alive(ns_store, cid):
         return True
