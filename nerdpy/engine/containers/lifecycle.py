@@ -418,6 +418,7 @@ def _merge_env(base: list[str], extra: list[str]) -> list[str]:
 
 
 def _monitor_config(store: Store, c: Container) -> dict:
+    from nerdpy.engine.content.reserve import reserve_path
     from nerdpy.engine.runtime.runc import runc_path
 
     s = c.spec
@@ -434,6 +435,7 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "log_path": log_path(store, c.id),
         "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,
         "log_max_file": int(opts.get("max-file", "1")),
+        "reserve": reserve_path(store.data_root),
         "tty": bool(s.tty),
         "stdin": bool(s.stdin_open),
         "stdin_once": bool(s.stdin_once),
