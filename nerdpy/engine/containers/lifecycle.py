@@ -620,11 +620,12 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
             Runc(runc_root(store), store.settings.runc).delete(cid, force=True)
         except NerdpyError:
             pass
+    # unmount first: it needs no space, and a full disk may fail what writes the metadata
+    for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
+        unmount(point, MNT_DETACH)
     from nerdpy.engine.network.container import teardown_network
 
     teardown_network(store, cid, c.spec if c is not None else None)
-    for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
-        unmount(point, MNT_DETACH)
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)
     if c is not None and c.spec.auto_remove:
         if after_failure or not monitor_busy_restarting(store, c):
@@ -667,6 +668,14 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_delet
             pass
     cgroups.remove(cgroups.container_path(store.namespace, cid))
     cdir = container_dir(store, cid)
+    if store.db.read_only:  # a full disk: its logs go first (often what filled it), so the rest can be written
+        import glob
+
+        for f in glob.glob(glob.escape(log_path(store, cid)) + "*"):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
     row = store.db.query_one("SELECT config FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     from nerdpy.engine.network.container import teardown_network
 
