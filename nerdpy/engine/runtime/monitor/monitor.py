@@ -45,12 +45,14 @@ CLIENT_CLEANUP_TIMEOUT = 60.0
 
 def write_json_atomic(path, obj, reserve=None):
     """Temp file + fsync + rename. On a full disk the half-written temp file is removed, the data
-    root's space reserve (if any) released, and the write tried once more."""
+    root's space reserve (if any) released and the write tried once more; failing that, the file
+    is rewritten in place, in the blocks it has already (the one write that needs no new space)."""
+    data = json.dumps(obj).encode()
     tmp = "%s.tmp-%d" % (path, os.getpid())
     for attempt in (0, 1):
         try:
-            with open(tmp, "w") as f:
-                json.dump(obj, f)
+            with open(tmp, "wb") as f:
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.rename(tmp, path)
@@ -60,8 +62,25 @@ def write_json_atomic(path, obj, reserve=None):
                 os.unlink(tmp)
             except OSError:
                 pass
-            if attempt or e.errno not in NO_SPACE or not release_reserve(reserve):
+            if e.errno not in NO_SPACE:
                 raise
+            if attempt == 0 and release_reserve(reserve):
+                continue
+            overwrite_in_place(path, data)
+            return
+
+
+def overwrite_in_place(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def release_reserve(path):
