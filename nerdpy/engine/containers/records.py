@@ -161,6 +161,7 @@ class ContainerState:
     restart_count: int = 0
     health: dict | None = None
     monitor_alive: bool = False
+    log_dropped: int = 0         # log lines lost to a full disk that the log itself could not mark
 
     @property
     def running(self) -> bool:
@@ -300,6 +301,7 @@ def container_state(store: Store, c: Container) -> ContainerState:
         started_at=st.get("started_at", ""),
         finished_at=st.get("finished_at", ""),
         restart_count=st.get("restart_count", 0),
+        log_dropped=st.get("log_dropped", 0),
     )
     if state.status in ("running", "restarting"):
         state.monitor_alive = monitor_alive(store, c.id)

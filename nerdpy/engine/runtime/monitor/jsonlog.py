@@ -10,7 +10,8 @@ A disk that fills up never stops the container: when a write fails for lack of s
 EDQUOT) the half-written records are cut off again, the output keeps being drained and counted as
 dropped, and writing resumes once the file system has room again (checked at most once a second,
 with a margin, so that the log does not eat the space other writers just freed). The first
-record written after a gap is a marker, `{"log":"","stream":"stderr","attrs":{"nerdpy.dropped":
+record written after a gap is a marker (or, when the container ends before there is room, the
+count goes into its state.json as `log_dropped`), `{"log":"","stream":"stderr","attrs":{"nerdpy.dropped":
 "N","nerdpy.dropped.since":"T"}}`, that `nerdpy logs` turns into a warning.
 """
 import errno
@@ -77,6 +78,7 @@ class JsonLog:
         self.dropped = 0            # records lost since the last gap began
         self.dropped_since = ""     # when that gap began
         self.retry_at = 0.0
+        self.unwritten = 0          # dropped records whose marker could not be written either
         self.on_drop = on_drop      # called (count, since) when writing resumes after a gap
 
     def write(self, stream, data):
@@ -112,6 +114,7 @@ class JsonLog:
             return
         count, since = self.dropped, self.dropped_since
         self.dropped, self.dropped_since = 0, ""
+        self.unwritten += count  # no marker for these: the monitor records them in the state
         if self.on_drop is not None:
             self.on_drop(count, since)
 

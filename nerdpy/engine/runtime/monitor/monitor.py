@@ -523,6 +523,8 @@ class Monitor:
         # stopped_by_user survives a reboot (the run dir does not): unless-stopped needs it
         final = dict(status="exited", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
                      restart_count=self.restart_count, stopped_by_user=self.stop_requested())
+        if self.log.unwritten:
+            final["log_dropped"] = self.log.unwritten
         remove = bool(self.cfg.get("auto_remove"))
         if remove:
             self.update_state(**final)
