@@ -118,7 +118,8 @@ class Metadata:
         except sqlite3.OperationalError:
             if not _frozen_is_current(path) or not _disk_full(path):
                 raise
-            self._conn.close()
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
             self._open_frozen()
 
     def _open_frozen(self) -> None:
