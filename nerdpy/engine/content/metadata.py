@@ -164,7 +164,7 @@ class Metadata:
             try:
                 cur.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as e:
-                raise _no_space(self.path) if _is_full(e) else e
+                raise _no_space(self.path) if _is_full(e, self.path) else e
             try:
                 yield cur
             except BaseException as e:
@@ -172,14 +172,14 @@ class Metadata:
                     cur.execute("ROLLBACK")
                 except sqlite3.OperationalError:
                     pass  # SQLite rolled back already (a full disk)
-                if isinstance(e, sqlite3.OperationalError) and _is_full(e):
+                if isinstance(e, sqlite3.OperationalError) and _is_full(e, self.path):
                     raise _no_space(self.path) from None
                 raise
             else:
                 try:
                     cur.execute("COMMIT")
                 except sqlite3.OperationalError as e:
-                    if not _is_full(e):
+                    if not _is_full(e, self.path):
                         raise
                     try:
                         cur.execute("ROLLBACK")
@@ -237,9 +237,10 @@ def _disk_full(path: str) -> bool:
         os.unlink(probe)
 
 
-def _is_full(e: sqlite3.OperationalError) -> bool:
+def _is_full(e: sqlite3.OperationalError, path: str) -> bool:
+    """SQLite's error for a full disk ("disk I/O error" when the WAL index could not grow)."""
     msg = str(e)
-    return "disk is full" in msg or "disk I/O error" in msg
+    return "disk is full" in msg or ("disk I/O error" in msg and _disk_full(path))
 
 
 def _no_space(path: str) -> Exception:
