@@ -37,7 +37,7 @@ from jsonlog import NO_SPACE, JsonLog, now_rfc3339
 PR_SET_CHILD_SUBREAPER = 36
 TIOCSWINSZ = 0x5414
 F_SETPIPE_SZ = 1031
-PIPE_SIZE = 1 << 20        # the container's output pipes: a writer that outruns us blocks later
+PIPE_SIZE = 256 << 10       # the container's output pipes: a writer that outruns us blocks later
 READ_SIZE = 1 << 16        # the log encodes best in pieces that stay in the CPU's caches
 # how long a client that took the cleanup on may take before the monitor does it itself
 CLIENT_CLEANUP_TIMEOUT = 60.0
