@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 
 RESERVE_FILE = "reserve"
-RESERVE_BYTES = 4 << 20
-LOW_WATER = 2 << 20        # less free than this: release the reserve
+RESERVE_BYTES = 2 << 20
+LOW_WATER = 1 << 20        # less free than this: release the reserve
 HIGH_WATER = 64 << 20      # more free than this: (re)make it
 
 
