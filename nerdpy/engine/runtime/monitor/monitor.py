@@ -6,14 +6,15 @@ It plays the role conmon plays for podman. Started by the CLI in a fresh interpr
 - says it is ready on the sync socket, lets the CLI attach, waits for the go-ahead, then runs
   `runc run --detach` with pipes for stdio (or a console socket for `-t`) and reports the pid
   or runc's error;
-- writes docker's json-file log with rotation and fans output out to attached clients over a
+- writes docker's json-file log with rotation (jsonlog.py: a read at a time; a full disk drops
+  and counts lines, never stops the container) and fans output out to attached clients over a
   unix socket (docker's 8-byte stream framing);
 - when the container exits: drains the output, fsyncs the log, writes the exit status atomically,
   runs `runc delete`, applies the restart policy (docker's back-off), runs health checks while
   the container runs, and at the end runs the cleanup command (unmount, `--rm` removal).
 
 This file must not import nerdpy or anything outside the standard library, except its
-stdlib-only sibling wire.py (the protocol spoken on its sockets).
+stdlib-only siblings wire.py (the protocol spoken on its sockets) and jsonlog.py (the log).
 """
 import ctypes
 import errno
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import time
 
-# run as a script, this file's folder is sys.path[0]: the sibling imports by its bare name (the
+# run as a script, this file's folder is sys.path[0]: the siblings import by their bare names (the
 # folder holds only the monitor's modules, none named like a standard library module)
 from wire import C_CLEANED, C_CLOSE_STDIN, C_RESIZE, C_STDIN, EXIT, HELLO_MAX, HELLO_OK, STDERR, STDOUT
 from wire import frame, read_line, recv_line, send_line, split_frames
