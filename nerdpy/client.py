@@ -612,8 +612,6 @@ class Container:
         for e in read_logs(self._store, self._c, tail=tail, since=since, until=until, follow=follow,
                            running=alive):
             stream = e.get("stream", "stdout")
-            if (e.get("attrs") or {}).get("nerdpy.dropped"):
-                continue  # the marker of lines lost to a full disk: no output of the container
             if (stream == "stderr" and not stderr) or (stream != "stderr" and not stdout):
                 continue
             yield (e.get("time", "") + " " if timestamps else "") + e.get("log", "")

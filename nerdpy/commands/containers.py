@@ -171,12 +171,6 @@ def logs(ctx, container, follow, tail, since, until, timestamps):
     out, err = sys.stdout.buffer, sys.stderr.buffer
     for entry in read_logs(store, c, tail=None if tail == "all" else int(tail), since=t0, until=t1,
                            follow=follow, running=lambda: container_state(store, c).running):
-        dropped = (entry.get("attrs") or {}).get("nerdpy.dropped")
-        if dropped:  # the monitor's marker of a gap (a full disk): said on our stderr, not as output
-            err.write(f"WARNING: {dropped} log lines were dropped between {entry['attrs'].get('nerdpy.dropped.since')}"
-                      f" and {entry.get('time')}: no space left for the log\n".encode())
-            err.flush()
-            continue
         data = entry["log"].encode()
         if timestamps:
             data = entry["time"].encode() + b" " + data

@@ -131,9 +131,15 @@ def _decode(raw: bytes) -> dict | None:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        e = json.loads(raw)
     except ValueError:
         return None
+    dropped = (e.get("attrs") or {}).get("nerdpy.dropped") if isinstance(e, dict) else None
+    if dropped:  # the monitor's marker of a gap (a full disk): a warning on stderr, in every reader
+        e["log"] = (f"WARNING: {dropped} log lines were dropped between {e['attrs'].get('nerdpy.dropped.since')}"
+                    f" and {e.get('time')}: no space left for the log\n")
+        e["stream"] = "stderr"
+    return e
 
 
 def _in_window(e: dict, since: float | None, until: float | None) -> bool:
