@@ -35,6 +35,7 @@ PARTS = {
     "pull": ("bench.pull", ["--runs", "3"], ["--runs", "1"]),
     "push": ("bench.push", ["--runs", "3"], ["--runs", "1"]),
     "compose": ("bench.compose", ["--runs", "5"], ["--runs", "1"]),
+    "logs": ("bench.logs", ["--runs", "3"], ["--runs", "1"]),
 }
 
 # the table's baseline columns, in this order (then any other a part names)

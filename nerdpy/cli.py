@@ -158,6 +158,30 @@ def cli(ctx: click.Context, data_root, namespace, debug, insecure_registries, ho
     ctx.obj = Context(overrides)
 
 
+def _no_space(e: OSError) -> None:
+    """A full disk (the data root, or the file a command writes its output to): one line, and
+    the command's exit code for an error of nerdpy's own. Output still buffered is dropped."""
+    from nerdpy import exitcodes
+    from nerdpy.engine.errors import NerdpyError
+
+    where = e.filename or ("/dev/stdout" if _stdout_failed() else "")
+    click.echo(f"nerdpy: write {where}: no space left on device" if where else "nerdpy: no space left on device",
+               err=True)
+    sys.exit(exitcodes.exit_code(NerdpyError(), DebugState.command))
+
+
+def _stdout_failed() -> bool:
+    """Flush stdout; on failure, point fd 1 at /dev/null so the exit's own flush is silent."""
+    try:
+        sys.stdout.flush()
+        return False
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        return True
+
+
 def main(argv: list[str] | None = None) -> None:
     DebugState.command = None
     try:
@@ -194,13 +218,15 @@ def main(argv: list[str] | None = None) -> None:
             if line:
                 click.echo(line, err=True)
             sys.exit(exitcodes.exit_code(e, DebugState.command))
-        # an error we did not plan for: still one line unless --debug
         if DebugState.debug:
             raise
         if type(e).__name__ == "DatabaseError" and ("malformed" in str(e) or "not a database" in str(e)):
             click.echo(f"nerdpy: the metadata database is damaged ({e}): run `nerdpy system check --repair` "
                        "to rebuild it from what is on disk", err=True)
             sys.exit(EXIT_ERROR)
+        if isinstance(e, OSError) and e.errno in (28, 122):  # ENOSPC, EDQUOT: a full disk, wherever it hit
+            _no_space(e)
+        # an error we did not plan for: still one line unless --debug
         click.echo(f"nerdpy: internal error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(0)

@@ -177,6 +177,11 @@ def logs(ctx, container, follow, tail, since, until, timestamps):
         (err if entry.get("stream") == "stderr" else out).write(data)
         if follow:
             (err if entry.get("stream") == "stderr" else out).flush()
+    lost = container_state(store, c).log_dropped
+    if lost:
+        out.flush()
+        err.write(f"WARNING: {lost} log lines were dropped before the container exited: no space left for the log\n"
+                  .encode())
 
 
 def _parse_since(text: str | None) -> float | None:

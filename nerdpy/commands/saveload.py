@@ -42,7 +42,19 @@ def save(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: s
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     store = store_of(ctx)
     if output is None or output == "-":
-        save_images(store, list(images), sys.stdout.buffer, fmt=fmt)
+        try:
+            save_images(store, list(images), sys.stdout.buffer, fmt=fmt)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            if e.filename is not None:  # not the output: a file of the store
+                raise
+            # the output failed (a full disk): drop what is still buffered, so the exit is silent
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise CommandError(f"write /dev/stdout: {(e.strerror or str(e)).lower()}") from None
         return
     if os.path.isdir(output):
         raise CommandError(f"{output} is a directory")

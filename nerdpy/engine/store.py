@@ -15,6 +15,7 @@ from nerdpy.engine.config import Settings
 from nerdpy.engine.content.blobs import ContentStore
 from nerdpy.engine.errors import DamagedStore, StoreError
 from nerdpy.engine.content.metadata import Metadata
+from nerdpy.engine.content.reserve import keep_room
 from nerdpy.engine.snapshots.snapshotter import Snapshotter, open_snapshotter
 
 
@@ -83,6 +84,7 @@ def open_store(settings: Settings) -> Store:
         raise DamagedStore(f"{why}: {repair_hint()}")
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
+        keep_room(root)
         db = Metadata(os.path.join(root, "meta.db"))
     except OSError as e:
         raise StoreError(f"cannot open data root {root}: {e.strerror or e}") from None

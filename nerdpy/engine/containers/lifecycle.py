@@ -511,6 +511,7 @@ def _merge_env(base: list[str], extra: list[str]) -> list[str]:
 
 
 def _monitor_config(store: Store, c: Container) -> dict:
+    from nerdpy.engine.content.reserve import reserve_path
     from nerdpy.engine.runtime.runc import runc_path
 
     from nerdpy.engine.containers.resources import runtime_of
@@ -532,6 +533,7 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "log_path": log_path(store, c.id),
         "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,
         "log_max_file": int(opts.get("max-file", "1")),
+        "reserve": reserve_path(store.data_root),
         "tty": bool(s.tty),
         "stdin": bool(s.stdin_open),
         "stdin_once": bool(s.stdin_once),
@@ -753,11 +755,12 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
             container_runtime(store, c.spec if c is not None else None).delete(cid, force=True)
         except NerdpyError:
             pass
+    # unmount first: it needs no space, and a full disk may fail what writes the metadata
+    for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
+        unmount(point, MNT_DETACH)
     from nerdpy.engine.network.container import teardown_network
 
     teardown_network(store, cid, c.spec if c is not None else None)
-    for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
-        unmount(point, MNT_DETACH)
     for point in mounted_under(os.path.join(container_dir(store, cid), "shm")):  # --ipc shareable
         unmount(point, MNT_DETACH)
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)
@@ -802,6 +805,14 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_delet
             pass
     cgroups.remove(cgroups.container_path(store.namespace, cid))
     cdir = container_dir(store, cid)
+    if store.db.read_only:  # a full disk: its logs go first (often what filled it), so the rest can be written
+        import glob
+
+        for f in glob.glob(glob.escape(log_path(store, cid)) + "*"):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
     from nerdpy.engine.network.container import teardown_network
 
     teardown_network(store, cid, spec)

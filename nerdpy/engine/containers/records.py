@@ -180,6 +180,7 @@ class ContainerState:
     health: dict | None = None
     monitor_alive: bool = False
     oom_killed: bool = False     # the memory cgroup killed a process of the last run
+    log_dropped: int = 0         # log lines lost to a full disk that the log itself could not mark
 
     @property
     def running(self) -> bool:
@@ -337,6 +338,7 @@ def container_state(store: Store, c: Container) -> ContainerState:
         finished_at=st.get("finished_at", ""),
         restart_count=st.get("restart_count", 0),
         oom_killed=bool(st.get("oom_killed", False)),
+        log_dropped=st.get("log_dropped", 0),
     )
     if state.status in ("running", "restarting"):
         state.monitor_alive = monitor_alive(store, c.id)

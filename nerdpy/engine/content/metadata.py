@@ -6,6 +6,7 @@ any point leaves either the old or the new state. Readers never see a half-made 
 """
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -108,6 +109,32 @@ class Metadata:
         self.path = path
         os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
         self._lock = threading.RLock()
+        self.read_only = False
+        if _no_room_for_wal_index(path):
+            self._open_frozen()
+            return
+        try:
+            self._open()
+        except sqlite3.OperationalError:
+            if not _frozen_is_current(path) or not _disk_full(path):
+                raise
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
+            self._open_frozen()
+
+    def _open_frozen(self) -> None:
+        """A full disk: the database as it is on disk, read only, without the WAL index SQLite
+        would have to allocate (an mmapped file whose pages cannot be backed when the disk is
+        full: "disk I/O error", or SIGBUS). Only when no WAL holds newer commits."""
+        from urllib.parse import quote
+
+        self.read_only = True
+        self._conn = sqlite3.connect(f"file:{quote(self.path)}?mode=ro&immutable=1", uri=True, timeout=60,
+                                     isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+
+    def _open(self) -> None:
+        path = self.path
         self._conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA busy_timeout = 60000")
@@ -130,16 +157,50 @@ class Metadata:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction: committed when the block ends, rolled back on an exception."""
+        if self.read_only and not self._reopen():
+            raise _no_space(self.path)
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise _no_space(self.path) if _is_full(e, self.path) else e
             try:
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
+            except BaseException as e:
+                try:
+                    cur.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    pass  # SQLite rolled back already (a full disk)
+                if isinstance(e, sqlite3.OperationalError) and _is_full(e, self.path):
+                    raise _no_space(self.path) from None
                 raise
             else:
-                cur.execute("COMMIT")
+                try:
+                    cur.execute("COMMIT")
+                except sqlite3.OperationalError as e:
+                    if not _is_full(e, self.path):
+                        raise
+                    try:
+                        cur.execute("ROLLBACK")
+                    except sqlite3.OperationalError:
+                        pass
+                    raise _no_space(self.path) from None
+
+    def _reopen(self) -> bool:
+        """Opened read only on a full disk: open for writing if there is room now."""
+        if _disk_full(self.path):
+            return False
+        with self._lock:
+            frozen = self._conn
+            try:
+                self._open()
+            except sqlite3.Error:
+                self._conn = frozen
+                return False
+            frozen.close()
+            self.read_only = False
+        return True
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -148,6 +209,65 @@ class Metadata:
     def query_one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
+
+
+# below this much free space, check that the WAL index can be allocated before SQLite maps it
+LOW_SPACE = 16 << 20
+WAL_INDEX_BYTES = 64 << 10
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the WAL index could not be allocated now: on a nearly full file system, try."""
+    folder = os.path.dirname(path)
+    try:
+        st = os.statvfs(folder)
+        if st.f_bavail * st.f_frsize >= LOW_SPACE:
+            return False
+        probe = os.path.join(folder, f".space-probe-{os.getpid()}")
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        os.posix_fallocate(fd, 0, WAL_INDEX_BYTES)
+        return False
+    except OSError as e:
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
+def _is_full(e: sqlite3.OperationalError, path: str) -> bool:
+    """SQLite's error for a full disk ("disk I/O error" when the WAL index could not grow)."""
+    msg = str(e)
+    return "disk is full" in msg or ("disk I/O error" in msg and _disk_full(path))
+
+
+def _no_space(path: str) -> Exception:
+    from nerdpy.engine.errors import StoreError
+
+    return StoreError(f"no space left on the device of {os.path.dirname(path)}: free some space "
+                      "(`nerdpy rm -f` of the container whose logs filled it, `nerdpy system prune`)")
+
+
+def _frozen_is_current(path: str) -> bool:
+    """The database file alone is the whole database: it exists and no WAL holds commits."""
+    try:
+        if os.path.getsize(path) == 0:
+            return False
+        return os.path.getsize(path + "-wal") == 0
+    except FileNotFoundError:
+        return os.path.exists(path)
+
+
+def _no_room_for_wal_index(path: str) -> bool:
+    """A first connection would have to allocate the WAL index on a full disk."""
+    try:
+        if os.path.getsize(path + "-shm") >= 32768:
+            return False  # in use: allocated already
+    except FileNotFoundError:
+        pass
+    return _frozen_is_current(path) and _disk_full(path)
 
 
 def next_counter(cur: sqlite3.Cursor, name: str) -> int:

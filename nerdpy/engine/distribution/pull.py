@@ -55,15 +55,41 @@ def pull_image(
     progress: ProgressFn | None = None,
 ) -> PullResult:
     """Pull `reference` into the store of `store`'s namespace."""
-    from nerdpy.engine.distribution.manifest import Index, Manifest, all_platforms as index_platforms, parse_manifest, select_platform
     from nerdpy.engine.distribution.platforms import host_platform, parse_platform
     from nerdpy.engine.distribution.reference import parse_reference
-    from nerdpy.engine.images.image import get_image, put_image
 
     emit = progress or _noop
     ref = parse_reference(reference)
     wanted = parse_platform(platform) if platform else host_platform()
     client = store.registry_client()
+
+    blobs_before = set(store.content.list())
+    snaps_before = {sn.chain_id for sn in store.snapshots.list()}
+    try:
+        return _pull(store, client, ref, wanted, platform, all_platforms, emit)
+    except BaseException:
+        _forget_failed_pull(store, blobs_before, snaps_before)
+        raise
+
+
+def _forget_failed_pull(store: Store, blobs_before: set[str], snaps_before: set[str]) -> None:
+    """A failed pull (a full disk, a registry gone) leaves nothing that nothing references: when it
+    added blobs or snapshots, garbage collection removes them (skipped while another command
+    adds content: `system prune` then reclaims them)."""
+    try:
+        added = set(store.content.list()) - blobs_before
+        added |= {sn.chain_id for sn in store.snapshots.list()} - snaps_before
+        if added:
+            from nerdpy.engine.content.gc import collect_garbage
+
+            collect_garbage(store)
+    except Exception:  # the pull's own error is the one to report
+        pass
+
+
+def _pull(store: Store, client, ref, wanted, platform: str | None, all_platforms: bool, emit: ProgressFn) -> PullResult:
+    from nerdpy.engine.distribution.manifest import Index, Manifest, all_platforms as index_platforms, parse_manifest, select_platform
+    from nerdpy.engine.images.image import get_image, put_image
 
     with store.gc_lock(exclusive=False):
         desc, raw = client.resolve(ref)

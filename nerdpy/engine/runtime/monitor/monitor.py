@@ -6,14 +6,15 @@ It plays the role conmon plays for podman. Started by the CLI in a fresh interpr
 - says it is ready on the sync socket, lets the CLI attach, waits for the go-ahead, then runs
   `runc run --detach` with pipes for stdio (or a console socket for `-t`) and reports the pid
   or runc's error;
-- writes docker's json-file log with rotation and fans output out to attached clients over a
+- writes docker's json-file log with rotation (jsonlog.py: a read at a time; a full disk drops
+  and counts lines, never stops the container) and fans output out to attached clients over a
   unix socket (docker's 8-byte stream framing);
 - when the container exits: drains the output, fsyncs the log, writes the exit status atomically,
   runs `runc delete`, applies the restart policy (docker's back-off), runs health checks while
   the container runs, and at the end runs the cleanup command (unmount, `--rm` removal).
 
 This file must not import nerdpy or anything outside the standard library, except its
-stdlib-only sibling wire.py (the protocol spoken on its sockets).
+stdlib-only siblings wire.py (the protocol spoken on its sockets) and jsonlog.py (the log).
 """
 import ctypes
 import errno
@@ -28,29 +29,70 @@ import subprocess
 import sys
 import time
 
-# run as a script, this file's folder is sys.path[0]: the sibling imports by its bare name (the
+# run as a script, this file's folder is sys.path[0]: the siblings import by their bare names (the
 # folder holds only the monitor's modules, none named like a standard library module)
 from wire import C_CLEANED, C_CLOSE_STDIN, C_RESIZE, C_STDIN, EXIT, HELLO_MAX, HELLO_OK, STDERR, STDOUT
 from wire import frame, read_line, recv_line, send_line, split_frames
+from jsonlog import NO_SPACE, JsonLog, now_rfc3339
 
 PR_SET_CHILD_SUBREAPER = 36
 TIOCSWINSZ = 0x5414
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 256 << 10       # the container's output pipes: a writer that outruns us blocks later
+READ_SIZE = 1 << 16        # the log encodes best in pieces that stay in the CPU's caches
 # how long a client that took the cleanup on may take before the monitor does it itself
 CLIENT_CLEANUP_TIMEOUT = 60.0
 
 
-def now_rfc3339():
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
-
-
-def write_json_atomic(path, obj):
+def write_json_atomic(path, obj, reserve=None):
+    """Temp file + fsync + rename. On a full disk the half-written temp file is removed, the data
+    root's space reserve (if any) released and the write tried once more; failing that, the file
+    is rewritten in place, in the blocks it has already (the one write that needs no new space)."""
+    data = json.dumps(obj).encode()
     tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
+    for attempt in (0, 1):
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, path)
+            return
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if e.errno not in NO_SPACE:
+                raise
+            if attempt == 0 and release_reserve(reserve):
+                continue
+            overwrite_in_place(path, data)
+            return
+
+
+def overwrite_in_place(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def release_reserve(path):
+    """Delete the data root's space reserve (see engine/content/reserve.py); True if it was there."""
+    if not path:
+        return False
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
 
 
 def read_json(path, default=None):
@@ -67,83 +109,6 @@ def set_subreaper():
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except OSError:
         pass
-
-
-class JsonLog:
-    """docker's json-file driver: one JSON object per line, rotated by size."""
-
-    def __init__(self, path, max_size=0, max_file=1):
-        self.path = path
-        self.max_size = max_size
-        self.max_file = max(1, max_file)
-        self.f = open(path, "ab", buffering=0) if path else None
-        self.size = self.f.tell() if self.f else 0
-        self.partial = {STDOUT: b"", STDERR: b""}
-
-    def write(self, stream, data):
-        if self.f is None:
-            return
-        buf = self.partial[stream] + data
-        lines = buf.split(b"\n")
-        self.partial[stream] = lines.pop()
-        out = []
-        for line in lines:
-            out.append(self._entry(stream, line + b"\n"))
-        # docker splits very long lines at 16 KiB
-        while len(self.partial[stream]) >= 16384:
-            out.append(self._entry(stream, self.partial[stream][:16384]))
-            self.partial[stream] = self.partial[stream][16384:]
-        if not out:
-            return
-        if self.max_size:  # rotation is decided entry by entry
-            for entry in out:
-                self._append(entry)
-        else:
-            self._append(b"".join(out))
-
-    def flush_partial(self):
-        for stream in (STDOUT, STDERR):
-            if self.partial[stream]:
-                self._append(self._entry(stream, self.partial[stream]))
-                self.partial[stream] = b""
-
-    def _entry(self, stream, data):
-        return (
-            json.dumps(
-                {
-                    "log": data.decode("utf-8", "replace"),
-                    "stream": "stdout" if stream == STDOUT else "stderr",
-                    "time": now_rfc3339(),
-                },
-                ensure_ascii=False,
-            ).encode()
-            + b"\n"
-        )
-
-    def _append(self, data):
-        if self.max_size and self.size + len(data) > self.max_size and self.size > 0:
-            self._rotate()
-        self.f.write(data)
-        self.size += len(data)
-
-    def _rotate(self):
-        self.f.close()
-        if self.max_file <= 1:
-            os.truncate(self.path, 0)
-        else:
-            for i in range(self.max_file - 1, 0, -1):
-                src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
-                if os.path.exists(src):
-                    os.rename(src, "%s.%d" % (self.path, i))
-        self.f = open(self.path, "ab", buffering=0)
-        self.size = 0
-
-    def sync(self):
-        if self.f is not None:
-            try:
-                os.fsync(self.f.fileno())
-            except OSError:
-                pass
 
 
 class Client:
@@ -175,7 +140,9 @@ class Monitor:
         self.run_dir = cfg["run_dir"]      # sockets, pid files
         self.state_path = os.path.join(self.dir, "state.json")
         self.runc = [cfg["runc"], *cfg.get("runtime_args", []), "--root", cfg["runc_root"]]
-        self.log = JsonLog(cfg.get("log_path"), cfg.get("log_max_size", 0), cfg.get("log_max_file", 1))
+        self.reserve = cfg.get("reserve")  # the data root's space reserve, released on a full disk
+        self.log = JsonLog(cfg.get("log_path"), cfg.get("log_max_size", 0), cfg.get("log_max_file", 1),
+                           on_drop=self.record_dropped)
         self.clients = []
         self.pid = 0
         self.tty = bool(cfg.get("tty"))
@@ -194,7 +161,7 @@ class Monitor:
     def update_state(self, **kw):
         st = read_json(self.state_path, {}) or {}
         st.update(kw)
-        write_json_atomic(self.state_path, st)
+        write_json_atomic(self.state_path, st, self.reserve)
 
     # -- starting -----------------------------------------------------------------------
     def create(self):
@@ -232,6 +199,11 @@ class Monitor:
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
+            for fd in (out_r, err_r):
+                try:
+                    fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+                except OSError:
+                    pass
             if self.stdin_open:
                 in_r, in_w = os.pipe()
             else:
@@ -427,7 +399,7 @@ class Monitor:
             if h["FailingStreak"] >= max(hc.get("retries") or 3, 1):
                 h["Status"] = "unhealthy"
         self.health = h
-        write_json_atomic(os.path.join(self.dir, "health.json"), h)
+        write_json_atomic(os.path.join(self.dir, "health.json"), h, self.reserve)
 
     # -- the main loop ----------------------------------------------------------------------
     def serve(self, sync):
@@ -488,9 +460,10 @@ class Monitor:
             self.health_last = None
             if self.cfg.get("healthcheck"):
                 self.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
-                write_json_atomic(os.path.join(self.dir, "health.json"), self.health)
+                write_json_atomic(os.path.join(self.dir, "health.json"), self.health, self.reserve)
             exit_code = self.wait_exit(lsock, wake_r, started)
             self.log.flush_partial()
+            self.log.end_gap()
             self.log.sync()
             self.oom_killed = self.read_oom_killed()  # before runc delete removes the cgroup
             subprocess.run(self.runc + ["delete", "--force", self.cid], capture_output=True)
@@ -538,20 +511,31 @@ class Monitor:
         return False
 
     def record_die(self, exit_code):
-        """docker's `die` event, in the journal `system events` reads (stdlib-only module)."""
+        """docker's `die` event, in the journal `system events` reads."""
+        self.record_event("die", exitCode=exit_code)
+
+    def record_dropped(self, count, since):
+        """Log records lost to a full disk: an event (the log has its own marker)."""
+        self.record_event("logs-dropped", dropped=count, since=since)
+
+    def record_event(self, action, **attributes):
+        """One container event in the journal (events.py, a stdlib-only module, loaded by path)."""
         ev = self.cfg.get("event") or {}
         if not ev:
             return
         try:
-            import importlib.util
+            mod = sys.modules.get("_nerdpy_events")
+            if mod is None:
+                import importlib.util
 
-            here = os.path.dirname(os.path.abspath(__file__))
-            spec = importlib.util.spec_from_file_location("_nerdpy_events", os.path.join(here, "..", "..", "system", "events.py"))
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules["_nerdpy_events"] = mod  # dataclasses look their module up there
-            spec.loader.exec_module(mod)
-            mod.append_event(ev["data_root"], mod.make_event(ev["namespace"], "container", "die", self.cid,
-                                                             dict(ev.get("attributes") or {}, exitCode=exit_code)))
+                here = os.path.dirname(os.path.abspath(__file__))
+                spec = importlib.util.spec_from_file_location("_nerdpy_events",
+                                                              os.path.join(here, "..", "..", "system", "events.py"))
+                mod = importlib.util.module_from_spec(spec)
+                sys.modules["_nerdpy_events"] = mod  # dataclasses look their module up there
+                spec.loader.exec_module(mod)
+            mod.append_event(ev["data_root"], mod.make_event(ev["namespace"], "container", action, self.cid,
+                                                             dict(ev.get("attributes") or {}, **attributes)))
         except Exception:
             pass
 
@@ -565,6 +549,8 @@ class Monitor:
         final = dict(status="exited", exit_code=exit_code, finished_at=now_rfc3339(), pid=0,
                      restart_count=self.restart_count, stopped_by_user=self.stop_requested(),
                      oom_killed=self.oom_killed)
+        if self.log.unwritten:
+            final["log_dropped"] = self.log.unwritten
         remove = bool(self.cfg.get("auto_remove"))
         if remove:
             self.update_state(**final)
@@ -668,7 +654,7 @@ class Monitor:
                         pass
                 elif fd in self.out_fds:
                     try:
-                        data = os.read(fd, 65536)
+                        data = os.read(fd, READ_SIZE)
                     except OSError as e:
                         data = b"" if e.errno in (errno.EIO, errno.EBADF) else b""
                     if data:

@@ -1,0 +1,69 @@
+"""The data root's space reserve: a few megabytes held back so that nerdpy still works when the
+file system under its data root is full (a container's log, a pull or another program filled it).
+
+`<data-root>/reserve` is a file of RESERVE_BYTES, allocated for real (fallocate), made when the file
+system has room. When a command opens the store on an almost full file system, the reserve is
+deleted first: SQLite then has room for its WAL index and journal, so reading commands (`ps`,
+`logs`, `inspect`, `system check`) work and `rm -f` can free space. A container's monitor
+releases it too when the state it must record cannot be written (monitor.release_reserve). The
+next command that finds enough room makes it again.
+
+Standard library only.
+"""
+from __future__ import annotations
+
+import os
+
+RESERVE_FILE = "reserve"
+RESERVE_BYTES = 2 << 20
+LOW_WATER = 1 << 20        # less free than this: release the reserve
+HIGH_WATER = 64 << 20      # more free than this: (re)make it
+
+
+def reserve_path(data_root: str) -> str:
+    return os.path.join(data_root, RESERVE_FILE)
+
+
+def free_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def release(data_root: str) -> bool:
+    """Delete the reserve; True if there was one."""
+    try:
+        os.unlink(reserve_path(data_root))
+        return True
+    except OSError:
+        return False
+
+
+def keep_room(data_root: str) -> None:
+    """At store open: release the reserve when the file system is almost full, make it when there
+    is room again. Never raises (a reserve that cannot be made is no error)."""
+    path = reserve_path(data_root)
+    try:
+        free = free_bytes(data_root)
+        have = os.path.exists(path)
+        if have and free < LOW_WATER:
+            release(data_root)
+        elif not have and free > HIGH_WATER:
+            _make(path)
+    except OSError:
+        pass
+
+
+def _make(path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
