@@ -68,6 +68,10 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     root = settings.data_root
+    if settings.rootless_uid is not None:  # a plain user: into the user namespace first
+        from nerdpy.engine.runtime.rootless import ensure_namespace
+
+        ensure_namespace(settings)
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
         db = Metadata(os.path.join(root, "meta.db"))

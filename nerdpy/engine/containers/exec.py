@@ -16,7 +16,7 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     """The argv of `runc exec` for this process (runc's JSON log after `--log`), and a cleanup
     to call afterwards."""
     from nerdpy.engine.containers.etcfiles import lookup_user
-    from nerdpy.engine.runtime.runc import runc_path
+    from nerdpy.engine.runtime.runc import global_flags, runc_path
 
     with open(os.path.join(container_dir(store, c.id), "config.json")) as f:
         spec = json.load(f)
@@ -52,7 +52,7 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     # runc's own errors go to a log beside it (not /tmp: a killed exec leaves nothing behind
     # that the container's removal does not take)
     log = path[:-len(".json")] + ".log"
-    argv = [runc_path(store.settings.runc), "--root", runc_root(store), "--log", log, "--log-format", "json",
+    argv = [runc_path(store.settings.runc), "--root", runc_root(store), *global_flags(), "--log", log, "--log-format", "json",
             "exec", "--process", path]
     if tty:
         argv.append("--tty")

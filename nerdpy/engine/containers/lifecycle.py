@@ -50,6 +50,10 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     from nerdpy.engine.images.image import image_chain_id, image_config, resolve_image
 
     check_spec(spec)  # whoever built it (CLI, Client, compose): the same checks
+    if store.settings.rootless_uid is not None:
+        from nerdpy.engine.runtime.rootless import check_resources
+
+        check_resources(spec)
 
     image = resolve_image(store, spec.image)
     config = image_config(store, image)
@@ -350,7 +354,8 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
         shm_size=s.shm_size or (64 << 20),
         sysctls=s.sysctls or {},
         devices=devices,
-        cgroups_path=cgroups.container_path(store.namespace, c.id),
+        cgroups_path="" if store.settings.rootless_uid is not None else cgroups.container_path(store.namespace, c.id),
+        rootless=store.settings.rootless_uid is not None,
         oom_score_adj=s.oom_score_adj,
     )
     return build_spec(o)
@@ -418,7 +423,7 @@ def _merge_env(base: list[str], extra: list[str]) -> list[str]:
 
 
 def _monitor_config(store: Store, c: Container) -> dict:
-    from nerdpy.engine.runtime.runc import runc_path
+    from nerdpy.engine.runtime.runc import global_flags, runc_path
 
     s = c.spec
     restart = parse_restart(s.restart or "no")
@@ -430,6 +435,7 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "run_dir": run_dir(store, c.id),
         "bundle": container_dir(store, c.id),
         "runc": runc_path(store.settings.runc),
+        "runc_flags": global_flags(),
         "runc_root": runc_root(store),
         "log_path": log_path(store, c.id),
         "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,

@@ -134,6 +134,7 @@ class SpecOptions:
     annotations: dict[str, str] = field(default_factory=dict)
     init: bool = False
     cgroupns: str | None = None           # None: docker's default for this host; "host"; "private"
+    rootless: bool = False                # in a rootless user's namespace: no cgroup settings
 
 
 def normalise_cap(name: str) -> str:
@@ -293,6 +294,13 @@ def build_spec(o: SpecOptions) -> dict:
         "resources": resources,
         "devices": [_device_entry(d) for d in devices],
     }
+    if o.rootless:
+        # no cgroup of its own (no delegation): no resources; the host's cgroup tree read-only
+        del linux["resources"]
+        for m in mounts:
+            if m["destination"] == "/sys/fs/cgroup":
+                m.update({"type": "bind", "source": "/sys/fs/cgroup",
+                          "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
     sysctls = dict(o.sysctls)

@@ -38,6 +38,14 @@ def runc_path(name: str = "runc") -> str:
     return path
 
 
+def global_flags() -> list[str]:
+    """runc's global flags for this process: rootless mode inside a rootless user namespace
+    (cgroups then are best effort: runc skips the ones it may not write)."""
+    from nerdpy.engine.runtime.rootless import inside
+
+    return ["--rootless", "true"] if inside() else []
+
+
 class Runc:
     def __init__(self, root: str, binary: str = "runc"):
         self.root = root
@@ -45,7 +53,7 @@ class Runc:
         os.makedirs(root, mode=0o700, exist_ok=True)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, *args]
+        return [self.binary, "--root", self.root, *global_flags(), *args]
 
     def _run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
         r = subprocess.run(self.argv(*args), capture_output=True, input=input)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from nerdpy.engine.errors import InvalidArgument, LayerError, UnsafeLayer
-from nerdpy.engine.snapshots.snapshotter import INTERNAL_XATTRS, OPAQUE_XATTR, make_whiteout
+from nerdpy.engine.snapshots.snapshotter import is_overlay_xattr, make_whiteout, opaque_xattr
 from nerdpy.engine.util.fs import resolve_in_root
 
 CHUNK = 1 << 20
@@ -247,7 +247,7 @@ class _Applier:
             self._whiteout(parts, m.name)
             return
         for key in m.pax_headers:
-            if key.startswith("SCHILY.xattr." + INTERNAL_XATTRS):
+            if key.startswith("SCHILY.xattr.") and is_overlay_xattr(key[13:]):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {key[13:]!r}")
         parent = self._resolve(parts[:-1], True, m.name)
         path = os.path.join(parent, base)
@@ -356,7 +356,7 @@ class _Applier:
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr."):]
-            if name.startswith(INTERNAL_XATTRS):
+            if is_overlay_xattr(name):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {name!r}")
             raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
             try:
@@ -369,7 +369,7 @@ class _Applier:
         base = parts[-1]
         parent = self._resolve(parts[:-1], True, name)
         if base == OPAQUE:
-            os.setxattr(parent, OPAQUE_XATTR, b"y", follow_symlinks=False)
+            os.setxattr(parent, opaque_xattr(), b"y", follow_symlinks=False)
             return
         if base.startswith(WHITEOUT_META):
             return  # docker's own metadata (.wh..wh.plnk...): not content

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 from nerdpy.engine.errors import Conflict, DigestMismatch, NotFound
 from nerdpy.engine.content.metadata import Metadata, next_counter
 from nerdpy.engine.snapshots.mount import Mount
-from nerdpy.engine.snapshots.snapshotter import Snapshot, chain_ids
+from nerdpy.engine.snapshots.snapshotter import USER_XATTRS, Snapshot, chain_ids, overlay_xattrs
 
 __all__ = ["OverlaySnapshotter", "Snapshot", "chain_ids"]
 
@@ -187,6 +187,7 @@ class OverlaySnapshotter:
                 "overlay",
                 (
                     "index=off",
+                    *(("userxattr",) if overlay_xattrs() == USER_XATTRS else ()),
                     f"workdir={d}/work",
                     f"upperdir={d}/fs",
                     "lowerdir=" + ":".join(lowers),
