@@ -72,7 +72,9 @@ class Runc:
 
     def kill(self, cid: str, signal: str = "TERM", all_: bool = False) -> None:
         args = ["kill"]
-        if all_:
+        # --all finds the processes through the container's cgroup, which a rootless container
+        # lacks: there the signal goes to its init (SIGKILL to a pid namespace's init ends them all)
+        if all_ and not global_flags():
             args.append("--all")
         self._run(*args, cid, signal)
 
