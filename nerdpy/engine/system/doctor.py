@@ -471,7 +471,10 @@ def check_data_root(settings: Settings) -> list[Check]:
         checks.append(Check("data root", "fail", f"{where} is on {name}, which cannot hold overlay upper dirs", fix))
         return checks
     if os.geteuid() != 0:
-        checks.append(Check("data root", "warn", f"{where} is on {name}; not tried (needs root)"))
+        if settings.rootless_uid is not None:  # tried in a user namespace (the snapshotter check)
+            checks.append(Check("data root", "ok", f"{where} is on {name}"))
+        else:
+            checks.append(Check("data root", "warn", f"{where} is on {name}; not tried (needs root)"))
         return checks
     err = overlay_upper_works(base)
     if err:
@@ -498,10 +501,17 @@ def check_free_space(settings: Settings, minimum: int = MIN_FREE_BYTES) -> Check
 
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order `nerdpy doctor` prints them."""
-    checks = [check_root()]
-    checks += check_runc(settings)
-    checks += [check_overlay(), check_cgroups(), check_cni(settings), check_iptables(), check_iproute2(),
-               check_tini()]
+    if settings.rootless_uid is not None:  # a plain user: rootless mode's own checks
+        from nerdpy.engine.system.doctor_rootless import rootless_checks
+
+        checks = rootless_checks(settings)
+        checks += check_runc(settings)
+        checks += [check_overlay(), check_tini()]
+    else:
+        checks = [check_root()]
+        checks += check_runc(settings)
+        checks += [check_overlay(), check_cgroups(), check_cni(settings), check_iptables(), check_iproute2(),
+                   check_tini()]
     checks += check_data_root(settings)
     checks.append(check_free_space(settings))
     checks += check_registries(settings)

@@ -1,0 +1,181 @@
+"""`nerdpy doctor` for a plain user: what rootless nerdpy needs (engine/runtime/rootless.py).
+
+Checks: the user's /etc/subuid and /etc/subgid ranges; newuidmap and newgidmap (setuid, from
+`uidmap`); user namespaces enabled; kernel overlayfs inside a user namespace (tried for real on
+the data root's filesystem: mount with `userxattr`, delete a lower file, expect a whiteout) -
+which is the snapshotter rootless nerdpy uses; /dev/net/tun and slirp4netns for the default
+network; cgroup delegation (without it resource flags are refused, everything else works).
+Each failure names the command that fixes it.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import stat
+import tempfile
+
+from nerdpy.engine.config import Settings
+from nerdpy.engine.system.doctor import Check
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+
+
+def check_subids(uid: int) -> list[Check]:
+    from nerdpy.engine.runtime.rootless import FIX, sub_range, user_name
+
+    user = user_name(uid)
+    out = []
+    for path in ("/etc/subuid", "/etc/subgid"):
+        r = sub_range(path, uid)
+        if r is None:
+            out.append(Check(path, "fail", f"no range for {user}: images with other owners than root "
+                             "cannot be unpacked", FIX.format(user=user)))
+        elif r.count < 65536:
+            out.append(Check(path, "warn", f"{user}: {r.count} ids from {r.start} (images using ids "
+                             "above that fail to unpack)", FIX.format(user=user)))
+        else:
+            out.append(Check(path, "ok", f"{user}: {r.count} ids from {r.start}"))
+    return out
+
+
+def check_uidmap() -> Check:
+    missing = []
+    for tool in ("newuidmap", "newgidmap"):
+        path = shutil.which(tool)
+        if path is None:
+            missing.append(f"{tool} not installed")
+            continue
+        st = os.stat(path)
+        if not (st.st_mode & stat.S_ISUID and st.st_uid == 0) and not _has_file_caps(path):
+            missing.append(f"{path} is neither setuid root nor has file capabilities")
+    if missing:
+        return Check("newuidmap", "fail", "; ".join(missing), "sudo apt-get install --reinstall uidmap")
+    return Check("newuidmap", "ok", "newuidmap and newgidmap (uidmap) are installed")
+
+
+def _has_file_caps(path: str) -> bool:
+    try:
+        return os.getxattr(path, "security.capability") is not None
+    except OSError:
+        return False
+
+
+def check_userns() -> Check:
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            n = int(f.read().strip())
+    except (OSError, ValueError):
+        n = -1
+    if n == 0:
+        return Check("user namespaces", "fail", "user.max_user_namespaces is 0",
+                     "sudo sysctl -w user.max_user_namespaces=28633")
+    return Check("user namespaces", "ok", "enabled" + (f" (max {n})" if n > 0 else ""))
+
+
+def overlay_in_userns(base: str) -> str | None:
+    """Mount a tiny overlay (option userxattr) in a fresh user namespace with its upper dir under
+    `base`, delete a lower file through it: None when a whiteout appears, else what failed."""
+    tmp = tempfile.mkdtemp(prefix=".doctor-", dir=base)
+    try:
+        for d in ("lower", "upper", "work", "merged"):
+            os.mkdir(os.path.join(tmp, d))
+        with open(os.path.join(tmp, "lower", "f"), "w") as f:
+            f.write("x")
+        uid, gid = os.geteuid(), os.getegid()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            msg = b""
+            try:
+                os.close(r)
+                libc = ctypes.CDLL(None, use_errno=True)
+                if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
+                for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+                    with open(f"/proc/self/{name}", "w") as f:
+                        f.write(text)
+                from nerdpy.engine.snapshots.mount import mount
+
+                opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work,index=off,userxattr"
+                mount("overlay", os.path.join(tmp, "merged"), "overlay", 0, opts)
+                os.unlink(os.path.join(tmp, "merged", "f"))
+            except BaseException as e:
+                msg = str(e).encode() or type(e).__name__.encode()
+            finally:
+                os.write(w, msg)
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            msg = f.read().decode(errors="replace")
+        os.waitpid(pid, 0)
+        if msg:
+            return msg
+        st = os.lstat(os.path.join(tmp, "upper", "f"))
+        if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0):
+            return "deleting a file did not leave an overlay whiteout in the upper dir"
+        return None
+    except OSError as e:
+        return f"{e.strerror or e}"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_snapshotter(settings: Settings) -> Check:
+    from nerdpy.engine.system.doctor import _existing
+
+    base = _existing(settings.data_root)
+    err = overlay_in_userns(base)
+    if err is None:
+        return Check("snapshotter", "ok", f"kernel overlayfs inside the user namespace works on {base}")
+    fuse = shutil.which("fuse-overlayfs")
+    return Check("snapshotter", "fail", f"kernel overlayfs inside a user namespace fails on {base}: {err}"
+                 + ("; fuse-overlayfs is installed but nerdpy has no fuse-overlayfs snapshotter yet" if fuse else ""),
+                 "use a kernel with overlayfs in user namespaces (5.11 or later) and a data root on ext4 or xfs")
+
+
+def check_network() -> list[Check]:
+    from nerdpy.engine.network.slirp import tun_usable
+
+    out = []
+    if shutil.which("slirp4netns") is None:
+        out.append(Check("slirp4netns", "fail", "not installed: the default network is unavailable "
+                         "(--network none and host still work)", "sudo apt-get install slirp4netns"))
+    else:
+        out.append(Check("slirp4netns", "ok", shutil.which("slirp4netns") + " (the default network, -p)"))
+    why = tun_usable()
+    if why is None:
+        out.append(Check("/dev/net/tun", "ok", "usable by this user (slirp4netns opens it)"))
+    else:
+        mode = ""
+        try:
+            mode = f" (mode {stat.S_IMODE(os.stat('/dev/net/tun').st_mode):04o})"
+        except OSError:
+            pass
+        out.append(Check("/dev/net/tun", "fail", f"not usable by this user{mode}: {why}; slirp4netns needs it "
+                         "for the default network (--network none and host still work; most distributions "
+                         "ship it 0666)", "sudo chmod 0666 /dev/net/tun"))
+    return out
+
+
+def check_cgroup_delegation() -> Check:
+    from nerdpy.engine.runtime.rootless import cgroups_delegated
+
+    if cgroups_delegated():
+        return Check("cgroup delegation", "ok", "delegated cgroup v2: resource limits work")
+    return Check("cgroup delegation", "warn", "no delegated cgroup v2 for this user (this host's cgroups are "
+                 "v1 or hybrid, or nerdpy cannot use a delegation yet): --memory, --cpus, --pids-limit and "
+                 "the other resource flags are refused; everything else works",
+                 "a cgroup v2 host with systemd user delegation (Delegate=yes in user@.service)")
+
+
+def rootless_checks(settings: Settings) -> list[Check]:
+    uid = settings.rootless_uid
+    checks = [Check("user", "ok", f"uid {uid}: rootless mode (data root {settings.data_root}, "
+                    f"run root {settings.run_root})")]
+    checks += check_subids(uid)
+    checks += [check_uidmap(), check_userns(), check_snapshotter(settings)]
+    checks += check_network()
+    checks.append(check_cgroup_delegation())
+    return checks
