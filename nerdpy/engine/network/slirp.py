@@ -54,10 +54,11 @@ def start(netns: str, run_dir: str, ports: list) -> list:
     ready_r, ready_w = os.pipe()
     try:
         p = subprocess.Popen([binary, "--configure", "--mtu=65520", "--disable-host-loopback",
-                              "--api-socket", sock, "--ready-fd", str(ready_w),
+                              # relative to its cwd: a socket path is limited to 108 bytes
+                              "--api-socket", "slirp.sock", "--ready-fd", str(ready_w),
                               "--netns-type=path", netns, "tap0"],
                              pass_fds=[ready_w], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, start_new_session=True, close_fds=True, cwd="/")
+                             stderr=subprocess.PIPE, start_new_session=True, close_fds=True, cwd=run_dir)
     finally:
         os.close(ready_w)
     with os.fdopen(ready_r, "rb") as ready:
@@ -66,7 +67,8 @@ def start(netns: str, run_dir: str, ports: list) -> list:
         p.kill()
         err = p.stderr.read().decode(errors="replace").strip().splitlines()
         p.wait()
-        raise NerdpyError(f"slirp4netns failed: {err[-1] if err else 'exited'}")
+        detail = "; ".join(ln for ln in err[-3:] if ln and ln != "parent failed") or "exited"
+        raise NerdpyError(f"slirp4netns failed: {detail}")
     p.stderr.close()
     p.returncode = 0  # it outlives this command: `stop` ends it
     state = {"pid": p.pid, "socket": sock, "ports": []}
@@ -103,9 +105,10 @@ def _forward(sock: str, m):
 
 def _api(sock: str, req: dict) -> dict:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dfd = os.open(os.path.dirname(sock), os.O_PATH | os.O_CLOEXEC)
     try:
         s.settimeout(10)
-        s.connect(sock)
+        s.connect(f"/proc/self/fd/{dfd}/{os.path.basename(sock)}")  # short, whatever the run root's length
         s.sendall(json.dumps(req).encode())
         s.shutdown(socket.SHUT_WR)
         data = b""
@@ -116,6 +119,7 @@ def _api(sock: str, req: dict) -> dict:
             data += chunk
     finally:
         s.close()
+        os.close(dfd)
     try:
         return json.loads(data or b"{}")
     except ValueError:
