@@ -96,5 +96,37 @@ class Runc:
         self._run("resume", cid)
 
     def ps(self, cid: str) -> list[int]:
+        if global_flags():  # rootless: no cgroup to list; the processes of its pid namespace
+            st = self.state(cid)
+            if st is None or not st.get("pid"):
+                raise NotFound(f"container {cid} does not exist")
+            return _pid_namespace_members(int(st["pid"]))
         r = self._run("ps", "--format", "json", cid)
         return json.loads(r.stdout or b"[]") or []
+
+
+def _pid_namespace_members(init: int) -> list[int]:
+    """The processes in `init`'s pid namespace, or its descendants when it shares ours."""
+    def ns(pid) -> str | None:
+        try:
+            return os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            return None
+
+    theirs = ns(init)
+    procs = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    if theirs is not None and theirs != ns("self"):
+        return [p for p in procs if ns(p) == theirs]
+    parent = {}
+    for p in procs:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                parent[p] = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    out, todo = [], [init]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return out
