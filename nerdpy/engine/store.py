@@ -72,6 +72,9 @@ def open_store(settings: Settings) -> Store:
         from nerdpy.engine.runtime.rootless import ensure_namespace
 
         ensure_namespace(settings)
+        from nerdpy.engine.network.usernet import ENV, path_of
+
+        os.environ[ENV] = path_of(settings.run_root)  # where user networks' host side lives
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
         db = Metadata(os.path.join(root, "meta.db"))

@@ -459,14 +459,16 @@ def _chain_name(cni_name: str, cid: str) -> str:
 
 
 def _sweep_masquerade(cni_name: str, cid: str) -> None:
+    from nerdpy.engine.network.usernet import wrap
+
     chain = _chain_name(cni_name, cid)
-    r = subprocess.run(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"], capture_output=True, text=True)
+    r = subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"]), capture_output=True, text=True)
     for line in r.stdout.splitlines():
         words = line.split()
         if line.startswith("-A ") and chain in words:
-            subprocess.run(["iptables", "-w", "-t", "nat", "-D", *_unquote(words[1:])], capture_output=True)
-    subprocess.run(["iptables", "-w", "-t", "nat", "-F", chain], capture_output=True)
-    subprocess.run(["iptables", "-w", "-t", "nat", "-X", chain], capture_output=True)
+            subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-D", *_unquote(words[1:])]), capture_output=True)
+    subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-F", chain]), capture_output=True)
+    subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-X", chain]), capture_output=True)
 
 
 def _unquote(words: list[str]) -> list[str]:

@@ -65,9 +65,6 @@ def check_network_spec(store: Store, spec: ContainerSpec, image_config: dict) ->
             raise InvalidArgument("conflicting options: hostname and the network mode")
         find_container(store, mode.partition(":")[2])
         return
-    if store.settings.rootless_uid is not None and mode not in NO_CNI and mode != "bridge":
-        raise InvalidArgument(f"network {mode}: rootless nerdpy has the default network (slirp4netns), "
-                              "host and none; user networks need root")
     if mode in NO_CNI or uses_slirp(spec):
         if spec.networks and len(spec.networks) > 1:
             raise InvalidArgument(f"container cannot be disconnected from host network or connected to "
@@ -108,8 +105,21 @@ def setup_network(store: Store, c: Container, hostname: str, hosts_path: str) ->
                            mac=a.get("mac") or None) for a in _attachments(c.spec)]
     ports = _port_mappings(c.spec, c.spec.image_config or {})
     extra = [parse_add_host(h) for h in c.spec.extra_hosts or []]
+    rootless = store.settings.rootless_uid is not None
+    if rootless:  # user networks live in the user's own network namespace (engine/network/usernet.py)
+        from nerdpy.engine.network import usernet
+
+        usernet.ensure(store.settings.run_root)
     setup = attach_container(store, c.id, reqs, ports, name=c.name, hostname=hostname,
                              domainname=c.spec.domainname or "", extra_hosts=extra, hosts_path=hosts_path)
+    if rootless and setup.ports:
+        from nerdpy.engine.containers.records import run_dir
+
+        try:
+            usernet.publish(store.settings.run_root, run_dir(store, c.id), list(setup.ports))
+        except BaseException:
+            teardown_network(store, c.id, c.spec)
+            raise
     return setup.netns
 
 
@@ -165,6 +175,11 @@ def teardown_network(store: Store, cid: str, spec: ContainerSpec | None = None) 
             return
     if spec is not None and not uses_cni(spec):
         return
+    if store.settings.rootless_uid is not None:
+        from nerdpy.engine.containers.records import run_dir
+        from nerdpy.engine.network import usernet
+
+        usernet.unpublish(store.settings.run_root, run_dir(store, cid))
     from nerdpy.engine.network import NetworkError
     from nerdpy.engine.network.attach import detach_container
 

@@ -96,14 +96,14 @@ def _forward(sock: str, m):
     req = {"execute": "add_hostfwd",
            "arguments": {"proto": m.protocol, "host_addr": m.host_ip or "0.0.0.0", "host_port": host_port,
                          "guest_addr": GUEST_ADDR, "guest_port": m.container_port}}
-    reply = _api(sock, req)
+    reply = api(sock, req)
     if "error" in reply:
         desc = reply["error"].get("desc", reply["error"]) if isinstance(reply["error"], dict) else reply["error"]
         raise NerdpyError(f"cannot publish port {host_port}: {desc}")
     return replace(m, host_port=host_port, host_port_end=0)
 
 
-def _api(sock: str, req: dict) -> dict:
+def api(sock: str, req: dict) -> dict:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dfd = os.open(os.path.dirname(sock), os.O_PATH | os.O_CLOEXEC)
     try:
