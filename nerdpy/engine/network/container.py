@@ -187,6 +187,10 @@ def teardown_network(store: Store, cid: str, spec: ContainerSpec | None = None) 
         detach_container(store, cid)
     except NetworkError:
         pass
+    if store.settings.rootless_uid is not None:
+        from nerdpy.engine.network import usernet
+
+        usernet.stop_if_unused(store.settings.run_root, store.db)
 
 
 def published_ports(store: Store, cid: str) -> list:

@@ -123,6 +123,24 @@ def unpublish(run_root: str, run_dir: str) -> None:
         pass
 
 
+def stop_if_unused(run_root: str, db) -> None:
+    """End the namespace once no container is attached to a user network (nothing is left
+    running for a user without containers); the next attach makes it again."""
+    import fcntl
+
+    sdir = state_dir(run_root)
+    if not os.path.isdir(sdir):
+        return
+    fd = os.open(os.path.join(sdir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        row = db.query_one("SELECT COUNT(*) AS n FROM net_sandboxes")
+        if row is not None and row["n"] == 0:
+            stop(run_root)
+    finally:
+        os.close(fd)
+
+
 def stop(run_root: str) -> None:
     """End the user-network namespace's slirp4netns and remove the namespace."""
     from nerdpy.engine.network import slirp
