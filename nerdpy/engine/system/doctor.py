@@ -501,17 +501,10 @@ def check_free_space(settings: Settings, minimum: int = MIN_FREE_BYTES) -> Check
 
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order `nerdpy doctor` prints them."""
-    if settings.rootless_uid is not None:  # a plain user: rootless mode's own checks
-        from nerdpy.engine.system.doctor_rootless import rootless_checks
-
-        checks = rootless_checks(settings)
-        checks += check_runc(settings)
-        checks += [check_overlay(), check_tini()]
-    else:
-        checks = [check_root()]
-        checks += check_runc(settings)
-        checks += [check_overlay(), check_cgroups(), check_cni(settings), check_iptables(), check_iproute2(),
-                   check_tini()]
+    checks = [check_root()]
+    checks += check_runc(settings)
+    checks += [check_overlay(), check_cgroups(), check_cni(settings), check_iptables(), check_iproute2(),
+               check_tini()]
     checks += check_data_root(settings)
     checks.append(check_free_space(settings))
     checks += check_registries(settings)

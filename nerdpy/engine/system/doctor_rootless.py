@@ -170,6 +170,21 @@ def check_cgroup_delegation() -> Check:
                  "a cgroup v2 host with systemd user delegation (Delegate=yes in user@.service)")
 
 
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check for a rootless user, in the order `nerdpy doctor` prints them."""
+    from nerdpy.engine.system.doctor import (check_cni, check_data_root, check_free_space, check_iproute2,
+                                             check_iptables, check_overlay, check_registries, check_runc,
+                                             check_tini)
+
+    checks = rootless_checks(settings)
+    checks += check_runc(settings)
+    checks += [check_overlay(), check_cni(settings), check_iptables(), check_iproute2(), check_tini()]
+    checks += check_data_root(settings)
+    checks.append(check_free_space(settings))
+    checks += check_registries(settings)
+    return checks
+
+
 def rootless_checks(settings: Settings) -> list[Check]:
     uid = settings.rootless_uid
     checks = [Check("user", "ok", f"uid {uid}: rootless mode (data root {settings.data_root}, "
