@@ -522,7 +522,8 @@ def commit_container(store: Store, c, reference: str | None = None, *, changes: 
         raise Conflict(f"container {c.name}: its layer does not sit on its image's layers")
 
     paused_here = False
-    if pause and container_state(store, c).status == "running":
+    # rootless containers have no freezer cgroup: read unpaused (safe, see above), as --pause=false
+    if pause and store.settings.rootless_uid is None and container_state(store, c).status == "running":
         pause_container(store, c)
         paused_here = True
     with store.gc_lock(exclusive=False):

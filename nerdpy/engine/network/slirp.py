@@ -97,6 +97,9 @@ def _forward(sock: str, m):
            "arguments": {"proto": m.protocol, "host_addr": m.host_ip or "0.0.0.0", "host_port": host_port,
                          "guest_addr": GUEST_ADDR, "guest_port": m.container_port}}
     reply = api(sock, req)
+    if "error" in reply and host_port < _unprivileged_port_start():
+        raise NerdpyError(f"cannot publish port {host_port}: a user may not bind ports below "
+                          f"{_unprivileged_port_start()} (sysctl net.ipv4.ip_unprivileged_port_start)")
     if "error" in reply:
         desc = reply["error"].get("desc", reply["error"]) if isinstance(reply["error"], dict) else reply["error"]
         raise NerdpyError(f"cannot publish port {host_port}: {desc}")
@@ -124,6 +127,14 @@ def api(sock: str, req: dict) -> dict:
         return json.loads(data or b"{}")
     except ValueError:
         return {"error": {"desc": data.decode(errors="replace")}}
+
+
+def _unprivileged_port_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
 
 
 def _free_port(proto: str) -> int:
