@@ -323,3 +323,44 @@ def test_user_without_setup_gets_one_line(images):
         assert "SQLite" not in r.stderr and "database" not in r.stderr
     finally:
         u.remove()
+
+
+# -- malicious layers, pulled by the user (the crafted images of test_malicious) -------------------
+from test_malicious import E, REFUSED, _plain, crafted, sentinel, write_custom  # noqa: E402,F401
+
+import world  # noqa: E402
+
+
+@pytest.mark.parametrize("case", ["hardlink-absolute-out", "dotdot-name", "symlink-loop", "overlay-xattr-smuggled"])
+def test_crafted_layers_refused_for_a_user(user, crafted, sentinel, case):
+    r = user("pull", crafted[case])
+    assert r.returncode == 125, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert crafted[case] not in user("images").stdout
+    sentinel.assert_untouched()
+
+
+def test_user_overlay_xattr_is_refused(user, registry, tmp_path):
+    layout = str(tmp_path / "layout")
+    write_custom(layout, "userxattr", [_plain([E("d", "dir", pax={"SCHILY.xattr.user.overlay.opaque": "y"})])])
+    ref = f"{registry.host}/evil/userxattr:latest"
+    world.push_layout(layout, "userxattr", ref)
+    r = user("pull", ref)
+    assert r.returncode == 125 and "overlay" in r.stderr, r.stderr
+
+
+def test_crafted_layers_contained_for_a_user(user, crafted, sentinel):
+    ref = crafted["contained"]
+    r = user("pull", ref)
+    assert r.returncode == 0, r.stderr
+    s, tag = sentinel.path, sentinel.tag
+    r = user("run", "--rm", "--network", "none", ref, "sh", "-c",
+             f"cat {s}/through-absolute.txt {s}/through-relative.txt /tmp/{tag}-chain.txt /etc/{tag}-etc.txt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["pwned"] * 4
+    sentinel.assert_untouched()
+    assert not os.path.exists(f"/tmp/{tag}-chain.txt") and not os.path.exists(f"/etc/{tag}-etc.txt")
+    for root, dirs, files in os.walk(user.home):  # nothing of real root landed in the user's state
+        for n in dirs + files:
+            assert os.lstat(os.path.join(root, n)).st_uid != 0, os.path.join(root, n)
+    assert user("rmi", ref).returncode == 0
