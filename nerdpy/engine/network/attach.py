@@ -580,7 +580,12 @@ def reclaim_leaks(store, is_running: Callable[[str, str], bool] | None = None, g
     # a path is made after its row is committed and removed before its row is deleted, so a
     # path listed before the rows were read and without a row now is a leak
     recorded = {(r["namespace"], r["container_id"]) for r in db.query("SELECT namespace, container_id FROM net_sandboxes")}
+    rootless = store.settings.rootless_uid is not None
     for ns, cid, path in files:
+        if ns == "_rootless":  # a rootless user's user-network namespace (network/usernet.py)
+            continue
+        if rootless and (ns, cid) in existing:  # its slirp4netns netns: no CNI row; its teardown removes it
+            continue
         if (ns, cid) not in recorded and os.path.lexists(path):
             try:
                 delete_netns(path)

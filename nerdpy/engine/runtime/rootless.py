@@ -215,6 +215,12 @@ def _setns(fd: int, kind: int, what: str) -> None:
 
     if libc().setns(fd, kind) != 0:
         err = ctypes.get_errno()
+        import errno
+        import threading
+
+        if err == errno.EINVAL and threading.active_count() > 1:
+            raise NerdpyError("cannot join the rootless user namespace from a process with threads: "
+                              "open nerdpy's store (Client) before starting threads")
         raise NerdpyError(f"cannot join the rootless {what} namespace: {os.strerror(err)}")
 
 
