@@ -52,6 +52,11 @@ class User:
                            check=True)
         pw = pwd.getpwnam(name)
         self.uid, self.gid, self.home = pw.pw_uid, pw.pw_gid, pw.pw_dir
+        self.subuids = range(0)
+        for line in open("/etc/subuid"):
+            parts = line.strip().split(":")
+            if parts[0] == name and len(parts) == 3:
+                self.subuids = range(int(parts[1]), int(parts[1]) + int(parts[2]))
         self.src = tempfile.mkdtemp(prefix="nerdpy-rootless-src-")
         for package in ("nerdpy", "compose"):  # compose: before Debian's docker-compose module
             shutil.copytree(os.path.join(CHECKOUT, package), os.path.join(self.src, package),
@@ -88,7 +93,10 @@ class User:
         for d in os.listdir("/proc"):
             if d.isdigit():
                 try:
-                    if os.stat(f"/proc/{d}").st_uid in (self.uid, *range(300000, 365536)):
+                    with open(f"/proc/{d}/stat") as f:
+                        if f.read().rpartition(")")[2].split()[0] == "Z":
+                            continue  # exited, waiting to be reaped
+                    if os.stat(f"/proc/{d}").st_uid == self.uid or os.stat(f"/proc/{d}").st_uid in self.subuids:
                         out.append((int(d), open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode()))
                 except OSError:
                     pass
@@ -141,6 +149,9 @@ def user(images):
         with open(f"/proc/{pid}/mountinfo") as f:
             mine = [ln.split()[4] for ln in f if ln.split()[4].startswith((u.data_root, u.run_root))]
         assert [m for m in mine if not m.endswith("/netns")] == []
+        deadline = time.time() + 10  # a monitor or slirp4netns may still be exiting
+        while [p for p in u.processes() if p[0] != pid] and time.time() < deadline:
+            time.sleep(0.2)
         assert [p for p in u.processes() if p[0] != pid] == []
         os.kill(pid, signal.SIGTERM)
     finally:
