@@ -75,3 +75,17 @@ def test_both_overlay_xattr_forms_are_reserved():
     assert is_overlay_xattr("trusted.overlay.opaque")
     assert is_overlay_xattr("user.overlay.redirect")
     assert not is_overlay_xattr("user.mime_type")
+
+
+def test_run_root_must_be_private(tmp_path):
+    from nerdpy.engine.config import Settings
+    from nerdpy.engine.runtime.rootless import run_root_ready
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    with pytest.raises(NerdpyError, match="not a private directory"):
+        run_root_ready(Settings(run_root=str(shared), rootless_uid=1000))
+    fresh = tmp_path / "fresh"
+    assert run_root_ready(Settings(run_root=str(fresh), rootless_uid=1000)) == str(fresh)
+    assert (fresh.stat().st_mode & 0o777) == 0o700
