@@ -220,6 +220,8 @@ def test_default_network_and_published_port(user, images):
 
     r = user("run", "--rm", images.busybox, "ip", "-4", "addr", "show", "tap0")
     assert r.returncode == 0 and "10.0.2.100" in r.stdout, r.stderr
+    r = user("run", "--rm", images.busybox, "cat", "/etc/resolv.conf")
+    assert "nameserver 10.0.2.3" in r.stdout  # slirp4netns's DNS forwarder
     port = free_port()
     r = user("run", "-d", "--name", "rlweb", "-p", f"{port}:80", images.busybox,
              "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")

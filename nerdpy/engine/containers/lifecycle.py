@@ -303,8 +303,12 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
             text = hosts_file(hostname, extra=[(n, "127.0.0.1" if ip == "host-gateway" else ip)
                                                for n, ip in extra])
         write_atomic(os.path.join(cdir, "hosts"), text)
+    from nerdpy.engine.network.container import uses_slirp
+
+    # slirp4netns answers DNS on 10.0.2.3 with the host's resolvers (loopback ones included)
+    dns = s.dns or (["10.0.2.3"] if uses_slirp(s) else [])
     write_atomic(os.path.join(cdir, "resolv.conf"),
-                 resolv_conf(net == "host", s.dns or [], s.dns_search or [], s.dns_options or []))
+                 resolv_conf(net == "host", dns, s.dns_search or [], s.dns_options or []))
     mounts = [
         {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(cdir, "hostname"), "options": ["rbind", "rprivate"]},
         {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(cdir, "hosts"), "options": ["rbind", "rprivate"]},
