@@ -207,6 +207,12 @@ def test_detached_exec_logs_ps_stop_rm(user, images):
     while "hello" not in user("logs", "rl1").stdout and time.time() < deadline:
         time.sleep(0.1)
     assert user("logs", "rl1").stdout.strip() == "hello"
+    out = os.path.join(user.home, "copied")
+    r = user("cp", "rl1:/etc/hostname", out)
+    assert r.returncode == 0, r.stderr
+    assert os.stat(out).st_uid == user.uid
+    assert user("cp", out, "rl1:/tmp/back").returncode == 0
+    assert user("exec", "rl1", "cat", "/tmp/back").stdout == open(out).read()
     t = time.time()
     assert user("stop", "-t", "1", "rl1").returncode == 0
     assert time.time() - t < 10
