@@ -1,7 +1,8 @@
 """Rootless nerdpy (issue 18): a throwaway user with /etc/subuid and /etc/subgid ranges runs
 nerdpy through `runuser`, on its own state (~/.local/share/nerdpy, $XDG_RUNTIME_DIR/nerdpy):
 pull, run (exit codes, bind and named volumes), exec, logs, ps, stop, rm, -p reached from the
-host (slirp4netns), a user network with name resolution and compose up/down of a health-gated
+host (slirp4netns), cp, a restart policy and a health check, a user network with name
+resolution and compose up/down of a health-gated
 app (bridge + CNI in the user's network namespace), doctor, refused resource flags, one line for
 a user without the setup, and nothing left behind (mounts in the user's namespace, processes,
 nothing owned by real root in its home).
@@ -383,3 +384,22 @@ def test_crafted_layers_contained_for_a_user(user, crafted, sentinel):
         for n in dirs + files:
             assert os.lstat(os.path.join(root, n)).st_uid != 0, os.path.join(root, n)
     assert user("rmi", ref).returncode == 0
+
+
+def test_restart_policy_and_health_check(user, images):
+    r = user("run", "-d", "--name", "rlrestart", "--network", "none", "--restart", "on-failure:2",
+             images.busybox, "sh", "-c", "sleep 0.2; exit 1")
+    assert r.returncode == 0, r.stderr
+    r = user("run", "-d", "--name", "rlhealth", "--network", "none", "--health-cmd", "true",
+             "--health-interval", "1s", images.busybox, "sleep", "600")
+    assert r.returncode == 0, r.stderr
+    try:
+        deadline = time.time() + 30
+        count = health = ""
+        while time.time() < deadline and (count != "2" or health != "healthy"):
+            count = user("inspect", "-f", "{{.RestartCount}}", "rlrestart").stdout.strip()
+            health = user("inspect", "-f", "{{.State.Health.Status}}", "rlhealth").stdout.strip()
+            time.sleep(0.5)
+        assert (count, health) == ("2", "healthy")
+    finally:
+        user("rm", "-f", "rlrestart", "rlhealth")
