@@ -68,6 +68,7 @@ class Settings:
     bridge_name: str = ""      # the default network's Linux bridge ("" = nerdpy0)
     bridge_subnet: str = ""    # and its subnet ("" = 10.89.0.0/24)
     rootless_uid: int | None = None  # the real uid of a rootless user; None for root
+    snapshotter: str = "overlayfs"   # the storage driver: overlayfs (kernel) or fuse-overlayfs
 
 
 # toml key / env suffix -> Settings attribute
@@ -84,6 +85,7 @@ _KEYS = {
     "runc": "runc",
     "bridge_name": "bridge_name",
     "bridge_subnet": "bridge_subnet",
+    "snapshotter": "snapshotter",
 }
 
 

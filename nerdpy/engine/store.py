@@ -83,5 +83,5 @@ def open_store(settings: Settings) -> Store:
     except Exception as e:  # sqlite3.DatabaseError and friends
         raise StoreError(f"cannot open metadata in {root}: {e}") from None
     content = ContentStore(os.path.join(root, "content"))
-    snaps = open_snapshotter(os.path.join(root, "snapshots"), db)
+    snaps = open_snapshotter(os.path.join(root, "snapshots"), db, settings.snapshotter or "overlayfs")
     return Store(settings=settings, db=db, content=content, snapshots=snaps)

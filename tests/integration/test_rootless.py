@@ -74,8 +74,8 @@ class User:
         return ["env", "-i", f"HOME={self.home}", f"USER={self.name}", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
                 f"XDG_RUNTIME_DIR={self.xdg_run}", f"PYTHONPATH={self.src}"]
 
-    def __call__(self, *args, timeout=120, input=None) -> subprocess.CompletedProcess:
-        return subprocess.run(["runuser", "-u", self.name, "--", *self.env(), PY, "-m", "nerdpy", *args],
+    def __call__(self, *args, timeout=120, input=None, env=()) -> subprocess.CompletedProcess:
+        return subprocess.run(["runuser", "-u", self.name, "--", *self.env(), *env, PY, "-m", "nerdpy", *args],
                               capture_output=True, text=True, cwd=self.src, timeout=timeout, input=input)
 
     def sh(self, cmd: str) -> subprocess.CompletedProcess:
@@ -403,3 +403,35 @@ def test_restart_policy_and_health_check(user, images):
         assert (count, health) == ("2", "healthy")
     finally:
         user("rm", "-f", "rlrestart", "rlhealth")
+
+
+def test_fuse_overlayfs_snapshotter(user, images):
+    """The fallback snapshotter (for kernels without overlayfs in user namespaces), chosen by
+    configuration; its own data root. /dev/fuse opened up for the test as /dev/net/tun is."""
+    if shutil.which("fuse-overlayfs") is None or not os.path.exists("/dev/fuse"):
+        pytest.skip("fuse-overlayfs tests need fuse-overlayfs (apt-get install fuse-overlayfs) and /dev/fuse")
+    mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    os.chmod("/dev/fuse", 0o666)
+    env = ["NERDPY_SNAPSHOTTER=fuse-overlayfs", f"XDG_DATA_HOME={user.home}/fuse-data"]
+    try:
+        assert user("pull", "-q", images.busybox, env=env).returncode == 0
+        assert "fuse-overlayfs" in user("system", "info", env=env).stdout
+        r = user("run", "-d", "--name", "rlfuse", "--network", "none", images.busybox, "sh", "-c",
+                 "rm /bin/ls; rm -rf /etc; mkdir /etc; echo only > /etc/only; sleep 600", env=env)
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+        r = user("exec", "rlfuse", "sh", "-c", "grep ' / ' /proc/mounts; ls /etc", env=env)
+        assert "fuse-overlayfs" in r.stdout and "only" in r.stdout, r.stdout + r.stderr
+        assert user("commit", "rlfuse", "rlfuse:1", env=env).returncode == 0
+        assert user("rm", "-f", "rlfuse", env=env).returncode == 0
+        r = user("run", "--rm", "--network", "none", "rlfuse:1", "sh", "-c", "ls /etc; ls /bin/ls", env=env)
+        # opaque /etc (only the runtime's mount points beside it), /bin/ls deleted
+        assert set(r.stdout.split()) == {"only", "hostname", "hosts", "resolv.conf"}, r.stdout
+        assert r.returncode != 0
+        assert user("rmi", "rlfuse:1", env=env).returncode == 0
+        time.sleep(0.5)
+        assert not [p for p in user.processes() if "fuse-overlayfs" in p[1]]
+        with open(f"/proc/{user.pause_pid()}/mountinfo") as f:
+            assert "fuse" not in f.read()
+    finally:
+        os.chmod("/dev/fuse", mode)

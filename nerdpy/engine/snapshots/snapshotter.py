@@ -111,10 +111,15 @@ class Snapshotter(Protocol):
 
 
 # driver name -> "module:class"; a second snapshotter is one module and one line here
-DRIVERS = {"overlayfs": "nerdpy.engine.snapshots.overlay:OverlaySnapshotter"}
+DRIVERS = {"overlayfs": "nerdpy.engine.snapshots.overlay:OverlaySnapshotter",
+           "fuse-overlayfs": "nerdpy.engine.snapshots.fuse_overlay:FuseOverlaySnapshotter"}
 DEFAULT = "overlayfs"
 
 
 def open_snapshotter(root: str, db: Metadata, driver: str = DEFAULT) -> Snapshotter:
+    if driver not in DRIVERS:
+        from nerdpy.engine.errors import InvalidArgument
+
+        raise InvalidArgument(f"unknown snapshotter {driver!r}: use one of {', '.join(DRIVERS)}")
     module, _, cls = DRIVERS[driver].partition(":")
     return getattr(importlib.import_module(module), cls)(root, db)

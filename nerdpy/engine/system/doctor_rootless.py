@@ -123,16 +123,28 @@ def overlay_in_userns(base: str) -> str | None:
 
 
 def check_snapshotter(settings: Settings) -> Check:
+    """Which snapshotter this user has: the kernel's overlayfs inside the user namespace (tried),
+    or fuse-overlayfs when configured (its program and /dev/fuse checked)."""
     from nerdpy.engine.system.doctor import _existing
 
     base = _existing(settings.data_root)
+    fuse = shutil.which("fuse-overlayfs")
+    if settings.snapshotter == "fuse-overlayfs":
+        if fuse is None:
+            return Check("snapshotter", "fail", "fuse-overlayfs is configured but not installed",
+                         "sudo apt-get install fuse-overlayfs")
+        try:
+            os.close(os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC))
+        except OSError as e:
+            return Check("snapshotter", "fail", f"fuse-overlayfs is configured but /dev/fuse is not usable "
+                         f"by this user: {e.strerror}", "sudo chmod 0666 /dev/fuse")
+        return Check("snapshotter", "ok", f"fuse-overlayfs ({fuse}) with /dev/fuse")
     err = overlay_in_userns(base)
     if err is None:
         return Check("snapshotter", "ok", f"kernel overlayfs inside the user namespace works on {base}")
-    fuse = shutil.which("fuse-overlayfs")
-    return Check("snapshotter", "fail", f"kernel overlayfs inside a user namespace fails on {base}: {err}"
-                 + ("; fuse-overlayfs is installed but nerdpy has no fuse-overlayfs snapshotter yet" if fuse else ""),
-                 "use a kernel with overlayfs in user namespaces (5.11 or later) and a data root on ext4 or xfs")
+    return Check("snapshotter", "fail", f"kernel overlayfs inside a user namespace fails on {base}: {err}",
+                 'use fuse-overlayfs: snapshotter = "fuse-overlayfs" in ~/.config/nerdpy/nerdpy.toml '
+                 "(sudo apt-get install fuse-overlayfs; /dev/fuse usable by the user)")
 
 
 def check_network() -> list[Check]:
