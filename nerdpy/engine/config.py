@@ -68,7 +68,7 @@ class Settings:
     bridge_name: str = ""      # the default network's Linux bridge ("" = nerdpy0)
     bridge_subnet: str = ""    # and its subnet ("" = 10.89.0.0/24)
     rootless_uid: int | None = None  # the real uid of a rootless user; None for root
-    snapshotter: str = "overlayfs"   # the storage driver: overlayfs (kernel) or fuse-overlayfs
+    snapshotter: str = ""            # overlayfs (the kernel's) or fuse-overlayfs; "" = overlayfs for root, chosen for a user
 
 
 # toml key / env suffix -> Settings attribute

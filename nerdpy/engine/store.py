@@ -83,5 +83,10 @@ def open_store(settings: Settings) -> Store:
     except Exception as e:  # sqlite3.DatabaseError and friends
         raise StoreError(f"cannot open metadata in {root}: {e}") from None
     content = ContentStore(os.path.join(root, "content"))
-    snaps = open_snapshotter(os.path.join(root, "snapshots"), db, settings.snapshotter or "overlayfs")
+    driver = settings.snapshotter or "overlayfs"
+    if settings.rootless_uid is not None:
+        from nerdpy.engine.runtime.rootless import choose_snapshotter
+
+        driver = choose_snapshotter(settings)
+    snaps = open_snapshotter(os.path.join(root, "snapshots"), db, driver)
     return Store(settings=settings, db=db, content=content, snapshots=snaps)

@@ -3,8 +3,9 @@ the `fuse-overlayfs` program instead of the kernel, for a rootless user whose ke
 mount overlayfs inside a user namespace (before 5.11). fuse-overlayfs reads the same whiteouts
 (0:0 character devices) and opaque xattrs (`user.overlay.opaque`) as the kernel's overlay with
 `userxattr`, so only the mounts differ; `mount_all` runs the program (it serves the mount
-until it is unmounted). Chosen with `snapshotter = "fuse-overlayfs"` (NERDPY_SNAPSHOTTER);
-needs /dev/fuse usable by the user.
+until it is unmounted). Chosen for a new rootless data root when the kernel's overlayfs fails
+in a user namespace (runtime/rootless.py `choose_snapshotter`), or with `snapshotter =
+"fuse-overlayfs"` (NERDPY_SNAPSHOTTER); needs /dev/fuse usable by the user.
 """
 from __future__ import annotations
 

@@ -9,17 +9,13 @@ Each failure names the command that fixes it.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import stat
-import tempfile
 
 from nerdpy.engine.config import Settings
 from nerdpy.engine.system.doctor import Check
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
 
 
 def check_subids(uid: int) -> list[Check]:
@@ -74,62 +70,15 @@ def check_userns() -> Check:
     return Check("user namespaces", "ok", "enabled" + (f" (max {n})" if n > 0 else ""))
 
 
-def overlay_in_userns(base: str) -> str | None:
-    """Mount a tiny overlay (option userxattr) in a fresh user namespace with its upper dir under
-    `base`, delete a lower file through it: None when a whiteout appears, else what failed."""
-    tmp = tempfile.mkdtemp(prefix=".doctor-", dir=base)
-    try:
-        for d in ("lower", "upper", "work", "merged"):
-            os.mkdir(os.path.join(tmp, d))
-        with open(os.path.join(tmp, "lower", "f"), "w") as f:
-            f.write("x")
-        uid, gid = os.geteuid(), os.getegid()
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            msg = b""
-            try:
-                os.close(r)
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
-                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
-                for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-                    with open(f"/proc/self/{name}", "w") as f:
-                        f.write(text)
-                from nerdpy.engine.snapshots.mount import mount
-
-                opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work,index=off,userxattr"
-                mount("overlay", os.path.join(tmp, "merged"), "overlay", 0, opts)
-                os.unlink(os.path.join(tmp, "merged", "f"))
-            except BaseException as e:
-                msg = str(e).encode() or type(e).__name__.encode()
-            finally:
-                os.write(w, msg)
-                os._exit(0)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            msg = f.read().decode(errors="replace")
-        os.waitpid(pid, 0)
-        if msg:
-            return msg
-        st = os.lstat(os.path.join(tmp, "upper", "f"))
-        if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0):
-            return "deleting a file did not leave an overlay whiteout in the upper dir"
-        return None
-    except OSError as e:
-        return f"{e.strerror or e}"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def check_snapshotter(settings: Settings) -> Check:
     """Which snapshotter this user has: the kernel's overlayfs inside the user namespace (tried),
     or fuse-overlayfs when configured (its program and /dev/fuse checked)."""
+    from nerdpy.engine.runtime.rootless import overlay_in_userns
     from nerdpy.engine.system.doctor import _existing
 
     base = _existing(settings.data_root)
     fuse = shutil.which("fuse-overlayfs")
-    if settings.snapshotter == "fuse-overlayfs":
+    if settings.snapshotter == "fuse-overlayfs" or _recorded(settings) == "fuse-overlayfs":
         if fuse is None:
             return Check("snapshotter", "fail", "fuse-overlayfs is configured but not installed",
                          "sudo apt-get install fuse-overlayfs")
@@ -142,9 +91,20 @@ def check_snapshotter(settings: Settings) -> Check:
     err = overlay_in_userns(base)
     if err is None:
         return Check("snapshotter", "ok", f"kernel overlayfs inside the user namespace works on {base}")
+    if fuse is not None and not settings.snapshotter:
+        return Check("snapshotter", "warn", f"kernel overlayfs inside a user namespace fails on {base}: {err}; "
+                     "a new data root uses fuse-overlayfs instead (needs /dev/fuse usable by the user)")
     return Check("snapshotter", "fail", f"kernel overlayfs inside a user namespace fails on {base}: {err}",
                  'use fuse-overlayfs: snapshotter = "fuse-overlayfs" in ~/.config/nerdpy/nerdpy.toml '
                  "(sudo apt-get install fuse-overlayfs; /dev/fuse usable by the user)")
+
+
+def _recorded(settings: Settings) -> str:
+    try:
+        with open(os.path.join(settings.data_root, "snapshotter")) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def check_network() -> list[Check]:
