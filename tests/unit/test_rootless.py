@@ -89,3 +89,19 @@ def test_run_root_must_be_private(tmp_path):
     fresh = tmp_path / "fresh"
     assert run_root_ready(Settings(run_root=str(fresh), rootless_uid=1000)) == str(fresh)
     assert (fresh.stat().st_mode & 0o777) == 0o700
+
+
+def test_snapshotter_choice_is_recorded_per_data_root(tmp_path):
+    from nerdpy.engine.config import Settings
+    from nerdpy.engine.runtime.rootless import choose_snapshotter
+
+    s = Settings(data_root=str(tmp_path / "a"), rootless_uid=1000, snapshotter="fuse-overlayfs")
+    assert choose_snapshotter(s) == "fuse-overlayfs"  # configured: used as is, nothing recorded
+    s = Settings(data_root=str(tmp_path / "b"), rootless_uid=1000)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "snapshotter").write_text("fuse-overlayfs\n")
+    assert choose_snapshotter(s) == "fuse-overlayfs"  # what the data root was made with
+    s = Settings(data_root=str(tmp_path / "c"), rootless_uid=1000)
+    first = choose_snapshotter(s)  # probed (this kernel mounts overlayfs in a user namespace)
+    assert first in ("overlayfs", "fuse-overlayfs")
+    assert (tmp_path / "c" / "snapshotter").read_text().strip() == first
