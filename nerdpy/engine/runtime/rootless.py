@@ -10,7 +10,10 @@ setuid files keep working, and every mount lives in the namespace's own mount ta
 host's. Children (the per-container monitor, runc, cleanup commands) inherit the namespaces and
 know they are rootless through `config.ROOTLESS_ENV`.
 
-`setup_problems` says what a user lacks (for the one-line error and for `doctor`).
+`setup_problems` says what a user lacks (for the one-line error and for `doctor`);
+`check_resources` refuses cgroup limits without delegation; `choose_snapshotter` picks the
+kernel's overlayfs (probed in a user namespace, `overlay_in_userns`) or fuse-overlayfs for a new
+data root; `runc` runs with `--rootless true` inside (runtime/runc.py `global_flags`).
 """
 from __future__ import annotations
 
@@ -27,7 +30,6 @@ from nerdpy.engine.errors import NerdpyError
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
 PAUSE_NAME = "nerdpy-pause"
 FIX = "sudo scripts/install.sh --rootless {user}"
 
@@ -266,11 +268,6 @@ def stop_namespace(settings: Settings) -> bool:
     except OSError:
         pass
     return True
-
-
-def runc_flags(settings: Settings) -> list[str]:
-    """runc's global flags for this user: rootless mode (cgroups best effort) for a user."""
-    return ["--rootless", "true"] if settings.rootless_uid is not None else []
 
 
 _RESOURCE_FLAGS = (("memory", "--memory"), ("memory_swap", "--memory-swap"),
