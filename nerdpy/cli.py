@@ -135,7 +135,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-v", "--version", prog_name="nerdpy", message="nerdpy version %(version)s")
-@click.option("--data-root", metavar="DIR", help="Root of persistent state [default: /var/lib/nerdpy]")
+@click.option("--data-root", metavar="DIR", help="Root of persistent state [default: /var/lib/nerdpy; for a user ~/.local/share/nerdpy]")
 @click.option("-n", "--namespace", metavar="NS", help="Namespace to use [default: default]")
 @click.option("--debug", is_flag=True, default=None, help="Show debug output and tracebacks")
 @click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST",

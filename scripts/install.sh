@@ -21,6 +21,10 @@ Steps:
               /etc/fish/completions/nerdpy.fish (each only when that shell is installed)
   mirror      with --mirror: HOSTS_DIR/docker.io/hosts.toml naming the mirror(s)
   doctor      nerdpy doctor
+  rootless    with --rootless USER: apt-get install uidmap slirp4netns fuse-overlayfs; a
+              65,536-id range for USER in /etc/subuid and /etc/subgid (usermod) if it has
+              none; /dev/net/tun usable by users (0666, kept by a udev rule); then
+              `nerdpy doctor` as USER
 
 Options:
   --mirror URL          a registry mirror (http:// or https://) for docker.io images;
@@ -32,6 +36,7 @@ Options:
   --hosts-dir DIR       where hosts.toml files go (default: the first hosts dir nerdpy
                         reads, /etc/nerdpy/certs.d unless nerdpy.toml or
                         NERDPY_HOSTS_DIR say otherwise)
+  --rootless USER       prepare USER to run nerdpy without root (repeatable; step rootless)
   --with-test-tools     also install what the test suite needs (docker-registry, skopeo,
                         umoci, busybox-static, openssl, apache2-utils, procps, curl, zsh,
                         fish) and nerdpy's test extras
@@ -48,6 +53,7 @@ ZSH_COMPLETION_DIR, FISH_COMPLETION_DIR (where the completion scripts go).
 Examples:
   sudo bash scripts/install.sh
   sudo bash scripts/install.sh --mirror https://mirror.lan:5000     # no internet, a mirror
+  sudo bash scripts/install.sh --rootless alice                     # alice runs nerdpy herself
   bash scripts/install.sh --dry-run --with-test-tools
 EOF
 }
@@ -60,10 +66,14 @@ RUNTIME_PACKAGES=(runc containernetworking-plugins iptables iproute2 ca-certific
 # then enough (pip fetches from PyPI only what Debian has too old)
 PY_PACKAGES=(python3-pip python3-setuptools python3-wheel python3-click python3-rich python3-requests python3-yaml
              python3-cffi python3-zstandard python3-jsonschema python3-watchdog python3-aiohttp)
-TEST_PACKAGES=(docker-registry skopeo umoci busybox-static openssl apache2-utils procps curl zsh fish docker-compose)
+TEST_PACKAGES=(docker-registry skopeo umoci busybox-static openssl apache2-utils procps curl zsh fish docker-compose
+               uidmap slirp4netns fuse-overlayfs python3-click python3-rich python3-requests python3-yaml
+               python3-cffi python3-zstandard python3-jsonschema)
 # the docker CLI 20.10 as a test client of `nerdpy system service` (extracted from Debian's docker.io
 # package; its dockerd is never started)
 DOCKER_CLI_DIR=${DOCKER_CLI_DIR:-/opt/docker-io}
+# rootless nerdpy (--rootless USER): user namespaces over /etc/subuid, the default network
+ROOTLESS_PACKAGES=(uidmap slirp4netns fuse-overlayfs)
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 usage_error() { echo "install.sh: $*" >&2; echo "Try 'scripts/install.sh --help'." >&2; exit 2; }
@@ -71,6 +81,7 @@ say() { echo "==> $*"; }
 
 DRY=0 TEST_TOOLS=0 EDITABLE=1 REINSTALL=0
 DO_PACKAGES=1 DO_PROJECT=1 DO_COMPLETION=1 DO_DOCTOR=1
+ROOTLESS_USERS=()
 MIRRORS=()
 MIRROR_FOR=docker.io MIRROR_CA="" MIRROR_SKIP_VERIFY=0 HOSTS_DIR=""
 if [ -n "${NERDPY_MIRROR:-}" ]; then
@@ -91,6 +102,8 @@ while [ $# -gt 0 ]; do
         --mirror-skip-verify) MIRROR_SKIP_VERIFY=1 ;;
         --hosts-dir) need_value "$@"; HOSTS_DIR=$2; shift ;;
         --hosts-dir=*) HOSTS_DIR=${1#*=} ;;
+        --rootless) need_value "$@"; ROOTLESS_USERS+=("$2"); shift ;;
+        --rootless=*) ROOTLESS_USERS+=("${1#*=}") ;;
         --with-test-tools) TEST_TOOLS=1 ;;
         --no-editable) EDITABLE=0 ;;
         --reinstall) REINSTALL=1 ;;
@@ -191,6 +204,7 @@ if [ "$DO_PACKAGES" = 1 ]; then
     say "packages"
     want=("${RUNTIME_PACKAGES[@]}")
     [ "$TEST_TOOLS" = 0 ] || want+=("${TEST_PACKAGES[@]}")
+    [ ${#ROOTLESS_USERS[@]} -eq 0 ] || want+=("${ROOTLESS_PACKAGES[@]}")
     if system_python; then
         want+=(python3 "${PY_PACKAGES[@]}")
     elif ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
@@ -366,6 +380,42 @@ if [ "$DO_DOCTOR" = 1 ]; then
         fi
     fi
 fi
+
+# -- rootless users -------------------------------------------------------------------------------
+# next_subid FILE: the first id after every range in FILE (at least 100000)
+next_subid() {
+    awk -F: 'BEGIN { n = 100000 } NF == 3 && $2 + $3 > n { n = $2 + $3 } END { print n }' "$1" 2>/dev/null || echo 100000
+}
+
+for u in ${ROOTLESS_USERS[@]+"${ROOTLESS_USERS[@]}"}; do
+    say "rootless user $u"
+    id -u "$u" >/dev/null 2>&1 || die "--rootless $u: no such user"
+    uid=$(id -u "$u")
+    [ "$uid" != 0 ] || die "--rootless $u: root runs nerdpy with root's paths, not rootless"
+    for kind in uid gid; do
+        f=/etc/sub$kind
+        if grep -qE "^($u|$uid):[0-9]+:[1-9]" "$f" 2>/dev/null; then
+            echo "    $f: $u has a range already"
+        else
+            start=$(next_subid "$f")
+            echo "    $f: $u gets ids $start-$((start + 65535))"
+            run usermod "--add-sub${kind}s" "$start-$((start + 65535))" "$u"
+        fi
+    done
+    if [ -c /dev/net/tun ]; then
+        if [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+            run chmod 0666 /dev/net/tun
+        fi
+        echo 'KERNEL=="tun", GROUP="root", MODE="0666"' | install_file /etc/udev/rules.d/99-nerdpy-tun.rules 0644
+    else
+        echo "    no /dev/net/tun: the rootless default network (slirp4netns) will not work; --network none/host will"
+    fi
+    if [ "$DRY" = 1 ]; then
+        echo "+ runuser -u $u -- $PYTHON -m nerdpy doctor"
+    elif ! (cd / && runuser -u "$u" -- env -u XDG_RUNTIME_DIR "$PYTHON" -m nerdpy doctor); then
+        die "nerdpy doctor as $u found problems (above); if $u cannot import nerdpy, install it for $PYTHON system-wide (--no-editable) or use Debian's python3"
+    fi
+done
 
 if [ "$DRY" = 1 ]; then
     say "dry run: nothing was changed"

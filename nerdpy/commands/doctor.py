@@ -20,12 +20,17 @@ def doctor(ctx, fmt) -> None:
     \b
     Checks root, runc (and its CVE-2024-21626 fix), overlayfs, cgroups, the CNI plugins,
     iptables, iproute2, tini, the data root's filesystem, free space, and that the registry
-    mirrors of each hosts.toml answer. Warnings do not fail. Exits 0 when all is well, 1
-    otherwise.
+    mirrors of each hosts.toml answer. Run as a user (rootless), also the subuid and subgid
+    ranges, newuidmap, overlayfs inside a user namespace, slirp4netns, /dev/net/tun and
+    cgroup delegation. Warnings do not fail. Exits 0 when all is well, 1 otherwise.
     """
-    from nerdpy.engine.system.doctor import run_checks
+    settings = settings_of(ctx)
+    if settings.rootless_uid is not None:  # a plain user: rootless mode's checks
+        from nerdpy.engine.system.doctor_rootless import run_checks
+    else:
+        from nerdpy.engine.system.doctor import run_checks
 
-    checks = run_checks(settings_of(ctx))
+    checks = run_checks(settings)
     failed = [c for c in checks if not c.ok]
     if fmt:
         from nerdpy.template import format_output

@@ -256,6 +256,8 @@ def run(ctx, image, command, detach, sig_proxy, detach_keys, attach, **o):
     # the monitor's interpreter starts while we create the container (it waits for its config)
     from nerdpy.engine.runtime.monitor.spawn import spawn_monitor
 
+    if os.geteuid() != 0:  # rootless: into the user namespace first, so the monitor starts inside
+        ctx.obj.store()
     monitor = spawn_monitor()
     try:
         store, c = do_create(ctx, image, command, o)

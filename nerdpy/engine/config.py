@@ -3,6 +3,12 @@
 Values come, lowest precedence first, from built-in defaults, `/etc/nerdpy/nerdpy.toml`
 (or `$NERDPY_CONFIG`), `NERDPY_*` environment variables, and finally command-line flags,
 which the CLI passes in as overrides.
+
+A user other than root runs rootless (engine/runtime/rootless.py) with per-user defaults
+(`user_defaults`): data root `$XDG_DATA_HOME/nerdpy` (~/.local/share/nerdpy), run root
+`$XDG_RUNTIME_DIR/nerdpy` (or /tmp/nerdpy-UID), config `$XDG_CONFIG_HOME/nerdpy/nerdpy.toml`
+(~/.config/nerdpy), hosts.toml files under ~/.config/nerdpy/certs.d. Inside the user namespace
+the process is uid 0, so the real uid travels in `ROOTLESS_ENV`.
 """
 from __future__ import annotations
 
@@ -14,6 +20,39 @@ from nerdpy.engine.errors import InvalidArgument
 DEFAULT_CONFIG_PATH = "/etc/nerdpy/nerdpy.toml"
 DEFAULT_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
 DEFAULT_HOSTS_DIRS = ("/etc/nerdpy/certs.d", "/etc/containerd/certs.d", "/etc/docker/certs.d")
+ROOTLESS_ENV = "_NERDPY_ROOTLESS_UID"  # set by the user namespace join: the user's real uid
+
+
+def rootless_uid() -> int | None:
+    """The real uid of a rootless user (None when nerdpy runs as real root)."""
+    euid = os.geteuid()
+    if euid != 0:
+        return euid
+    marked = os.environ.get(ROOTLESS_ENV, "")
+    return int(marked) if marked.isdigit() else None
+
+
+def user_defaults(uid: int, env: dict) -> dict[str, object]:
+    """The per-user paths of a rootless user (XDG base directories)."""
+    home = env.get("HOME") or ""
+    if not home:
+        import pwd
+
+        try:
+            home = pwd.getpwuid(uid).pw_dir
+        except KeyError:
+            home = "/"
+    data = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    conf = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    xdg_run = env.get("XDG_RUNTIME_DIR") or ""
+    run = os.path.join(xdg_run, "nerdpy") if xdg_run else f"/tmp/nerdpy-{uid}"
+    return {
+        "config": os.path.join(conf, "nerdpy", "nerdpy.toml"),
+        "data_root": os.path.join(data, "nerdpy"),
+        "run_root": run,
+        "hosts_dirs": [os.path.join(conf, "nerdpy", "certs.d")],
+        "cni_netconfpath": os.path.join(conf, "nerdpy", "cni", "net.d"),
+    }
 
 
 @dataclass
@@ -34,6 +73,8 @@ class Settings:
     # where CDI (Container Device Interface) specs are read from, for --device vendor/class=name
     cdi_spec_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_CDI_DIRS))
     lock_timeout: float = 300.0  # seconds to wait for a lock another process holds, then give up
+    rootless_uid: int | None = None  # the real uid of a rootless user; None for root
+    snapshotter: str = ""            # overlayfs (the kernel's) or fuse-overlayfs; "" = overlayfs for root, chosen for a user
 
 
 # toml key / env suffix -> Settings attribute
@@ -53,6 +94,7 @@ _KEYS = {
     "runtimes": "runtimes",
     "cdi_spec_dirs": "cdi_spec_dirs",
     "lock_timeout": "lock_timeout",
+    "snapshotter": "snapshotter",
 }
 
 
@@ -105,7 +147,15 @@ def load_settings(overrides: dict | None = None, env: dict | None = None) -> Set
     """Build the settings from the config file, the environment and explicit overrides."""
     env = os.environ if env is None else env
     settings = Settings()
-    path = env.get("NERDPY_CONFIG", DEFAULT_CONFIG_PATH)
+    path = DEFAULT_CONFIG_PATH
+    uid = rootless_uid()
+    if uid is not None:
+        mine = user_defaults(uid, env)
+        path = str(mine.pop("config"))
+        for attr, value in mine.items():
+            setattr(settings, attr, value)
+        settings.rootless_uid = uid
+    path = env.get("NERDPY_CONFIG", path)
     if os.path.exists(path):
         import tomllib
 

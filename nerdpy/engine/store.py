@@ -74,6 +74,14 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     root = settings.data_root
+    if settings.rootless_uid is not None:  # a plain user: into the user namespace first
+        from nerdpy.engine.runtime.rootless import ensure_namespace
+
+        ensure_namespace(settings)
+        from nerdpy.engine.network.usernet import ENV, path_of
+
+        os.environ[ENV] = path_of(settings.run_root)  # where user networks' host side lives
+
     from nerdpy.engine.content.damage import database_damage, repair_hint
 
     from nerdpy.engine.util import locks
@@ -94,5 +102,10 @@ def open_store(settings: Settings) -> Store:
                                f"{repair_hint()}") from None
         raise StoreError(f"cannot open metadata in {root}: {e}") from None
     content = ContentStore(os.path.join(root, "content"))
-    snaps = open_snapshotter(os.path.join(root, "snapshots"), db)
+    driver = settings.snapshotter or "overlayfs"
+    if settings.rootless_uid is not None:
+        from nerdpy.engine.runtime.rootless import choose_snapshotter
+
+        driver = choose_snapshotter(settings)
+    snaps = open_snapshotter(os.path.join(root, "snapshots"), db, driver)
     return Store(settings=settings, db=db, content=content, snapshots=snaps)

@@ -101,7 +101,7 @@ def read_from_layers(layers: list[str], path: str) -> list[str] | None:
     (a symlink on the way)."""
     import stat as _stat
 
-    from nerdpy.engine.snapshots.snapshotter import OPAQUE_XATTR, is_whiteout
+    from nerdpy.engine.snapshots.snapshotter import is_whiteout, opaque_xattr
 
     parts = [p for p in path.split("/") if p]
     for layer in layers:
@@ -135,7 +135,7 @@ def read_from_layers(layers: list[str], path: str) -> list[str] | None:
         for part in parts[:-1]:
             probe = os.path.join(probe, part)
             try:
-                if os.getxattr(probe, OPAQUE_XATTR) == b"y":
+                if os.getxattr(probe, opaque_xattr()) == b"y":
                     return []
             except OSError:
                 pass

@@ -16,7 +16,7 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     """The argv of `runc exec` for this process (runc's JSON log after `--log`), and a cleanup
     to call afterwards."""
     from nerdpy.engine.containers.etcfiles import lookup_user
-    from nerdpy.engine.runtime.runc import runc_path
+    from nerdpy.engine.runtime.runc import global_flags, runc_path
 
     with open(os.path.join(container_dir(store, c.id), "config.json")) as f:
         spec = json.load(f)
@@ -55,7 +55,7 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     from nerdpy.engine.containers.resources import runtime_of
 
     binary, rt_args = runtime_of(store, c.spec)
-    argv = [runc_path(binary), *rt_args, "--root", runc_root(store), "--log", log, "--log-format", "json",
+    argv = [runc_path(binary), *rt_args, "--root", runc_root(store), *global_flags(), "--log", log, "--log-format", "json",
             "exec", "--process", path]
     if tty:
         argv.append("--tty")

@@ -51,6 +51,10 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     from nerdpy.engine.images.image import image_chain_id, image_config, resolve_image
 
     check_spec(spec)  # whoever built it (CLI, Client, compose): the same checks
+    if store.settings.rootless_uid is not None:
+        from nerdpy.engine.runtime.rootless import check_resources
+
+        check_resources(spec)
 
     image = resolve_image(store, spec.image)
     config = image_config(store, image)
@@ -371,8 +375,12 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
             text = hosts_file(hostname, extra=[(n, "127.0.0.1" if ip == "host-gateway" else ip)
                                                for n, ip in extra])
         write_atomic(os.path.join(cdir, "hosts"), text)
+    from nerdpy.engine.network.container import uses_slirp
+
+    # slirp4netns answers DNS on 10.0.2.3 with the host's resolvers (loopback ones included)
+    dns = s.dns or (["10.0.2.3"] if uses_slirp(s) else [])
     write_atomic(os.path.join(cdir, "resolv.conf"),
-                 resolv_conf(net == "host", s.dns or [], s.dns_search or [], s.dns_options or []))
+                 resolv_conf(net == "host", dns, s.dns_search or [], s.dns_options or []))
     mounts = [
         {"destination": "/etc/hostname", "type": "bind", "source": os.path.join(cdir, "hostname"), "options": ["rbind", "rprivate"]},
         {"destination": "/etc/hosts", "type": "bind", "source": os.path.join(cdir, "hosts"), "options": ["rbind", "rprivate"]},
@@ -427,7 +435,8 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
         shm_size=s.shm_size or (64 << 20),
         sysctls=s.sysctls or {},
         devices=devices,
-        cgroups_path=cgroups.container_path(store.namespace, c.id),
+        cgroups_path="" if store.settings.rootless_uid is not None else cgroups.container_path(store.namespace, c.id),
+        rootless=store.settings.rootless_uid is not None,
         oom_score_adj=s.oom_score_adj,
         cgroupns=s.cgroupns or None,
         ipcns=ipcns,
@@ -512,7 +521,7 @@ def _merge_env(base: list[str], extra: list[str]) -> list[str]:
 
 def _monitor_config(store: Store, c: Container) -> dict:
     from nerdpy.engine.content.reserve import reserve_path
-    from nerdpy.engine.runtime.runc import runc_path
+    from nerdpy.engine.runtime.runc import global_flags, runc_path
 
     from nerdpy.engine.containers.resources import runtime_of
 
@@ -529,6 +538,7 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "runc": runc_path(runtime[0]),
         "runtime_args": runtime[1],
         "oom_files": cgroups.oom_files(cgroups.container_path(store.namespace, c.id)),
+        "runc_flags": global_flags(),
         "runc_root": runc_root(store),
         "log_path": log_path(store, c.id),
         "log_max_size": parse_size(opts["max-size"]) if opts.get("max-size") else 0,

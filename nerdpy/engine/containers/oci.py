@@ -144,6 +144,7 @@ class SpecOptions:
     memory_swappiness: int | None = None
     oom_kill_disable: bool = False
     block_io: dict = field(default_factory=dict)  # linux.resources.blockIO (weight, throttle*)
+    rootless: bool = False                # in a rootless user's namespace: no cgroup settings
 
 
 def normalise_cap(name: str) -> str:
@@ -328,6 +329,13 @@ def build_spec(o: SpecOptions) -> dict:
         "resources": resources,
         "devices": [_device_entry(d) for d in devices],
     }
+    if o.rootless:
+        # no cgroup of its own (no delegation): no resources; the host's cgroup tree read-only
+        del linux["resources"]
+        for m in mounts:
+            if m["destination"] == "/sys/fs/cgroup":
+                m.update({"type": "bind", "source": "/sys/fs/cgroup",
+                          "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
     sysctls = dict(o.sysctls)

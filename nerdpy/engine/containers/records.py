@@ -412,6 +412,9 @@ def pause_container(store: Store, c: Container) -> None:
         raise Conflict(f"container {c.name} is already paused")
     if state.status != "running":
         raise Conflict(f"container {c.name} is not running")
+    if store.settings.rootless_uid is not None:
+        raise NerdpyError("pause needs the container's own cgroup (the freezer), which rootless "
+                          "containers do not have on this host")
     container_runtime(store, c.spec).pause(c.id)
     open(os.path.join(run_dir(store, c.id), "paused"), "w").close()
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, LayerError, NerdpyError
-from nerdpy.engine.snapshots.snapshotter import INTERNAL_XATTRS, OPAQUE_XATTR, is_whiteout
+from nerdpy.engine.snapshots.snapshotter import is_overlay_xattr, is_whiteout, opaque_xattr, overlay_xattrs
 from nerdpy.engine.store import Store
 
 # files runc creates in the writable layer as mount points for what nerdpy binds over them
@@ -47,7 +47,7 @@ def _xattrs(path: str) -> dict[str, str]:
     except OSError:
         return out
     for name in names:
-        if name.startswith(INTERNAL_XATTRS):
+        if is_overlay_xattr(name):
             continue
         try:
             value = os.getxattr(path, name, follow_symlinks=False)
@@ -139,7 +139,7 @@ def write_diff(upper: str, out: BinaryIO) -> int:
                 if tar_entry(tf, path, rel, st, links):
                     count += 1
                 if stat.S_ISDIR(st.st_mode):
-                    if _getxattr(path, OPAQUE_XATTR) == b"y":
+                    if _getxattr(path, opaque_xattr()) == b"y":
                         _marker(tf, rel + "/" + OPAQUE, st)
                         count += 1
                     fd = os.open(name, dir_flags, dir_fd=dir_fd)
@@ -166,9 +166,9 @@ def _getxattr(path: str, name: str) -> bytes | None:
 def _refuse_overlay_features(path: str, rel: str, st: os.stat_result) -> None:
     """redirect_dir and metacopy keep data in the lower layers: our mounts never turn them on,
     so finding them means the upper dir was made by something else."""
-    if stat.S_ISDIR(st.st_mode) and _getxattr(path, INTERNAL_XATTRS + "redirect") is not None:
+    if stat.S_ISDIR(st.st_mode) and _getxattr(path, overlay_xattrs() + "redirect") is not None:
         raise LayerError(f"{rel}: overlay redirect_dir entries are not supported")
-    if stat.S_ISREG(st.st_mode) and _getxattr(path, INTERNAL_XATTRS + "metacopy") is not None:
+    if stat.S_ISREG(st.st_mode) and _getxattr(path, overlay_xattrs() + "metacopy") is not None:
         raise LayerError(f"{rel}: overlay metacopy entries are not supported")
 
 
@@ -525,7 +525,8 @@ def commit_container(store: Store, c, reference: str | None = None, *, changes: 
         raise Conflict(f"container {c.name}: its layer does not sit on its image's layers")
 
     paused_here = False
-    if pause and container_state(store, c).status == "running":
+    # rootless containers have no freezer cgroup: read unpaused (safe, see above), as --pause=false
+    if pause and store.settings.rootless_uid is None and container_state(store, c).status == "running":
         pause_container(store, c)
         paused_here = True
     with store.gc_lock(exclusive=False):

@@ -494,14 +494,16 @@ def _chain_name(cni_name: str, cid: str) -> str:
 
 
 def _sweep_masquerade(cni_name: str, cid: str) -> None:
+    from nerdpy.engine.network.usernet import wrap
+
     chain = _chain_name(cni_name, cid)
-    r = subprocess.run(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"], capture_output=True, text=True)
+    r = subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"]), capture_output=True, text=True)
     for line in r.stdout.splitlines():
         words = line.split()
         if line.startswith("-A ") and chain in words:
-            subprocess.run(["iptables", "-w", "-t", "nat", "-D", *_unquote(words[1:])], capture_output=True)
-    subprocess.run(["iptables", "-w", "-t", "nat", "-F", chain], capture_output=True)
-    subprocess.run(["iptables", "-w", "-t", "nat", "-X", chain], capture_output=True)
+            subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-D", *_unquote(words[1:])]), capture_output=True)
+    subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-F", chain]), capture_output=True)
+    subprocess.run(wrap(["iptables", "-w", "-t", "nat", "-X", chain]), capture_output=True)
 
 
 def _unquote(words: list[str]) -> list[str]:
@@ -614,7 +616,12 @@ def reclaim_leaks(store, is_running: Callable[[str, str], bool] | None = None, g
     # path listed before the rows were read and without a row now is a leak
     recorded = {(r["namespace"], r["container_id"]) for r in db.query("SELECT namespace, container_id FROM net_sandboxes")}
     mine = os.path.realpath(store.data_root)
+    rootless = store.settings.rootless_uid is not None
     for ns, cid, path in files:
+        if ns == "_rootless":  # a rootless user's user-network namespace (network/usernet.py)
+            continue
+        if rootless and (ns, cid) in existing:  # its slirp4netns netns: no CNI row; its teardown removes it
+            continue
         owner = owner_of(path)  # None: made before owners were recorded (or by a crash before it)
         if owner is not None and owner != mine:
             continue  # another data root's (they may share a run root): never ours to remove

@@ -90,7 +90,9 @@ def exec_plugin(plugin_type: str, command: str, conf: dict, rt: RuntimeConf, pat
     """Run one plugin; its parsed result (None when it prints nothing), or CniError."""
     exe = find_plugin(plugin_type, paths)
     try:
-        proc = subprocess.run([exe], input=json.dumps(conf).encode(), capture_output=True,
+        from nerdpy.engine.network.usernet import wrap
+
+        proc = subprocess.run(wrap([exe]), input=json.dumps(conf).encode(), capture_output=True,
                               env=_env(command, rt, paths), timeout=PLUGIN_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise CniError(plugin_type, command, 999, f"timed out after {PLUGIN_TIMEOUT:.0f}s") from None

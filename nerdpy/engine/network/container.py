@@ -28,7 +28,14 @@ def network_mode(spec: ContainerSpec) -> str:
 
 def uses_cni(spec: ContainerSpec) -> bool:
     mode = network_mode(spec)
-    return mode not in NO_CNI and not mode.startswith("container:")
+    return mode not in NO_CNI and not mode.startswith("container:") and not uses_slirp(spec)
+
+
+def uses_slirp(spec: ContainerSpec) -> bool:
+    """A rootless user's default network: slirp4netns (engine/network/slirp.py), no CNI."""
+    from nerdpy.engine.config import rootless_uid
+
+    return network_mode(spec) == "bridge" and rootless_uid() is not None
 
 
 def _attachments(spec: ContainerSpec) -> list[dict]:
@@ -58,7 +65,7 @@ def check_network_spec(store: Store, spec: ContainerSpec, image_config: dict) ->
             raise InvalidArgument("conflicting options: hostname and the network mode")
         find_container(store, mode.partition(":")[2])
         return
-    if mode in NO_CNI:
+    if mode in NO_CNI or uses_slirp(spec):
         if spec.networks and len(spec.networks) > 1:
             raise InvalidArgument(f"container cannot be disconnected from host network or connected to "
                                   f"host network" if mode == "host" else
@@ -89,6 +96,8 @@ def setup_network(store: Store, c: Container, hostname: str, hosts_path: str) ->
         return None
     if mode.startswith("container:"):
         return _joined_netns(store, mode.partition(":")[2])
+    if uses_slirp(c.spec):
+        return _slirp_setup(store, c)
     from nerdpy.engine.network.attach import NetworkRequest, attach_container
     from nerdpy.engine.network.hosts import parse_add_host
 
@@ -96,9 +105,51 @@ def setup_network(store: Store, c: Container, hostname: str, hosts_path: str) ->
                            mac=a.get("mac") or None) for a in _attachments(c.spec)]
     ports = _port_mappings(c.spec, c.spec.image_config or {})
     extra = [parse_add_host(h) for h in c.spec.extra_hosts or []]
+    rootless = store.settings.rootless_uid is not None
+    if rootless:  # user networks live in the user's own network namespace (engine/network/usernet.py)
+        from nerdpy.engine.network import usernet
+
+        usernet.ensure(store.settings.run_root)
     setup = attach_container(store, c.id, reqs, ports, name=c.name, hostname=hostname,
                              domainname=c.spec.domainname or "", extra_hosts=extra, hosts_path=hosts_path)
+    if rootless and setup.ports:
+        from nerdpy.engine.containers.records import run_dir
+
+        try:
+            usernet.publish(store.settings.run_root, run_dir(store, c.id), list(setup.ports))
+        except BaseException:
+            teardown_network(store, c.id, c.spec)
+            raise
     return setup.netns
+
+
+def _slirp_setup(store: Store, c: Container) -> str:
+    from nerdpy.engine.containers.records import run_dir
+    from nerdpy.engine.network import slirp
+    from nerdpy.engine.network.netns import create_netns, delete_netns, is_netns, netns_path
+
+    path = netns_path(store.settings.run_root, store.namespace, c.id)
+    if is_netns(path):  # a crash's leftover
+        delete_netns(path)
+    create_netns(path)
+    try:
+        slirp.start(path, run_dir(store, c.id), _port_mappings(c.spec, c.spec.image_config or {}))
+    except BaseException:
+        delete_netns(path)
+        raise
+    return path
+
+
+def _slirp_teardown(store: Store, cid: str) -> None:
+    from nerdpy.engine.containers.records import run_dir
+    from nerdpy.engine.network import slirp
+    from nerdpy.engine.network.netns import delete_netns, netns_path
+
+    slirp.stop(run_dir(store, cid))
+    try:
+        delete_netns(netns_path(store.settings.run_root, store.namespace, cid))
+    except Exception:
+        pass
 
 
 def _joined_netns(store: Store, target: str) -> str:
@@ -118,8 +169,17 @@ def teardown_network(store: Store, cid: str, spec: ContainerSpec | None = None) 
     """Undo `setup_network` (CNI DEL, netns removed, peers' hosts files updated). Idempotent;
     a failure is left for `network prune`/`system prune` to reclaim rather than raised.
     With the container's `spec` at hand, modes without CNI cost nothing."""
+    if store.settings.rootless_uid is not None and (spec is None or uses_slirp(spec)):
+        _slirp_teardown(store, cid)
+        if spec is not None:
+            return
     if spec is not None and not uses_cni(spec):
         return
+    if store.settings.rootless_uid is not None:
+        from nerdpy.engine.containers.records import run_dir
+        from nerdpy.engine.network import usernet
+
+        usernet.unpublish(store.settings.run_root, run_dir(store, cid))
     from nerdpy.engine.network import NetworkError
     from nerdpy.engine.network.attach import detach_container
 
@@ -127,6 +187,10 @@ def teardown_network(store: Store, cid: str, spec: ContainerSpec | None = None) 
         detach_container(store, cid)
     except NetworkError:
         pass
+    if store.settings.rootless_uid is not None:
+        from nerdpy.engine.network import usernet
+
+        usernet.stop_if_unused(store.settings.run_root, store.db)
 
 
 def published_ports(store: Store, cid: str) -> list:
@@ -134,6 +198,11 @@ def published_ports(store: Store, cid: str) -> list:
     from nerdpy.engine.network.attach import get_setup
 
     setup = get_setup(store, cid)
+    if setup is None and store.settings.rootless_uid is not None:
+        from nerdpy.engine.containers.records import run_dir
+        from nerdpy.engine.network import slirp
+
+        return slirp.ports(run_dir(store, cid))
     return list(setup.ports) if setup else []
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import subprocess
 
+from nerdpy.engine.network.usernet import wrap  # a rootless user's bridges live in its network namespace
+
 COMMENT = "nerdpy: no host loopback from containers"
 
 
@@ -38,9 +40,9 @@ def guard_loopback(bridge: str, publishing: bool = False) -> None:
     if not bridge or not (publishing or route_localnet(bridge)):
         return
     rule = _rule(bridge)
-    have = subprocess.run(["iptables", "-w", "-t", "filter", "-C", *rule], capture_output=True)
+    have = subprocess.run(wrap(["iptables", "-w", "-t", "filter", "-C", *rule]), capture_output=True)
     if have.returncode != 0:
-        r = subprocess.run(["iptables", "-w", "-t", "filter", "-I", *rule], capture_output=True, text=True)
+        r = subprocess.run(wrap(["iptables", "-w", "-t", "filter", "-I", *rule]), capture_output=True, text=True)
         if r.returncode != 0:
             from nerdpy.engine.network import NetworkError
 
@@ -51,6 +53,6 @@ def guard_loopback(bridge: str, publishing: bool = False) -> None:
 def remove_guard(bridge: str) -> None:
     """Remove the rule (every copy) with its bridge."""
     for _ in range(10):
-        r = subprocess.run(["iptables", "-w", "-t", "filter", "-D", *_rule(bridge)], capture_output=True)
+        r = subprocess.run(wrap(["iptables", "-w", "-t", "filter", "-D", *_rule(bridge)]), capture_output=True)
         if r.returncode != 0:
             return

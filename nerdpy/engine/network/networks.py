@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from nerdpy.engine.network.usernet import ENV as USERNET_ENV, wrap
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.network import NetworkError, NetworkExists, NetworkInUse, NetworkNotFound
 from nerdpy.engine.network.cni import CNI_VERSION
@@ -472,17 +473,17 @@ def remove_host_state(store, net: Network) -> None:
     shutil.rmtree(os.path.join(lease_dir(store.data_root), net.cni_name), ignore_errors=True)
     if net.driver != "bridge":
         return
-    if os.path.exists(f"/sys/class/net/{net.link}"):
-        subprocess.run(["ip", "link", "delete", net.link, "type", "bridge"], capture_output=True)
+    if os.environ.get(USERNET_ENV) or os.path.exists(f"/sys/class/net/{net.link}"):  # rootless: not our /sys
+        subprocess.run(wrap(["ip", "link", "delete", net.link, "type", "bridge"]), capture_output=True)
     from nerdpy.engine.network.localnet import remove_guard
 
     remove_guard(net.link)
     for chain in ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"):
-        r = subprocess.run(["iptables", "-w", "-t", "filter", "-S", chain], capture_output=True, text=True)
+        r = subprocess.run(wrap(["iptables", "-w", "-t", "filter", "-S", chain]), capture_output=True, text=True)
         for rule in r.stdout.splitlines():
             words = shlex.split(rule)
             if rule.startswith("-A ") and net.link in words:
-                subprocess.run(["iptables", "-w", "-t", "filter", "-D", *words[1:]], capture_output=True)
+                subprocess.run(wrap(["iptables", "-w", "-t", "filter", "-D", *words[1:]]), capture_output=True)
 
 
 def _unlink(path: str) -> None:

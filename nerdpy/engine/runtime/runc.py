@@ -57,6 +57,14 @@ def runtime_binary(settings, name: str) -> tuple[str, list[str]]:
     return found, list(rt.get("args") or [])
 
 
+def global_flags() -> list[str]:
+    """runc's global flags for this process: rootless mode inside a rootless user namespace
+    (cgroups then are best effort: runc skips the ones it may not write)."""
+    from nerdpy.engine.runtime.rootless import inside
+
+    return ["--rootless", "true"] if inside() else []
+
+
 class Runc:
     def __init__(self, root: str, binary: str = "runc", args: list[str] | tuple = ()):
         self.root = root
@@ -65,7 +73,7 @@ class Runc:
         os.makedirs(root, mode=0o700, exist_ok=True)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, *self.global_args, "--root", self.root, *args]
+        return [self.binary, *self.global_args, "--root", self.root, *global_flags(), *args]
 
     def _run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
         r = subprocess.run(self.argv(*args), capture_output=True, input=input)
@@ -84,7 +92,9 @@ class Runc:
 
     def kill(self, cid: str, signal: str = "TERM", all_: bool = False) -> None:
         args = ["kill"]
-        if all_:
+        # --all finds the processes through the container's cgroup, which a rootless container
+        # lacks: there the signal goes to its init (SIGKILL to a pid namespace's init ends them all)
+        if all_ and not global_flags():
             args.append("--all")
         self._run(*args, cid, signal)
 
@@ -106,5 +116,37 @@ class Runc:
         self._run("resume", cid)
 
     def ps(self, cid: str) -> list[int]:
+        if global_flags():  # rootless: no cgroup to list; the processes of its pid namespace
+            st = self.state(cid)
+            if st is None or not st.get("pid"):
+                raise NotFound(f"container {cid} does not exist")
+            return _pid_namespace_members(int(st["pid"]))
         r = self._run("ps", "--format", "json", cid)
         return json.loads(r.stdout or b"[]") or []
+
+
+def _pid_namespace_members(init: int) -> list[int]:
+    """The processes in `init`'s pid namespace, or its descendants when it shares ours."""
+    def ns(pid) -> str | None:
+        try:
+            return os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            return None
+
+    theirs = ns(init)
+    procs = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    if theirs is not None and theirs != ns("self"):
+        return [p for p in procs if ns(p) == theirs]
+    parent = {}
+    for p in procs:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                parent[p] = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    out, todo = [], [init]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return out

@@ -17,10 +17,10 @@ import stat
 import tarfile
 import threading
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from nerdpy.engine.errors import InvalidArgument, LayerError, UnsafeLayer
-from nerdpy.engine.snapshots.snapshotter import INTERNAL_XATTRS, OPAQUE_XATTR, make_whiteout
+from nerdpy.engine.snapshots.snapshotter import is_overlay_xattr, make_whiteout, opaque_xattr
 from nerdpy.engine.util.fs import resolve_in_root
 
 CHUNK = 1 << 20
@@ -247,7 +247,7 @@ class _Applier:
             self._whiteout(parts, m.name)
             return
         for key in m.pax_headers:
-            if key.startswith("SCHILY.xattr." + INTERNAL_XATTRS):
+            if key.startswith("SCHILY.xattr.") and is_overlay_xattr(key[13:]):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {key[13:]!r}")
         parent = self._resolve(parts[:-1], True, m.name)
         path = os.path.join(parent, base)
@@ -285,7 +285,12 @@ class _Applier:
             os.link(target, path, follow_symlinks=False)
         elif m.ischr() or m.isblk():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(path, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
+            try:
+                os.mknod(path, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
+            except PermissionError:
+                if not _in_user_namespace():
+                    raise
+                return  # a rootless user cannot make device nodes: skipped, as containerd does
             self._attrs(path, m)
         elif m.isfifo():
             os.mkfifo(path, m.mode & 0o7777)
@@ -331,7 +336,7 @@ class _Applier:
                     if not buf:
                         break
                     _write_all(fd, buf)
-            os.fchown(fd, m.uid, m.gid)
+            _owner(m, lambda: os.fchown(fd, m.uid, m.gid))
             os.fchmod(fd, m.mode & 0o7777)
             self._xattrs(path, m)
             os.utime(fd, (m.mtime, m.mtime))
@@ -339,7 +344,7 @@ class _Applier:
             os.close(fd)
 
     def _attrs(self, path: str, m: tarfile.TarInfo, is_dir: bool = False, symlink: bool = False) -> None:
-        os.chown(path, m.uid, m.gid, follow_symlinks=False)
+        _owner(m, lambda: os.chown(path, m.uid, m.gid, follow_symlinks=False))
         if not symlink:
             os.chmod(path, m.mode & 0o7777)
         self._xattrs(path, m)
@@ -356,7 +361,7 @@ class _Applier:
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr."):]
-            if name.startswith(INTERNAL_XATTRS):
+            if is_overlay_xattr(name):
                 raise UnsafeLayer(f"layer entry {m.name!r}: sets the overlay xattr {name!r}")
             raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
             try:
@@ -369,7 +374,7 @@ class _Applier:
         base = parts[-1]
         parent = self._resolve(parts[:-1], True, name)
         if base == OPAQUE:
-            os.setxattr(parent, OPAQUE_XATTR, b"y", follow_symlinks=False)
+            os.setxattr(parent, opaque_xattr(), b"y", follow_symlinks=False)
             return
         if base.startswith(WHITEOUT_META):
             return  # docker's own metadata (.wh..wh.plnk...): not content
@@ -410,3 +415,20 @@ def apply_layer(root: str, stream: BinaryIO, *, limits: Limits | None = None) ->
     finally:
         pipe.close()
     return ApplyResult("sha256:" + pipe.hasher.hexdigest(), applier.size, applier.entries)
+
+
+def _in_user_namespace() -> bool:
+    from nerdpy.engine.config import rootless_uid
+
+    return rootless_uid() is not None
+
+
+def _owner(m: tarfile.TarInfo, chown: Callable[[], None]) -> None:
+    """chown, with one clear line when a rootless user's namespace has no such id."""
+    try:
+        chown()
+    except OSError as e:
+        if e.errno == errno.EINVAL and _in_user_namespace():
+            raise LayerError(f"layer entry {m.name!r}: owner {m.uid}:{m.gid} is outside this user's "
+                             "subordinate id range (/etc/subuid, /etc/subgid: give it 65,536 ids)") from None
+        raise

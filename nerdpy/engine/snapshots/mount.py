@@ -92,12 +92,31 @@ def mount_all(mounts: list[Mount], target: str) -> None:
                 data.append(opt)
         if m.type == "overlay":
             _mount_overlay(m.source, target, flags, ",".join(data))
+        elif m.type == "fuse-overlayfs":
+            _mount_fuse_overlay(target, flags, data)
         elif flags & MS_BIND:
             mount(m.source, target, None, flags & ~MS_RDONLY)
             if flags & MS_RDONLY:
                 mount("", target, None, flags | MS_REMOUNT)
         else:
             mount(m.source, target, m.type, flags, ",".join(data) or None)
+
+
+def _mount_fuse_overlay(target: str, flags: int, data: list[str]) -> None:
+    """Run fuse-overlayfs, which mounts `target` and then serves it (in the background) until
+    it is unmounted."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("fuse-overlayfs")
+    if binary is None:
+        raise MountError("fuse-overlayfs is not installed: sudo apt-get install fuse-overlayfs")
+    opts = list(data) + (["ro"] if flags & MS_RDONLY else [])
+    r = subprocess.run([binary, "-o", ",".join(opts), target], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        msg = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        raise MountError(f"fuse-overlayfs on {target}: {msg}")
 
 
 def _mount_overlay(source: str, target: str, flags: int, data: str) -> None:

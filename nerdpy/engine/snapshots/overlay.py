@@ -21,7 +21,7 @@ from nerdpy.engine.errors import Conflict, DigestMismatch, NotFound
 from nerdpy.engine.content.metadata import Metadata, next_counter
 from nerdpy.engine.content.sidecar import write_snapshot_record
 from nerdpy.engine.snapshots.mount import Mount
-from nerdpy.engine.snapshots.snapshotter import Snapshot, chain_ids
+from nerdpy.engine.snapshots.snapshotter import USER_XATTRS, Snapshot, chain_ids, overlay_xattrs
 from nerdpy.engine.util.locks import flock_wait
 
 __all__ = ["OverlaySnapshotter", "Snapshot", "chain_ids"]
@@ -193,6 +193,7 @@ class OverlaySnapshotter:
                 "overlay",
                 (
                     "index=off",
+                    *(("userxattr",) if overlay_xattrs() == USER_XATTRS else ()),
                     f"workdir={d}/work",
                     f"upperdir={d}/fs",
                     "lowerdir=" + ":".join(lowers),

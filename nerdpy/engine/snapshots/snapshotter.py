@@ -27,6 +27,24 @@ if TYPE_CHECKING:
 
 INTERNAL_XATTRS = "trusted.overlay."           # the prefix of the driver's own xattrs
 OPAQUE_XATTR = INTERNAL_XATTRS + "opaque"
+USER_XATTRS = "user.overlay."                  # the same in a user namespace (mount option userxattr)
+
+
+def overlay_xattrs() -> str:
+    """The prefix overlayfs uses for this process: `user.overlay.` for a rootless user (whose
+    overlay mounts carry `userxattr`), else `trusted.overlay.`."""
+    from nerdpy.engine.config import rootless_uid
+
+    return USER_XATTRS if rootless_uid() is not None else INTERNAL_XATTRS
+
+
+def opaque_xattr() -> str:
+    return overlay_xattrs() + "opaque"
+
+
+def is_overlay_xattr(name: str) -> bool:
+    """An xattr of overlayfs itself (either form), which no layer may set."""
+    return name.startswith((INTERNAL_XATTRS, USER_XATTRS))
 
 
 def make_whiteout(path: str) -> None:
@@ -93,10 +111,15 @@ class Snapshotter(Protocol):
 
 
 # driver name -> "module:class"; a second snapshotter is one module and one line here
-DRIVERS = {"overlayfs": "nerdpy.engine.snapshots.overlay:OverlaySnapshotter"}
+DRIVERS = {"overlayfs": "nerdpy.engine.snapshots.overlay:OverlaySnapshotter",
+           "fuse-overlayfs": "nerdpy.engine.snapshots.fuse_overlay:FuseOverlaySnapshotter"}
 DEFAULT = "overlayfs"
 
 
 def open_snapshotter(root: str, db: Metadata, driver: str = DEFAULT) -> Snapshotter:
+    if driver not in DRIVERS:
+        from nerdpy.engine.errors import InvalidArgument
+
+        raise InvalidArgument(f"unknown snapshotter {driver!r}: use one of {', '.join(DRIVERS)}")
     module, _, cls = DRIVERS[driver].partition(":")
     return getattr(importlib.import_module(module), cls)(root, db)

@@ -69,6 +69,8 @@ def system_info(store: Store) -> dict:
     security = ["name=seccomp,profile=builtin"]
     if layout == "v2":
         security.append("name=cgroupns")
+    if store.settings.rootless_uid is not None:
+        security.append("name=rootless")  # as docker shows its rootless mode
     images = list_images(store)
     return {
         "ID": "",
@@ -85,7 +87,7 @@ def system_info(store: Store) -> dict:
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null"],
                     "Authorization": None, "Log": ["json-file"]},
         "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
+        "CgroupDriver": "none" if store.settings.rootless_uid is not None else "cgroupfs",
         "CgroupVersion": "2" if layout == "v2" else "1",
         "CgroupLayout": layout,
         "KernelVersion": platform.release(),

@@ -139,7 +139,7 @@ class Monitor:
         self.dir = cfg["dir"]              # persistent container dir (state, log)
         self.run_dir = cfg["run_dir"]      # sockets, pid files
         self.state_path = os.path.join(self.dir, "state.json")
-        self.runc = [cfg["runc"], *cfg.get("runtime_args", []), "--root", cfg["runc_root"]]
+        self.runc = [cfg["runc"], *cfg.get("runtime_args", []), "--root", cfg["runc_root"], *cfg.get("runc_flags", [])]
         self.reserve = cfg.get("reserve")  # the data root's space reserve, released on a full disk
         self.log = JsonLog(cfg.get("log_path"), cfg.get("log_max_size", 0), cfg.get("log_max_file", 1),
                            on_drop=self.record_dropped)
