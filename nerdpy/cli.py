@@ -56,6 +56,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "save": ("saveload", "save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
     "load": ("saveload", "load", "Load an image from a tar archive or STDIN"),
     "history": ("images", "history", "Show the history of an image"),
+    "version": ("version", "version", "Show the nerdpy version information"),
+    "info": ("system", "info", "Display system-wide information"),
+    "events": ("system", "events", "Get real time events from the server"),
     "completion": ("completion", "completion", "Output shell completion code for bash, zsh or fish"),
 }
 

@@ -85,11 +85,10 @@ def stop(ctx, containers, timeout, sig):
 @click.pass_context
 def restart(ctx, containers, timeout):
     """Restart one or more containers."""
-    from nerdpy.engine.containers.lifecycle import prepare_start, stop_container
+    from nerdpy.engine.containers.lifecycle import restart_container
 
     def one(store, c, name):
-        stop_container(store, c, timeout=timeout)
-        prepare_start(store, c).start()
+        restart_container(store, c, timeout=timeout)
         click.echo(name)
 
     _each(ctx, containers, one)
@@ -229,8 +228,14 @@ def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, contain
         raise Conflict(f"container {container} is not running")
     argv, cleanup = exec_argv(store, c, list(command), env=list(env), workdir=workdir, user=user,
                               tty=tty and sys.stdin.isatty(), detach=detach, privileged=privileged)
+    import secrets
     import subprocess
 
+    from nerdpy.engine.containers.exec import exec_event
+
+    exec_id = secrets.token_hex(32)
+    exec_event(store, c, "exec_create", exec_id, list(command))
+    exec_event(store, c, "exec_start", exec_id, list(command))
     try:
         if detach:
             _run_exec_detached(argv)
@@ -239,6 +244,7 @@ def exec_(ctx, interactive, tty, detach, env, workdir, user, privileged, contain
         code = _run_exec(argv, stdin, tty)
     finally:
         cleanup()
+    exec_event(store, c, "exec_die", exec_id, list(command), code)
     sys.exit(code)
 
 

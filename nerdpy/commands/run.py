@@ -261,6 +261,9 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
     except OSError:
         handle.abort()
         raise
+    from nerdpy.engine.containers.records import container_event
+
+    container_event(store, c, "attach")
     handle.start()
     if sig_proxy and not tty:
         def forward(signum, _frame):

@@ -337,6 +337,7 @@ def pause_container(store: Store, c: Container) -> None:
         raise Conflict(f"container {c.name} is not running")
     Runc(runc_root(store), store.settings.runc).pause(c.id)
     open(os.path.join(run_dir(store, c.id), "paused"), "w").close()
+    container_event(store, c, "pause")
 
 
 def unpause_container(store: Store, c: Container) -> None:
@@ -349,6 +350,7 @@ def unpause_container(store: Store, c: Container) -> None:
         os.unlink(os.path.join(run_dir(store, c.id), "paused"))
     except FileNotFoundError:
         pass
+    container_event(store, c, "unpause")
 
 
 def rename_container(store: Store, c: Container, new_name: str) -> None:
@@ -367,7 +369,16 @@ def rename_container(store: Store, c: Container, new_name: str) -> None:
                            "You have to remove (or rename) that container to be able to reuse that name")
         cur.execute("UPDATE containers SET name = ? WHERE namespace = ? AND id = ?",
                     (new_name, store.namespace, c.id))
-    c.name = new_name
+    old, c.name = c.name, new_name
+    container_event(store, c, "rename", oldName="/" + old)
+
+
+def container_event(store: Store, c: Container, action: str, **extra) -> None:
+    """Record docker's container event `action` (attributes: image, name, and `extra`)."""
+    from nerdpy.engine.system.events import record_event
+
+    labels = c.spec.labels or {}
+    record_event(store, "container", action, c.id, {**labels, "image": c.image, "name": c.name, **extra})
 
 
 def container_top(store: Store, c: Container, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:

@@ -407,6 +407,7 @@ class Monitor:
             output = "Health check exceeded timeout (%gs)" % hc.get("timeout", 30.0)
         self.health_last = time.time()
         h = self.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
+        before = h["Status"]
         h["Log"] = (h["Log"] + [{"Start": begin, "End": now_rfc3339(), "ExitCode": code,
                                  "Output": output[:4096]}])[-5:]
         in_grace = t0 - started < hc.get("start_period", 0.0)
@@ -419,6 +420,8 @@ class Monitor:
                 h["Status"] = "unhealthy"
         self.health = h
         write_json_atomic(os.path.join(self.dir, "health.json"), h)
+        if h["Status"] != before:
+            self.record_event("health_status: " + h["Status"])
 
     # -- the main loop ----------------------------------------------------------------------
     def serve(self, sync):
@@ -490,7 +493,7 @@ class Monitor:
             if self.master is not None:
                 os.close(self.master)
                 self.master = None
-            self.record_die(exit_code)
+            self.record_event("die", exitCode=exit_code)
             if not should_restart(policy, exit_code, self.restart_count, self.stop_requested()):
                 break
             self.notify_exit(exit_code)
@@ -513,8 +516,9 @@ class Monitor:
         self.notify_exit(exit_code)
         return 0
 
-    def record_die(self, exit_code):
-        """docker's `die` event, in the journal `system events` reads (stdlib-only module)."""
+    def record_event(self, action, **extra):
+        """docker's `die` and `health_status` events, in the journal `system events` reads
+        (a stdlib-only module, loaded by path)."""
         ev = self.cfg.get("event") or {}
         if not ev:
             return
@@ -526,8 +530,8 @@ class Monitor:
             mod = importlib.util.module_from_spec(spec)
             sys.modules["_nerdpy_events"] = mod  # dataclasses look their module up there
             spec.loader.exec_module(mod)
-            mod.append_event(ev["data_root"], mod.make_event(ev["namespace"], "container", "die", self.cid,
-                                                             dict(ev.get("attributes") or {}, exitCode=exit_code)))
+            mod.append_event(ev["data_root"], mod.make_event(ev["namespace"], "container", action, self.cid,
+                                                             dict(ev.get("attributes") or {}, **extra)))
         except Exception:
             pass
 
