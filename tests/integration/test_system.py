@@ -162,7 +162,7 @@ def test_events_journal(nerdpy, bb, tmp_path):
                for line in lines), lines
     # the container's own life, recorded by the commands and its monitor
     actions = [line.split()[2] for line in lines if f" {cid} " in line]
-    assert actions[:3] == ["create", "start", "die"], lines
+    assert actions[:4] == ["create", "attach", "start", "die"], lines  # docker's order (issue 15: attach)
     assert any(re.fullmatch(stamp + rf" container create {cid} \(image={re.escape(bb)}, name=ev\)", line)
                for line in lines), lines
     # filters, --format json, relative times
