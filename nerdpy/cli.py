@@ -59,6 +59,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "version": ("version", "version", "Show the nerdpy version information"),
     "info": ("system", "info", "Display system-wide information"),
     "events": ("system", "events", "Get real time events from the server"),
+    "stats": ("stats", "stats", "Display a live stream of container(s) resource usage statistics"),
+    "update": ("update", "update", "Update configuration of one or more containers"),
+    "diff": ("diff", "diff", "Inspect changes to files or directories on a container's filesystem"),
     "completion": ("completion", "completion", "Output shell completion code for bash, zsh or fish"),
 }
 

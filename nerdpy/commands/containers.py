@@ -374,7 +374,7 @@ def container_inspect(ctx, names, fmt, size):
         except ContainerNotFound:
             missing.append(name)
     _print_inspect(results, fmt)
-    report_missing("no such container: {}", missing)
+    report_missing("No such container: {}", missing)
 
 
 @click.command("cleanup", hidden=True)
@@ -417,7 +417,9 @@ def _container_group():
     # need neither run's nor ps's module); module and help as the top-level commands'
     lazy = {name: COMMANDS[top] for name, top in (
         ("ls", "ps"), ("list", "ps"), ("ps", "ps"), ("run", "run"), ("create", "create"), ("cp", "cp"),
-        ("attach", "attach"), ("top", "top"), ("rename", "rename"), ("pause", "pause"), ("unpause", "unpause"))}
+        ("attach", "attach"), ("top", "top"), ("rename", "rename"), ("pause", "pause"), ("unpause", "unpause"),
+        ("stats", "stats"), ("update", "update"), ("diff", "diff"), ("commit", "commit"), ("export", "export"),
+        ("port", "port"))}
 
     @click.group("container", cls=LazyGroup, lazy=lazy)
     def container():

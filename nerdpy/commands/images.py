@@ -279,7 +279,7 @@ def image_inspect(ctx, names, fmt) -> None:
         except ImageNotFound:
             missing.append(name)
     print_inspect(results, fmt)
-    report_missing("no such image: {}", missing)
+    report_missing("No such image: {}", missing)
 
 
 @click.command("tag")

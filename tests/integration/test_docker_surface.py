@@ -77,7 +77,7 @@ def test_events_container_actions(nerdpy, bb):
     assert {e["Action"] for e in _events(nerdpy, "--filter", "label=team=a", "--filter", "event=pause")} == {"pause"}
     assert _events(nerdpy, "--filter", "label=team=b") == []
     r = nerdpy("events", "--since", "0", "--until", "0s", "--filter", "bogus=1")
-    assert r.returncode == 125 and "invalid filter" in r.stderr
+    assert r.returncode == 1 and "invalid filter" in r.stderr
     # --until in the past, relative --since
     assert _events(nerdpy, "--since", "1h") != []
     assert nerdpy("events", "--since", "0", "--until", "1s", "--format", "{{.Type}} {{.Action}}").stdout
@@ -87,3 +87,104 @@ def test_events_attach(nerdpy, bb):
     nerdpy("run", "--name", "att", bb, "true", check=True)
     actions = [e["Action"] for e in _events(nerdpy, "--filter", "container=att")]
     assert actions[:3] == ["create", "attach", "start"], actions
+
+
+def _cgroup_file(cid: str, controller: str, name: str) -> str:
+    from nerdpy.engine.runtime import cgroups
+
+    version = cgroups.layout()
+    path = cgroups.controller_dir(cgroups.container_path("default", cid), controller, version)
+    with open(os.path.join(path, name)) as f:
+        return f.read().strip()
+
+
+def _cid(nerdpy, name):
+    return nerdpy("inspect", "-f", "{{.Id}}", name, check=True).stdout.strip()
+
+
+def test_stats_no_stream_against_cgroup(nerdpy, bb):
+    from nerdpy.engine.runtime import cgroups
+
+    nerdpy("run", "-d", "--name", "st", "-m", "64m", bb, "sh", "-c",
+           "dd if=/dev/zero of=/dev/shm/f bs=1M count=8 2>/dev/null; sleep 60", check=True)
+    nerdpy("create", "--name", "idle", bb, "true", check=True)
+    cid = _cid(nerdpy, "st")
+    time.sleep(0.5)
+    r = nerdpy("stats", "--no-stream", "--format", "{{json .}}", check=True)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 1 and "\x1b" not in r.stdout
+    row = rows[0]
+    assert row["Name"] == "st" and row["ID"] == cid[:12] and row["Container"] == cid[:12]
+    assert set(row) >= {"CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"}
+    assert row["MemUsage"].endswith(" / 64MiB") and row["PIDs"] == _cgroup_file(cid, "pids", "pids.current")
+    # memory as docker computes it: usage - inactive_file, within what the cgroup says now
+    st = cgroups.read_stats(cgroups.container_path("default", cid))
+    used = st.memory_usage - (st.memory_inactive_file or 0)
+    value, unit = row["MemUsage"].split(" / ")[0][:-3], row["MemUsage"].split(" / ")[0][-3:]
+    shown = float(value) * {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[unit]
+    assert abs(shown - used) < 4 << 20, (row, used)  # /dev/shm's 8 MiB count
+    assert shown > 7 << 20
+    assert row["NetIO"].split(" / ")[0] != ""
+    # -a includes the created container, with zeroes; a table by default; --no-trunc
+    table = nerdpy("container", "stats", "-a", "--no-stream", check=True).stdout.splitlines()
+    assert table[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and len(table) == 3
+    idle = next(line for line in table if " idle " in line)
+    assert "0B / 0B" in idle
+    full = nerdpy("stats", "--no-stream", "--no-trunc", "--format", "{{.ID}} {{.PIDs}}", "st", check=True).stdout
+    assert full == f"{cid} 1\n"
+    r = nerdpy("stats", "--no-stream", "nosuch")
+    assert r.returncode != 0 and "No such container: nosuch" in r.stderr
+
+
+def test_update_running_and_stopped(nerdpy, bb):
+    from nerdpy.engine.runtime import cgroups
+
+    nerdpy("run", "-d", "--name", "up", "-m", "64m", bb, "sleep", "60", check=True)
+    cid = _cid(nerdpy, "up")
+    assert nerdpy("update", "-m", "96m", "--memory-swap", "192m", "--pids-limit", "50", "--cpus", "0.5",
+                  "--cpu-shares", "512", "--restart", "on-failure:3", "up", check=True).stdout == "up\n"
+    v2 = cgroups.layout() == "v2"
+    mem_file = "memory.max" if v2 else "memory.limit_in_bytes"
+    assert _cgroup_file(cid, "memory", mem_file) == str(96 << 20)
+    assert _cgroup_file(cid, "pids", "pids.max") == "50"
+    if v2:
+        assert _cgroup_file(cid, "cpu", "cpu.max") == "50000 100000"
+    else:
+        assert _cgroup_file(cid, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert _cgroup_file(cid, "cpu", "cpu.shares") == "512"
+    hc = json.loads(nerdpy("inspect", "-f", "{{json .HostConfig}}", "up", check=True).stdout)
+    assert hc["Memory"] == 96 << 20 and hc["MemorySwap"] == 192 << 20 and hc["PidsLimit"] == 50
+    assert hc["NanoCpus"] == 500_000_000 and hc["CpuShares"] == 512
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    # survives stop/start
+    nerdpy("stop", "-t", "0", "up", check=True)
+    nerdpy("update", "--pids-limit", "40", "up", check=True)
+    nerdpy("start", "up", check=True)
+    assert _cgroup_file(cid, "memory", mem_file) == str(96 << 20)
+    assert _cgroup_file(cid, "pids", "pids.max") == "40"
+    # checks as run's; nothing changed on error
+    r = nerdpy("update", "-m", "2m", "up")
+    assert r.returncode == 1 and "Minimum memory limit allowed is 6MB".lower() in r.stderr.lower()
+    r = nerdpy("update", "up")
+    assert r.returncode != 0 and "one or more flags" in r.stderr
+    r = nerdpy("update", "--restart", "sometimes", "up")
+    assert r.returncode == 1 and "sometimes" in r.stderr
+    assert nerdpy("inspect", "-f", "{{.HostConfig.PidsLimit}}", "up").stdout == "40\n"
+    r = nerdpy("update", "-m", "64m", "nosuch")
+    assert r.returncode == 1 and "No such container: nosuch" in r.stderr
+    assert nerdpy("container", "update", "--pids-limit", "-1", "up", check=True).stdout == "up\n"
+    assert _cgroup_file(cid, "pids", "pids.max") == "max"
+
+
+def test_diff(nerdpy, bb):
+    nerdpy("run", "--name", "df", bb, "sh", "-c",
+           "mkdir -p /new/sub && echo x > /new/sub/f && echo y > /etc/added && rm /bin/ls "
+           "&& rm -rf /etc/opq && mkdir /etc/opq && echo z > /etc/opq/keep || true", check=True)
+    lines = nerdpy("diff", "df", check=True).stdout.splitlines()
+    assert "A /new" in lines and "A /new/sub" in lines and "A /new/sub/f" in lines
+    assert "C /etc" in lines and "A /etc/added" in lines
+    assert "C /bin" in lines and "D /bin/ls" in lines
+    assert lines == sorted(lines, key=lambda line: line[2:])
+    assert nerdpy("container", "diff", "df", check=True).stdout.splitlines() == lines
+    r = nerdpy("diff", "nosuch")
+    assert r.returncode == 1 and "No such container: nosuch" in r.stderr

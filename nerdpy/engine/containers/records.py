@@ -216,7 +216,7 @@ def find_container(store: Store, query: str) -> Container:
             return _row(rows[0])
         if len(rows) > 1:
             raise InvalidArgument(f"multiple containers match the ID prefix {query!r}: use more characters")
-    raise ContainerNotFound(f"no such container: {query}")
+    raise ContainerNotFound(f"No such container: {query}")
 
 
 _ADJ = ("admiring adoring affectionate agitated amazing angry awesome blissful bold boring brave busy "

@@ -156,7 +156,7 @@ def _same_repo(name: str, repo: str) -> bool:
 def resolve_image(store: Store, query: str) -> Image:
     found = lookup_images(store, query)
     if not found:
-        raise ImageNotFound(f"no such image: {query}")
+        raise ImageNotFound(f"No such image: {query}")
     return found[0]
 
 
@@ -179,7 +179,7 @@ def remove_image(store: Store, query: str, force: bool = False, in_use: set[str]
 
     found = lookup_images(store, query)
     if not found:
-        raise ImageNotFound(f"no such image: {query}")
+        raise ImageNotFound(f"No such image: {query}")
     image_id = found[0].config
     by_name = False
     try:

@@ -494,6 +494,7 @@ class Monitor:
                 os.close(self.master)
                 self.master = None
             self.record_event("die", exitCode=exit_code)
+            policy = self.updated_policy(policy)
             if not should_restart(policy, exit_code, self.restart_count, self.stop_requested()):
                 break
             self.notify_exit(exit_code)
@@ -515,6 +516,14 @@ class Monitor:
         self.finish(exit_code)
         self.notify_exit(exit_code)
         return 0
+
+    def updated_policy(self, policy):
+        """The restart policy `update --restart` set since start (restart-policy.json), if any."""
+        try:
+            with open(os.path.join(self.run_dir, "restart-policy.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return policy
 
     def record_event(self, action, **extra):
         """docker's `die` and `health_status` events, in the journal `system events` reads
