@@ -26,7 +26,7 @@ BY_COMMAND: dict[str, int] = {
     "attach": EXIT_FAILED, "top": EXIT_FAILED, "rename": EXIT_FAILED,
     "export": EXIT_FAILED, "import": EXIT_FAILED, "commit": EXIT_FAILED,
     "save": EXIT_FAILED, "load": EXIT_FAILED, "compose": EXIT_FAILED,
-    "update": EXIT_FAILED, "stats": EXIT_FAILED, "diff": EXIT_FAILED, "events": EXIT_FAILED,
+    "update": EXIT_FAILED, "stats": EXIT_FAILED, "prune": EXIT_FAILED, "system": EXIT_FAILED, "diff": EXIT_FAILED, "events": EXIT_FAILED,
 }
 
 

@@ -389,25 +389,29 @@ def cleanup(ctx, cid):
 
 @click.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help="Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME")
 @click.pass_context
-def prune(ctx, force):
+def prune(ctx, force, filters):
     """Remove all stopped containers."""
-    from nerdpy.engine.containers.records import container_state, list_containers
-    from nerdpy.engine.containers.lifecycle import remove_container
+    from nerdpy.engine.system.prune import prune_containers
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
 
+    flt = parse_prune_filters(filters, "container")
     if not force:
         if not sys.stdin.isatty():
             raise click.UsageError("refusing to prune without confirmation: use -f/--force")
         if not click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"):
             return
-    store = store_of(ctx)
-    click.echo("Deleted Containers:")
-    for c in list_containers(store):
-        if not container_state(store, c).running:
-            remove_container(store, c)
-            click.echo(c.id)
-    click.echo("")
-    click.echo("Total reclaimed space: 0B")
+    from nerdpy.commands._util import human_size
+
+    ids, freed = prune_containers(store_of(ctx), flt)
+    if ids:
+        click.echo("Deleted Containers:")
+        for cid in ids:
+            click.echo(cid)
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(freed)}")
 
 
 def _container_group():

@@ -224,11 +224,16 @@ def _df_verbose(u, fmt) -> str:
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images not just dangling ones")
 @click.option("--volumes", is_flag=True, help="Prune anonymous volumes")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help="Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME")
 @click.pass_context
-def prune(ctx, all_, volumes, force) -> None:
+def prune(ctx, all_, volumes, force, filters) -> None:
     """Remove unused data: stopped containers, unused networks, dangling images (-a: unused
     images), with --volumes unused anonymous volumes, and what crashes left behind."""
     from nerdpy.engine.system.prune import prune_system
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
+
+    parse_prune_filters(filters, "system")  # a bad filter fails before the question
 
     if not force:
         what = ["all stopped containers", "all networks not used by at least one container"]
@@ -245,7 +250,7 @@ def prune(ctx, all_, volumes, force) -> None:
         if answer.strip().lower() not in ("y", "yes"):
             click.echo("Total reclaimed space: 0B")
             return
-    r = prune_system(store_of(ctx), all_images=all_, volumes=volumes)
+    r = prune_system(store_of(ctx), all_images=all_, volumes=volumes, filters=list(filters))
     for title, items in (("Deleted Containers:", r.containers), ("Deleted Networks:", r.networks),
                          ("Deleted Volumes:", r.volumes), ("Deleted Images:", r.images),
                          ("Unmounted:", r.mounts), ("Reclaimed from crashes:", r.leaks)):

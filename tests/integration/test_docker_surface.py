@@ -188,3 +188,65 @@ def test_diff(nerdpy, bb):
     assert nerdpy("container", "diff", "df", check=True).stdout.splitlines() == lines
     r = nerdpy("diff", "nosuch")
     assert r.returncode == 1 and "No such container: nosuch" in r.stderr
+
+
+def test_prune_filters(nerdpy, bb):
+    nerdpy("create", "--name", "keep", "--label", "keep=yes", bb, "true", check=True)
+    nerdpy("create", "--name", "old", "--label", "tier=x", bb, "true", check=True)
+    nerdpy("create", "--name", "plain", bb, "true", check=True)
+    # an unknown filter is an error, never ignored; nothing removed
+    for group in ("container", "image", "volume", "network", "system"):
+        r = nerdpy(group, "prune", "-f", "--filter", "bogus=1")
+        assert r.returncode == 1 and "invalid filter 'bogus'" in r.stderr, (group, r.stderr)
+    r = nerdpy("image", "prune", "-f", "--filter", "name=x")
+    assert r.returncode == 1
+    assert len(nerdpy("ps", "-aq").stdout.split()) == 3
+    # until: nothing created before an hour ago
+    r = nerdpy("container", "prune", "-f", "--filter", "until=1h", check=True)
+    assert "Deleted Containers" not in r.stdout and len(nerdpy("ps", "-aq").stdout.split()) == 3
+    r = nerdpy("container", "prune", "-f", "--filter", "label=tier=x", check=True)
+    assert r.stdout.startswith("Deleted Containers:\n")
+    assert sorted(nerdpy("ps", "-a", "--format", "{{.Names}}").stdout.split()) == ["keep", "plain"]
+    nerdpy("container", "prune", "-f", "--filter", "label!=keep", check=True)
+    assert nerdpy("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["keep"]
+    # images: a filter keeps the ones not matching (the test image has org.nerdpy.test=busybox)
+    nerdpy("rm", "keep", check=True)
+    r = nerdpy("image", "prune", "-a", "-f", "--filter", "label=org.nerdpy.test=other", check=True)
+    assert nerdpy("images", "-q").stdout.strip()
+    # until compares the image's creation time (2024-01-02T03:04:05Z for the test images)
+    r = nerdpy("image", "prune", "-a", "-f", "--filter", "until=2024-01-01T00:00:00Z", check=True)
+    assert nerdpy("images", "-q").stdout.strip()
+    # volumes: label and label!
+    nerdpy("volume", "create", "--label", "a=1", "va", check=True)
+    nerdpy("volume", "create", "vb", check=True)
+    nerdpy("volume", "prune", "-f", "--filter", "all=true", "--filter", "label!=a", check=True)
+    assert nerdpy("volume", "ls", "-q").stdout.split() == ["va"]
+    r = nerdpy("system", "prune", "-f", "--volumes", "--filter", "until=1h")
+    assert r.returncode == 1 and "until" in r.stderr
+    nerdpy("system", "prune", "-a", "-f", "--filter", "label=org.nerdpy.test=busybox", check=True)
+    assert nerdpy("images", "-q").stdout.strip() == ""
+
+
+def test_container_and_image_forms(nerdpy, bb, tmp_path):
+    for sub in ("attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill", "logs", "ls",
+                "pause", "port", "prune", "rename", "restart", "rm", "run", "start", "stats", "stop", "top",
+                "unpause", "update", "wait"):
+        assert nerdpy("container", sub, "--help").returncode == 0, sub
+    for sub in ("history", "import", "inspect", "load", "ls", "prune", "pull", "push", "rm", "save", "tag"):
+        assert nerdpy("image", sub, "--help").returncode == 0, sub
+    nerdpy("container", "run", "--name", "f", "-p", "127.0.0.1::80", bb, "true", check=True)
+    assert nerdpy("container", "export", "-o", str(tmp_path / "f.tar"), "f", check=True).returncode == 0
+    nerdpy("container", "commit", "f", "local/f:1", check=True)
+    nerdpy("image", "save", "-o", str(tmp_path / "i.tar"), "local/f:1", check=True)
+    nerdpy("image", "rm", "local/f:1", check=True)
+    assert "local/f:1" in nerdpy("image", "load", "-i", str(tmp_path / "i.tar"), check=True).stdout
+    nerdpy("image", "import", str(tmp_path / "f.tar"), "local/imp:2", check=True)
+    assert nerdpy("image", "ls", "local/imp", "--format", "{{.Repository}}:{{.Tag}}").stdout == "local/imp:2\n"
+    assert nerdpy("image", "ls", "local/imp:3", "-q").stdout == ""
+    # docker's texts and exit codes for missing objects
+    r = nerdpy("image", "tag", "nothere", "x:1")
+    assert r.returncode == 1 and "No such image: nothere" in r.stderr
+    r = nerdpy("container", "port", "nothere")
+    assert r.returncode == 1 and "No such container: nothere" in r.stderr
+    r = nerdpy("run", "--pull", "never", "nothere:1")
+    assert r.returncode == 125 and "No such image" in r.stderr

@@ -158,11 +158,16 @@ def volume_size(v: Volume) -> int:
 
 
 def prune_volumes(store: Store, all_: bool = False, filters: list[str] | None = None) -> tuple[list[str], int]:
-    """Remove unused volumes: anonymous ones only unless `all_` (docker 23+). Returns (names, bytes)."""
+    """Remove unused volumes: anonymous ones only unless `all_` (docker 23+), those docker's prune
+    filters (label, label!, all) let go. Returns (names, bytes)."""
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
+
+    flt = parse_prune_filters(filters, "volume")
+    all_ = all_ or flt.all
     used = volumes_in_use(store)
     removed, reclaimed = [], 0
-    for v in filter_volumes(store, list_volumes(store), filters or []):
-        if v.name in used or (not all_ and not v.anonymous):
+    for v in list_volumes(store):
+        if v.name in used or (not all_ and not v.anonymous) or not flt.match(volume_labels(v), None):
             continue
         size = volume_size(v)
         try:

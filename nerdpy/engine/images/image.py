@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, InvalidReference
+from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, InvalidReference, NerdpyError
 from nerdpy.engine.store import Store
 
 DANGLING_PREFIX = "sha256:"  # dangling images are stored under their target digest
@@ -226,11 +226,28 @@ def _familiar(name: str) -> str:
         return name
 
 
-def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None = None) -> tuple[list[str], int]:
-    """Remove dangling images (all unused images with `all_images`). Returns (report lines, bytes freed)."""
+def _prunable(store: Store, image: Image, flt) -> bool:
+    from nerdpy.engine.system.events import parse_time_arg
+
+    cfg = image_config(store, image)
+    try:
+        created = parse_time_arg(cfg["created"]) if cfg.get("created") else image.created_at
+    except NerdpyError:
+        created = image.created_at
+    return flt.match((cfg.get("config") or {}).get("Labels"), created)
+
+
+def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None = None,
+                 flt=None) -> tuple[list[str], int]:
+    """Remove dangling images (all unused images with `all_images`, or a `dangling=false`
+    filter), those a PruneFilter `flt` (labels, until) lets go. Returns (report lines, bytes freed)."""
     in_use = in_use or set()
     lines: list[str] = []
+    if flt is not None and flt.dangling is False:
+        all_images = True
     doomed = [i for i in list_images(store) if (all_images or i.dangling) and i.config not in in_use]
+    if flt is not None and not flt.empty():
+        doomed = [i for i in doomed if _prunable(store, i, flt)]
     if not doomed:
         return [], 0
     from nerdpy.engine.content.gc import collect_garbage, store_bytes
