@@ -250,3 +250,32 @@ def test_container_and_image_forms(nerdpy, bb, tmp_path):
     assert r.returncode == 1 and "No such container: nothere" in r.stderr
     r = nerdpy("run", "--pull", "never", "nothere:1")
     assert r.returncode == 125 and "No such image" in r.stderr
+
+
+def test_volume_local_driver_options(nerdpy, bb, tmp_path):
+    nerdpy("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=64m", "tv", check=True)
+    opts = json.loads(nerdpy("volume", "inspect", "-f", "{{json .Options}}", "tv", check=True).stdout)
+    assert opts == {"type": "tmpfs", "device": "tmpfs", "o": "size=64m"}
+    out = nerdpy("run", "--rm", "-v", "tv:/data", bb, "sh", "-c", "grep ' /data ' /proc/mounts", check=True).stdout
+    assert out.split()[2] == "tmpfs" and "size=65536k" in out
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    nerdpy("volume", "create", "-o", "type=none", "-o", "o=bind", "-o", f"device={host}", "bv", check=True)
+    nerdpy("run", "--rm", "-v", "bv:/data", bb, "sh", "-c", "echo hi > /data/f", check=True)
+    assert (host / "f").read_text() == "hi\n"
+    r = nerdpy("volume", "create", "-o", "type=nfs", "-o", "device=:/x", "nv")
+    assert r.returncode == 1 and "not supported" in r.stderr
+    assert nerdpy("volume", "ls", "-q").stdout.split() == ["bv", "tv"]
+
+
+def test_port_bindings_and_ps_size(nerdpy, bb):
+    nerdpy("create", "--name", "pb", "-p", "127.0.0.1::80", "-p", "8080:81/udp", bb, "true", check=True)
+    hc = json.loads(nerdpy("inspect", "-f", "{{json .HostConfig}}", "pb", check=True).stdout)
+    assert hc["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+                                  "81/udp": [{"HostIp": "", "HostPort": "8080"}]}
+    assert hc["PublishAllPorts"] is False
+    nerdpy("run", "--name", "sz", bb, "sh", "-c", "echo hello > /f", check=True)
+    size = nerdpy("ps", "-a", "-s", "--filter", "name=sz", "--format", "{{.Size}}", check=True).stdout.strip()
+    import re
+
+    assert re.fullmatch(r"\d+(\.\d+)?[kMG]?B \(virtual \d+(\.\d+)?[kMG]?B\)", size), size
