@@ -279,3 +279,17 @@ def test_port_bindings_and_ps_size(nerdpy, bb):
     import re
 
     assert re.fullmatch(r"\d+(\.\d+)?[kMG]?B \(virtual \d+(\.\d+)?[kMG]?B\)", size), size
+
+
+def test_events_images_volumes_networks(nerdpy, bb):
+    nerdpy("tag", bb, "local/t:1", check=True)
+    nerdpy("rmi", "local/t:1", check=True)
+    nerdpy("volume", "create", "v1", check=True)
+    nerdpy("volume", "rm", "v1", check=True)
+    nerdpy("network", "create", "n1", check=True)
+    nerdpy("network", "rm", "n1", check=True)
+    got = [(e["Type"], e["Action"]) for e in _events(nerdpy) if e["Type"] != "container"]
+    for want in (("image", "pull"), ("image", "tag"), ("image", "untag"), ("volume", "create"),
+                 ("volume", "destroy"), ("network", "create"), ("network", "destroy")):
+        assert want in got, (want, got)
+    assert {e["Actor"]["Attributes"]["name"] for e in _events(nerdpy, "--filter", "network=n1")} == {"n1"}
