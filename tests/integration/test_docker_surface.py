@@ -293,3 +293,16 @@ def test_events_images_volumes_networks(nerdpy, bb):
                  ("volume", "destroy"), ("network", "create"), ("network", "destroy")):
         assert want in got, (want, got)
     assert {e["Actor"]["Attributes"]["name"] for e in _events(nerdpy, "--filter", "network=n1")} == {"n1"}
+
+
+def test_events_health_status(nerdpy, bb):
+    nerdpy("run", "-d", "--name", "hc", "--health-cmd", "true", "--health-interval", "1s", bb, "sleep", "60",
+           check=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        evs = _events(nerdpy, "--filter", "event=health_status")
+        if evs:
+            break
+        time.sleep(0.5)
+    assert [e["Action"] for e in evs] == ["health_status: healthy"], evs
+    assert evs[0]["Actor"]["Attributes"]["name"] == "hc"
