@@ -306,3 +306,15 @@ def test_events_health_status(nerdpy, bb):
         time.sleep(0.5)
     assert [e["Action"] for e in evs] == ["health_status: healthy"], evs
     assert evs[0]["Actor"]["Attributes"]["name"] == "hc"
+
+
+def test_update_restart_policy_reaches_running_monitor(nerdpy, bb):
+    nerdpy("run", "-d", "--name", "rp", bb, "sh", "-c", "sleep 2; exit 3", check=True)
+    nerdpy("update", "--restart", "on-failure:1", "rp", check=True)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        st = json.loads(nerdpy("inspect", "-f", "{{json .}}", "rp", check=True).stdout)
+        if st["RestartCount"] == 1 and st["State"]["Status"] == "exited":
+            break
+        time.sleep(0.5)
+    assert st["RestartCount"] == 1 and st["State"]["ExitCode"] == 3, st["State"]
