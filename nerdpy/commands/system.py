@@ -128,6 +128,8 @@ def info(ctx, fmt) -> None:
         sys.stdout.write(render(tmpl, data) + "\n")
         return
     sys.stdout.write(_info_text(data))
+    for w in data.get("Warnings") or []:  # as docker: after the text, on stderr
+        sys.stderr.write(w + "\n")
 
 
 # -- df ------------------------------------------------------------------------------------------
