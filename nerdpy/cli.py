@@ -56,6 +56,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "save": ("saveload", "save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
     "load": ("saveload", "load", "Load an image from a tar archive or STDIN"),
     "history": ("images", "history", "Show the history of an image"),
+    "version": ("version", "version", "Show the nerdpy version information"),
+    "info": ("system", "info", "Display system-wide information"),
+    "events": ("system", "events", "Get real time events from the server"),
+    "stats": ("stats", "stats", "Display a live stream of container(s) resource usage statistics"),
+    "update": ("update", "update", "Update configuration of one or more containers"),
+    "diff": ("diff", "diff", "Inspect changes to files or directories on a container's filesystem"),
     "completion": ("completion", "completion", "Output shell completion code for bash, zsh or fish"),
 }
 

@@ -241,7 +241,7 @@ class Client:
         if pull == "always" or (not have and pull == "missing"):
             self.pull(image, platform=platform)
         elif not have:
-            raise ImageNotFound(f"no such image: {image}")
+            raise ImageNotFound(f"No such image: {image}")
 
     # -- networks --------------------------------------------------------------------------
     def create_network(self, name: str, *, driver: str = "bridge", subnet: str | None = None,

@@ -26,14 +26,24 @@ BY_COMMAND: dict[str, int] = {
     "attach": EXIT_FAILED, "top": EXIT_FAILED, "rename": EXIT_FAILED,
     "export": EXIT_FAILED, "import": EXIT_FAILED, "commit": EXIT_FAILED,
     "save": EXIT_FAILED, "load": EXIT_FAILED, "compose": EXIT_FAILED,
+    "update": EXIT_FAILED, "stats": EXIT_FAILED, "prune": EXIT_FAILED, "system": EXIT_FAILED, "diff": EXIT_FAILED, "events": EXIT_FAILED,
 }
+
+
+# commands that exit 125 for a missing container or image (docker run and create: 125 for any
+# error of their own), where every other command exits 1
+NOT_FOUND_125 = ("run", "create")
 
 
 def exit_code(error: BaseException, command: str | None = None) -> int:
     """docker's exit code for `error`, raised while running `command` (None: none known)."""
+    from nerdpy.engine.errors import ContainerNotFound, ImageNotFound
+
     code = error_exit_code(error)
     if code == EXIT_ERROR and command in BY_COMMAND:
         code = BY_COMMAND[command]
+    if command in NOT_FOUND_125 and isinstance(error, (ContainerNotFound, ImageNotFound)):
+        code = EXIT_ERROR
     return code
 
 

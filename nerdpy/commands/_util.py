@@ -25,6 +25,16 @@ def human_size(n: float) -> str:
     return f"{n:.4g}{units[i]}"
 
 
+def bytes_size(n: float) -> str:
+    """docker's units.BytesSize: binary units, 4 significant digits ("1.5MiB")."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n /= 1024.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
 def parse_time(value: str | None) -> float | None:
     """RFC 3339 (with nanoseconds, as Go writes them) -> epoch seconds."""
     if not value:

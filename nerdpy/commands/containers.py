@@ -85,11 +85,10 @@ def stop(ctx, containers, timeout, sig):
 @click.pass_context
 def restart(ctx, containers, timeout):
     """Restart one or more containers."""
-    from nerdpy.engine.containers.lifecycle import prepare_start, stop_container
+    from nerdpy.engine.containers.lifecycle import restart_container
 
     def one(store, c, name):
-        stop_container(store, c, timeout=timeout)
-        prepare_start(store, c).start()
+        restart_container(store, c, timeout=timeout)
         click.echo(name)
 
     _each(ctx, containers, one)
@@ -238,8 +237,14 @@ def exec_(ctx, interactive, tty, detach, env, env_file, workdir, user, privilege
         raise Conflict(f"container {container} is not running")
     argv, cleanup = exec_argv(store, c, list(command), env=list(env), workdir=workdir, user=user,
                               tty=tty and sys.stdin.isatty(), detach=detach, privileged=privileged)
+    import secrets
     import subprocess
 
+    from nerdpy.engine.containers.exec import exec_event
+
+    exec_id = secrets.token_hex(32)
+    exec_event(store, c, "exec_create", exec_id, list(command))
+    exec_event(store, c, "exec_start", exec_id, list(command))
     try:
         if detach:
             _run_exec_detached(argv)
@@ -248,6 +253,7 @@ def exec_(ctx, interactive, tty, detach, env, env_file, workdir, user, privilege
         code = _run_exec(argv, stdin, tty)
     finally:
         cleanup()
+    exec_event(store, c, "exec_die", exec_id, list(command), code)
     sys.exit(code)
 
 
@@ -377,7 +383,7 @@ def container_inspect(ctx, names, fmt, size):
         except ContainerNotFound:
             missing.append(name)
     _print_inspect(results, fmt)
-    report_missing("no such container: {}", missing)
+    report_missing("No such container: {}", missing)
 
 
 @click.command("cleanup", hidden=True)
@@ -392,25 +398,29 @@ def cleanup(ctx, cid):
 
 @click.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help="Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME")
 @click.pass_context
-def prune(ctx, force):
+def prune(ctx, force, filters):
     """Remove all stopped containers."""
-    from nerdpy.engine.containers.records import container_state, list_containers
-    from nerdpy.engine.containers.lifecycle import remove_container
+    from nerdpy.engine.system.prune import prune_containers
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
 
+    flt = parse_prune_filters(filters, "container")
     if not force:
         if not sys.stdin.isatty():
             raise click.UsageError("refusing to prune without confirmation: use -f/--force")
         if not click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"):
             return
-    store = store_of(ctx)
-    click.echo("Deleted Containers:")
-    for c in list_containers(store):
-        if not container_state(store, c).running:
-            remove_container(store, c)
-            click.echo(c.id)
-    click.echo("")
-    click.echo("Total reclaimed space: 0B")
+    from nerdpy.commands._util import human_size
+
+    ids, freed = prune_containers(store_of(ctx), flt)
+    if ids:
+        click.echo("Deleted Containers:")
+        for cid in ids:
+            click.echo(cid)
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(freed)}")
 
 
 def _container_group():
@@ -420,7 +430,9 @@ def _container_group():
     # need neither run's nor ps's module); module and help as the top-level commands'
     lazy = {name: COMMANDS[top] for name, top in (
         ("ls", "ps"), ("list", "ps"), ("ps", "ps"), ("run", "run"), ("create", "create"), ("cp", "cp"),
-        ("attach", "attach"), ("top", "top"), ("rename", "rename"), ("pause", "pause"), ("unpause", "unpause"))}
+        ("attach", "attach"), ("top", "top"), ("rename", "rename"), ("pause", "pause"), ("unpause", "unpause"),
+        ("stats", "stats"), ("update", "update"), ("diff", "diff"), ("commit", "commit"), ("export", "export"),
+        ("port", "port"))}
 
     @click.group("container", cls=LazyGroup, lazy=lazy)
     def container():

@@ -195,17 +195,29 @@ def images(ctx, name, quiet, all_, digests, no_trunc, filters, fmt) -> None:
     _list_images(ctx, quiet, all_, digests, no_trunc, filters, fmt, name)
 
 
-@click.group("image", context_settings={"help_option_names": ["-h", "--help"]})
-def image() -> None:
-    """Manage images."""
+def _image_group():
+    from nerdpy.cli import COMMANDS, LazyGroup
+
+    # save/load/push/import live in their own modules, imported only when used
+    lazy = {name: COMMANDS[name] for name in ("save", "load", "push", "import")}
+
+    @click.group("image", cls=LazyGroup, lazy=lazy, context_settings={"help_option_names": ["-h", "--help"]})
+    def image() -> None:
+        """Manage images."""
+
+    return image
+
+
+image = _image_group()
 
 
 @image.command("ls")
+@click.argument("name", required=False)
 @_images_options
 @click.pass_context
-def image_ls(ctx, quiet, all_, digests, no_trunc, filters, fmt) -> None:
-    """List images."""
-    _list_images(ctx, quiet, all_, digests, no_trunc, filters, fmt)
+def image_ls(ctx, name, quiet, all_, digests, no_trunc, filters, fmt) -> None:
+    """List images (those of REPOSITORY[:TAG] when given)."""
+    _list_images(ctx, quiet, all_, digests, no_trunc, filters, fmt, name)
 
 
 image.add_command(image_ls, "list")
@@ -279,7 +291,7 @@ def image_inspect(ctx, names, fmt) -> None:
         except ImageNotFound:
             missing.append(name)
     print_inspect(results, fmt)
-    report_missing("no such image: {}", missing)
+    report_missing("No such image: {}", missing)
 
 
 @click.command("tag")
@@ -342,11 +354,15 @@ image.add_command(rmi, "remove")
 @image.command("prune")
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.option("--filter", "filters", multiple=True, help="Provide filter values (not yet supported except label=)")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help="Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME, dangling=BOOL")
 @click.pass_context
 def image_prune(ctx, all_, force, filters) -> None:
     """Remove unused images."""
     from nerdpy.engine.images.image import prune_images
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
+
+    flt = parse_prune_filters(filters, "image")
 
     if not force:
         # docker asks on the terminal and reads the answer from stdin, also when piped
@@ -360,7 +376,7 @@ def image_prune(ctx, all_, force, filters) -> None:
             click.echo("Total reclaimed space: 0B")
             return
     store = store_of(ctx)
-    lines, freed = prune_images(store, all_images=all_, in_use=containers_using_images(store))
+    lines, freed = prune_images(store, all_images=all_, in_use=containers_using_images(store), flt=flt)
     if lines:
         click.echo("Deleted Images:")
         for line in lines:

@@ -63,6 +63,9 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
         if not container_state(store, c).running:
             raise Conflict("You cannot attach to a stopped container, start it first") from None
         raise CommandError(f"cannot attach to container {c.name}: its monitor does not answer") from None
+    from nerdpy.engine.containers.records import container_event
+
+    container_event(store, c, "attach")
     if sig_proxy and not tty:
         def forward(signum, _frame):
             try:

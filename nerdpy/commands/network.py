@@ -140,13 +140,17 @@ def rm(ctx, names, force):
 
 @network.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'label=<key>=<value>')")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help="Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME")
 @click.pass_context
 def prune(ctx, force, filters):
     """Remove all unused networks (and what crashed containers left behind)."""
     from nerdpy.engine.network.attach import reclaim_leaks
     from nerdpy.engine.network.networks import prune_networks
-    from nerdpy.engine.network.views import filter_network_rows, network_rows
+    from nerdpy.engine.network.views import network_rows
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
+
+    flt = parse_prune_filters(filters, "network")
 
     if not force:
         click.echo("WARNING! This will remove all custom networks not used by at least one container.")
@@ -158,7 +162,7 @@ def prune(ctx, force, filters):
     reclaim_leaks(store)
     only = None
     if filters:
-        only = {r["Name"] for r in filter_network_rows(store, network_rows(store), list(filters))}
+        only = {r["Name"] for r in network_rows(store) if flt.match(r["Labels"], r["Created"])}
     names = prune_networks(store, only=only)
     if names:
         click.echo("Deleted Networks:")

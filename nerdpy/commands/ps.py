@@ -86,11 +86,17 @@ def container_rows(store, containers, no_trunc: bool, size: bool) -> list[dict]:
             from nerdpy.engine.containers.records import snapshot_key
             from nerdpy.engine.util.fs import dir_size
 
+            key = snapshot_key(store, c.id)
             try:
-                upper = store.snapshots.upper_dir(snapshot_key(store, c.id))
-                row["Size"] = human_size(dir_size(upper))
+                rw = dir_size(store.snapshots.upper_dir(key))
             except Exception:
-                row["Size"] = "0B"
+                rw = 0
+            try:  # docker's "rw (virtual rw+image)"
+                parent = store.db.query_one("SELECT parent FROM active_snapshots WHERE key = ?", (key,))
+                image = store.snapshots.usage(parent["parent"]) if parent and parent["parent"] else 0
+            except Exception:
+                image = 0
+            row["Size"] = f"{human_size(rw)} (virtual {human_size(rw + image)})"
         rows.append(row)
     return rows
 

@@ -119,7 +119,7 @@ def _ensure_image(ctx, store, image: str, pull_policy: str, platform: str | None
     if not have and pull_policy == "never":
         if found:
             raise ImageNotFound(_image_platform_error(store, found[0], image, wanted))
-        raise ImageNotFound(f"no such image: {image}")
+        raise ImageNotFound(f"No such image: {image}")
     from nerdpy.commands.progress import pull_progress
     from nerdpy.engine.distribution.pull import pull_image
     from nerdpy.engine.distribution.reference import parse_reference
@@ -315,6 +315,9 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
     except OSError:
         handle.abort()
         raise
+    from nerdpy.engine.containers.records import container_event
+
+    container_event(store, c, "attach")
     handle.start()
     if sig_proxy and not tty:
         def forward(signum, _frame):

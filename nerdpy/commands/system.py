@@ -131,6 +131,8 @@ def info(ctx, fmt) -> None:
         sys.stdout.write(render(tmpl, data) + "\n")
         return
     sys.stdout.write(_info_text(data))
+    for w in data.get("Warnings") or []:  # as docker: after the text, on stderr
+        sys.stderr.write(w + "\n")
 
 
 # -- df ------------------------------------------------------------------------------------------
@@ -227,11 +229,16 @@ def _df_verbose(u, fmt) -> str:
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images not just dangling ones")
 @click.option("--volumes", is_flag=True, help="Prune anonymous volumes")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help="Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME")
 @click.pass_context
-def prune(ctx, all_, volumes, force) -> None:
+def prune(ctx, all_, volumes, force, filters) -> None:
     """Remove unused data: stopped containers, unused networks, dangling images (-a: unused
     images), with --volumes unused anonymous volumes, and what crashes left behind."""
     from nerdpy.engine.system.prune import prune_system
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
+
+    parse_prune_filters(filters, "system")  # a bad filter fails before the question
 
     if not force:
         what = ["all stopped containers", "all networks not used by at least one container"]
@@ -248,7 +255,7 @@ def prune(ctx, all_, volumes, force) -> None:
         if answer.strip().lower() not in ("y", "yes"):
             click.echo("Total reclaimed space: 0B")
             return
-    r = prune_system(store_of(ctx), all_images=all_, volumes=volumes)
+    r = prune_system(store_of(ctx), all_images=all_, volumes=volumes, filters=list(filters))
     for title, items in (("Deleted Containers:", r.containers), ("Deleted Networks:", r.networks),
                          ("Deleted Volumes:", r.volumes), ("Deleted Images:", r.images),
                          ("Unmounted:", r.mounts), ("Reclaimed from crashes:", r.leaks)):

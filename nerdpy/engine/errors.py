@@ -221,6 +221,8 @@ BY_ERROR: dict[type | str, int] = {
     ExportError: EXIT_FAILED,
     ImageArchiveError: EXIT_FAILED,
     VolumeNotFound: EXIT_FAILED,
+    ContainerNotFound: EXIT_FAILED,   # docker: "No such container: X", exit 1 (run/create: 125)
+    ImageNotFound: EXIT_FAILED,       # docker: "No such image: X", exit 1 (run/create: 125)
     VolumeInUse: EXIT_FAILED,
     NetworkNotFound: EXIT_FAILED,
     NetworkInUse: EXIT_FAILED,

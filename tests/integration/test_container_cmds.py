@@ -114,7 +114,7 @@ def test_rename(nerdpy, bb):
     r = nerdpy("rename", "new", "bad name!")
     assert r.returncode == 1 and "invalid container name" in r.stderr
     r = nerdpy("rename", "nosuch", "x")
-    assert r.returncode == 1 and "no such container" in r.stderr
+    assert r.returncode == 1 and "No such container" in r.stderr
     # the old name is free again
     nerdpy("create", "--name", "old", bb, "true", check=True)
     nerdpy("container", "rename", "other", "other2", check=True)
@@ -211,7 +211,7 @@ def test_attach_refusals(nerdpy, bb):
     assert r.returncode == 1 and "paused" in r.stderr
     nerdpy("unpause", "tty", check=True)
     r = nerdpy("attach", "nosuch")
-    assert r.returncode == 1 and "no such container" in r.stderr
+    assert r.returncode == 1 and "No such container" in r.stderr
 
 
 # -- container prune ------------------------------------------------------------------------------

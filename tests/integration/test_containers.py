@@ -510,4 +510,4 @@ def test_events_of_a_container_lifecycle(nerdpy, bb):
     nerdpy("run", "--rm", "--name", "ev", bb, "sh", "-c", "exit 3")
     r = nerdpy("system", "events", "--since", str(t0), "--until", str(int(time.time()) + 1),
                "--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
-    assert r.stdout.split("\n")[:4] == ["create ev", "start ev", "die ev", "destroy ev"], r.stdout
+    assert r.stdout.split("\n")[:5] == ["create ev", "attach ev", "start ev", "die ev", "destroy ev"], r.stdout  # docker's order (issue 15: attach)

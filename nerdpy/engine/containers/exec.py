@@ -89,3 +89,15 @@ def exec_error(argv: list[str]) -> str:
     except (ValueError, IndexError, OSError):
         pass
     return msg.removeprefix("exec failed: ")
+
+
+def exec_event(store: Store, c: Container, action: str, exec_id: str, command: list[str],
+               exit_code: int | None = None) -> None:
+    """docker's exec events: `exec_create: CMD`, `exec_start: CMD` and `exec_die` (with exitCode)."""
+    from nerdpy.engine.containers.records import container_event
+
+    extra = {"execID": exec_id}
+    if exit_code is not None:
+        extra["exitCode"] = exit_code
+    name = action if action == "exec_die" else f"{action}: {' '.join(command)}"
+    container_event(store, c, name, **extra)

@@ -6,6 +6,7 @@ import os
 
 from nerdpy.engine.containers.records import Container, container_dir, container_state, log_path
 from nerdpy.engine.store import Store
+from nerdpy.engine.errors import NerdpyError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -82,6 +83,8 @@ def container_json(store: Store, c: Container) -> dict:
                   for m in s.mounts or [] if m.type == "bind"],
         "LogConfig": {"Type": "json-file", "Config": s.log_opts or {}},
         "NetworkMode": s.network or "none",
+        "PortBindings": _port_bindings(s.publish),
+        "PublishAllPorts": bool(s.publish_all),
         "RestartPolicy": {"Name": rname, "MaximumRetryCount": int(rmax or 0)},
         "AutoRemove": bool(s.auto_remove),
         "CapAdd": s.cap_add or None,
@@ -176,6 +179,27 @@ def _device_requests(gpus: str) -> list[dict] | None:
         return None
     return [{"Driver": req["driver"], "Count": req["count"], "DeviceIDs": req["devices"] or None,
              "Capabilities": [req["capabilities"]], "Options": {}}]
+
+
+def _port_bindings(publish: list[str]) -> dict:
+    """docker's HostConfig.PortBindings: the -p flags as given ("" for an address or port not
+    given), one key per container port."""
+    from nerdpy.engine.network.ports import parse_publish
+
+    out: dict[str, list[dict]] = {}
+    for raw in publish or []:
+        try:
+            mappings = parse_publish(raw)
+        except NerdpyError:
+            continue
+        for m in mappings:
+            port = ""
+            if m.host_port:
+                port = str(m.host_port)
+                if m.host_port_end and m.host_port_end != m.host_port:
+                    port += f"-{m.host_port_end}"
+            out.setdefault(f"{m.container_port}/{m.protocol}", []).append({"HostIp": m.host_ip, "HostPort": port})
+    return out
 
 
 def _network_settings(store: Store, c: Container, st) -> dict:

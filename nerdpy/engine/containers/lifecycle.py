@@ -282,9 +282,16 @@ def _mount_rootfs(store: Store, c: Container) -> str:
 
 
 def _event(store: Store, c: Container, action: str, **extra) -> None:
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.containers.records import container_event
 
-    record_event(store, "container", action, c.id, {"image": c.image, "name": c.name, **extra})
+    container_event(store, c, action, **extra)
+
+
+def restart_container(store: Store, c: Container, timeout: int | None = None) -> None:
+    """docker restart: stop (when running), start, and the `restart` event."""
+    stop_container(store, c, timeout=timeout)
+    prepare_start(store, c).start()
+    _event(store, c, "restart")
 
 
 def _pid_namespace(store: Store, pid: str) -> str | None:
@@ -551,7 +558,7 @@ def _monitor_config(store: Store, c: Container) -> dict:
         "healthcheck": hc,
         "auto_remove": bool(s.auto_remove),
         "event": {"data_root": store.data_root, "namespace": store.namespace,
-                  "attributes": {"image": c.image, "name": c.name}},
+                  "attributes": {**(c.spec.labels or {}), "image": c.image, "name": c.name}},
         "engine": {"sys_path": [_PACKAGE_PARENT] + [p for p in sys.path if p],
                    "settings": _settings_overrides(store)},
         "cleanup": [sys.executable, "-m", "nerdpy", "--data-root", store.data_root, "-n", store.namespace,
@@ -683,11 +690,13 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
     watch = _exit_watch(store, c)
     try:
         runc.kill(c.id, str(parse_signal(sig)))
+        _event(store, c, "kill", signal=parse_signal(sig))
     except NerdpyError:
         pass
     if not _await_exit(store, c, watch, timeout):
         try:
             runc.kill(c.id, "9", all_=True)
+            _event(store, c, "kill", signal=9)
         except NerdpyError:
             pass
         if not _await_exit(store, c, watch, 30):
@@ -833,7 +842,7 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_delet
     if row is not None:
         from nerdpy.engine.system.events import record_event
 
-        record_event(store, "container", "destroy", cid, {"image": spec.image, "name": spec.name})
+        record_event(store, "container", "destroy", cid, {**(spec.labels or {}), "image": spec.image, "name": spec.name})
     store.snapshots.remove_active(snapshot_key(store, cid))
     shutil.rmtree(cdir, ignore_errors=True)
     shutil.rmtree(run_dir(store, cid), ignore_errors=True)

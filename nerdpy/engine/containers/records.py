@@ -248,7 +248,7 @@ def find_container(store: Store, query: str) -> Container:
             return _row(rows[0])
         if len(rows) > 1:
             raise InvalidArgument(f"multiple containers match the ID prefix {query!r}: use more characters")
-    raise ContainerNotFound(f"no such container: {query}")
+    raise ContainerNotFound(f"No such container: {query}")
 
 
 _ADJ = ("admiring adoring affectionate agitated amazing angry awesome blissful bold boring brave busy "
@@ -417,6 +417,7 @@ def pause_container(store: Store, c: Container) -> None:
                           "containers do not have on this host")
     container_runtime(store, c.spec).pause(c.id)
     open(os.path.join(run_dir(store, c.id), "paused"), "w").close()
+    container_event(store, c, "pause")
 
 
 def unpause_container(store: Store, c: Container) -> None:
@@ -428,6 +429,7 @@ def unpause_container(store: Store, c: Container) -> None:
         os.unlink(os.path.join(run_dir(store, c.id), "paused"))
     except FileNotFoundError:
         pass
+    container_event(store, c, "unpause")
 
 
 def rename_container(store: Store, c: Container, new_name: str) -> None:
@@ -446,8 +448,17 @@ def rename_container(store: Store, c: Container, new_name: str) -> None:
                            "You have to remove (or rename) that container to be able to reuse that name")
         cur.execute("UPDATE containers SET name = ? WHERE namespace = ? AND id = ?",
                     (new_name, store.namespace, c.id))
-    c.name = new_name
+    old, c.name = c.name, new_name
     mirror_record(store, c.id)
+    container_event(store, c, "rename", oldName="/" + old)
+
+
+def container_event(store: Store, c: Container, action: str, **extra) -> None:
+    """Record docker's container event `action` (attributes: image, name, and `extra`)."""
+    from nerdpy.engine.system.events import record_event
+
+    labels = c.spec.labels or {}
+    record_event(store, "container", action, c.id, {**labels, "image": c.image, "name": c.name, **extra})
 
 
 def container_top(store: Store, c: Container, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:

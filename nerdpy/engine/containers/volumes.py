@@ -41,6 +41,43 @@ class Volume:
     labels: dict
     anonymous: bool
     created_at: float
+    options: dict | None = None   # the local driver's -o options (type, device, o), from opts.json
+
+
+# the local driver's options (docker's): a tmpfs (`type=tmpfs device=tmpfs o=size=64m`) or a bind
+# of a host directory (`type=none o=bind device=/path`); kept in `<volume>/opts.json` as docker does
+LOCAL_OPTIONS = ("type", "device", "o")
+
+
+def check_local_options(options: dict) -> dict:
+    """docker's local driver options, checked; InvalidArgument for what it (or nerdpy) refuses."""
+    for key in options:
+        if key not in LOCAL_OPTIONS:
+            raise InvalidArgument(f"invalid option: {key!r}")
+    kind, device, o = options.get("type", ""), options.get("device", ""), options.get("o", "")
+    if not kind:
+        raise InvalidArgument("missing type in volume options")
+    if not device:
+        raise InvalidArgument("missing device in volume options")
+    if kind == "tmpfs":
+        for opt in filter(None, o.split(",")):
+            if opt.partition("=")[0] not in ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"):
+                raise InvalidArgument(f"invalid tmpfs option {opt!r} in volume options")
+    elif kind == "none" and "bind" in o.split(","):
+        if not os.path.isabs(device):
+            raise InvalidArgument(f"invalid device {device!r} for a bind volume: an absolute path is needed")
+    else:
+        raise InvalidArgument(f"volume type {kind!r} is not supported by nerdpy's local driver "
+                              "(only type=tmpfs, or type=none with o=bind)")
+    return dict(options)
+
+
+def _read_options(store: Store, name: str) -> dict | None:
+    try:
+        with open(os.path.join(volumes_root(store), name, "opts.json")) as f:
+            return json.load(f) or None
+    except (OSError, ValueError):
+        return None
 
 
 def volumes_root(store: Store) -> str:
@@ -57,7 +94,7 @@ def create_volume(store: Store, name: str | None = None, labels: dict | None = N
     if driver not in ("local", "", None):
         raise InvalidArgument(f"volume driver {driver!r} is not supported (only \"local\")")
     if options:
-        raise InvalidArgument("driver options (-o) are not supported by the local driver here")
+        options = check_local_options(options)
     name = name or secrets.token_hex(32)
     if not _NAME_RE.match(name):
         raise InvalidArgument(f"invalid volume name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
@@ -67,9 +104,16 @@ def create_volume(store: Store, name: str | None = None, labels: dict | None = N
     path = volume_path(store, name)
     os.makedirs(path, mode=0o755, exist_ok=True)
     os.chmod(os.path.dirname(path), 0o701)
+    if options:
+        from nerdpy.engine.util.fs import write_json_atomic
+
+        write_json_atomic(os.path.join(os.path.dirname(path), "opts.json"), options)
     with store.db.write() as cur:
         cur.execute("INSERT OR IGNORE INTO volumes(namespace, name, labels, anonymous, created_at) VALUES (?,?,?,?,?)",
                     (store.namespace, name, json.dumps(labels or {}), int(anonymous), time.time()))
+    from nerdpy.engine.system.events import record_event
+
+    record_event(store, "volume", "create", name, {"driver": "local"})
     return get_volume(store, name)
 
 
@@ -82,7 +126,7 @@ def get_volume(store: Store, name: str) -> Volume | None:
 
 def _row(store: Store, r) -> Volume:
     return Volume(r["name"], volume_path(store, r["name"]), json.loads(r["labels"]), bool(r["anonymous"]),
-                  r["created_at"])
+                  r["created_at"], _read_options(store, r["name"]))
 
 
 def find_volume(store: Store, name: str) -> Volume:
@@ -119,6 +163,9 @@ def remove_volume(store: Store, name: str, force: bool = False) -> None:
             raise VolumeInUse(f"remove {name}: volume is in use - [{', '.join(users)}]")
         cur.execute("DELETE FROM volumes WHERE namespace = ? AND name = ?", (store.namespace, name))
     _rmtree(os.path.join(volumes_root(store), name))
+    from nerdpy.engine.system.events import record_event
+
+    record_event(store, "volume", "destroy", name, {"driver": "local"})
 
 
 def _users_in_tx(cur, store: Store, name: str) -> list[str]:
@@ -158,11 +205,16 @@ def volume_size(v: Volume) -> int:
 
 
 def prune_volumes(store: Store, all_: bool = False, filters: list[str] | None = None) -> tuple[list[str], int]:
-    """Remove unused volumes: anonymous ones only unless `all_` (docker 23+). Returns (names, bytes)."""
+    """Remove unused volumes: anonymous ones only unless `all_` (docker 23+), those docker's prune
+    filters (label, label!, all) let go. Returns (names, bytes)."""
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
+
+    flt = parse_prune_filters(filters, "volume")
+    all_ = all_ or flt.all
     used = volumes_in_use(store)
     removed, reclaimed = [], 0
-    for v in filter_volumes(store, list_volumes(store), filters or []):
-        if v.name in used or (not all_ and not v.anonymous):
+    for v in list_volumes(store):
+        if v.name in used or (not all_ and not v.anonymous) or not flt.match(volume_labels(v), None):
             continue
         size = volume_size(v)
         try:
@@ -224,7 +276,7 @@ def volume_json(store: Store, v: Volume) -> dict:
         "Labels": volume_labels(v) or None,
         "Mountpoint": v.mountpoint,
         "Name": v.name,
-        "Options": None,
+        "Options": v.options or None,
         "Scope": "local",
     }
 
@@ -278,6 +330,19 @@ def oci_mounts(store: Store, c, rootfs: str) -> list[dict]:
                         "options": ["rbind", opts.get("propagation", "rprivate")] + ro})
         elif kind == "volume":
             vol = create_volume(store, m.source, anonymous=bool(opts.get("anonymous")))
+            vopts = vol.options or {}
+            if vopts.get("type") == "tmpfs":  # a tmpfs of the container's own (docker shares one)
+                extra = [x for x in vopts.get("o", "").split(",") if x]
+                out.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
+                            "options": ["nosuid", "nodev"] + extra + ro})
+                continue
+            if vopts.get("type") == "none":  # o=bind: the host directory named by device
+                if not os.path.isdir(vopts["device"]):
+                    raise InvalidArgument(f"error while mounting volume '{vol.name}': failed to mount local volume: "
+                                          f"mount {vopts['device']}: no such file or directory")
+                out.append({"destination": target, "type": "bind", "source": vopts["device"],
+                            "options": ["rbind", "rprivate"] + ro})
+                continue
             if first_start and not opts.get("nocopy") and _is_empty(vol.mountpoint):
                 copy_up(resolve_in_root(rootfs, target), vol.mountpoint)
             out.append({"destination": target, "type": "bind", "source": vol.mountpoint,

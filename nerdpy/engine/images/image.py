@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, InvalidReference
+from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, InvalidReference, NerdpyError
 from nerdpy.engine.store import Store
 
 DANGLING_PREFIX = "sha256:"  # dangling images are stored under their target digest
@@ -164,7 +164,7 @@ def _same_repo(name: str, repo: str) -> bool:
 def resolve_image(store: Store, query: str) -> Image:
     found = lookup_images(store, query)
     if not found:
-        raise ImageNotFound(f"no such image: {query}")
+        raise ImageNotFound(f"No such image: {query}")
     return found[0]
 
 
@@ -176,6 +176,9 @@ def tag_image(store: Store, source: str, target: str) -> Image:
     if ref.digest:
         raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
     put_image(store, str(ref), image.target, image.media_type, image.size, image.manifest, image.config)
+    from nerdpy.engine.system.events import record_event
+
+    record_event(store, "image", "tag", image.config, {"name": str(ref)})
     return image
 
 
@@ -187,7 +190,7 @@ def remove_image(store: Store, query: str, force: bool = False, in_use: set[str]
 
     found = lookup_images(store, query)
     if not found:
-        raise ImageNotFound(f"no such image: {query}")
+        raise ImageNotFound(f"No such image: {query}")
     image_id = found[0].config
     by_name = False
     try:
@@ -223,6 +226,12 @@ def remove_image(store: Store, query: str, force: bool = False, in_use: set[str]
                 lines.append(f"Untagged: {_familiar(i.name.rsplit(':', 1)[0])}@{i.target}")
     if not remaining:
         lines.append(f"Deleted: {image_id}")
+    from nerdpy.engine.system.events import record_event
+
+    for i in doomed:
+        record_event(store, "image", "untag", image_id, {"name": i.name})
+    if not remaining:
+        record_event(store, "image", "delete", image_id, {"name": doomed[0].name if doomed else image_id})
     return lines
 
 
@@ -235,11 +244,28 @@ def _familiar(name: str) -> str:
         return name
 
 
-def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None = None) -> tuple[list[str], int]:
-    """Remove dangling images (all unused images with `all_images`). Returns (report lines, bytes freed)."""
+def _prunable(store: Store, image: Image, flt) -> bool:
+    from nerdpy.engine.system.events import parse_time_arg
+
+    cfg = image_config(store, image)
+    try:
+        created = parse_time_arg(cfg["created"]) if cfg.get("created") else image.created_at
+    except NerdpyError:
+        created = image.created_at
+    return flt.match((cfg.get("config") or {}).get("Labels"), created)
+
+
+def prune_images(store: Store, all_images: bool = False, in_use: set[str] | None = None,
+                 flt=None) -> tuple[list[str], int]:
+    """Remove dangling images (all unused images with `all_images`, or a `dangling=false`
+    filter), those a PruneFilter `flt` (labels, until) lets go. Returns (report lines, bytes freed)."""
     in_use = in_use or set()
     lines: list[str] = []
+    if flt is not None and flt.dangling is False:
+        all_images = True
     doomed = [i for i in list_images(store) if (all_images or i.dangling) and i.config not in in_use]
+    if flt is not None and not flt.empty():
+        doomed = [i for i in doomed if _prunable(store, i, flt)]
     if not doomed:
         return [], 0
     from nerdpy.engine.content.gc import collect_garbage, store_bytes

@@ -266,8 +266,12 @@ def create_network(store, name: str, driver: str = "bridge", subnet: str | None 
         raise InvalidArgument(f"{name} is a pre-defined network and cannot be created")
     if driver not in DRIVERS:
         raise InvalidArgument(f"unsupported network driver {driver!r} (use one of {', '.join(DRIVERS)})")
-    return _create(store, name, driver, subnet=subnet, gateway=gateway, ip_range=ip_range,
+    net = _create(store, name, driver, subnet=subnet, gateway=gateway, ip_range=ip_range,
                    internal=internal, labels=labels or {}, options=options or {})
+    from nerdpy.engine.system.events import record_event
+
+    record_event(store, "network", "create", net.id, {"name": net.name, "type": net.driver})
+    return net
 
 
 def _create(store, name: str, driver: str, subnet: str | None = None, gateway: str | None = None,
@@ -462,6 +466,9 @@ def remove_network(store, query: str) -> Network:
             cur.execute("DELETE FROM networks WHERE name = ?", (net.name,))
         _unlink(conflist_path(store.settings.cni_netconfpath, net.name))
     remove_host_state(store, net)
+    from nerdpy.engine.system.events import record_event
+
+    record_event(store, "network", "destroy", net.id, {"name": net.name, "type": net.driver})
     return net
 
 

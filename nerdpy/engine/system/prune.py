@@ -33,22 +33,19 @@ class PruneReport:
     errors: list[str] = field(default_factory=list)
 
 
-def prune_system(store: Store, all_images: bool = False, volumes: bool = False) -> PruneReport:
-    """docker system prune: stopped containers, unused networks, dangling (or, with
-    `all_images`, unused) images, with `volumes` unused anonymous volumes, and what crashes left
-    (orphaned mounts, network namespaces and leases)."""
+def prune_containers(store: Store, flt=None, report: PruneReport | None = None) -> tuple[list[str], int]:
+    """docker container prune: remove the stopped containers a PruneFilter `flt` (labels, until)
+    lets go. Returns (IDs, bytes of their writable layers); errors go to `report` when given."""
     from nerdpy.engine.containers.records import container_state, list_containers, snapshot_key
     from nerdpy.engine.system.events import record_event
-    from nerdpy.engine.content.gc import collect_garbage, store_bytes
-    from nerdpy.engine.images.image import prune_images
     from nerdpy.engine.containers.lifecycle import remove_container
 
-    report = PruneReport()
-    report.mounts = [p for p, _why in orphaned_mounts(store)]
-    unmount_all(report.mounts)
-    freed_containers = 0
+    removed: list[str] = []
+    freed = 0
     for c in list_containers(store):
         if container_state(store, c).running:
+            continue
+        if flt is not None and not flt.match(c.spec.labels, c.created_at):
             continue
         try:
             size = dir_size(store.snapshots.upper_dir(snapshot_key(store, c.id)))
@@ -57,18 +54,46 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False) 
         try:
             remove_container(store, c)
         except NerdpyError as e:
+            if report is None:
+                raise
             report.errors.append(f"container {c.name}: {e}")
             continue
-        report.containers.append(c.id)
-        freed_containers += size
-    record_event(store, "container", "prune", "", {"reclaimed": str(freed_containers)})
+        removed.append(c.id)
+        freed += size
+    record_event(store, "container", "prune", "", {"reclaimed": str(freed)})
+    return removed, freed
+
+
+def prune_system(store: Store, all_images: bool = False, volumes: bool = False,
+                 filters: list[str] | tuple = ()) -> PruneReport:
+    """docker system prune: stopped containers, unused networks, dangling (or, with
+    `all_images`, unused) images, with `volumes` unused anonymous volumes, and what crashes left
+    (orphaned mounts, network namespaces and leases). `filters`: docker's label, label!, until."""
+    from nerdpy.engine.errors import InvalidArgument
+    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
+    from nerdpy.engine.content.gc import collect_garbage, store_bytes
+    from nerdpy.engine.images.image import prune_images
+
+    flt = parse_prune_filters(filters, "system")
+    if volumes and flt.until is not None:
+        raise InvalidArgument("the until filter is not supported with --volumes")
+    report = PruneReport()
+    report.mounts = [p for p, _why in orphaned_mounts(store)]
+    unmount_all(report.mounts)
+    report.containers, freed_containers = prune_containers(store, flt, report)
     try:
         from nerdpy.engine.network.networks import prune_networks
     except ImportError:  # pragma: no cover - networking not installed
         prune_networks = None
     if prune_networks is not None:
         try:
-            report.networks = prune_networks(store)
+            only = None
+            if not flt.empty():
+                from nerdpy.engine.network.views import network_rows
+
+                only = {r["Name"] for r in network_rows(store) if flt.match(r["Labels"], r["Created"])}
+            report.networks = prune_networks(store, only=only)
         except NerdpyError as e:
             report.errors.append(f"networks: {e}")
         record_event(store, "network", "prune", "", {"reclaimed": "0"})
@@ -77,10 +102,11 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False) 
     if volumes:
         from nerdpy.engine.containers.volumes import prune_volumes
 
-        report.volumes, freed_volumes = prune_volumes(store)
+        report.volumes, freed_volumes = prune_volumes(store, filters=[f for f in filters
+                                                                    if not f.lower().startswith("until=")])
         record_event(store, "volume", "prune", "", {"reclaimed": str(freed_volumes)})
     before = store_bytes(store)
-    lines, _freed = prune_images(store, all_images=all_images, in_use=_images_in_use(store))
+    lines, _freed = prune_images(store, all_images=all_images, in_use=_images_in_use(store), flt=flt)
     report.images = lines
     collect_garbage(store)  # also what removing the containers left unreferenced
     freed_images = max(0, before - store_bytes(store))

@@ -388,6 +388,7 @@ class Monitor:
             output = "Health check exceeded timeout (%gs)" % timeout
         self.health_last = time.time()
         h = self.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
+        before = h["Status"]
         h["Log"] = (h["Log"] + [{"Start": begin, "End": now_rfc3339(), "ExitCode": code,
                                  "Output": output[:4096]}])[-5:]
         in_grace = t0 - started < hc.get("start_period", 0.0)
@@ -400,6 +401,8 @@ class Monitor:
                 h["Status"] = "unhealthy"
         self.health = h
         write_json_atomic(os.path.join(self.dir, "health.json"), h, self.reserve)
+        if h["Status"] != before:
+            self.record_event("health_status: " + h["Status"])
 
     # -- the main loop ----------------------------------------------------------------------
     def serve(self, sync):
@@ -473,7 +476,8 @@ class Monitor:
             if self.master is not None:
                 os.close(self.master)
                 self.master = None
-            self.record_die(exit_code)
+            self.record_event("die", exitCode=exit_code)
+            policy = self.updated_policy(policy)
             if not should_restart(policy, exit_code, self.restart_count, self.stop_requested()):
                 break
             self.notify_exit(exit_code)
@@ -495,6 +499,14 @@ class Monitor:
         self.finish(exit_code)
         self.notify_exit(exit_code)
         return 0
+
+    def updated_policy(self, policy):
+        """The restart policy `update --restart` set since start (restart-policy.json), if any."""
+        try:
+            with open(os.path.join(self.run_dir, "restart-policy.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return policy
 
     def read_oom_killed(self):
         """Whether the memory cgroup killed a process of this run: the `oom_kill` count of
