@@ -12,8 +12,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-API_VERSION = "1.44"
-MIN_API_VERSION = "1.24"
+from nerdpy.engine.system.info import API_VERSION, MIN_API_VERSION  # noqa: F401 (one place, shared with `version`)
 MAX_JSON_BODY = 4 << 20
 
 

@@ -269,6 +269,42 @@ async def rename(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def update(request: web.Request) -> web.Response:
+    """POST /containers/{id}/update: docker's resources and RestartPolicy, through the same
+    parser and checks as `nerdpy update` (engine/containers/update.py)."""
+    from nerdpy.engine.containers.update import parse_update, update_container
+
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    flags: dict[str, str] = {}
+    for key, name in (("Memory", "memory"), ("MemorySwap", "memory_swap"), ("MemoryReservation", "memory_reservation"),
+                      ("CpuShares", "cpu_shares"), ("CpuPeriod", "cpu_period"), ("CpuQuota", "cpu_quota"),
+                      ("CpusetCpus", "cpuset_cpus"), ("CpusetMems", "cpuset_mems"), ("PidsLimit", "pids_limit"),
+                      ("BlkioWeight", "blkio_weight")):
+        v = body.get(key)
+        if v not in (None, "", 0):
+            flags[name] = str(v)
+    if body.get("NanoCpus"):
+        flags["cpus"] = str(int(body["NanoCpus"]) / 1e9)
+    policy = body.get("RestartPolicy") or {}
+    if policy.get("Name"):
+        n = int(policy.get("MaximumRetryCount") or 0)
+        flags["restart"] = policy["Name"] + (f":{n}" if n and policy["Name"] == "on-failure" else "")
+    req = parse_update(flags)
+    await engine_of(request).run(lambda store: update_container(store, _find(store, request.match_info["id"]), req))
+    return web.json_response({"Warnings": []})
+
+
+async def changes(request: web.Request) -> web.Response:
+    """GET /containers/{id}/changes: the writable layer's A/C/D entries (`nerdpy diff`)."""
+    from nerdpy.engine.containers.diff import container_changes
+
+    found = await engine_of(request).run(
+        lambda store: container_changes(store, _find(store, request.match_info["id"])))
+    return web.json_response([{"Path": ch.path, "Kind": ch.kind_code} for ch in found] or None)
+
+
 async def resize(request: web.Request) -> web.Response:
     h, w = qint(request, "h", 0), qint(request, "w", 0)
 
@@ -631,6 +667,8 @@ ROUTES = [
     ("POST", "/containers/{id}/unpause", _simple("unpause_container")),
     ("POST", "/containers/{id}/rename", rename),
     ("POST", "/containers/{id}/resize", resize),
+    ("POST", "/containers/{id}/update", update),
+    ("GET", "/containers/{id}/changes", changes),
     ("GET", "/containers/{id}/top", top),
     ("GET", "/containers/{id}/logs", logs),
     ("POST", "/containers/{id}/attach", attach),

@@ -269,3 +269,31 @@ def test_pause_rename_restart_prune(client, images):
             c.remove(force=True)
         except docker.errors.NotFound:
             pass
+
+
+def test_update_and_changes(client, images, svc):
+    """container.update and container.diff: the same engine as `nerdpy update` and `nerdpy diff`."""
+    c = client.containers.run(images.busybox, ["sh", "-c", "touch /made; rm /bin/true; sleep 600"],
+                              detach=True, name="dp-upd")
+    try:
+        c.update(mem_limit="64m", restart_policy={"Name": "on-failure", "MaximumRetryCount": 2})
+        c.reload()
+        assert c.attrs["HostConfig"]["Memory"] == 64 << 20
+        assert c.attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+        inspect = json.loads(svc.cli("inspect", "dp-upd").stdout)[0]
+        assert inspect["HostConfig"]["Memory"] == 64 << 20
+        with pytest.raises(docker.errors.APIError) as e:  # the CLI's check: docker's 6 MB minimum
+            c.update(mem_limit="1m")
+        assert e.value.status_code == 400 and "minimum memory limit" in str(e.value)
+        deadline = time.monotonic() + 10
+        changes = []
+        while time.monotonic() < deadline:
+            changes = c.diff() or []
+            if {"Path": "/made", "Kind": 1} in changes:
+                break
+            time.sleep(0.2)
+        assert {"Path": "/made", "Kind": 1} in changes
+        assert {"Path": "/bin/true", "Kind": 2} in changes
+        assert {"Path": "/bin", "Kind": 0} in changes
+    finally:
+        c.remove(force=True)

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from nerdpy.engine.containers.records import Container, StoredSpec, container_state, run_dir, runc_root
+from nerdpy.engine.containers.records import Container, StoredSpec, container_state, run_dir
 from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError
 from nerdpy.engine.store import Store
 
@@ -165,14 +165,14 @@ def update_container(store: Store, c: Container, req: UpdateRequest) -> None:
     then the stored spec, then the monitor's restart policy."""
     from nerdpy.engine.containers.options import parse_restart
     from nerdpy.engine.runtime.cgroups import swap_accounting
-    from nerdpy.engine.runtime.runc import Runc
+    from nerdpy.engine.containers.records import container_runtime
 
     new = updated_spec(c.spec, req)
     state = container_state(store, c)
     if state.running and state.status != "restarting":
         args = runc_update_args(new, req, swap_accounting())
         if args:
-            runc = Runc(runc_root(store), store.settings.runc)
+            runc = container_runtime(store, c.spec)
             r = runc._run("update", *args, c.id, check=False)
             if r.returncode != 0:
                 from nerdpy.engine.runtime.runc import clean_runc_error
