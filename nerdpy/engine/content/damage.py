@@ -12,6 +12,11 @@ import os
 
 DB_NAME = "meta.db"
 
+# databases this process has open: never read again by path here, since closing any descriptor of
+# the file drops every POSIX lock the process holds on it, SQLite's own included (its WAL and
+# read locks: other processes' commits would then go unseen, or worse)
+OPENED_HERE: set[str] = set()
+
 
 def _has_entries(path: str, skip: tuple[str, ...] = ()) -> int:
     try:
@@ -46,6 +51,8 @@ def _list(path: str) -> list[str]:
 def database_damage(data_root: str) -> str | None:
     """Why the DB under `data_root` cannot be trusted, or None (sound, or a new store)."""
     path = os.path.join(data_root, DB_NAME)
+    if os.path.realpath(path) in OPENED_HERE:
+        return None  # checked when this process opened it (see OPENED_HERE)
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:

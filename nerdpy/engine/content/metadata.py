@@ -110,6 +110,9 @@ class Metadata:
         os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
         self._lock = threading.RLock()
         self.read_only = False
+        from nerdpy.engine.content.damage import OPENED_HERE
+
+        OPENED_HERE.add(os.path.realpath(path))
         if _no_room_for_wal_index(path):
             self._open_frozen()
             return
