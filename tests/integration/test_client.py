@@ -23,6 +23,11 @@ def client(tmp_path, monkeypatch):
     monkeypatch.setenv("NERDPY_CONFIG", "/nonexistent")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    from conftest import BRIDGE_NAME, BRIDGE_SUBNET
+
+    # the session's bridge (a data root of its own would otherwise get a default bridge of its own)
+    monkeypatch.setenv("NERDPY_BRIDGE_NAME", BRIDGE_NAME)
+    monkeypatch.setenv("NERDPY_BRIDGE_SUBNET", BRIDGE_SUBNET)
     c = Client(data_root=str(tmp_path / "data"), run_root=str(tmp_path / "run"))
     yield c
     # whatever a failing test left behind

@@ -106,7 +106,8 @@ def test_compose_up_plain_lines_in_order_then_down(nerdpy, images, tmp_path):
     assert layer_lines and all(pulling < i < pulled for i in layer_lines)
     assert any(line.endswith(" Pull complete") for line in lines[pulling:pulled])
     created = index(lines, " Network prog_default  Created")
-    assert index(lines, " Network prog_default  Creating") < created < pulling
+    # images first, then networks, as docker compose does (nothing is made for an image that is missing)
+    assert pulled < index(lines, " Network prog_default  Creating") < created
     db = [index(lines, f" Container prog-db-1  {s}") for s in ("Creating", "Created", "Starting", "Started")]
     web = [index(lines, f" Container prog-web-1  {s}") for s in ("Creating", "Created", "Starting", "Started")]
     assert pulled < db[0] and db == sorted(db) and web == sorted(web)
