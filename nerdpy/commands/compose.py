@@ -1067,12 +1067,6 @@ def events(ctx, as_json, services):
         return
 
 
-STATS_TABLE = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t"
-               "{{.BlockIO}}\t{{.PIDs}}")
-STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
-                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
-                 "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
-
 
 @compose.command("stats")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)")
@@ -1086,7 +1080,8 @@ def stats(ctx, all_, fmt, no_stream, no_trunc, service):
     """Display a live stream of container(s) resource usage statistics."""
     import time
 
-    from compose.ops import sample, stats_row
+    from nerdpy.commands.stats import DEFAULT_TABLE, HEADERS, stats_row
+    from nerdpy.engine.containers.stats import sample, usage
     from nerdpy.template import format_output
 
     rt = _project_runtime(ctx, [service] if service else [])
@@ -1094,22 +1089,19 @@ def stats(ctx, all_, fmt, no_stream, no_trunc, service):
     first = True
     try:
         while True:
-            shown = []
-            for c in rt.containers([service] if service else None, oneoff=None):
-                st = rt.state(c)
-                if st.running or all_:
-                    shown.append((c, st.pid if st.running else None))
-            if first and any(pid for _, pid in shown):
+            shown = [c for c in rt.containers([service] if service else None, oneoff=None)
+                     if all_ or rt.state(c).running]
+            if first and shown:
                 # CPU % needs an interval: one sample of all now, the shown one shortly after
-                prev = {c.id: sample(rt.store, c, pid) for c, pid in shown}
+                prev = {c.id: sample(rt.store, c) for c in shown}
                 time.sleep(0.5)
             rows = []
-            for c, pid in shown:
-                cur = sample(rt.store, c, pid)
-                rows.append(stats_row(c, prev.get(c.id), cur, no_trunc=no_trunc))
+            for c in shown:
+                cur = sample(rt.store, c)
+                rows.append(stats_row(usage(c, prev.get(c.id, cur), cur), c.id if no_trunc else c.id[:12], no_trunc))
                 prev[c.id] = cur
             first = False
-            text = format_output(fmt, rows, default_table=STATS_TABLE, headers=STATS_HEADERS)
+            text = format_output(fmt, rows, default_table=DEFAULT_TABLE, headers=HEADERS)
             if not no_stream and sys.stdout.isatty():
                 text = "\x1b[2J\x1b[H" + text
             sys.stdout.write(text)

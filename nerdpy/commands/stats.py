@@ -16,7 +16,8 @@ HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUP
            "PIDs": "PIDS"}
 
 
-def _row(u, asked: str, no_trunc: bool) -> dict:
+def stats_row(u, asked: str, no_trunc: bool) -> dict:
+    """One row with docker's keys ({{json .}}) from the engine's Usage (also `compose stats`)."""
     return {
         "Container": asked,
         "ID": u.id if no_trunc else u.id[:12],
@@ -63,7 +64,7 @@ def stats(ctx, all_, no_stream, no_trunc, fmt, containers):
     try:
         while True:
             entries, previous = stats_once(store, ctrs, previous=previous)
-            rows = [_row(u, asked[u.id], no_trunc) for u in entries]
+            rows = [stats_row(u, asked[u.id], no_trunc) for u in entries]
             text = format_output(fmt, rows, default_table=DEFAULT_TABLE, headers=HEADERS)
             if live:
                 sys.stdout.write("\033[2J\033[H" + text)
