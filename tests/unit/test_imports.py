@@ -137,3 +137,15 @@ def test_the_checker_sees_lazy_imports(tmp_path):
     modules = {"compose.loader": "", "compose.model": str(src)}
     assert _imports("compose.model", str(src), modules) == {"compose.loader": 4}
     assert _cycles({"a": {"b": 1}, "b": {"a": 1}, "c": {"a": 1}}) == [["a", "b"]]
+
+
+def test_test_modules_have_unique_names():
+    """`pytest tests` imports unit and integration modules by basename (no packages): two of the
+    same name stop the whole run at collection."""
+    tests = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    seen: dict[str, str] = {}
+    for d in ("unit", "integration"):
+        for name in os.listdir(os.path.join(tests, d)):
+            if name.startswith("test_") and name.endswith(".py"):
+                assert name not in seen, f"tests/{seen[name]}/{name} and tests/{d}/{name}: rename one"
+                seen[name] = d
