@@ -51,45 +51,25 @@ def netns_path(run_root: str, namespace: str, cid: str) -> str:
     return os.path.join(netns_root(run_root), namespace, cid)
 
 
-def _root_lock(root: str) -> int:
-    """The lock that orders making the root a shared mount point, mounting a namespace in it, and
-    releasing the root once its last namespace is gone."""
-    os.makedirs(root, mode=0o755, exist_ok=True)
-    lock = os.open(root + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    flock_wait(lock, fcntl.LOCK_EX, f"the lock of {root}")
-    return lock
-
-
 def _ensure_shared_root(root: str) -> None:
-    """Make `root` a shared mount point (bound onto itself once), as iproute2 does for /run/netns.
-    The caller holds _root_lock."""
+    os.makedirs(root, mode=0o755, exist_ok=True)
     lib, ffi = _lib()
     if lib.mount(b"", root.encode(), ffi.NULL, MS_SHARED | MS_REC, ffi.NULL) == 0:
         return
     if ffi.errno != errno.EINVAL:
         raise NetworkError(f"cannot make {root} shared: {os.strerror(ffi.errno)}")
-    try:  # not a mount point yet
-        mount(root, root, None, MS_BIND | MS_REC)
-    except MountError as e:
-        raise NetworkError(str(e)) from None
-    if lib.mount(b"", root.encode(), ffi.NULL, MS_SHARED | MS_REC, ffi.NULL) != 0:
-        raise NetworkError(f"cannot make {root} shared: {os.strerror(ffi.errno)}")
-
-
-def _release_root_if_empty(root: str) -> None:
-    """Unmount the root once no namespace is mounted in it, so that a run root (a test's temp
-    dir, /run/nerdpy) holds no mount when it holds no container."""
-    if not os.path.isdir(root):
-        return
-    lock = _root_lock(root)
+    # not a mount point yet: bind it onto itself (once, under a lock), then make it shared
+    lock = os.open(root + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        for ns in os.listdir(root):
-            d = os.path.join(root, ns)
-            if os.path.isdir(d) and any(not n.startswith(".") for n in os.listdir(d)):
-                return
-        unmount(root, MNT_DETACH)
-    except (OSError, MountError):
-        pass
+        flock_wait(lock, fcntl.LOCK_EX, f"the lock of {root}")
+        if lib.mount(b"", root.encode(), ffi.NULL, MS_SHARED | MS_REC, ffi.NULL) == 0:
+            return
+        try:
+            mount(root, root, None, MS_BIND | MS_REC)
+        except MountError as e:
+            raise NetworkError(str(e)) from None
+        if lib.mount(b"", root.encode(), ffi.NULL, MS_SHARED | MS_REC, ffi.NULL) != 0:
+            raise NetworkError(f"cannot make {root} shared: {os.strerror(ffi.errno)}")
     finally:
         os.close(lock)
 
@@ -132,14 +112,6 @@ def create_netns(path: str) -> str:
     """Create a network namespace with `lo` up, mounted at `path`; returns path. A path that
     is already a namespace is an error; an empty leftover file (a crash) is reused."""
     root = os.path.dirname(os.path.dirname(path))
-    lock = _root_lock(root)  # held until the namespace is mounted: the root is not released meanwhile
-    try:
-        return _create_netns(root, path)
-    finally:
-        os.close(lock)
-
-
-def _create_netns(root: str, path: str) -> str:
     _ensure_shared_root(root)
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     if is_netns(path):
@@ -199,7 +171,6 @@ def delete_netns(path: str) -> None:
         os.unlink(owner_path(path))
     except FileNotFoundError:
         pass
-    _release_root_if_empty(os.path.dirname(os.path.dirname(path)))
 
 
 def run_in_netns(path: str, fn: Callable[[], T]) -> T:
