@@ -20,6 +20,9 @@ def pytest_configure(config):
     # a skip for a missing tool or for not being root ends the run with one line saying what to
     # install, and fails a strict run (CI, scripts/test.sh): see skipcheck
     config.pluginmanager.register(skipcheck.LoudSkips(), "nerdpy-loud-skips")
+    if hasattr(config.option, "rerun_show_tracebacks"):
+        # a test that passed on its retry still shows why its first run failed (a flake to fix)
+        config.option.rerun_show_tracebacks = True
 
 
 def _integration_skip_reason() -> str | None:
@@ -112,6 +115,7 @@ def _zero_leaks(request, _session_bridge, tmp_path_factory):
 
     base = str(tmp_path_factory.getbasetemp())
     since = time.time()
+    hostleaks.baseline()
     before = hostleaks.HostState.take_session(base, since)
     yield
 

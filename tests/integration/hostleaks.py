@@ -10,6 +10,10 @@ and other tools may run beside it on the same machine, so nothing global is diff
 - iptables rules of this session's containers: rules that name one of their container IDs (taken
   from the event journals of the data roots under `base`) or an address in their subnets, and
   every rule of the per-container chains (CNI-..., CNI-DN-...) those rules jump to.
+
+Rules and links already on the host when the session began (`baseline()`) are never this
+session's: an earlier run on the same machine may have left a rule for an address, or a bridge
+of a network name, that this session uses again.
 """
 from __future__ import annotations
 
@@ -27,6 +31,23 @@ import conftest
 _ID = re.compile(r'id: \\?"([0-9a-f]{64})\\?"')
 _CHAIN = re.compile(r"\b(CNI-(?:DN-)?[0-9a-f]{12,})\b")
 _ADDR = re.compile(r"(\d+\.\d+\.\d+\.\d+)(?:/32)?\b")
+_EARLIER: dict[str, frozenset[str]] = {"rules": frozenset(), "links": frozenset()}
+
+
+def _rule_lines() -> list[str]:
+    text = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    return [line for line in text.splitlines() if line.startswith("-A ")]
+
+
+def _link_names() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {m.group(1) for m in (re.match(r"^\d+: ([^@:]+)[@:]", line) for line in out.splitlines()) if m}
+
+
+def baseline() -> None:
+    """Note the rules and links on the host before the session's first test: never counted."""
+    _EARLIER["rules"] = frozenset(_rule_lines())
+    _EARLIER["links"] = frozenset(_link_names())
 
 
 def _meta_dbs(base: str) -> list[str]:
@@ -111,8 +132,7 @@ def veths(bridges: set[str]) -> list[str]:
 
 
 def rules(ids: set[str], subnets: list) -> list[str]:
-    text = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    lines = [line for line in text.splitlines() if line.startswith("-A ")]
+    lines = [line for line in _rule_lines() if line not in _EARLIER["rules"]]
 
     def ours(line: str) -> bool:
         for cid in _ID.findall(line):
@@ -228,13 +248,7 @@ def container_processes(ids: set[str]) -> list[str]:
 
 def links(names: set[str]) -> list[str]:
     """Which of these link names (bridges of the session's networks) exist."""
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    found = set()
-    for line in out.splitlines():
-        m = re.match(r"^\d+: ([^@:]+)[@:]", line)
-        if m and m.group(1) in names:
-            found.add(m.group(1))
-    return sorted(found)
+    return sorted((_link_names() & names) - _EARLIER["links"])
 
 
 # places outside the data and run roots where nerdpy (or the CNI plugins it runs) could write

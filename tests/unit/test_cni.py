@@ -131,3 +131,43 @@ def test_errors(plugins):
         find_plugin("nosuchplugin", [bindir])
     with pytest.raises(NetworkError):
         find_plugin("../bin/sh", [bindir])
+
+
+def test_a_plugin_that_outlives_its_killed_caller_keeps_the_callers_lock(tmp_path):
+    """A nerdpy killed mid-ADD leaves its plugin running: the container's network lock stays held
+    until the plugin exits, so the next command's DEL cannot run beside the unfinished ADD."""
+    import fcntl
+    import signal
+    import time
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    started, done = tmp_path / "started", tmp_path / "done"
+    slow = bindir / "slowbridge"
+    slow.write_text(f"#!/bin/sh\ncat >/dev/null\ntouch {started}\nsleep 1.5\ntouch {done}\n"
+                    'echo \'{"cniVersion": "1.0.0", "ips": []}\'\n')
+    slow.chmod(0o755)
+    lock = tmp_path / "lock"
+    netlist = {"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "slowbridge"}]}
+    pid = os.fork()
+    if pid == 0:  # the caller: holds the lock, runs the plugin, is killed meanwhile
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            add_network_list(netlist, RuntimeConf("c1", "/x", held_fds=(fd,)), [str(bindir)])
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 10
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the orphaned plugin holds it
+        assert not done.exists()
+        fcntl.flock(fd, fcntl.LOCK_EX)  # ... until it has finished
+        assert done.exists()
+    finally:
+        os.close(fd)

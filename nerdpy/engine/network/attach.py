@@ -26,6 +26,7 @@ import re
 import subprocess
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -121,6 +122,19 @@ def _taken_ports(cur) -> list[tuple[str, str, int]]:
     return taken
 
 
+# the network locks this thread holds: the CNI plugins it runs inherit them (RuntimeConf.held_fds)
+_held: ContextVar[tuple[int, ...]] = ContextVar("held_network_locks", default=())
+
+
+@contextmanager
+def _holding(fd: int) -> Iterator[None]:
+    token = _held.set(_held.get() + (fd,))
+    try:
+        yield
+    finally:
+        _held.reset(token)
+
+
 @contextmanager
 def _container_lock(store, ns: str, cid: str) -> Iterator[None]:
     """One attach, detach or reclaim of a container at a time (`rm -f` racing the monitor's
@@ -138,7 +152,8 @@ def _container_lock(store, ns: str, cid: str) -> Iterator[None]:
             pass
         os.close(fd)  # unlinked by the holder we waited for: lock the new file
     try:
-        yield
+        with _holding(fd):
+            yield
     finally:
         if _sandbox(store.db, ns, cid) is None:
             try:
@@ -278,7 +293,8 @@ def _mirror(store, ns: str, cid: str) -> None:
 def _add(store, ns: str, cid: str, netns: str, r) -> None:
     netlist = json.loads(r["conflist"])
     runtime = json.loads(r["runtime"])
-    rt = RuntimeConf(cid, netns, r["ifname"], [tuple(a) for a in runtime.get("args", [])], runtime.get("caps", {}))
+    rt = RuntimeConf(cid, netns, r["ifname"], [tuple(a) for a in runtime.get("args", [])], runtime.get("caps", {}),
+                     held_fds=_held.get())
 
     def save(i: int, result: dict) -> None:
         if i == 0:  # the addresses are known: enough for a DEL to release everything
@@ -298,6 +314,7 @@ def _add(store, ns: str, cid: str, netns: str, r) -> None:
             from nerdpy.engine.network.localnet import guard_loopback
 
             guard_loopback(bridge, publishing=True)
+        rt.held_fds += (fd,)
         result = add_network_list(netlist, rt, list(store.settings.cni_path), progress=save)
         if bridge:
             from nerdpy.engine.network.localnet import guard_loopback
@@ -422,7 +439,8 @@ def _teardown(store, ns: str, cid: str) -> list[NetworkError]:
 def _del_one(store, ns: str, cid: str, netns: str, r) -> NetworkError | None:
     netlist = json.loads(r["conflist"])
     runtime = json.loads(r["runtime"])
-    rt = RuntimeConf(cid, netns, r["ifname"], [tuple(a) for a in runtime.get("args", [])], runtime.get("caps", {}))
+    rt = RuntimeConf(cid, netns, r["ifname"], [tuple(a) for a in runtime.get("args", [])], runtime.get("caps", {}),
+                     held_fds=_held.get())
     cached = json.loads(r["result"]) if r["result"] else _result_from_lease(store.data_root, netlist, cid, r["ifname"],
                                                                           netns)
     had_netns = is_netns(netns)

@@ -35,6 +35,10 @@ class RuntimeConf:
     ifname: str = "eth0"
     args: list[tuple[str, str]] = field(default_factory=list)       # CNI_ARGS
     capability_args: dict = field(default_factory=dict)             # portMappings, ips, mac...
+    # descriptors of the locks the caller holds (the container's network lock): every plugin
+    # inherits them, so when the caller is killed mid-ADD the locks stay held until its orphaned
+    # plugin has finished, and no DEL runs beside it (one would miss what the plugin adds later)
+    held_fds: tuple[int, ...] = ()
 
 
 def find_plugin(plugin_type: str, paths: list[str]) -> str:
@@ -93,7 +97,7 @@ def exec_plugin(plugin_type: str, command: str, conf: dict, rt: RuntimeConf, pat
         from nerdpy.engine.network.usernet import wrap
 
         proc = subprocess.run(wrap([exe]), input=json.dumps(conf).encode(), capture_output=True,
-                              env=_env(command, rt, paths), timeout=PLUGIN_TIMEOUT)
+                              env=_env(command, rt, paths), timeout=PLUGIN_TIMEOUT, pass_fds=rt.held_fds)
     except subprocess.TimeoutExpired:
         raise CniError(plugin_type, command, 999, f"timed out after {PLUGIN_TIMEOUT:.0f}s") from None
     except OSError as e:
