@@ -105,3 +105,22 @@ def service_env(home: str) -> dict:
     env.pop("DOCKER_CONFIG", None)
     env.pop("DOCKER_HOST", None)
     return env
+
+
+def module_service(name: str):
+    """A module-scoped fixture (assign it to `svc` in the test module): a started service on a
+    fresh temp dir named `name`, torn down with everything it made after the module."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def svc(tmp_path_factory):
+        base = tmp_path_factory.mktemp(name)
+        home = base / "home"
+        home.mkdir()
+        s = Service(str(base), service_env(str(home)))
+        try:
+            yield s.start()
+        finally:
+            s.teardown()
+
+    return svc

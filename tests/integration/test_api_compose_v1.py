@@ -11,23 +11,14 @@ import time
 
 import pytest
 
-from apiservice import Service, service_env
+from apiservice import module_service
 
 COMPOSE = os.environ.get("NERDPY_DOCKER_COMPOSE") or shutil.which("docker-compose") or "/usr/bin/docker-compose"
 
 pytestmark = pytest.mark.skipif(not os.access(COMPOSE, os.X_OK), reason="no docker-compose 1.29")
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory):
-    base = tmp_path_factory.mktemp("api-compose")
-    home = base / "home"
-    home.mkdir()
-    s = Service(str(base), service_env(str(home)))
-    try:
-        yield s.start()
-    finally:
-        s.teardown()
+svc = module_service("api-compose")
 
 
 def _free_port() -> int:

@@ -11,23 +11,14 @@ import subprocess
 
 import pytest
 
-from apiservice import Service, service_env
+from apiservice import module_service
 
 DOCKER = os.environ.get("NERDPY_DOCKER_CLI") or "/opt/docker-io/usr/bin/docker"
 
 pytestmark = pytest.mark.skipif(not os.access(DOCKER, os.X_OK), reason=f"no docker CLI at {DOCKER}")
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory):
-    base = tmp_path_factory.mktemp("api-cli")
-    home = base / "home"
-    home.mkdir()
-    s = Service(str(base), service_env(str(home)))
-    try:
-        yield s.start()
-    finally:
-        s.teardown()
+svc = module_service("api-cli")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from apiservice import ROOT, Service, service_env
+from apiservice import ROOT, Service, module_service, service_env
 
 docker = pytest.importorskip("docker")
 
@@ -43,16 +43,7 @@ def call(sock: str, method: str, path: str, body: bytes | None = None, headers: 
         c.close()
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory):
-    base = tmp_path_factory.mktemp("api-svc")
-    home = base / "home"
-    home.mkdir()
-    s = Service(str(base), service_env(str(home)))
-    try:
-        yield s.start()
-    finally:
-        s.teardown()
+svc = module_service("api-svc")
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,10 @@ import pytest
 
 pytest.importorskip("testcontainers")
 
-from apiservice import Service, service_env  # noqa: E402
+from apiservice import module_service  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory):
-    base = tmp_path_factory.mktemp("api-tc")
-    home = base / "home"
-    home.mkdir()
-    s = Service(str(base), service_env(str(home)))
-    try:
-        yield s.start()
-    finally:
-        s.teardown()
+svc = module_service("api-tc")
 
 
 @pytest.fixture
