@@ -86,7 +86,16 @@ def test_events_container_actions(nerdpy, bb):
 def test_events_attach(nerdpy, bb):
     nerdpy("run", "--name", "att", bb, "true", check=True)
     actions = [e["Action"] for e in _events(nerdpy, "--filter", "container=att")]
-    assert actions[:3] == ["create", "attach", "start"], actions
+    assert actions == ["create", "attach", "start", "die"], actions  # `die` after `start`, however quick
+    # each restart by the policy is a `start` after the `die`, as docker reports it
+    nerdpy("run", "-d", "--name", "again", "--restart", "on-failure:1", "--network", "none", bb, "false", check=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        actions = [e["Action"] for e in _events(nerdpy, "--filter", "container=again")]
+        if actions.count("die") == 2:
+            break
+        time.sleep(0.2)
+    assert actions == ["create", "start", "die", "start", "die"], actions
 
 
 def _cgroup_file(cid: str, controller: str, name: str) -> str:

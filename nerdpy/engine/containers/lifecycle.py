@@ -191,8 +191,7 @@ class StartHandle:
             msg = (reply or {}).get("error", "the monitor exited before starting the container")
             cleanup_container(self.store, self.container.id, after_failure=True)
             raise _start_error(msg)
-        _event(self.store, self.container, "start")
-        return reply["started"]
+        return reply["started"]  # the monitor records the `start` event
 
     def abort(self) -> None:
         try:

@@ -460,6 +460,9 @@ class Monitor:
                 send_line(sync, {"started": pid})
                 sync.close()
                 first = False
+            # here, not by the CLI: `start` always comes before this process's `die` (a container
+            # that exits at once), and a restart by the policy has its `start` as with docker
+            self.record_event("start")
             self.health_last = None
             if self.cfg.get("healthcheck"):
                 self.health = {"Status": "starting", "FailingStreak": 0, "Log": []}
