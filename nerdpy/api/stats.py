@@ -1,5 +1,5 @@
 """GET /containers/{id}/stats: docker's stats document from the container's cgroup counters
-(engine/runtime/cgroups.read_stats), streamed every second or once (`stream=false`: two reads
+(engine/runtime/cgroups.read_stats) and its interfaces' counters (engine/containers/stats), streamed every second or once (`stream=false`: two reads
 a second apart so that clients can compute the CPU percentage; `one-shot`: one read)."""
 from __future__ import annotations
 
@@ -31,11 +31,14 @@ def _sample(store, cid: str) -> dict:
     from nerdpy.engine.containers.records import container_state, find_container
     from nerdpy.engine.runtime.cgroups import container_path, read_stats
 
+    from nerdpy.engine.containers.stats import network_interfaces
+
     c = find_container(store, cid)
-    if not container_state(store, c).running:
+    state = container_state(store, c)
+    if not state.running:
         return {}
     st = read_stats(container_path(store.namespace, c.id))
-    return {"stats": st, "system": _system_cpu_ns(),
+    return {"stats": st, "system": _system_cpu_ns(), "networks": network_interfaces(state.pid) if state.pid else {},
             "read": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
 
 
@@ -70,6 +73,7 @@ def _doc(c, cur: dict, pre: dict) -> dict:
         "num_procs": 0, "storage_stats": {},
         "cpu_stats": _cpu(cur), "precpu_stats": _cpu(pre),
         "memory_stats": mem,
+        **({"networks": cur["networks"]} if cur.get("networks") else {}),
         "name": "/" + c.name, "id": c.id,
     }
 

@@ -226,6 +226,15 @@ def test_stats(client, images):
         assert s["id"] == c.id and s["memory_stats"]["limit"] == 64 << 20
         assert s["memory_stats"]["usage"] > 0 and s["pids_stats"]["current"] == 1
         assert s["cpu_stats"]["system_cpu_usage"] > s["precpu_stats"]["system_cpu_usage"] > 0
+        # the interface's counters, as the kernel keeps them in the container's namespace
+        gw = client.api.inspect_container(c.id)["NetworkSettings"]["Gateway"]
+        assert c.exec_run(["ping", "-c", "2", "-W", "2", gw]).exit_code == 0
+        eth0 = c.stats(stream=False)["networks"]["eth0"]
+        pid = client.api.inspect_container(c.id)["State"]["Pid"]
+        with open(f"/proc/{pid}/net/dev") as f:
+            kernel = next(line.split(":")[1].split() for line in f if line.strip().startswith("eth0:"))
+        assert eth0["tx_packets"] >= 2 and eth0["rx_packets"] >= 2
+        assert 0 < eth0["tx_bytes"] <= int(kernel[8]) and 0 < eth0["rx_bytes"] <= int(kernel[0])
         stream = c.stats(decode=True)
         first, second = next(stream), next(stream)
         assert second["read"] > first["read"]

@@ -134,6 +134,11 @@ def test_stats_no_stream_against_cgroup(nerdpy, bb):
     assert abs(shown - used) < 4 << 20, (row, used)  # /dev/shm's 8 MiB count
     assert shown > 7 << 20
     assert row["NetIO"].split(" / ")[0] != ""
+    # the interface's counters from the container's namespace: traffic shows
+    gw = nerdpy("inspect", "-f", "{{.NetworkSettings.Gateway}}", "st", check=True).stdout.strip()
+    nerdpy("exec", "st", "ping", "-c", "2", "-W", "2", gw, check=True)
+    net = nerdpy("stats", "--no-stream", "--format", "{{.NetIO}}", "st", check=True).stdout.strip()
+    assert "0B" not in net.split(" / "), net
     # -a includes the created container, with zeroes; a table by default; --no-trunc
     table = nerdpy("container", "stats", "-a", "--no-stream", check=True).stdout.splitlines()
     assert table[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and len(table) == 3

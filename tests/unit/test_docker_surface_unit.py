@@ -38,6 +38,11 @@ def test_stats_arithmetic():
             "    lo:  100 1 0 0 0 0 0 0  100 1 0 0 0 0 0 0\n"
             "  eth0: 1500 10 0 0 0 0 0 0  700 5 0 0 0 0 0 0\n")
     assert parse_net_dev(text) == (1500, 700)
+    from nerdpy.engine.containers.stats import parse_net_dev_interfaces
+
+    assert parse_net_dev_interfaces(text) == {"eth0": {
+        "rx_bytes": 1500, "rx_packets": 10, "rx_errors": 0, "rx_dropped": 0,
+        "tx_bytes": 700, "tx_packets": 5, "tx_errors": 0, "tx_dropped": 0}}
     assert memory_used(Stats(memory_usage=1000, memory_inactive_file=300)) == 700
     assert memory_used(Stats(memory_usage=1000, memory_inactive_file=None)) == 1000
     a = Sample(True, cpu_ns=0, system_ns=0)

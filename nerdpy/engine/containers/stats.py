@@ -60,18 +60,40 @@ def system_cpu_ns(stat_text: str | None = None) -> int | None:
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
-def parse_net_dev(text: str) -> tuple[int, int]:
-    """/proc/<pid>/net/dev: bytes (received, transmitted) over every interface but lo (pure)."""
-    rx = tx = 0
+_NET_FIELDS = {"rx_bytes": 0, "rx_packets": 1, "rx_errors": 2, "rx_dropped": 3,
+               "tx_bytes": 8, "tx_packets": 9, "tx_errors": 10, "tx_dropped": 11}
+
+
+def parse_net_dev_interfaces(text: str) -> dict[str, dict[str, int]]:
+    """/proc/<pid>/net/dev: docker's per-interface counters (rx_bytes, rx_packets, rx_errors,
+    rx_dropped and the same for tx) of every interface but lo (pure)."""
+    out = {}
     for line in text.splitlines()[2:]:
         name, sep, rest = line.partition(":")
-        if not sep or name.strip() == "lo":
-            continue
         fields = rest.split()
-        if len(fields) >= 9:
-            rx += int(fields[0])
-            tx += int(fields[8])
-    return rx, tx
+        if not sep or name.strip() == "lo" or len(fields) < 12:
+            continue
+        out[name.strip()] = {k: int(fields[i]) for k, i in _NET_FIELDS.items()}
+    return out
+
+
+def parse_net_dev(text: str) -> tuple[int, int]:
+    """/proc/<pid>/net/dev: bytes (received, transmitted) over every interface but lo (pure)."""
+    ifaces = parse_net_dev_interfaces(text).values()
+    return sum(i["rx_bytes"] for i in ifaces), sum(i["tx_bytes"] for i in ifaces)
+
+
+def network_interfaces(pid: int) -> dict[str, dict[str, int]]:
+    """The container's interfaces and their counters ({} with --network host: docker reports
+    nothing for the host's interfaces)."""
+    try:
+        # ours, not pid 1's: the host's init may be out of reach (a container host, a sandbox)
+        if os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            return {}
+        with open(f"/proc/{pid}/net/dev") as f:
+            return parse_net_dev_interfaces(f.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def memory_used(stats: cgroups.Stats) -> int:
@@ -87,16 +109,6 @@ def _host_memory() -> int:
     return _mem_total()
 
 
-def _network(pid: int) -> tuple[int, int]:
-    try:
-        if os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/1/ns/net"):
-            return 0, 0  # --network host: docker reports nothing for the host's interfaces
-        with open(f"/proc/{pid}/net/dev") as f:
-            return parse_net_dev(f.read())
-    except (OSError, ValueError):
-        return 0, 0
-
-
 def sample(store: Store, c: Container) -> Sample:
     """Read a container's counters now."""
     state = container_state(store, c)
@@ -107,7 +119,8 @@ def sample(store: Store, c: Container) -> Sample:
     host = _host_memory()
     if limit is None or (host and limit > host):
         limit = host
-    rx, tx = _network(state.pid)
+    ifaces = network_interfaces(state.pid).values()
+    rx, tx = sum(i["rx_bytes"] for i in ifaces), sum(i["tx_bytes"] for i in ifaces)
     return Sample(running=True, cpu_ns=st.cpu_usage_ns, system_ns=system_cpu_ns(), mem_usage=memory_used(st),
                   mem_limit=limit or 0, net_rx=rx, net_tx=tx, blk_read=st.blkio_read or 0,
                   blk_write=st.blkio_write or 0, pids=st.pids_current or 0)
