@@ -103,7 +103,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     from nerdpy.engine.distribution.reference import parse_reference
 
     if request.query.get("fromSrc"):
-        raise ApiError(501, "importing a tarball through the API is not supported: use `nerdpy import`")
+        return await _import(request, request.query["fromSrc"])
     name = request.query.get("fromImage")
     if not name:
         raise bad_request("fromImage is required")
@@ -131,6 +131,25 @@ async def create(request: web.Request) -> web.StreamResponse:
 
     await engine_of(request).run(resolve)
     return await _stream_job(request, job)
+
+
+async def _import(request: web.Request, src: str) -> web.Response:
+    """docker import: the request body (`fromSrc=-`) or a URL as a one-layer image. Never a path
+    on the service's host: docker takes anything else for a URL too (http:// when it has no scheme)."""
+    from nerdpy.engine.containers.export import import_image
+
+    if src != "-" and "://" not in src:
+        src = "http://" + src
+    if src != "-" and not src.startswith(("http://", "https://")):
+        raise bad_request(f"fromSrc: unsupported URL {src!r} (- for the request body, or an http(s) URL)")
+    repo, tag = request.query.get("repo") or "", request.query.get("tag") or ""
+    reference = (f"{repo}:{tag}" if tag else repo) or None
+    changes = request.query.getall("changes", [])
+    body = BodyReader(request, asyncio.get_running_loop()) if src == "-" else None
+    result = await engine_of(request).run(
+        lambda store: import_image(store, src, reference, changes=changes, message=request.query.get("message", ""),
+                                   platform=request.query.get("platform") or None, stdin=body))
+    return web.Response(body=json_line({"status": result.image_id}), content_type="application/json")
 
 
 # -- list, inspect, history ------------------------------------------------------------------------

@@ -32,6 +32,7 @@ def docker(svc, tmp_path_factory):
             raise AssertionError(f"docker {' '.join(args)} exited {r.returncode}: {r.stderr}")
         return r
 
+    run.env = env
     return run
 
 
@@ -42,6 +43,23 @@ def test_version_pull_images(docker, images):
     assert "Image is up to date" in out or "Downloaded newer image" in out
     repo = images.busybox.rsplit(":", 1)[0]
     assert repo in docker("images", "--format", "{{.Repository}}").stdout
+
+
+def test_import_from_stdin(docker, tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add("/bin/busybox", arcname="bin/busybox")
+    r = subprocess.run([DOCKER, "import", "-c", 'ENTRYPOINT ["/bin/busybox"]', "-", "cli/imported:1"],
+                       input=buf.getvalue(), capture_output=True, env=docker.env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    image_id = r.stdout.decode().strip()
+    assert image_id.startswith("sha256:")
+    assert docker("run", "--rm", "--network", "none", "cli/imported:1", "echo", "hi").stdout == "hi\n"
+    assert docker("inspect", "-f", "{{.Id}}", "cli/imported:1").stdout.strip() == image_id
+    docker("rmi", "cli/imported:1")
 
 
 def test_run_foreground(docker, images, svc):

@@ -184,6 +184,30 @@ def test_images_tag_remove_save_load(client, images):
     assert img.history()[0]["Id"] == img.id
 
 
+def test_import_from_the_body_and_refusals(client, tmp_path):
+    # a root filesystem of one static busybox and a file, imported as docker-py sends it
+    tar_path = tmp_path / "rootfs.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add("/bin/busybox", arcname="bin/busybox")
+        data = b"imported through the API\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    out = client.api.import_image(src=str(tar_path), repository="dp/imported", tag="v1",
+                                  changes=['CMD ["/bin/busybox", "cat", "/hello.txt"]', "ENV WHO=api"])
+    image_id = json.loads(out.splitlines()[-1])["status"]
+    img = client.images.get("dp/imported:v1")
+    assert img.id == image_id and img.attrs["Config"]["Cmd"] == ["/bin/busybox", "cat", "/hello.txt"]
+    assert "WHO=api" in img.attrs["Config"]["Env"]
+    assert client.containers.run("dp/imported:v1", remove=True, network_mode="none") == b"imported through the API\n"
+    client.images.remove("dp/imported:v1")
+    # a path on the service's host is not a source (docker takes it for a host name)
+    with pytest.raises(docker.errors.APIError):
+        client.api.import_image_from_url("file:///etc/passwd", repository="dp/nope")
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("dp/nope")
+
+
 def test_pull_errors(client, images, registry):
     with pytest.raises(docker.errors.NotFound):
         client.images.pull(f"{registry.host}/test/no-such-image", tag="latest")
