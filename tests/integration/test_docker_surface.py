@@ -83,6 +83,39 @@ def test_events_container_actions(nerdpy, bb):
     assert nerdpy("events", "--since", "0", "--until", "1s", "--format", "{{.Type}} {{.Action}}").stdout
 
 
+def test_events_of_copies_exports_networks_and_image_transfers(nerdpy, bb, registry, tmp_path):
+    nerdpy("network", "create", "evnet", check=True)
+    nerdpy("run", "-d", "--name", "evx", bb, "sleep", "60", check=True)
+    (tmp_path / "f").write_text("x")
+    nerdpy("cp", str(tmp_path / "f"), "evx:/tmp/f", check=True)
+    nerdpy("cp", "evx:/tmp/f", str(tmp_path / "back"), check=True)
+    nerdpy("top", "evx", check=True)
+    nerdpy("export", "-o", str(tmp_path / "fs.tar"), "evx", check=True)
+    nerdpy("network", "connect", "evnet", "evx", check=True)
+    nerdpy("network", "disconnect", "evnet", "evx", check=True)
+    actions = [e["Action"] for e in _events(nerdpy, "--filter", "container=evx")]
+    for want in ("extract-to-dir", "archive-path", "top", "export"):
+        assert want in actions, (want, actions)
+    net = [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in _events(nerdpy, "--filter", "type=network")]
+    assert ("connect", "evnet") in net and ("disconnect", "evnet") in net, net
+    cid = _cid(nerdpy, "evx")
+    conn = next(e for e in _events(nerdpy, "--filter", "type=network", "--filter", "event=connect"))
+    assert conn["Actor"]["Attributes"]["container"] == cid
+    nerdpy("rm", "-f", "evx", check=True)
+    nerdpy("network", "rm", "evnet", check=True)
+    # push, save and load are image events
+    target = f"{registry.host}/test/evpush:1"
+    nerdpy("tag", bb, target, check=True)
+    nerdpy("push", "-q", target, check=True)
+    nerdpy("save", "-o", str(tmp_path / "img.tar"), target, check=True)
+    nerdpy("rmi", target, check=True)
+    nerdpy("load", "-q", "-i", str(tmp_path / "img.tar"), check=True)
+    img = [(e["Action"], e["Actor"]["Attributes"].get("name")) for e in _events(nerdpy, "--filter", "type=image")]
+    for want in ("push", "save", "load"):
+        assert any(a == want and n and "evpush" in n for a, n in img), (want, img)
+    nerdpy("rmi", target, check=True)
+
+
 def test_events_attach(nerdpy, bb):
     nerdpy("run", "--name", "att", bb, "true", check=True)
     actions = [e["Action"] for e in _events(nerdpy, "--filter", "container=att")]

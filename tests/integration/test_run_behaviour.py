@@ -53,6 +53,9 @@ def test_oom_killed(nerdpy, images):
     st = state(nerdpy, "oom")
     assert st["OOMKilled"] is True, st
     assert st["ExitCode"] == r.returncode != 0
+    ev = nerdpy("events", "--since", "0", "--until", "0s", "--filter", "container=oom", "--format", "{{.Action}}",
+                check=True).stdout.split()
+    assert ev[-2:] == ["oom", "die"], ev  # docker's oom event, before the die
     nerdpy("run", "--name", "fine", "--memory", "8m", images.busybox, "true", check=True)
     assert state(nerdpy, "fine")["OOMKilled"] is False
     nerdpy("rm", "oom", "fine", check=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from nerdpy.engine.containers.confined import Child, root_plan
-from nerdpy.engine.containers.records import Container
+from nerdpy.engine.containers.records import Container, container_event
 from nerdpy.engine.errors import BadStream, CopyError, NerdpyError, PathNotFound
 from nerdpy.engine.store import Store
 
@@ -420,6 +420,7 @@ def archive_to(store: Store, c: Container, path: str, out: BinaryIO) -> PathStat
             out.write(chunk)
         out.flush()
         child.finish()
+        container_event(store, c, "archive-path")
         return PathStat(**first["stat"])
     finally:
         child.kill()
@@ -462,6 +463,7 @@ def copy_from_container(store: Store, c: Container, src: str, dst: str, follow_l
             child.kill()
             raise CopyError(f"{e.filename or dst}: {e.strerror}") from None
         child.finish()
+        container_event(store, c, "archive-path")
         return n
     finally:
         child.kill()
@@ -503,6 +505,7 @@ def copy_to_container(store: Store, c: Container, src: str, dst: str, follow_lin
                 child.kill()
                 raise CopyError(f"{e.filename or src}: {e.strerror}") from None
         res = child.finish()
+        container_event(store, c, "extract-to-dir")
         return res.get("size", n)
     finally:
         child.kill()
@@ -526,7 +529,9 @@ def extract_to_container(store: Store, c: Container, dst: str, stream: BinaryIO,
             child.data = None
         except BrokenPipeError:
             pass
-        return child.finish().get("size", 0)
+        size = child.finish().get("size", 0)
+        container_event(store, c, "extract-to-dir")
+        return size
     finally:
         child.kill()
 

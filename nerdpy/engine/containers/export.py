@@ -76,7 +76,11 @@ def export_container(store: Store, c, out: BinaryIO) -> int:
                 break
             out.write(chunk)
         out.flush()
-        return int(child.finish()["entries"])
+        entries = int(child.finish()["entries"])
+        from nerdpy.engine.containers.records import container_event
+
+        container_event(store, c, "export")
+        return entries
     finally:
         child.kill()
 

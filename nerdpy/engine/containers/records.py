@@ -500,4 +500,5 @@ def container_top(store: Store, c: Container, ps_args: list[str] | None = None) 
         inside = pid in pids
         if inside:
             rows.append(fields[:len(titles) - 1] + [" ".join(fields[len(titles) - 1:])])
+    container_event(store, c, "top")
     return titles, rows

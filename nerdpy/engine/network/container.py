@@ -247,6 +247,7 @@ def connect_network(store: Store, c: Container, network: str, aliases: list[str]
 
         connect_container(store, c.id, NetworkRequest(network=net.name, aliases=list(aliases), ip=ip or None))
     _save_attachments(store, c.id, network_mode(c.spec), current + [entry])
+    _network_event(store, net, "connect", c.id)
 
 
 def disconnect_network(store: Store, c: Container, network: str, force: bool = False) -> None:
@@ -255,9 +256,10 @@ def disconnect_network(store: Store, c: Container, network: str, force: bool = F
     from nerdpy.engine.network.networks import find_network
 
     try:
-        name = find_network(store, network).name
+        net = find_network(store, network)
     except NetworkNotFound as e:
         raise NotFound(str(e)) from None
+    name = net.name
     current = _attachments(c.spec)
     if not any(a["name"] == name for a in current):
         if force:
@@ -274,3 +276,10 @@ def disconnect_network(store: Store, c: Container, network: str, force: bool = F
     elif mode == name:
         mode = rest[0]["name"]
     _save_attachments(store, c.id, mode, rest)
+    _network_event(store, net, "disconnect", c.id)
+
+
+def _network_event(store: Store, net, action: str, cid: str) -> None:
+    from nerdpy.engine.system.events import record_event
+
+    record_event(store, "network", action, net.id, {"container": cid, "name": net.name, "type": net.driver})

@@ -479,6 +479,8 @@ class Monitor:
             if self.master is not None:
                 os.close(self.master)
                 self.master = None
+            if self.oom_killed:
+                self.record_event("oom")  # docker's, before the die
             self.record_event("die", exitCode=exit_code)
             policy = self.updated_policy(policy)
             if not should_restart(policy, exit_code, self.restart_count, self.stop_requested()):
