@@ -506,12 +506,14 @@ def rename_container(store: Store, c: Container, new_name: str) -> None:
     container_event(store, c, "rename", oldName="/" + old)
 
 
-def container_event(store: Store, c: Container, action: str, **extra) -> None:
-    """Record docker's container event `action` (attributes: image, name, and `extra`)."""
-    from nerdpy.engine.system.events import record_event
+def container_event(store: Store, c: Container, action: str | tuple[str, ...], **extra) -> None:
+    """Record docker's container event `action` (attributes: image, name, and `extra`); a tuple
+    of actions records each, in one write."""
+    from nerdpy.engine.system.events import record_events
 
     labels = c.spec.labels or {}
-    record_event(store, "container", action, c.id, {**labels, "image": c.image, "name": c.name, **extra})
+    record_events(store, "container", [action] if isinstance(action, str) else list(action), c.id,
+                  {**labels, "image": c.image, "name": c.name, **extra})
 
 
 def container_top(store: Store, c: Container, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:

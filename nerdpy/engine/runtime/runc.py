@@ -60,9 +60,10 @@ def runtime_binary(settings, name: str) -> tuple[str, list[str]]:
 def global_flags() -> list[str]:
     """runc's global flags for this process: rootless mode inside a rootless user namespace
     (cgroups then are best effort: runc skips the ones it may not write)."""
-    from nerdpy.engine.runtime.rootless import inside
+    from nerdpy.engine.config import rootless_uid
 
-    return ["--rootless", "true"] if inside() else []
+    # rootless.inside(), without importing the rootless machinery on every runc call
+    return ["--rootless", "true"] if os.geteuid() == 0 and rootless_uid() is not None else []
 
 
 class Runc:

@@ -77,9 +77,15 @@ def _encode(event: dict) -> bytes:
 def append_event(data_root: str, event: dict, max_bytes: int = MAX_BYTES) -> None:
     """Append one event line (one write on an O_APPEND descriptor), rotating when too large.
     Never raises: a journal that cannot be written must not fail the command that acted."""
+    append_events(data_root, [event], max_bytes)
+
+
+def append_events(data_root: str, events: list[dict], max_bytes: int = MAX_BYTES) -> None:
+    """Append event lines with one write (they are never interleaved with other writers' lines),
+    as `append_event` does one."""
     path = journal_path(data_root)
     try:
-        line = _encode(event)
+        line = b"".join(_encode(event) for event in events)
         try:
             if os.stat(path).st_size + len(line) > max_bytes:
                 _rotate(data_root, max_bytes - len(line))
@@ -121,6 +127,14 @@ def record_event(store: "Store", type_: str, action: str, actor_id: str, attribu
     event = make_event(store.namespace, type_, action, actor_id, attributes)
     append_event(store.data_root, event)
     return event
+
+
+def record_events(store: "Store", type_: str, actions: list[str], actor_id: str,
+                  attributes: dict | None = None) -> None:
+    """Record several events of one actor at once (one write), as `record_event` records one."""
+    now = time.time_ns()
+    append_events(store.data_root, [make_event(store.namespace, type_, action, actor_id, attributes, now + i)
+                                    for i, action in enumerate(actions)])
 
 
 # -- times ---------------------------------------------------------------------------------------
