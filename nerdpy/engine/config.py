@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from nerdpy.engine.errors import InvalidArgument
+from nerdpy.engine.util.wide import wide_dataclass
 
 DEFAULT_CONFIG_PATH = "/etc/nerdpy/nerdpy.toml"
 DEFAULT_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
@@ -55,7 +56,7 @@ def user_defaults(uid: int, env: dict) -> dict[str, object]:
     }
 
 
-@dataclass
+@wide_dataclass
 class Settings:
     data_root: str = "/var/lib/nerdpy"
     run_root: str = "/run/nerdpy"

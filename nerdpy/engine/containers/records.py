@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from nerdpy.engine.errors import (  # noqa: F401 (ContainerNotFound, CommandNot*: importable from here too)
     CommandNotFound, CommandNotInvokable, Conflict, ContainerNotFound, InvalidArgument, NerdpyError,
 )
 from nerdpy.engine.store import Store
+from nerdpy.engine.util.wide import wide_dataclass
 
 
 @dataclass
@@ -27,61 +28,8 @@ class MountSpec:
     options: dict = field(default_factory=dict)   # tmpfs size/mode, bind propagation, nocopy
 
 
-class _Record:
-    """`__init__`, `__repr__` and `__eq__` as @dataclass writes them, once for every record class
-    (made with `@dataclass(init=False, repr=False, eq=False)`): @dataclass compiles them anew for
-    each class, some 4 ms for ContainerSpec and StoredSpec's ~85 fields at every command's start."""
-
-    __slots__ = ()
-
-    def __init__(self, *args, **kw):
-        cls = type(self)
-        plan = _PLANS.get(cls) or _plan(cls)
-        if len(args) > len(plan):
-            raise TypeError(f"{cls.__name__}.__init__() takes {len(plan) + 1} positional arguments "
-                            f"but {len(args) + 1} were given")
-        d = self.__dict__
-        for (name, _, _), value in zip(plan, args):
-            if name in kw:
-                raise TypeError(f"{cls.__name__}.__init__() got multiple values for argument '{name}'")
-            d[name] = value
-        for name, default, factory in plan[len(args):]:
-            if name in kw:
-                d[name] = kw.pop(name)
-            elif default is not MISSING:
-                d[name] = default
-            elif factory is not MISSING:
-                d[name] = factory()
-            else:
-                raise TypeError(f"{cls.__name__}.__init__() missing 1 required positional argument: '{name}'")
-        if kw:  # what is left names no field
-            raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument '{next(iter(kw))}'")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}({', '.join(f'{p[0]}={getattr(self, p[0])!r}' for p in _plan(type(self)))})"
-
-    def __eq__(self, other):
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        names = [p[0] for p in _plan(type(self))]
-        return [getattr(self, n) for n in names] == [getattr(other, n) for n in names]
-
-    __hash__ = None  # as @dataclass(eq=True) leaves it: mutable records are not hashable
-
-
-_PLANS: dict[type, tuple] = {}
-
-
-def _plan(cls: type) -> tuple:
-    """(name, default, default_factory) of each of `cls`'s init fields, in order."""
-    plan = _PLANS.get(cls)
-    if plan is None:
-        plan = _PLANS[cls] = tuple((f.name, f.default, f.default_factory) for f in fields(cls) if f.init)
-    return plan
-
-
-@dataclass(init=False, repr=False, eq=False)
-class ContainerSpec(_Record):
+@wide_dataclass
+class ContainerSpec:
     """What `run`/`create` asked for, in docker's terms."""
 
     image: str
@@ -161,7 +109,7 @@ _STORED_KEYS = {"args": "_args", "resolved_workdir": "_workdir", "image_config":
                 "image_name": "_image_name"}
 
 
-@dataclass(init=False, repr=False, eq=False)
+@wide_dataclass
 class StoredSpec(ContainerSpec):
     """A container's record: the ContainerSpec asked for, plus what `create` resolved from the
     image. Stored as JSON (`to_json`); `from_json` reads records of any version (unknown keys

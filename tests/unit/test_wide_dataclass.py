@@ -1,0 +1,53 @@
+"""util.wide.wide_dataclass behaves as @dataclass: arguments, defaults, errors, repr, equality."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import pytest
+
+from nerdpy.engine.util.wide import wide_dataclass
+
+
+def _pair():
+    def body():
+        return {"__annotations__": {"a": "str", "b": "int", "c": "list", "d": "dict | None"},
+                "b": 2, "c": field(default_factory=list), "d": None}
+    Plain = dataclass(type("Rec", (), body()))
+    Wide = wide_dataclass(type("Rec", (), body()))
+    return Plain, Wide
+
+
+@pytest.mark.parametrize("args, kw", [(("x",), {}), (("x", 5), {"d": {}}), ((), {"a": "y", "c": [1]}),
+                                      (("x", 1, [2], {"k": 1}), {})])
+def test_same_as_dataclass(args, kw):
+    Plain, Wide = _pair()
+    p, w = Plain(*args, **kw), Wide(*args, **kw)
+    assert dataclasses.asdict(p) == dataclasses.asdict(w)
+    assert repr(p) == repr(w)
+    assert w == Wide(*args, **kw) and not (w != Wide(*args, **kw))
+    assert w != Wide("other") and w.__eq__(p) is NotImplemented
+    assert Wide("x").c is not Wide("x").c  # a fresh default per instance
+    assert dataclasses.replace(w, b=9).b == 9 and [f.name for f in dataclasses.fields(Wide)] == ["a", "b", "c", "d"]
+    with pytest.raises(TypeError):
+        hash(w)
+
+
+@pytest.mark.parametrize("args, kw", [((), {}), (("x",), {"a": "y"}), (("x",), {"e": 1}), (("x", 1, [], None, 5), {})])
+def test_same_errors_as_dataclass(args, kw):
+    Plain, Wide = _pair()
+    with pytest.raises(TypeError) as plain:
+        Plain(*args, **kw)
+    with pytest.raises(TypeError) as wide:
+        Wide(*args, **kw)
+    assert str(wide.value).split(".", 1)[-1] == str(plain.value).split(".", 1)[-1]
+
+
+def test_subclass_adds_fields():
+    from nerdpy.engine.containers.records import ContainerSpec, StoredSpec
+
+    s = StoredSpec("busybox", args=["true"])
+    assert s.image == "busybox" and s.args == ["true"] and s.network == "bridge"
+    assert StoredSpec().image == "" and ContainerSpec("x").env == []
+    with pytest.raises(TypeError):
+        ContainerSpec()
