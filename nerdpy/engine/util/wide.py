@@ -67,7 +67,11 @@ def wide_dataclass(cls: type) -> type:
     for name in ("__init__", "__repr__", "__eq__"):
         if name in cls.__dict__:
             raise TypeError(f"wide_dataclass {cls.__name__} defines {name} itself")
+    doc = cls.__dict__.get("__doc__")
+    cls.__doc__ = doc or "-"  # (@dataclass would make one from the signature of object.__init__: slow)
     cls = dataclass(init=False, repr=False, eq=False)(cls)
+    if not doc:
+        cls.__doc__ = f"{cls.__name__}({', '.join(f.name for f in fields(cls))})"
     cls.__init__ = _init
     cls.__repr__ = _repr
     cls.__eq__ = _eq
