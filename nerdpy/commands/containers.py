@@ -2,6 +2,7 @@
 `container` group (with the hidden `cleanup` the monitor calls)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -238,12 +239,11 @@ def exec_(ctx, interactive, tty, detach, env, env_file, workdir, user, privilege
         raise Conflict(f"container {container} is not running")
     argv, cleanup = exec_argv(store, c, list(command), env=list(env), workdir=workdir, user=user,
                               tty=tty and sys.stdin.isatty(), detach=detach, privileged=privileged)
-    import secrets
     import subprocess
 
     from nerdpy.engine.containers.exec import exec_event
 
-    exec_id = secrets.token_hex(32)
+    exec_id = os.urandom(32).hex()  # (secrets.token_hex without loading secrets and OpenSSL)
     exec_event(store, c, ("exec_create", "exec_start"), exec_id, list(command))
     try:
         if detach:

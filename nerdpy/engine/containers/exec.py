@@ -15,7 +15,6 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
               privileged: bool = False) -> tuple[list[str], Callable[[], None]]:
     """The argv of `runc exec` for this process (runc's JSON log after `--log`), and a cleanup
     to call afterwards."""
-    from nerdpy.engine.containers.etcfiles import lookup_user
     from nerdpy.engine.runtime.runc import global_flags, runc_path, runtime_binary
 
     with open(os.path.join(container_dir(store, c.id), "config.json")) as f:
@@ -23,6 +22,8 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     proc = dict(spec["process"])
     rootfs = os.path.join(container_dir(store, c.id), "rootfs")
     if user:
+        from nerdpy.engine.containers.etcfiles import lookup_user
+
         uid, gid, gids, home = lookup_user(rootfs, user)
         proc["user"] = {"uid": uid, "gid": gid, "additionalGids": gids}
     base = {e.split("=", 1)[0]: e for e in proc.get("env", [])}
