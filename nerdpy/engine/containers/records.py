@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from nerdpy.engine.errors import (  # noqa: F401 (ContainerNotFound, CommandNot*: importable from here too)
     CommandNotFound, CommandNotInvokable, Conflict, ContainerNotFound, InvalidArgument, NerdpyError,
@@ -129,20 +129,21 @@ class StoredSpec(ContainerSpec):
 
     @classmethod
     def from_json(cls, data: dict) -> StoredSpec:
-        kw = {}
-        for f in fields(cls):
-            key = _STORED_KEYS.get(f.name, f.name)
-            if key in data and data[key] is not None:
-                kw[f.name] = data[key]
-            elif key in data and f.name in _NULLABLE:
-                kw[f.name] = None
+        # (every `ps` reads every record: filled field by field, without __init__'s checks)
+        obj = cls.__new__(cls)
+        d = obj.__dict__
+        for name, key, default, factory in _json_plan(cls):
+            value = data.get(key)
+            if value is None:  # missing, or null: the default (None for the fields that may be None)
+                value = default if default is not MISSING else factory()
+            d[name] = value
         if "network" not in data:
-            kw["network"] = "none"
-        kw["mounts"] = [m if isinstance(m, MountSpec) else
-                        MountSpec(**{k: v for k, v in m.items() if k in _MOUNT_FIELDS})
-                        for m in kw.get("mounts") or []]
-        kw["ulimits"] = [tuple(u) for u in kw.get("ulimits") or []]
-        return cls(**kw)
+            d["network"] = "none"
+        d["mounts"] = [m if isinstance(m, MountSpec) else
+                       MountSpec(**{k: v for k, v in m.items() if k in _MOUNT_FIELDS})
+                       for m in d["mounts"]]
+        d["ulimits"] = [tuple(u) for u in d["ulimits"]]
+        return obj
 
     @classmethod
     def of(cls, spec: ContainerSpec, **resolved) -> StoredSpec:
@@ -151,7 +152,16 @@ class StoredSpec(ContainerSpec):
 
 
 _MOUNT_FIELDS = {"type", "target", "source", "readonly", "options"}
-_NULLABLE = {f.name for f in fields(ContainerSpec) if f.default is None}
+_JSON_PLANS: dict[type, tuple] = {}
+
+
+def _json_plan(cls: type) -> tuple:
+    """(field, JSON key, default, default factory) of each field of a StoredSpec class."""
+    plan = _JSON_PLANS.get(cls)
+    if plan is None:
+        plan = _JSON_PLANS[cls] = tuple((f.name, _STORED_KEYS.get(f.name, f.name), f.default, f.default_factory)
+                                        for f in fields(cls))
+    return plan
 
 
 @dataclass
