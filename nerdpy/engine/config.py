@@ -183,6 +183,9 @@ def load_settings(overrides: dict | None = None, env: dict | None = None) -> Set
 
 
 def _valid_namespace(ns: str) -> bool:
-    import re
+    # [A-Za-z0-9][A-Za-z0-9_.-]{0,75}, without compiling a regex at every command's start
+    return 0 < len(ns) <= 76 and ns[0] in _NS_FIRST and all(ch in _NS_CHARS for ch in ns)
 
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,75}", ns) is not None
+
+_NS_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NS_CHARS = _NS_FIRST | frozenset("_.-")

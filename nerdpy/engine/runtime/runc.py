@@ -14,13 +14,13 @@ import subprocess
 from nerdpy.engine.errors import InvalidArgument, NerdpyError, NotFound, RuncError
 
 
-_RUNC_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+_RUNC_MSG = r'msg="((?:[^"\\]|\\.)*)"'  # (compiled on first use: re's cache)
 
 
 def clean_runc_error(text: str) -> str:
     """runc's stderr is logrus lines; keep the message of the last error."""
     text = text.strip()
-    msgs = _RUNC_MSG.findall(text)
+    msgs = re.findall(_RUNC_MSG, text)
     if msgs:
         msg = msgs[-1].encode().decode("unicode_escape")
     else:

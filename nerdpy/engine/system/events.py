@@ -138,7 +138,7 @@ def record_events(store: "Store", type_: str, actions: list[str], actor_id: str,
 
 
 # -- times ---------------------------------------------------------------------------------------
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION = r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)"  # (compiled on first use: re's cache)
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -155,7 +155,7 @@ def parse_time_arg(text: str, now: float | None = None) -> float:
     if re.fullmatch(r"\d+(\.\d+)?", s):
         return float(s)
     pos, total = 0, 0.0
-    for m in _DURATION.finditer(s):
+    for m in re.finditer(_DURATION, s):
         if m.start() != pos:
             break
         total += float(m.group(1)) * _UNITS[m.group(2)]
