@@ -65,7 +65,7 @@ _STORE = {
     "nerdpy.engine.content.reserve", "nerdpy.engine.content.sidecar", "nerdpy.engine.errors",
     "nerdpy.engine.snapshots", "nerdpy.engine.snapshots.mount", "nerdpy.engine.snapshots.overlay",
     "nerdpy.engine.snapshots.snapshotter", "nerdpy.engine.store", "nerdpy.engine.util", "nerdpy.engine.util.locks",
-    "nerdpy.engine.util.wide", "nerdpy.launch",
+    "nerdpy.engine.util.lean", "nerdpy.launch",
 }
 
 PS = _STORE | {"nerdpy.commands.ps", "nerdpy.template"}

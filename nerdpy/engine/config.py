@@ -13,10 +13,10 @@ the process is uid 0, so the real uid travels in `ROOTLESS_ENV`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 
 from nerdpy.engine.errors import InvalidArgument
-from nerdpy.engine.util.wide import wide_dataclass
+from nerdpy.engine.util.lean import lean_dataclass
 
 DEFAULT_CONFIG_PATH = "/etc/nerdpy/nerdpy.toml"
 DEFAULT_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
@@ -56,7 +56,7 @@ def user_defaults(uid: int, env: dict) -> dict[str, object]:
     }
 
 
-@wide_dataclass
+@lean_dataclass
 class Settings:
     data_root: str = "/var/lib/nerdpy"
     run_root: str = "/run/nerdpy"

@@ -10,7 +10,7 @@ import os
 from dataclasses import field
 
 from nerdpy.engine.errors import InvalidArgument
-from nerdpy.engine.util.wide import wide_dataclass
+from nerdpy.engine.util.lean import lean_dataclass
 
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -99,7 +99,7 @@ def check_workdir(path: str) -> str:
     return path
 
 
-@wide_dataclass
+@lean_dataclass
 class SpecOptions:
     rootfs: str
     args: list[str]

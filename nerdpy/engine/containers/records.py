@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, field, fields
 
 from nerdpy.engine.errors import (  # noqa: F401 (ContainerNotFound, CommandNot*: importable from here too)
     CommandNotFound, CommandNotInvokable, Conflict, ContainerNotFound, InvalidArgument, NerdpyError,
 )
 from nerdpy.engine.store import Store
-from nerdpy.engine.util.wide import wide_dataclass
+from nerdpy.engine.util.lean import lean_dataclass
 
 
-@dataclass
+@lean_dataclass
 class MountSpec:
     type: str                 # bind, volume, tmpfs
     target: str
@@ -28,7 +28,7 @@ class MountSpec:
     options: dict = field(default_factory=dict)   # tmpfs size/mode, bind propagation, nocopy
 
 
-@wide_dataclass
+@lean_dataclass
 class ContainerSpec:
     """What `run`/`create` asked for, in docker's terms."""
 
@@ -109,7 +109,7 @@ _STORED_KEYS = {"args": "_args", "resolved_workdir": "_workdir", "image_config":
                 "image_name": "_image_name"}
 
 
-@wide_dataclass
+@lean_dataclass
 class StoredSpec(ContainerSpec):
     """A container's record: the ContainerSpec asked for, plus what `create` resolved from the
     image. Stored as JSON (`to_json`); `from_json` reads records of any version (unknown keys
@@ -164,7 +164,7 @@ def _json_plan(cls: type) -> tuple:
     return plan
 
 
-@dataclass
+@lean_dataclass
 class Container:
     namespace: str
     id: str
@@ -179,7 +179,7 @@ class Container:
         return self.id[:12]
 
 
-@dataclass
+@lean_dataclass
 class ContainerState:
     status: str = "created"      # created, running, paused, restarting, exited, dead
     pid: int = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 
-from nerdpy.engine.util.wide import wide_dataclass
+from nerdpy.engine.util.lean import lean_dataclass
 
 ROOT = "/sys/fs/cgroup"
 # v1 reports "no limit" as the largest page-aligned counter value (9223372036854771712)
@@ -141,7 +141,7 @@ def parse_blkio(text: str | None) -> tuple[int, int]:
 
 
 # -- reading ------------------------------------------------------------------------------------
-@wide_dataclass
+@lean_dataclass
 class Stats:
     """One sample of a container's cgroup counters; None where the host does not tell."""
     memory_usage: int | None = None          # bytes, page cache included
@@ -200,7 +200,7 @@ def read_stats(path: str, root: str = ROOT, version: str | None = None) -> Stats
 
 
 # -- writing ------------------------------------------------------------------------------------
-@wide_dataclass
+@lean_dataclass
 class Limits:
     """Limits to set, in docker's terms; None leaves one as it is, -1 removes it."""
     memory: int | None = None              # bytes

@@ -17,8 +17,9 @@ from __future__ import annotations
 import importlib
 import os
 import stat
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
+
+from nerdpy.engine.util.lean import lean_dataclass
 
 if TYPE_CHECKING:
     from nerdpy.engine.content.metadata import Metadata
@@ -69,7 +70,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
+@lean_dataclass(frozen=True)
 class Snapshot:
     """A committed snapshot."""
     chain_id: str

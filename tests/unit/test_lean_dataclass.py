@@ -1,4 +1,4 @@
-"""util.wide.wide_dataclass behaves as @dataclass: arguments, defaults, errors, repr, equality."""
+"""util.lean.lean_dataclass behaves as @dataclass: arguments, defaults, errors, repr, equality."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from nerdpy.engine.util.wide import wide_dataclass
+from nerdpy.engine.util.lean import lean_dataclass
 
 
 def _pair():
@@ -14,7 +14,7 @@ def _pair():
         return {"__annotations__": {"a": "str", "b": "int", "c": "list", "d": "dict | None"},
                 "b": 2, "c": field(default_factory=list), "d": None}
     Plain = dataclass(type("Rec", (), body()))
-    Wide = wide_dataclass(type("Rec", (), body()))
+    Wide = lean_dataclass(type("Rec", (), body()))
     return Plain, Wide
 
 
@@ -51,3 +51,26 @@ def test_subclass_adds_fields():
     assert StoredSpec().image == "" and ContainerSpec("x").env == []
     with pytest.raises(TypeError):
         ContainerSpec()
+
+
+def test_frozen_and_field_flags_as_dataclass():
+    import dataclasses as dc
+
+    def body():
+        return {"__annotations__": {"a": "str", "b": "int", "c": "object"}, "b": 0,
+                "c": field(default=None, repr=False, compare=False)}
+    Plain = dataclass(frozen=True)(type("Ref", (), body()))
+    Lean = lean_dataclass(frozen=True)(type("Ref", (), body()))
+    p, w = Plain("x", 1, c=object()), Lean("x", 1, c=object())
+    assert repr(p) == repr(w) == "Ref(a='x', b=1)"
+    assert w == Lean("x", 1, c="other") and hash(w) == hash(Lean("x", 1)) == hash(Plain("x", 1))
+    assert {w: 1}[Lean("x", 1)] == 1 and w != Lean("x", 2)
+    with pytest.raises(dc.FrozenInstanceError):
+        w.a = "y"
+    with pytest.raises(dc.FrozenInstanceError):
+        del w.a
+    assert dc.replace(w, b=5).b == 5 and w.b == 1
+    Mutable = lean_dataclass(type("M", (), body()))
+    m = Mutable("x")
+    m.a = "y"
+    assert repr(m) == "M(a='y', b=0)" and m == Mutable("y", c=1)
