@@ -81,11 +81,15 @@ def append_event(data_root: str, event: dict, max_bytes: int = MAX_BYTES) -> Non
 
 
 def append_events(data_root: str, events: list[dict], max_bytes: int = MAX_BYTES) -> None:
-    """Append event lines with one write (they are never interleaved with other writers' lines),
-    as `append_event` does one."""
+    """Append event lines with one write while they fit in MAX_LINE together (else one write
+    each), as `append_event` does one."""
     path = journal_path(data_root)
     try:
         line = b"".join(_encode(event) for event in events)
+        if len(line) > MAX_LINE and len(events) > 1:
+            for event in events:
+                append_events(data_root, [event], max_bytes)
+            return
         try:
             if os.stat(path).st_size + len(line) > max_bytes:
                 _rotate(data_root, max_bytes - len(line))
