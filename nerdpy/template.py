@@ -17,7 +17,9 @@ from nerdpy.engine.errors import TemplateError
 
 # -- lexing ------------------------------------------------------------------------------
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
-_TOKEN = re.compile(
+# (patterns only the template interpreter uses are compiled on first use, through re's cache:
+# a plain `ps` table never needs them)
+_TOKEN = (
     r"""\s*(?:
         (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
       | (?P<num>-?\d+(?:\.\d+)?)
@@ -28,16 +30,16 @@ _TOKEN = re.compile(
       | (?P<lp>\()
       | (?P<rp>\))
       | (?P<comma>,)
-    )""",
-    re.X,
+    )"""
 )
 
 
 def _tokens(src: str) -> list[tuple[str, str]]:
     out, pos = [], 0
     src = src.strip()
+    token = re.compile(_TOKEN, re.X)
     while pos < len(src):
-        m = _TOKEN.match(src, pos)
+        m = token.match(src, pos)
         if not m or m.end() == pos:
             raise TemplateError(f"template parsing error: unexpected {src[pos:pos + 10]!r} in {src!r}")
         kind = m.lastgroup
@@ -336,7 +338,7 @@ def _index(v, *keys):
     return v
 
 
-_VERB = re.compile(r"%([-+ #0]*)([0-9]+)?(?:\.([0-9]+))?([a-zA-Z%])")
+_VERB = r"%([-+ #0]*)([0-9]+)?(?:\.([0-9]+))?([a-zA-Z%])"
 
 
 def _go_quote(v) -> str:
@@ -348,7 +350,7 @@ def _printf(fmt: str, *args) -> str:
     args = list(args)
     out: list[str] = []
     pos = 0
-    for m in _VERB.finditer(fmt):
+    for m in re.finditer(_VERB, fmt):
         out.append(fmt[pos:m.start()])
         pos = m.end()
         flags, width, prec, verb = m.group(1), m.group(2) or "", m.group(3), m.group(4)

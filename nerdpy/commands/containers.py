@@ -2,6 +2,7 @@
 `container` group (with the hidden `cleanup` the monitor calls)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -223,9 +224,10 @@ def exec_(ctx, interactive, tty, detach, env, env_file, workdir, user, privilege
     from nerdpy.engine.containers.records import container_state, find_container
     from nerdpy.engine.containers.exec import exec_argv
 
-    from nerdpy.engine.containers.options import exec_env
+    if env or env_file:
+        from nerdpy.engine.containers.options import exec_env
 
-    env = exec_env(env_file, env)  # files first, then -e, as docker does
+        env = exec_env(env_file, env)  # files first, then -e, as docker does
     store = store_of(ctx)
     c = find_container(store, container)
     state = container_state(store, c)
@@ -237,14 +239,12 @@ def exec_(ctx, interactive, tty, detach, env, env_file, workdir, user, privilege
         raise Conflict(f"container {container} is not running")
     argv, cleanup = exec_argv(store, c, list(command), env=list(env), workdir=workdir, user=user,
                               tty=tty and sys.stdin.isatty(), detach=detach, privileged=privileged)
-    import secrets
     import subprocess
 
     from nerdpy.engine.containers.exec import exec_event
 
-    exec_id = secrets.token_hex(32)
-    exec_event(store, c, "exec_create", exec_id, list(command))
-    exec_event(store, c, "exec_start", exec_id, list(command))
+    exec_id = os.urandom(32).hex()  # (secrets.token_hex without loading secrets and OpenSSL)
+    exec_event(store, c, ("exec_create", "exec_start"), exec_id, list(command))
     try:
         if detach:
             _run_exec_detached(argv)
@@ -263,12 +263,11 @@ def _run_exec_detached(argv: list[str]) -> None:
     log."""
     import subprocess
 
-    from nerdpy.engine.containers.lifecycle import _start_error
-
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if r.returncode == 0:
         return
     from nerdpy.engine.containers.exec import exec_error
+    from nerdpy.engine.containers.lifecycle import _start_error
 
     raise _start_error(exec_error(argv) or f"runc exec exited with status {r.returncode}")
 
@@ -279,8 +278,6 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
     own stderr passes through untouched."""
     import subprocess
     import threading
-
-    from nerdpy.engine.containers.lifecycle import _start_error
 
     if tty:
         return subprocess.run(argv, stdin=stdin).returncode
@@ -307,6 +304,7 @@ def _run_exec(argv: list[str], stdin, tty: bool) -> int:
     t.join()
     if code == 255:
         from nerdpy.engine.containers.exec import exec_error
+        from nerdpy.engine.containers.lifecycle import _start_error
 
         msg = exec_error(argv)
         if msg:

@@ -13,9 +13,10 @@ the process is uid 0, so the real uid travels in `ROOTLESS_ENV`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 
 from nerdpy.engine.errors import InvalidArgument
+from nerdpy.engine.util.lean import lean_dataclass
 
 DEFAULT_CONFIG_PATH = "/etc/nerdpy/nerdpy.toml"
 DEFAULT_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
@@ -55,7 +56,7 @@ def user_defaults(uid: int, env: dict) -> dict[str, object]:
     }
 
 
-@dataclass
+@lean_dataclass
 class Settings:
     data_root: str = "/var/lib/nerdpy"
     run_root: str = "/run/nerdpy"
@@ -182,6 +183,9 @@ def load_settings(overrides: dict | None = None, env: dict | None = None) -> Set
 
 
 def _valid_namespace(ns: str) -> bool:
-    import re
+    # [A-Za-z0-9][A-Za-z0-9_.-]{0,75}, without compiling a regex at every command's start
+    return 0 < len(ns) <= 76 and ns[0] in _NS_FIRST and all(ch in _NS_CHARS for ch in ns)
 
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,75}", ns) is not None
+
+_NS_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NS_CHARS = _NS_FIRST | frozenset("_.-")

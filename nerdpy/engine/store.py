@@ -8,7 +8,7 @@ from __future__ import annotations
 import fcntl
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Iterator
 
 from nerdpy.engine.config import Settings
@@ -17,9 +17,10 @@ from nerdpy.engine.errors import DamagedStore, StoreError
 from nerdpy.engine.content.metadata import Metadata
 from nerdpy.engine.content.reserve import keep_room
 from nerdpy.engine.snapshots.snapshotter import Snapshotter, open_snapshotter
+from nerdpy.engine.util.lean import lean_dataclass
 
 
-@dataclass
+@lean_dataclass
 class Store:
     settings: Settings
     db: Metadata

@@ -28,6 +28,15 @@ def test_record_and_read(tmp_path):
     assert line.count(b"\n") == 2 and json.loads(line.split(b"\n")[0])["Actor"]["ID"] == "abc123"
 
 
+def test_several_events_in_one_write_keep_their_order(tmp_path):
+    s = FakeStore(tmp_path)
+    ev.record_events(s, "container", ["exec_create: true", "exec_start: true"], "abc", {"execID": "e1"})
+    ev.record_events(s, "container", ["long1", "long2"], "abc", {"x": "y" * 3000})  # too long for one write
+    got = ev.read_events(s)
+    assert [x["Action"] for x in got] == ["exec_create: true", "exec_start: true", "long1", "long2"]
+    assert got[0]["timeNano"] < got[1]["timeNano"] and got[0]["Actor"]["Attributes"]["execID"] == "e1"
+
+
 def test_long_attributes_stay_one_atomic_line(tmp_path):
     s = FakeStore(tmp_path)
     ev.record_event(s, "container", "exec_start: sh", "id", {"execID": "e" * 10_000, "name": "n"})

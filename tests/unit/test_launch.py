@@ -42,3 +42,17 @@ def test_fast_paths_do_not_load_click():
     assert r.returncode == 0 and r.stderr.strip() == "False", r.stderr
     assert r.stdout.startswith("Usage: nerdpy [OPTIONS] COMMAND [ARGS]...")
     assert r.stdout.rstrip().endswith("nerdpy version 0.1.0") or "nerdpy version" in r.stdout
+
+
+def test_version_and_ps_load_only_their_pinned_modules(tmp_path):
+    """--version loads nerdpy.launch alone; `ps` exactly the pinned modules (tests/startup_imports.py;
+    run and exec: tests/integration/test_startup_imports.py), never OpenSSL's hashes or a registry stack."""
+    import startup_imports as si
+
+    env = dict(os.environ, NERDPY_RUN_ROOT=str(tmp_path / "run"), NERDPY_CONFIG="/nonexistent")
+    r, mods = si.loaded_modules(["--version"], env)
+    assert r.returncode == 0 and si.nerdpy_modules(mods) == si.VERSION and "click" not in mods, r.stderr
+    r, mods = si.loaded_modules(["--data-root", str(tmp_path / "data"), "ps", "-a"], env)
+    assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID"), r.stderr
+    assert si.nerdpy_modules(mods) == si.PS, si.diff(si.PS, si.nerdpy_modules(mods))
+    assert not mods & (si.HEAVY | si.NO_HASHING)

@@ -15,14 +15,15 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
               privileged: bool = False) -> tuple[list[str], Callable[[], None]]:
     """The argv of `runc exec` for this process (runc's JSON log after `--log`), and a cleanup
     to call afterwards."""
-    from nerdpy.engine.containers.etcfiles import lookup_user
-    from nerdpy.engine.runtime.runc import global_flags, runc_path
+    from nerdpy.engine.runtime.runc import global_flags, runc_path, runtime_binary
 
     with open(os.path.join(container_dir(store, c.id), "config.json")) as f:
         spec = json.load(f)
     proc = dict(spec["process"])
     rootfs = os.path.join(container_dir(store, c.id), "rootfs")
     if user:
+        from nerdpy.engine.containers.etcfiles import lookup_user
+
         uid, gid, gids, home = lookup_user(rootfs, user)
         proc["user"] = {"uid": uid, "gid": gid, "additionalGids": gids}
     base = {e.split("=", 1)[0]: e for e in proc.get("env", [])}
@@ -52,9 +53,7 @@ def exec_argv(store: Store, c: Container, command: list[str], *, env: list[str] 
     # runc's own errors go to a log beside it (not /tmp: a killed exec leaves nothing behind
     # that the container's removal does not take)
     log = path[:-len(".json")] + ".log"
-    from nerdpy.engine.containers.resources import runtime_of
-
-    binary, rt_args = runtime_of(store, c.spec)
+    binary, rt_args = runtime_binary(store.settings, c.spec.runtime or "")
     argv = [runc_path(binary), *rt_args, "--root", runc_root(store), *global_flags(), "--log", log, "--log-format", "json",
             "exec", "--process", path]
     if tty:
@@ -91,13 +90,15 @@ def exec_error(argv: list[str]) -> str:
     return msg.removeprefix("exec failed: ")
 
 
-def exec_event(store: Store, c: Container, action: str, exec_id: str, command: list[str],
+def exec_event(store: Store, c: Container, action: str | tuple[str, ...], exec_id: str, command: list[str],
                exit_code: int | None = None) -> None:
-    """docker's exec events: `exec_create: CMD`, `exec_start: CMD` and `exec_die` (with exitCode)."""
+    """docker's exec events: `exec_create: CMD`, `exec_start: CMD` and `exec_die` (with exitCode);
+    a tuple of actions is recorded with one write."""
     from nerdpy.engine.containers.records import container_event
 
     extra = {"execID": exec_id}
     if exit_code is not None:
         extra["exitCode"] = exit_code
-    name = action if action == "exec_die" else f"{action}: {' '.join(command)}"
-    container_event(store, c, name, **extra)
+    names = tuple(a if a == "exec_die" else f"{a}: {' '.join(command)}"
+                  for a in ((action,) if isinstance(action, str) else action))
+    container_event(store, c, names, **extra)

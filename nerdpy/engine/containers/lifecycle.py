@@ -84,12 +84,14 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
     record.mounts = list(record.mounts or []) + image_volume_mounts(record.image_config, record.mounts)
     if spec.pid and spec.pid != "host" and not spec.pid.startswith("container:"):
         raise InvalidArgument(f"invalid PID mode {spec.pid!r}: use host or container:<name|id>")
-    from nerdpy.engine.containers.cdi import is_cdi_name, resolve_devices
     from nerdpy.engine.containers.resources import check_host_resources, resolve_volumes_from, runtime_of
 
     runtime_of(store, spec)  # a runtime nerdpy knows, installed
     check_host_resources(spec)
-    resolve_devices(store.settings, [d for d in spec.devices if is_cdi_name(d)], spec.gpus or "")
+    if spec.devices or spec.gpus:
+        from nerdpy.engine.containers.cdi import is_cdi_name, resolve_devices
+
+        resolve_devices(store.settings, [d for d in spec.devices if is_cdi_name(d)], spec.gpus or "")
     if spec.ipc.startswith("container:"):
         find_container(store, spec.ipc.partition(":")[2])
     if spec.volumes_from:
@@ -407,11 +409,14 @@ def _build_spec(store: Store, c: Container, rootfs: str, netns: str | None = Non
         mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": tini, "options": ["bind", "ro"]})
         args = ["/sbin/docker-init", "--"] + args
     seccomp, nnp = _security_opts(s.security_opt or [])
-    from nerdpy.engine.containers.cdi import is_cdi_name, resolve_devices
     from nerdpy.engine.containers.resources import block_io
 
-    devices = [_device(d) for d in s.devices or [] if not is_cdi_name(d)]
-    cdi_devices = resolve_devices(store.settings, [d for d in s.devices or [] if is_cdi_name(d)], s.gpus or "")
+    devices, cdi_devices = [], []
+    if s.devices or s.gpus:
+        from nerdpy.engine.containers.cdi import is_cdi_name, resolve_devices
+
+        devices = [_device(d) for d in s.devices or [] if not is_cdi_name(d)]
+        cdi_devices = resolve_devices(store.settings, [d for d in s.devices or [] if is_cdi_name(d)], s.gpus or "")
     ipcns, shm = _ipc_namespace(store, c)
     o = SpecOptions(
         rootfs=rootfs,

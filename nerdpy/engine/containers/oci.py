@@ -7,9 +7,10 @@ does for the same flags, so that a container behaves the same under nerdpy.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from nerdpy.engine.errors import InvalidArgument
+from nerdpy.engine.util.lean import lean_dataclass
 
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -98,7 +99,7 @@ def check_workdir(path: str) -> str:
     return path
 
 
-@dataclass
+@lean_dataclass
 class SpecOptions:
     rootfs: str
     args: list[str]

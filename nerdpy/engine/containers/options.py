@@ -518,7 +518,6 @@ def check_spec(spec: ContainerSpec) -> None:
     devices, ulimits, sysctls, security options. Raises InvalidArgument."""
     _device, check_security = parse_device, security_opts
     from nerdpy.engine.containers.oci import ULIMIT_NAMES, normalise_cap
-    from nerdpy.engine.network.ports import parse_publish_all
 
     memory, swap, reservation = spec.memory or None, spec.memory_swap or None, spec.memory_reservation or None
     if memory is not None and memory < 6 << 20:
@@ -544,11 +543,13 @@ def check_spec(spec: ContainerSpec) -> None:
         raise _bad(f"invalid argument {spec.stop_timeout!r} for --stop-timeout: must be at least -1")
     for cap in list(spec.cap_add) + list(spec.cap_drop):
         normalise_cap(cap)
-    from nerdpy.engine.containers.cdi import check_name, is_cdi_name
     from nerdpy.engine.containers.resources import check_spec_resources
 
-    for d in spec.devices:
-        check_name(d) if is_cdi_name(d) else _device(d)
+    if spec.devices:
+        from nerdpy.engine.containers.cdi import check_name, is_cdi_name
+
+        for d in spec.devices:
+            check_name(d) if is_cdi_name(d) else _device(d)
     check_spec_resources(spec)
     check_healthcheck(spec.healthcheck)
     _check_dns_and_hosts(spec)
@@ -575,7 +576,10 @@ def check_spec(spec: ContainerSpec) -> None:
     parse_sysctls([f"{k}={v}" for k, v in spec.sysctls.items()], spec.network)
     if spec.security_opt:
         check_security(list(spec.security_opt))
-    parse_publish_all(spec.publish)
+    if spec.publish:
+        from nerdpy.engine.network.ports import parse_publish_all
+
+        parse_publish_all(spec.publish)
 
 
 _HC_MIN_NS = 1_000_000  # docker's MinimumDuration (1ms)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, field, fields
 
 from nerdpy.engine.errors import (  # noqa: F401 (ContainerNotFound, CommandNot*: importable from here too)
     CommandNotFound, CommandNotInvokable, Conflict, ContainerNotFound, InvalidArgument, NerdpyError,
 )
 from nerdpy.engine.store import Store
+from nerdpy.engine.util.lean import lean_dataclass
 
 
-@dataclass
+@lean_dataclass
 class MountSpec:
     type: str                 # bind, volume, tmpfs
     target: str
@@ -27,7 +28,7 @@ class MountSpec:
     options: dict = field(default_factory=dict)   # tmpfs size/mode, bind propagation, nocopy
 
 
-@dataclass
+@lean_dataclass
 class ContainerSpec:
     """What `run`/`create` asked for, in docker's terms."""
 
@@ -108,7 +109,7 @@ _STORED_KEYS = {"args": "_args", "resolved_workdir": "_workdir", "image_config":
                 "image_name": "_image_name"}
 
 
-@dataclass
+@lean_dataclass
 class StoredSpec(ContainerSpec):
     """A container's record: the ContainerSpec asked for, plus what `create` resolved from the
     image. Stored as JSON (`to_json`); `from_json` reads records of any version (unknown keys
@@ -128,20 +129,21 @@ class StoredSpec(ContainerSpec):
 
     @classmethod
     def from_json(cls, data: dict) -> StoredSpec:
-        kw = {}
-        for f in fields(cls):
-            key = _STORED_KEYS.get(f.name, f.name)
-            if key in data and data[key] is not None:
-                kw[f.name] = data[key]
-            elif key in data and f.name in _NULLABLE:
-                kw[f.name] = None
+        # (every `ps` reads every record: filled field by field, without __init__'s checks)
+        obj = cls.__new__(cls)
+        d = obj.__dict__
+        for name, key, default, factory in _json_plan(cls):
+            value = data.get(key)
+            if value is None:  # missing, or null: the default (None for the fields that may be None)
+                value = default if default is not MISSING else factory()
+            d[name] = value
         if "network" not in data:
-            kw["network"] = "none"
-        kw["mounts"] = [m if isinstance(m, MountSpec) else
-                        MountSpec(**{k: v for k, v in m.items() if k in _MOUNT_FIELDS})
-                        for m in kw.get("mounts") or []]
-        kw["ulimits"] = [tuple(u) for u in kw.get("ulimits") or []]
-        return cls(**kw)
+            d["network"] = "none"
+        d["mounts"] = [m if isinstance(m, MountSpec) else
+                       MountSpec(**{k: v for k, v in m.items() if k in _MOUNT_FIELDS})
+                       for m in d["mounts"]]
+        d["ulimits"] = [tuple(u) for u in d["ulimits"]]
+        return obj
 
     @classmethod
     def of(cls, spec: ContainerSpec, **resolved) -> StoredSpec:
@@ -150,10 +152,19 @@ class StoredSpec(ContainerSpec):
 
 
 _MOUNT_FIELDS = {"type", "target", "source", "readonly", "options"}
-_NULLABLE = {f.name for f in fields(ContainerSpec) if f.default is None}
+_JSON_PLANS: dict[type, tuple] = {}
 
 
-@dataclass
+def _json_plan(cls: type) -> tuple:
+    """(field, JSON key, default, default factory) of each field of a StoredSpec class."""
+    plan = _JSON_PLANS.get(cls)
+    if plan is None:
+        plan = _JSON_PLANS[cls] = tuple((f.name, _STORED_KEYS.get(f.name, f.name), f.default, f.default_factory)
+                                        for f in fields(cls))
+    return plan
+
+
+@lean_dataclass
 class Container:
     namespace: str
     id: str
@@ -168,7 +179,7 @@ class Container:
         return self.id[:12]
 
 
-@dataclass
+@lean_dataclass
 class ContainerState:
     status: str = "created"      # created, running, paused, restarting, exited, dead
     pid: int = 0
@@ -453,12 +464,14 @@ def rename_container(store: Store, c: Container, new_name: str) -> None:
     container_event(store, c, "rename", oldName="/" + old)
 
 
-def container_event(store: Store, c: Container, action: str, **extra) -> None:
-    """Record docker's container event `action` (attributes: image, name, and `extra`)."""
-    from nerdpy.engine.system.events import record_event
+def container_event(store: Store, c: Container, action: str | tuple[str, ...], **extra) -> None:
+    """Record docker's container event `action` (attributes: image, name, and `extra`); a tuple
+    of actions records each, in one write."""
+    from nerdpy.engine.system.events import record_events
 
     labels = c.spec.labels or {}
-    record_event(store, "container", action, c.id, {**labels, "image": c.image, "name": c.name, **extra})
+    record_events(store, "container", [action] if isinstance(action, str) else list(action), c.id,
+                  {**labels, "image": c.image, "name": c.name, **extra})
 
 
 def container_top(store: Store, c: Container, ps_args: list[str] | None = None) -> tuple[list[str], list[list[str]]]:

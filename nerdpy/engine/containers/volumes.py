@@ -21,11 +21,12 @@ import secrets
 import shutil
 import stat as _stat
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from nerdpy.engine.errors import Conflict, InvalidArgument, NotFound, VolumeInUse, VolumeNotFound  # noqa: F401
 from nerdpy.engine.store import Store
+from nerdpy.engine.util.lean import lean_dataclass
 
 if TYPE_CHECKING:
     from nerdpy.engine.containers.records import StoredSpec
@@ -34,7 +35,7 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 
 
-@dataclass
+@lean_dataclass
 class Volume:
     name: str
     mountpoint: str

@@ -8,7 +8,6 @@ two processes ingest the same blob at once: the second waits and then finds it p
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 import time
@@ -21,6 +20,13 @@ from nerdpy.engine.util.locks import flock_wait
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
+def _sha256(data: bytes = b""):
+    """hashlib.sha256, imported on first use (loading OpenSSL costs 2 ms: `ps` and `exec` never hash)."""
+    import hashlib
+
+    return hashlib.sha256(data)
+
+
 def check_digest(digest: str) -> str:
     """Return `digest` if it is a well-formed sha256 digest, else raise InvalidArgument."""
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
@@ -29,7 +35,7 @@ def check_digest(digest: str) -> str:
 
 
 def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + _sha256(data).hexdigest()
 
 
 class BlobWriter:
@@ -40,7 +46,7 @@ class BlobWriter:
         self.expected = expected
         self.expected_size = size
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        self._hash = hashlib.sha256()
+        self._hash = _sha256()
         self.offset = 0
 
     def write(self, data: bytes) -> None:
@@ -59,7 +65,7 @@ class BlobWriter:
         """Start again from byte 0 (the server ignored a Range request)."""
         os.ftruncate(self._fd, 0)
         os.lseek(self._fd, 0, os.SEEK_SET)
-        self._hash = hashlib.sha256()
+        self._hash = _sha256()
         self.offset = 0
 
     def _finish(self) -> None:
@@ -93,7 +99,7 @@ class VerifiedReader:
         self._f = f
         self.digest = digest
         self.size = os.fstat(f.fileno()).st_size
-        self._hash = hashlib.sha256()
+        self._hash = _sha256()
         self._seen = 0
 
     def read(self, n: int = -1) -> bytes:

@@ -7,9 +7,10 @@ it holds a dot or a colon, is `localhost`, or has an uppercase letter (distribut
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from nerdpy.engine.errors import InvalidReference
+from nerdpy.engine.util.lean import lean_dataclass
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -29,7 +30,7 @@ _IDENTIFIER = re.compile(r"[a-f0-9]{64}", re.ASCII)
 _HEX = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
-@dataclass(frozen=True)
+@lean_dataclass(frozen=True)
 class Reference:
     domain: str
     path: str

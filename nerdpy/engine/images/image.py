@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 from nerdpy.engine.errors import Conflict, ImageNotFound, InvalidArgument, InvalidReference, NerdpyError
 from nerdpy.engine.store import Store
+from nerdpy.engine.util.lean import lean_dataclass
 
 DANGLING_PREFIX = "sha256:"  # dangling images are stored under their target digest
 
 
-@dataclass(frozen=True)
+@lean_dataclass(frozen=True)
 class Image:
     name: str          # normalised reference, or the target digest for a dangling image
     target: str        # digest of the manifest or index the name points at

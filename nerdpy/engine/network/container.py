@@ -43,6 +43,8 @@ def _attachments(spec: ContainerSpec) -> list[dict]:
 
 
 def _port_mappings(spec: ContainerSpec, image_config: dict) -> list:
+    if not spec.publish and not spec.publish_all:
+        return []
     from nerdpy.engine.network.ports import exposed_mappings, parse_publish
 
     ports = [m for p in spec.publish or [] for m in parse_publish(p)]

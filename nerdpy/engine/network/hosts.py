@@ -21,11 +21,12 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Iterable
 
 from nerdpy.engine.errors import InvalidArgument
 from nerdpy.engine.util.locks import flock_wait
+from nerdpy.engine.util.lean import lean_dataclass
 
 LOCALHOST_LINES = (
     "127.0.0.1\tlocalhost",
@@ -41,7 +42,7 @@ UPSTREAM_RESOLV_CONF = "/run/systemd/resolve/resolv.conf"
 FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")
 
 
-@dataclass
+@lean_dataclass
 class HostEntry:
     ip: str
     names: list[str] = field(default_factory=list)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+
+from nerdpy.engine.util.lean import lean_dataclass
 
 ROOT = "/sys/fs/cgroup"
 # v1 reports "no limit" as the largest page-aligned counter value (9223372036854771712)
@@ -140,7 +141,7 @@ def parse_blkio(text: str | None) -> tuple[int, int]:
 
 
 # -- reading ------------------------------------------------------------------------------------
-@dataclass
+@lean_dataclass
 class Stats:
     """One sample of a container's cgroup counters; None where the host does not tell."""
     memory_usage: int | None = None          # bytes, page cache included
@@ -199,7 +200,7 @@ def read_stats(path: str, root: str = ROOT, version: str | None = None) -> Stats
 
 
 # -- writing ------------------------------------------------------------------------------------
-@dataclass
+@lean_dataclass
 class Limits:
     """Limits to set, in docker's terms; None leaves one as it is, -1 removes it."""
     memory: int | None = None              # bytes

@@ -14,13 +14,13 @@ import subprocess
 from nerdpy.engine.errors import InvalidArgument, NerdpyError, NotFound, RuncError
 
 
-_RUNC_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+_RUNC_MSG = r'msg="((?:[^"\\]|\\.)*)"'  # (compiled on first use: re's cache)
 
 
 def clean_runc_error(text: str) -> str:
     """runc's stderr is logrus lines; keep the message of the last error."""
     text = text.strip()
-    msgs = _RUNC_MSG.findall(text)
+    msgs = re.findall(_RUNC_MSG, text)
     if msgs:
         msg = msgs[-1].encode().decode("unicode_escape")
     else:
@@ -60,9 +60,10 @@ def runtime_binary(settings, name: str) -> tuple[str, list[str]]:
 def global_flags() -> list[str]:
     """runc's global flags for this process: rootless mode inside a rootless user namespace
     (cgroups then are best effort: runc skips the ones it may not write)."""
-    from nerdpy.engine.runtime.rootless import inside
+    from nerdpy.engine.config import rootless_uid
 
-    return ["--rootless", "true"] if inside() else []
+    # rootless.inside(), without importing the rootless machinery on every runc call
+    return ["--rootless", "true"] if os.geteuid() == 0 and rootless_uid() is not None else []
 
 
 class Runc:

@@ -5,9 +5,9 @@ No `mount` binary is spawned: a container start should cost a syscall, not a pro
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from nerdpy.engine.errors import MountError, NerdpyError  # noqa: F401
+from nerdpy.engine.util.lean import lean_dataclass
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -40,7 +40,7 @@ def _libc():
     return _lib, _ffi
 
 
-@dataclass(frozen=True)
+@lean_dataclass(frozen=True)
 class Mount:
     """One mount to perform: what `mount -t TYPE -o OPTIONS SOURCE TARGET` would do."""
 

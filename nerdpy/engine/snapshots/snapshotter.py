@@ -14,12 +14,12 @@ dirs and is one new module plus one entry in `DRIVERS`.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import stat
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
+
+from nerdpy.engine.util.lean import lean_dataclass
 
 if TYPE_CHECKING:
     from nerdpy.engine.content.metadata import Metadata
@@ -59,6 +59,8 @@ def is_whiteout(st: os.stat_result) -> bool:
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """The OCI ChainIDs of a layer stack: ChainID(L0) = DiffID(L0);
     ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))."""
+    import hashlib  # (here: commands that never hash do not load OpenSSL)
+
     out: list[str] = []
     for diff_id in diff_ids:
         if not out:
@@ -68,7 +70,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
+@lean_dataclass(frozen=True)
 class Snapshot:
     """A committed snapshot."""
     chain_id: str

@@ -77,9 +77,19 @@ def _encode(event: dict) -> bytes:
 def append_event(data_root: str, event: dict, max_bytes: int = MAX_BYTES) -> None:
     """Append one event line (one write on an O_APPEND descriptor), rotating when too large.
     Never raises: a journal that cannot be written must not fail the command that acted."""
+    append_events(data_root, [event], max_bytes)
+
+
+def append_events(data_root: str, events: list[dict], max_bytes: int = MAX_BYTES) -> None:
+    """Append event lines with one write while they fit in MAX_LINE together (else one write
+    each), as `append_event` does one."""
     path = journal_path(data_root)
     try:
-        line = _encode(event)
+        line = b"".join(_encode(event) for event in events)
+        if len(line) > MAX_LINE and len(events) > 1:
+            for event in events:
+                append_events(data_root, [event], max_bytes)
+            return
         try:
             if os.stat(path).st_size + len(line) > max_bytes:
                 _rotate(data_root, max_bytes - len(line))
@@ -123,8 +133,16 @@ def record_event(store: "Store", type_: str, action: str, actor_id: str, attribu
     return event
 
 
+def record_events(store: "Store", type_: str, actions: list[str], actor_id: str,
+                  attributes: dict | None = None) -> None:
+    """Record several events of one actor at once (one write), as `record_event` records one."""
+    now = time.time_ns()
+    append_events(store.data_root, [make_event(store.namespace, type_, action, actor_id, attributes, now + i)
+                                    for i, action in enumerate(actions)])
+
+
 # -- times ---------------------------------------------------------------------------------------
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION = r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)"  # (compiled on first use: re's cache)
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -141,7 +159,7 @@ def parse_time_arg(text: str, now: float | None = None) -> float:
     if re.fullmatch(r"\d+(\.\d+)?", s):
         return float(s)
     pos, total = 0, 0.0
-    for m in _DURATION.finditer(s):
+    for m in re.finditer(_DURATION, s):
         if m.start() != pos:
             break
         total += float(m.group(1)) * _UNITS[m.group(2)]

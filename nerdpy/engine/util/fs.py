@@ -10,7 +10,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import stat
 from typing import BinaryIO, Iterator
 
@@ -23,7 +22,7 @@ def atomic_file(path: str, mode: int | None = None, *, fsync: bool = False) -> I
     on (None: what the umask gives); `fsync`: flush the data to disk before the rename."""
     # `.tmp-<pid>` in the name: `system check` finds those a dead process left
     tmp = os.path.join(os.path.dirname(path) or ".",
-                       f".{os.path.basename(path)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+                       f".{os.path.basename(path)}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if mode is None else mode)
     try:
         with os.fdopen(fd, "wb") as f:
