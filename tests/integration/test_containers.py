@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -114,12 +113,12 @@ def test_without_i_stdin_is_empty(nerdpy, bb):
 def test_tty_through_a_pty(nerdpy, bb):
     import pty
 
+    argv = nerdpy.argv("run", "--rm", "-it", bb, "sh", "-c",
+                       "test -t 0 && echo IS-A-TTY; readlink /proc/self/fd/0; exit 5")
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(nerdpy.env)
-        os.execvp(sys.executable, [sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root,
-                                   "run", "--rm", "-it", bb, "sh", "-c",
-                                   "test -t 0 && echo IS-A-TTY; readlink /proc/self/fd/0; exit 5"])
+        os.execvp(argv[0], argv)
     out = b""
     while True:
         try:
@@ -145,8 +144,8 @@ def test_run_cidfile(nerdpy, bb, tmp_path):
 
 
 def test_sig_proxy_forwards_sigterm(nerdpy, bb):
-    cmd = [sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root, "run", "--rm", bb,
-           "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done"]
+    cmd = nerdpy.argv("run", "--rm", bb, "sh", "-c",
+                      "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=nerdpy.env, text=True)
     assert p.stdout.readline() == "ready\n"
     p.send_signal(signal.SIGTERM)
@@ -267,8 +266,7 @@ def test_duplicate_name_is_refused(nerdpy, bb):
 
 
 def test_racing_runs_with_one_name(nerdpy, bb):
-    procs = [subprocess.Popen([sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root,
-                               "run", "-d", "--name", "race", bb, "sleep", "30"],
+    procs = [subprocess.Popen(nerdpy.argv("run", "-d", "--name", "race", bb, "sleep", "30"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=nerdpy.env, text=True)
              for _ in range(4)]
     results = [(p.wait(60), p.stderr.read()) for p in procs]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import shlex
 import stat
-import sys
 
 import pytest
 
@@ -21,7 +21,7 @@ def docker(nerdpy, tmp_path):
                   if k.startswith("NERDPY_") or k == "HOME")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     wrapper.write_text(f"#!/bin/sh\n{env}export PYTHONPATH='{root}'\n"
-                       f"exec {sys.executable} -m nerdpy --data-root '{nerdpy.data_root}' \"$@\"\n")
+                       f"exec {shlex.join(nerdpy.argv())} \"$@\"\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return pow_.DockerClient(client_call=[str(wrapper)])
 
