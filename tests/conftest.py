@@ -26,8 +26,14 @@ ROOTLESS = os.environ.get("NERDPY_TEST_ROOTLESS", "") not in ("", "0")
 
 
 def pytest_configure(config):
+    if ROOTLESS and not config.option.basetemp:
+        # a temp root of this session's own: pytest resets /tmp/pytest-of-root to 0700 whenever
+        # another session starts, which would lock the user out of its test's files
+        config.option.basetemp = f"/tmp/nerdpy-rootless-pytest-{os.getpid()}"
     config.addinivalue_line("markers", "needs_root(reason): skipped when the tests run as a rootless "
                             "user (NERDPY_TEST_ROOTLESS=1): a privilege a user cannot have")
+    config.addinivalue_line("markers", "as_rootless_user: the `nerdpy` runner runs as a throwaway rootless "
+                            "user in this module, as with NERDPY_TEST_ROOTLESS=1")
     # a skip for a missing tool or for not being root ends the run with one line saying what to
     # install, and fails a strict run (CI, scripts/test.sh): see skipcheck
     config.pluginmanager.register(skipcheck.LoudSkips(), "nerdpy-loud-skips")
@@ -63,7 +69,7 @@ def pytest_collection_modifyitems(config, items):
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
         mark = item.get_closest_marker("needs_root")
-        if ROOTLESS and mark is not None:
+        if mark is not None and (ROOTLESS or item.get_closest_marker("as_rootless_user")):
             why = mark.args[0] if mark.args else "a privilege a user cannot have"
             item.add_marker(pytest.mark.skip(reason="not for a rootless user: " + why))
 
@@ -142,6 +148,12 @@ def _zero_leaks(request, _session_bridge, tmp_path_factory):
         _SESSION_LEAKS.append(str(e))
 
 
+def pytest_unconfigure(config):
+    base = f"/tmp/nerdpy-rootless-pytest-{os.getpid()}"
+    if ROOTLESS and str(config.option.basetemp) == base:
+        subprocess.run(["rm", "-rf", base], capture_output=True)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not _SESSION_LEAKS:
         return
@@ -175,6 +187,29 @@ class Nerdpy:
         e = dict(self.env)
         e.update(env or {})
         return self.user.argv("--data-root", self.data_root, *args, env=e, extra=env or {})
+
+    # what a test sees differently as a rootless user, where that is the kernel's doing
+    def give(self, path) -> None:
+        """A host directory the test made, made the rootless user's (as a user's own files are);
+        nothing for root."""
+        if self.user is not None:
+            subprocess.run(["chown", "-R", f"{self.user.uid}:{self.user.gid}", str(path)], check=True)
+
+    def host_id(self, n: int) -> int:
+        """The host's uid for uid `n` in a container (the kernel shows tmpfs's uid= that way)."""
+        if self.user is None or n == 0:
+            return n if self.user is None else self.user.uid
+        return self.user.subuids.start + n - 1
+
+    def cap_ceiling(self) -> int:
+        """The capabilities `--cap-add ALL` can reach: root's own set, or every capability in
+        the rootless user's namespace (its pause process's)."""
+        pid = None
+        if self.user is not None:
+            with open(os.path.join(self.run_root, "pause.pid")) as f:
+                pid = int(f.read())
+        with open(f"/proc/{pid or 'self'}/status") as f:
+            return int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
 
     def __call__(self, *args, input=None, env=None, check=False, timeout=120):
         e = dict(self.env)
@@ -213,13 +248,18 @@ def rootless_user():
 
 @pytest.fixture
 def nerdpy(request, tmp_path):
-    data_root = str(tmp_path / "data")
-    home = tmp_path / "home"
-    home.mkdir()
-    run_root = str(tmp_path / "run")
-    user = request.getfixturevalue("rootless_user") if ROOTLESS else None
+    as_user = ROOTLESS or request.node.get_closest_marker("as_rootless_user") is not None
+    user = request.getfixturevalue("rootless_user") if as_user else None
     if user is not None:
         user.own(str(tmp_path))
+    # a rootless user's data root, home and run root: in a directory of the user's own
+    base = tmp_path if user is None else user.test_dir(tmp_path.name)
+    data_root = str(base / "data")
+    home = base / "home"
+    home.mkdir()
+    if user is not None:
+        os.chown(home, user.uid, user.gid)
+    run_root = str(base / "run")
     n = Nerdpy(data_root, str(home), run_root, netconf=str(tmp_path / "net.d"), user=user)
     yield n
     # remove what a test left (that tears its networks down too), then stop and unmount whatever
@@ -233,6 +273,7 @@ def nerdpy(request, tmp_path):
         # everything of the user's goes: its monitors, slirp4netns and the pause process holding
         # the user namespace (with every mount of the test's data root in it)
         user.kill_processes()
+        subprocess.run(["rm", "-rf", str(base)], capture_output=True)
         return
     world.kill_monitors(run_root)
     runc_root = os.path.join(run_root, "runc")

@@ -13,6 +13,14 @@ import subprocess
 import tempfile
 import time
 
+# why a test cannot pass as a user (`@pytest.mark.needs_root(...)`; docs/compatibility.md, "Rootless")
+CGROUP = "cgroup limits and stats need a delegated cgroup v2, which users lack on this host"
+FREEZER = "pause/unpause need the container's freezer cgroup"
+PROC_SYS = "/proc/sys belongs to the host's root, --privileged or not"
+DEVICE_ACCESS = "--device access modes need the device cgroup"
+DOMAINNAME = "--domainname needs runc 1.2 in a user namespace (this host: runc 1.1)"
+IN_PROCESS = "the test drives the engine in its own (root) process"
+
 PY = "/usr/bin/python3"
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,6 +99,18 @@ class User:
                 os.chmod(parent, (st.st_mode & 0o7777) | 0o011)
             parent = os.path.dirname(parent)
 
+    def test_dir(self, name: str):
+        """A new directory of the user's own for one test's data root, home and run root
+        (under a 0711 directory of root's, outside pytest's temp root)."""
+        import pathlib
+
+        if not hasattr(self, "tests_root"):
+            self.tests_root = tempfile.mkdtemp(prefix="nerdpy-rootless-tests-")
+            os.chmod(self.tests_root, 0o711)
+        d = tempfile.mkdtemp(prefix=name[:40] + "-", dir=self.tests_root)
+        os.chown(d, self.uid, self.gid)
+        return pathlib.Path(d)
+
     def kill_processes(self) -> None:
         """SIGKILL every process of the user (and of its subordinate ids): monitors, slirp4netns,
         the pause process holding its namespaces."""
@@ -141,6 +161,8 @@ class User:
             subprocess.run(["sed", "-i", f"/^{self.name}:/d", f], capture_output=True)
         shutil.rmtree(self.src, ignore_errors=True)
         shutil.rmtree(self.xdg_run, ignore_errors=True)
+        if hasattr(self, "tests_root"):
+            subprocess.run(["rm", "-rf", self.tests_root], capture_output=True)
 
 
 def tun_opened():

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+import rootless_user
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def state(nerdpy, name) -> dict:
 
 
 # -- pause / unpause ---------------------------------------------------------------------------
+@pytest.mark.needs_root(rootless_user.FREEZER)
 def test_pause_unpause(nerdpy, bb):
     nerdpy("run", "-d", "--name", "p", bb, "sh", "-c", "while true; do date +%s%N >> /tmp/ticks; sleep 0.05; done",
            check=True)
@@ -201,6 +203,7 @@ def test_attach_tty_detach_keys_and_exit_code(nerdpy, bb):
     assert st["Status"] == "exited" and st["ExitCode"] == 3
 
 
+@pytest.mark.needs_root(rootless_user.FREEZER)
 def test_attach_refusals(nerdpy, bb):
     nerdpy("run", "-dit", "--name", "tty", bb, "sh", check=True)
     r = nerdpy("attach", "tty", input="")            # stdin is not a terminal

@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+import rootless_user
 
 
 @pytest.fixture
@@ -469,6 +470,7 @@ def test_restart_policies_after_reboot(nerdpy, bb):
     assert nerdpy("system", "restart-policies").stdout == ""
 
 
+@pytest.mark.needs_root(rootless_user.FREEZER)
 def test_paused_container_refuses_kill_and_exec_but_stops_and_removes(nerdpy, bb):
     nerdpy("run", "-d", "--name", "pz", bb, "sleep", "300", check=True)
     nerdpy("pause", "pz", check=True)

@@ -9,6 +9,7 @@ import shlex
 import stat
 
 import pytest
+import rootless_user
 
 pow_ = pytest.importorskip("python_on_whales")
 
@@ -42,6 +43,7 @@ def test_version_and_info(docker):
     assert info.default_runtime == "runc" and "runc" in info.runtimes
 
 
+@pytest.mark.needs_root(rootless_user.CGROUP)
 def test_containers_through_the_models(docker, bb, tmp_path):
     c = docker.run(bb, ["sleep", "60"], detach=True, name="pow", labels={"t": "1"}, publish=[("127.0.0.1:", 80)],
                    envs={"A": "b"})

@@ -336,6 +336,15 @@ def build_spec(o: SpecOptions) -> dict:
             if m["destination"] == "/sys/fs/cgroup":
                 m.update({"type": "bind", "source": "/sys/fs/cgroup",
                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            elif m["destination"] == "/proc" and not any(n["type"] == "pid" for n in namespaces):
+                # --pid host: a user namespace may not mount the host's pid namespace's proc;
+                # the host's /proc is bound instead (as podman's rootless mode does)
+                m.update({"type": "bind", "source": "/proc", "options": ["rbind", "nosuid", "noexec", "nodev"]})
+        # a user namespace cannot make device nodes: each is bound from the host's node, to the
+        # path the container asked for (runc --rootless binds the node at its own path only)
+        mounts.extend({"destination": d.get("container_path") or d["path"], "type": "bind", "source": d["path"],
+                       "options": ["bind", "nosuid"]} for d in devices)
+        linux["devices"] = []
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
     sysctls = dict(o.sysctls)

@@ -281,8 +281,22 @@ def cgroups_delegated() -> bool:
     return False
 
 
-def check_resources(spec) -> None:
-    """Resource limits a rootless container cannot have: one clear error, before anything is made."""
+def check_resources(spec, devices: list[dict] = (), runc_release=lambda: ()) -> None:
+    """What a rootless container cannot have: one clear error, before anything is made. Cgroup
+    limits (without delegation), device access modes (`devices`: parsed --device entries; the
+    device cgroup enforces them, a user's container only gets the host's node bound, with its file
+    mode), and --domainname with a runc before 1.2 (`runc_release()`; older ones write
+    /proc/sys/kernel/domainname, a file of the host's root)."""
+    for d in devices:
+        if not {"r", "w"} <= set(d["access"]):
+            raise NerdpyError(f"--device {d['path']}:{d['container_path']}:{d['access']}: access modes need the "
+                              "device cgroup, which rootless containers do not have (the device's file mode decides)")
+    if spec.domainname and spec.uts != "host":
+        release = runc_release()
+        if release < (1, 2):
+            raise NerdpyError(f"--domainname needs runc 1.2 or later in rootless mode (runc "
+                              f"{'.'.join(map(str, release)) or '?'} sets it through /proc/sys, which belongs "
+                              "to the host's root)")
     if cgroups_delegated():
         return
     for attr, flag in _RESOURCE_FLAGS:
