@@ -334,9 +334,9 @@ CAP_KILL, CAP_NET_RAW, CAP_SYS_ADMIN = 5, 13, 21
     (["--cap-add", "ALL", "--cap-drop", "KILL"], "host minus KILL"),
 ])
 def test_cap_add_drop(nerdpy, images, args, expected):
+    got = status_fields(out(nerdpy, *args, images.busybox, "grep", "CapEff", "/proc/self/status"))
     if expected == "host minus KILL":
         expected = nerdpy.cap_ceiling() & ~(1 << CAP_KILL)
-    got = status_fields(out(nerdpy, *args, images.busybox, "grep", "CapEff", "/proc/self/status"))
     assert int(got["CapEff"], 16) == expected
 
 
