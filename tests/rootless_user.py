@@ -66,8 +66,9 @@ class User:
         self.run_root = os.path.join(self.xdg_run, "nerdpy")
         self.data_root = os.path.join(self.home, ".local", "share", "nerdpy")
 
+    # Debian's PATH for users (no sbin directories: nerdpy must find root's tools itself)
     def env(self) -> list[str]:
-        return ["env", "-i", f"HOME={self.home}", f"USER={self.name}", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        return ["env", "-i", f"HOME={self.home}", f"USER={self.name}", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/games",
                 f"XDG_RUNTIME_DIR={self.xdg_run}", f"PYTHONPATH={self.src}"]
 
     def __call__(self, *args, timeout=120, input=None, env=()) -> subprocess.CompletedProcess:
@@ -85,7 +86,7 @@ class User:
         # setpriv execs nerdpy itself (runuser stays as a parent): signals and ptys reach it as
         # they reach root's nerdpy
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "env", "-i", f"USER={self.name}",
-                "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", f"PYTHONPATH={self.src}", *passed,
+                "PATH=/usr/local/bin:/usr/bin:/bin:/usr/games", f"PYTHONPATH={self.src}", *passed,
                 PY, "-m", "nerdpy", *args]
 
     def own(self, path: str) -> None:
