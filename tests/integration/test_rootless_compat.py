@@ -21,7 +21,7 @@ from test_containers import (  # noqa: F401
     test_sig_proxy_forwards_sigterm,
     test_tty_through_a_pty,
 )
-from test_fresh_machine import fresh, mirror, test_readme_compose_example  # noqa: F401
+from test_fresh_machine import fresh, install, mirror, test_readme_compose_example  # noqa: F401
 from test_run_flags import test_cap_add_drop, test_pid_host_container_and_expose, test_tmpfs_flag  # noqa: F401
 from test_volumes import test_new_volume_is_filled_from_the_image  # noqa: F401
 
@@ -32,3 +32,12 @@ pytestmark = pytest.mark.as_rootless_user
 def tmp_path(rootless_user, request):
     """The test's own files where the user can reach them (pytest's temp root is root's, 0700)."""
     return rootless_user.test_dir(request.node.name)
+
+
+def test_readme_quick_start_busybox(fresh, mirror):
+    """`nerdpy run --rm busybox echo hello` as the user, busybox from the machine's mirror."""
+    r = install(fresh, "--mirror", f"http://{mirror.host}", "--no-packages", "--no-project", "--no-completion",
+                "--no-doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = fresh("run", "--rm", "busybox", "echo", "hello")
+    assert (r.returncode, r.stdout) == (0, "hello\n"), r.stderr
