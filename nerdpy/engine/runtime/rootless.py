@@ -253,13 +253,18 @@ def _join(pid: int, uid: int) -> None:
     except OSError:
         pass
     os.environ[ROOTLESS_ENV] = str(uid)
-    # "root" in here runs root's tools (iptables, ip, nsenter, CNI plugins): a user's PATH
-    # (Debian's: /usr/local/bin:/usr/bin:/bin:/usr/games) lacks the sbin directories they live in
-    path = os.environ.get("PATH", "").split(os.pathsep)
-    os.environ["PATH"] = os.pathsep.join([p for p in path if p] + [d for d in _SBIN if d not in path])
+    os.environ["PATH"] = tools_path()
 
 
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def tools_path() -> str:
+    """The PATH a rootless user's commands run root's tools (iptables, ip, nsenter, CNI plugins)
+    from inside the namespace: the user's, with the sbin directories a user's PATH (Debian's:
+    /usr/local/bin:/usr/bin:/bin:/usr/games) lacks."""
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join([p for p in path if p] + [d for d in _SBIN if d not in path])
 
 
 def stop_namespace(settings: Settings) -> bool:
