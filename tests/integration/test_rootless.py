@@ -329,3 +329,14 @@ def test_fuse_overlayfs_snapshotter(user, images):
             assert not [ln for ln in f if ln.partition(" - ")[2].startswith("fuse")]
     finally:
         os.chmod("/dev/fuse", mode)
+
+
+def test_devices_bound_and_access_modes_refused(user, images):
+    r = user("run", "--rm", "--network", "none", "--device", "/dev/null:/dev/xnull", images.busybox, "sh", "-c",
+             "stat -c '%t,%T' /dev/xnull; echo hi > /dev/xnull && echo null-ok; mknod /dev/x c 1 3 || echo no-mknod")
+    assert r.stdout.split() == ["1,3", "null-ok", "no-mknod"], r.stdout + r.stderr
+    r = user("run", "--rm", "--network", "none", "--device", "/dev/null:/dev/xnull:r", images.busybox, "true")
+    assert r.returncode == 125 and len(r.stderr.strip().splitlines()) == 1 and "device cgroup" in r.stderr
+    r = user("run", "--rm", "--network", "none", "--pid", "host", images.busybox, "cat", "/proc/1/comm")
+    assert r.returncode == 0 and r.stdout.strip() not in ("cat", "sh"), r.stdout + r.stderr
+    assert user("ps", "-a", "-q").stdout.strip() == ""
