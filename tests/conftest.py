@@ -1,5 +1,11 @@
 """Fixtures: real registries with test images built independently of nerdpy, and a `nerdpy`
-runner with a fresh data root per test."""
+runner with a fresh data root per test.
+
+NERDPY_TEST_ROOTLESS=1 (issue 18) runs every command of the `nerdpy` runner as a throwaway
+rootless user (tests/rootless_user.py) on the test's own data root and run root, so that the
+docker-compatibility modules measure rootless nerdpy; a test needing a privilege a user cannot
+have is marked `@pytest.mark.needs_root("why")` and skipped in that mode only (the reasons are
+listed in docs/compatibility.md, "Rootless")."""
 from __future__ import annotations
 
 import json
@@ -16,7 +22,18 @@ import skipcheck  # noqa: E402
 import world  # noqa: E402
 
 
+ROOTLESS = os.environ.get("NERDPY_TEST_ROOTLESS", "") not in ("", "0")
+
+
 def pytest_configure(config):
+    if ROOTLESS and not config.option.basetemp:
+        # a temp root of this session's own: pytest resets /tmp/pytest-of-root to 0700 whenever
+        # another session starts, which would lock the user out of its test's files
+        config.option.basetemp = f"/tmp/nerdpy-rootless-pytest-{os.getpid()}"
+    config.addinivalue_line("markers", "needs_root(reason): skipped when the tests run as a rootless "
+                            "user (NERDPY_TEST_ROOTLESS=1): a privilege a user cannot have")
+    config.addinivalue_line("markers", "as_rootless_user: the `nerdpy` runner runs as a throwaway rootless "
+                            "user in this module, as with NERDPY_TEST_ROOTLESS=1")
     # a skip for a missing tool or for not being root ends the run with one line saying what to
     # install, and fails a strict run (CI, scripts/test.sh): see skipcheck
     config.pluginmanager.register(skipcheck.LoudSkips(), "nerdpy-loud-skips")
@@ -54,6 +71,10 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+        mark = item.get_closest_marker("needs_root")
+        if mark is not None and (ROOTLESS or item.get_closest_marker("as_rootless_user")):
+            why = mark.args[0] if mark.args else "a privilege a user cannot have"
+            item.add_marker(pytest.mark.skip(reason="not for a rootless user: " + why))
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +152,12 @@ def _zero_leaks(request, _session_bridge, tmp_path_factory):
         _SESSION_LEAKS.append(str(e))
 
 
+def pytest_unconfigure(config):
+    base = f"/tmp/nerdpy-rootless-pytest-{os.getpid()}"
+    if ROOTLESS and str(config.option.basetemp) == base:
+        subprocess.run(["rm", "-rf", base], capture_output=True)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not _SESSION_LEAKS:
         return
@@ -145,21 +172,54 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 class Nerdpy:
-    def __init__(self, data_root: str, home: str, run_root: str, netconf: str | None = None):
+    def __init__(self, data_root: str, home: str, run_root: str, netconf: str | None = None, user=None):
         self.data_root = data_root
         self.home = home
         self.run_root = run_root
+        self.user = user  # a rootless_user.User that runs every command (NERDPY_TEST_ROOTLESS=1)
         self.env = dict(os.environ, HOME=home, NERDPY_CONFIG="/nonexistent", NERDPY_RUN_ROOT=run_root,
                         NERDPY_BRIDGE_NAME=BRIDGE_NAME, NERDPY_BRIDGE_SUBNET=BRIDGE_SUBNET)
         if netconf:
             self.env["NERDPY_CNI_NETCONFPATH"] = netconf
         self.env.pop("DOCKER_CONFIG", None)
 
+    def argv(self, *args, env: dict | None = None) -> list[str]:
+        """The command line running `nerdpy ARGS` on this data root (as the rootless user, with
+        this runner's environment and `env`, when there is one; else with `self.env`)."""
+        if self.user is None:
+            return [sys.executable, "-m", "nerdpy", "--data-root", self.data_root, *args]
+        e = dict(self.env)
+        e.update(env or {})
+        return self.user.argv("--data-root", self.data_root, *args, env=e, extra=env or {})
+
+    # what a test sees differently as a rootless user, where that is the kernel's doing
+    def give(self, path) -> None:
+        """A host directory the test made, made the rootless user's (as a user's own files are);
+        nothing for root."""
+        if self.user is not None:
+            subprocess.run(["chown", "-R", f"{self.user.uid}:{self.user.gid}", str(path)], check=True)
+
+    def host_id(self, n: int) -> int:
+        """The host's uid for uid `n` in a container (the kernel shows tmpfs's uid= that way)."""
+        if self.user is None or n == 0:
+            return n if self.user is None else self.user.uid
+        return self.user.subuids.start + n - 1
+
+    def cap_ceiling(self) -> int:
+        """The capabilities `--cap-add ALL` can reach: root's own set, or every capability in
+        the rootless user's namespace (its pause process's)."""
+        pid = None
+        if self.user is not None:
+            with open(os.path.join(self.run_root, "pause.pid")) as f:
+                pid = int(f.read())
+        with open(f"/proc/{pid or 'self'}/status") as f:
+            return int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
+
     def __call__(self, *args, input=None, env=None, check=False, timeout=120):
         e = dict(self.env)
         e.update(env or {})
-        r = subprocess.run([sys.executable, "-m", "nerdpy", "--data-root", self.data_root, *args],
-                           capture_output=True, text=True, input=input, env=e, timeout=timeout)
+        r = subprocess.run(self.argv(*args, env=env), capture_output=True, text=True, input=input, env=e,
+                           timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"nerdpy {' '.join(args)} exited {r.returncode}: {r.stderr}")
         return r
@@ -172,13 +232,39 @@ def _unmount_under(prefix: str) -> None:
         subprocess.run(["umount", "-l", p], capture_output=True)
 
 
+@pytest.fixture(scope="session")
+def rootless_user():
+    """NERDPY_TEST_ROOTLESS=1: the throwaway user the `nerdpy` runner runs commands as, with
+    /dev/net/tun opened to users for slirp4netns (restored afterwards)."""
+    import rootless_user as ru
+
+    why = ru.missing_tools()
+    if why:
+        pytest.skip("rootless tests need " + why)
+    u = ru.User(f"nprt{os.getpid() % 100000}")
+    restore_tun = ru.tun_opened()
+    try:
+        yield u
+    finally:
+        u.remove()
+        restore_tun()
+
+
 @pytest.fixture
-def nerdpy(tmp_path):
-    data_root = str(tmp_path / "data")
-    home = tmp_path / "home"
+def nerdpy(request, tmp_path):
+    as_user = ROOTLESS or request.node.get_closest_marker("as_rootless_user") is not None
+    user = request.getfixturevalue("rootless_user") if as_user else None
+    if user is not None:
+        user.own(str(tmp_path))
+    # a rootless user's data root, home and run root: in a directory of the user's own
+    base = tmp_path if user is None else user.test_dir(tmp_path.name)
+    data_root = str(base / "data")
+    home = base / "home"
     home.mkdir()
-    run_root = str(tmp_path / "run")
-    n = Nerdpy(data_root, str(home), run_root, netconf=str(tmp_path / "net.d"))
+    if user is not None:
+        os.chown(home, user.uid, user.gid)
+    run_root = str(base / "run")
+    n = Nerdpy(data_root, str(home), run_root, netconf=str(tmp_path / "net.d"), user=user)
     yield n
     # remove what a test left (that tears its networks down too), then stop and unmount whatever
     # could not be removed
@@ -187,6 +273,12 @@ def nerdpy(tmp_path):
         if left:
             n("rm", "-f", *left)
         n("network", "prune", "-f")
+    if user is not None:
+        # everything of the user's goes: its monitors, slirp4netns and the pause process holding
+        # the user namespace (with every mount of the test's data root in it)
+        user.kill_processes()
+        subprocess.run(["rm", "-rf", str(base)], capture_output=True)
+        return
     world.kill_monitors(run_root)
     runc_root = os.path.join(run_root, "runc")
     if os.path.isdir(runc_root):

@@ -51,7 +51,9 @@ def user_defaults(uid: int, env: dict) -> dict[str, object]:
         "config": os.path.join(conf, "nerdpy", "nerdpy.toml"),
         "data_root": os.path.join(data, "nerdpy"),
         "run_root": run,
-        "hosts_dirs": [os.path.join(conf, "nerdpy", "certs.d")],
+        # the user's own hosts.toml files first, then the machine's (a mirror the admin set up
+        # serves users too, as nerdctl's rootless defaults read /etc/containerd/certs.d)
+        "hosts_dirs": [os.path.join(conf, "nerdpy", "certs.d"), *DEFAULT_HOSTS_DIRS],
         "cni_netconfpath": os.path.join(conf, "nerdpy", "cni", "net.d"),
     }
 

@@ -7,10 +7,10 @@ import pty
 import re
 import select
 import subprocess
-import sys
 import time
 
 import pytest
+import rootless_user
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def state(nerdpy, name) -> dict:
 
 
 # -- pause / unpause ---------------------------------------------------------------------------
+@pytest.mark.needs_root(rootless_user.FREEZER)
 def test_pause_unpause(nerdpy, bb):
     nerdpy("run", "-d", "--name", "p", bb, "sh", "-c", "while true; do date +%s%N >> /tmp/ticks; sleep 0.05; done",
            check=True)
@@ -125,7 +126,7 @@ def test_rename(nerdpy, bb):
 def test_attach_to_detached_container_streams_and_passes_exit_code(nerdpy, bb):
     nerdpy("run", "-d", "--name", "a", bb, "sh", "-c",
            "while [ ! -e /go ]; do echo tick; sleep 0.1; done; echo bye-out; echo bye-err >&2; exit 7", check=True)
-    p = subprocess.Popen([sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root, "attach", "a"],
+    p = subprocess.Popen(nerdpy.argv("attach", "a"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=nerdpy.env)
     try:
         assert p.stdout.readline() == b"tick\n"      # attached and streaming
@@ -177,7 +178,7 @@ def _wait_exit(pid, timeout=20.0) -> int | None:
 
 def test_attach_tty_detach_keys_and_exit_code(nerdpy, bb):
     nerdpy("run", "-dit", "--name", "sh", bb, "sh", check=True)
-    argv = [sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root, "attach", "sh"]
+    argv = nerdpy.argv("attach", "sh")
     pid, fd = _pty_run(argv, nerdpy.env)
     try:
         time.sleep(0.3)
@@ -202,6 +203,7 @@ def test_attach_tty_detach_keys_and_exit_code(nerdpy, bb):
     assert st["Status"] == "exited" and st["ExitCode"] == 3
 
 
+@pytest.mark.needs_root(rootless_user.FREEZER)
 def test_attach_refusals(nerdpy, bb):
     nerdpy("run", "-dit", "--name", "tty", bb, "sh", check=True)
     r = nerdpy("attach", "tty", input="")            # stdin is not a terminal

@@ -10,10 +10,10 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+import rootless_user
 
 
 @pytest.fixture
@@ -114,12 +114,12 @@ def test_without_i_stdin_is_empty(nerdpy, bb):
 def test_tty_through_a_pty(nerdpy, bb):
     import pty
 
+    argv = nerdpy.argv("run", "--rm", "-it", bb, "sh", "-c",
+                       "test -t 0 && echo IS-A-TTY; readlink /proc/self/fd/0; exit 5")
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(nerdpy.env)
-        os.execvp(sys.executable, [sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root,
-                                   "run", "--rm", "-it", bb, "sh", "-c",
-                                   "test -t 0 && echo IS-A-TTY; readlink /proc/self/fd/0; exit 5"])
+        os.execvp(argv[0], argv)
     out = b""
     while True:
         try:
@@ -145,8 +145,8 @@ def test_run_cidfile(nerdpy, bb, tmp_path):
 
 
 def test_sig_proxy_forwards_sigterm(nerdpy, bb):
-    cmd = [sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root, "run", "--rm", bb,
-           "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done"]
+    cmd = nerdpy.argv("run", "--rm", bb, "sh", "-c",
+                      "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=nerdpy.env, text=True)
     assert p.stdout.readline() == "ready\n"
     p.send_signal(signal.SIGTERM)
@@ -267,8 +267,7 @@ def test_duplicate_name_is_refused(nerdpy, bb):
 
 
 def test_racing_runs_with_one_name(nerdpy, bb):
-    procs = [subprocess.Popen([sys.executable, "-m", "nerdpy", "--data-root", nerdpy.data_root,
-                               "run", "-d", "--name", "race", bb, "sleep", "30"],
+    procs = [subprocess.Popen(nerdpy.argv("run", "-d", "--name", "race", bb, "sleep", "30"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=nerdpy.env, text=True)
              for _ in range(4)]
     results = [(p.wait(60), p.stderr.read()) for p in procs]
@@ -471,6 +470,7 @@ def test_restart_policies_after_reboot(nerdpy, bb):
     assert nerdpy("system", "restart-policies").stdout == ""
 
 
+@pytest.mark.needs_root(rootless_user.FREEZER)
 def test_paused_container_refuses_kill_and_exec_but_stops_and_removes(nerdpy, bb):
     nerdpy("run", "-d", "--name", "pz", bb, "sleep", "300", check=True)
     nerdpy("pause", "pz", check=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import shlex
 import stat
-import sys
 
 import pytest
+import rootless_user
 
 pow_ = pytest.importorskip("python_on_whales")
 
@@ -21,7 +22,7 @@ def docker(nerdpy, tmp_path):
                   if k.startswith("NERDPY_") or k == "HOME")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     wrapper.write_text(f"#!/bin/sh\n{env}export PYTHONPATH='{root}'\n"
-                       f"exec {sys.executable} -m nerdpy --data-root '{nerdpy.data_root}' \"$@\"\n")
+                       f"exec {shlex.join(nerdpy.argv())} \"$@\"\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return pow_.DockerClient(client_call=[str(wrapper)])
 
@@ -42,6 +43,7 @@ def test_version_and_info(docker):
     assert info.default_runtime == "runc" and "runc" in info.runtimes
 
 
+@pytest.mark.needs_root(rootless_user.CGROUP)
 def test_containers_through_the_models(docker, bb, tmp_path):
     c = docker.run(bb, ["sleep", "60"], detach=True, name="pow", labels={"t": "1"}, publish=[("127.0.0.1:", 80)],
                    envs={"A": "b"})

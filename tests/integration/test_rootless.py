@@ -13,116 +13,15 @@ on a world-readable copy of this checkout's `nerdpy` package.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import signal
 import stat
-import subprocess
-import tempfile
 import time
 import urllib.request
 
 import pytest
 
-PY = "/usr/bin/python3"
-HERE = os.path.dirname(os.path.abspath(__file__))
-CHECKOUT = os.path.dirname(os.path.dirname(HERE))
-
-
-def _missing() -> str | None:
-    for tool in ("newuidmap", "newgidmap", "slirp4netns", "runuser", "useradd"):
-        if shutil.which(tool) is None:
-            return f"{tool} (apt-get install uidmap slirp4netns)"
-    r = subprocess.run([PY, "-c", "import click, requests, rich, yaml, cffi"], capture_output=True)
-    if r.returncode != 0:
-        return "Debian's python3 with python3-click python3-requests python3-rich python3-yaml python3-cffi"
-    return None
-
-
-class User:
-    """A throwaway user and a runner of nerdpy as that user."""
-
-    def __init__(self, name: str, subids: bool = True):
-        self.name = name
-        args = ["useradd", "-m", "-s", "/bin/sh"]
-        if not subids:
-            args += ["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]
-        subprocess.run(args + [name], check=True, capture_output=True)
-        if subids and not any(line.startswith(name + ":") for line in open("/etc/subuid")):
-            subprocess.run(["usermod", "--add-subuids", "300000-365535", "--add-subgids", "300000-365535", name],
-                           check=True)
-        pw = pwd.getpwnam(name)
-        self.uid, self.gid, self.home = pw.pw_uid, pw.pw_gid, pw.pw_dir
-        self.subuids = range(0)
-        for line in open("/etc/subuid"):
-            parts = line.strip().split(":")
-            if parts[0] == name and len(parts) == 3:
-                self.subuids = range(int(parts[1]), int(parts[1]) + int(parts[2]))
-        self.src = tempfile.mkdtemp(prefix="nerdpy-rootless-src-")
-        for package in ("nerdpy", "compose"):  # compose: before Debian's docker-compose module
-            shutil.copytree(os.path.join(CHECKOUT, package), os.path.join(self.src, package),
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        subprocess.run(["chmod", "-R", "a+rX", self.src], check=True)
-        os.chmod(self.src, 0o755)
-        self.xdg_run = f"/tmp/nerdpy-test-xdg-{self.uid}"
-        os.makedirs(self.xdg_run, mode=0o700, exist_ok=True)
-        os.chown(self.xdg_run, self.uid, self.gid)
-        self.run_root = os.path.join(self.xdg_run, "nerdpy")
-        self.data_root = os.path.join(self.home, ".local", "share", "nerdpy")
-
-    def env(self) -> list[str]:
-        return ["env", "-i", f"HOME={self.home}", f"USER={self.name}", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                f"XDG_RUNTIME_DIR={self.xdg_run}", f"PYTHONPATH={self.src}"]
-
-    def __call__(self, *args, timeout=120, input=None, env=()) -> subprocess.CompletedProcess:
-        return subprocess.run(["runuser", "-u", self.name, "--", *self.env(), *env, PY, "-m", "nerdpy", *args],
-                              capture_output=True, text=True, cwd=self.src, timeout=timeout, input=input)
-
-    def sh(self, cmd: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["runuser", "-u", self.name, "--", "sh", "-c", cmd], capture_output=True, text=True)
-
-    def pause_pid(self) -> int | None:
-        try:
-            pid = int(open(os.path.join(self.run_root, "pause.pid")).read())
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError):
-            return None
-
-    def processes(self) -> list[tuple[int, str]]:
-        out = []
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open(f"/proc/{d}/stat") as f:
-                        if f.read().rpartition(")")[2].split()[0] == "Z":
-                            continue  # exited, waiting to be reaped
-                    if os.stat(f"/proc/{d}").st_uid == self.uid or os.stat(f"/proc/{d}").st_uid in self.subuids:
-                        out.append((int(d), open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode()))
-                except OSError:
-                    pass
-        return out
-
-    def remove(self) -> None:
-        if os.path.exists(os.path.join(self.data_root, "meta.db")):
-            left = self("ps", "-a", "-q", "--no-trunc").stdout.split()
-            if left:
-                self("rm", "-f", *left)
-        for _ in range(3):
-            procs = self.processes()
-            if not procs:
-                break
-            for pid, _ in procs:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.3)
-        subprocess.run(["userdel", "-r", self.name], capture_output=True)
-        for f in ("/etc/subuid", "/etc/subgid"):  # userdel keeps them on some versions
-            subprocess.run(["sed", "-i", f"/^{self.name}:/d", f], capture_output=True)
-        shutil.rmtree(self.src, ignore_errors=True)
-        shutil.rmtree(self.xdg_run, ignore_errors=True)
+from rootless_user import User, missing_tools as _missing, tun_opened
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +31,8 @@ def user(images):
     why = _missing()
     if why:
         pytest.skip("rootless tests need " + why)
-    tun_mode = None
-    if os.path.exists("/dev/net/tun"):
-        tun_mode = stat.S_IMODE(os.stat("/dev/net/tun").st_mode)
-        if tun_mode != 0o666:  # as .ci/run may: slirp4netns opens it as the user
-            os.chmod("/dev/net/tun", 0o666)
     u = User(f"nprl{os.getpid() % 100000}")
+    restore_tun = tun_opened()
     try:
         r = u("pull", "-q", images.busybox)
         assert r.returncode == 0, r.stderr
@@ -157,8 +52,7 @@ def user(images):
         os.kill(pid, signal.SIGTERM)
     finally:
         u.remove()
-        if tun_mode is not None and tun_mode != 0o666:
-            os.chmod("/dev/net/tun", tun_mode)
+        restore_tun()
 
 
 def test_own_paths_and_pull(user, images):
@@ -431,7 +325,18 @@ def test_fuse_overlayfs_snapshotter(user, images):
         assert user("rmi", "rlfuse:1", env=env).returncode == 0
         time.sleep(0.5)
         assert not [p for p in user.processes() if "fuse-overlayfs" in p[1]]
-        with open(f"/proc/{user.pause_pid()}/mountinfo") as f:
-            assert "fuse" not in f.read()
+        with open(f"/proc/{user.pause_pid()}/mountinfo") as f:  # no fuse mount left: by type
+            assert not [ln for ln in f if ln.partition(" - ")[2].startswith("fuse")]
     finally:
         os.chmod("/dev/fuse", mode)
+
+
+def test_devices_bound_and_access_modes_refused(user, images):
+    r = user("run", "--rm", "--network", "none", "--device", "/dev/null:/dev/xnull", images.busybox, "sh", "-c",
+             "stat -c '%t,%T' /dev/xnull; echo hi > /dev/xnull && echo null-ok; mknod /dev/x c 1 3 || echo no-mknod")
+    assert r.stdout.split() == ["1,3", "null-ok", "no-mknod"], r.stdout + r.stderr
+    r = user("run", "--rm", "--network", "none", "--device", "/dev/null:/dev/xnull:r", images.busybox, "true")
+    assert r.returncode == 125 and len(r.stderr.strip().splitlines()) == 1 and "device cgroup" in r.stderr
+    r = user("run", "--rm", "--network", "none", "--pid", "host", images.busybox, "cat", "/proc/1/comm")
+    assert r.returncode == 0 and r.stdout.strip() not in ("cat", "sh"), r.stdout + r.stderr
+    assert user("ps", "-a", "-q").stdout.strip() == ""

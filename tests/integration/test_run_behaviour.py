@@ -8,6 +8,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import pytest  # noqa: E402
+import rootless_user  # noqa: E402
+
 T = 60
 
 
@@ -45,6 +48,7 @@ def test_kill_returns_once_stopped(nerdpy, images):
     nerdpy("rm", "-f", "k0", "k1", "k2", "kr", check=True)
 
 
+@pytest.mark.needs_root(rootless_user.CGROUP)
 def test_oom_killed(nerdpy, images):
     hog = 'x=$(head -c 64m /dev/zero | tr "\\0" a); echo survived'
     r = nerdpy("run", "--name", "oom", "--memory", "8m", "--memory-swap", "8m", images.busybox,

@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import rootless_user  # noqa: E402
 import world  # noqa: E402
 
 T = 60  # per command
@@ -122,6 +123,7 @@ def test_group_add(nerdpy, images):
 
 
 # -- hostname and the /etc files -----------------------------------------------------------------
+@pytest.mark.needs_root(rootless_user.DOMAINNAME)
 def test_hostname_and_etc_files(nerdpy, images):
     got = out(nerdpy, "--network", "none", "-h", "myhost", "--domainname", "example.com", images.busybox, "sh", "-c",
               "hostname; cat /etc/hostname; echo $HOSTNAME; cat /proc/sys/kernel/domainname; echo ---;"
@@ -141,6 +143,7 @@ def test_bind_mounts_ro_rw_z(nerdpy, images, tmp_path):
     d = tmp_path / "shared"
     d.mkdir()
     (d / "f").write_text("from host\n")
+    nerdpy.give(d)
     got = out(nerdpy, "-v", f"{d}:/ro:ro", "-v", f"{d}:/rw:rw,z", "-v", f"{d}:/z:z", images.busybox, "sh", "-c",
               "cat /ro/f; touch /ro/x 2>/dev/null && echo ro-writable; echo a > /rw/a && echo b > /z/b && echo wrote")
     assert got == "from host\nwrote\n"
@@ -186,7 +189,7 @@ def test_tmpfs_flag(nerdpy, images):
     x, y, xs, ys = got.splitlines()
     xo, yo = set(x.split()[3].split(",")), set(y.split()[3].split(","))
     assert {"size=2048k", "noexec", "nosuid", "nodev"} <= xo
-    assert "noexec" not in yo and "uid=1000" in yo
+    assert "noexec" not in yo and f"uid={nerdpy.host_id(1000)}" in yo
     assert xs == "1777 0" and ys.split()[1] == "1000"
 
 
@@ -212,6 +215,7 @@ def test_labels_and_label_file(nerdpy, images, tmp_path):
 
 
 # -- resources -----------------------------------------------------------------------------------
+@pytest.mark.needs_root(rootless_user.CGROUP)
 def test_cgroup_limits(nerdpy, images):
     args = ["-m", "64m", "--memory-swap", "128m", "--cpus", "0.5", "--cpu-shares", "512", "--pids-limit", "50"]
     if cgroup_v2():
@@ -225,6 +229,7 @@ def test_cgroup_limits(nerdpy, images):
         assert got == [str(64 << 20), str(128 << 20), "50000", "100000", "512", "50"]
 
 
+@pytest.mark.needs_root(rootless_user.CGROUP)
 def test_memory_swap_defaults_to_twice_memory(nerdpy, images):
     if cgroup_v2():
         got = out(nerdpy, "-m", "32m", images.busybox, "cat", "/sys/fs/cgroup/memory.swap.max")
@@ -303,6 +308,7 @@ def test_docker_hardening_defaults(nerdpy, images):
     nerdpy("rm", "hard", check=True, timeout=T)
 
 
+@pytest.mark.needs_root(rootless_user.PROC_SYS)
 def test_privileged(nerdpy, images):
     host_devs = sorted(n for n in os.listdir("/dev")
                        if n not in ("console",) and os.path.exists(f"/dev/{n}")
@@ -328,9 +334,9 @@ CAP_KILL, CAP_NET_RAW, CAP_SYS_ADMIN = 5, 13, 21
     (["--cap-add", "ALL", "--cap-drop", "KILL"], "host minus KILL"),
 ])
 def test_cap_add_drop(nerdpy, images, args, expected):
-    if expected == "host minus KILL":
-        expected = host_cap_eff() & ~(1 << CAP_KILL)
     got = status_fields(out(nerdpy, *args, images.busybox, "grep", "CapEff", "/proc/self/status"))
+    if expected == "host minus KILL":
+        expected = nerdpy.cap_ceiling() & ~(1 << CAP_KILL)
     assert int(got["CapEff"], 16) == expected
 
 
@@ -356,6 +362,7 @@ def test_security_opt(nerdpy, images, tmp_path, opt, expected):
     assert " ".join(got.split()) == expected
 
 
+@pytest.mark.needs_root(rootless_user.DEVICE_ACCESS)
 def test_device(nerdpy, images):
     # /dev/kmsg (1:11) is not in docker's default allow-list, so ":r" really restricts it
     got = out(nerdpy, "--device", "/dev/null:/dev/xnull", "--device", "/dev/kmsg:/dev/xkmsg:r", images.busybox,

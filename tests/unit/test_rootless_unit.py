@@ -15,7 +15,8 @@ def test_user_paths_follow_xdg():
     d = user_defaults(1000, {"HOME": "/home/al"})
     assert d["data_root"] == "/home/al/.local/share/nerdpy"
     assert d["config"] == "/home/al/.config/nerdpy/nerdpy.toml"
-    assert d["hosts_dirs"] == ["/home/al/.config/nerdpy/certs.d"]
+    assert d["hosts_dirs"] == ["/home/al/.config/nerdpy/certs.d", "/etc/nerdpy/certs.d", "/etc/containerd/certs.d",
+                               "/etc/docker/certs.d"]
     assert d["run_root"] == "/tmp/nerdpy-1000"  # no XDG_RUNTIME_DIR: a private dir under /tmp
     d = user_defaults(1000, {"HOME": "/home/al", "XDG_DATA_HOME": "/d", "XDG_CONFIG_HOME": "/c",
                              "XDG_RUNTIME_DIR": "/run/user/1000"})
@@ -58,6 +59,8 @@ class _Spec:
     cpus = None
     cpu_shares = None
     pids_limit = None
+    domainname = ""
+    uts = ""
 
 
 def test_resource_flags_refused():
@@ -69,6 +72,20 @@ def test_resource_flags_refused():
     s = _Spec()
     s.pids_limit = -1  # unlimited: nothing to enforce
     check_resources(s)
+
+
+def test_device_modes_and_domainname_refused_where_a_user_cannot_have_them():
+    dev = {"path": "/dev/kmsg", "container_path": "/dev/k", "access": "r"}
+    with pytest.raises(NerdpyError, match="--device /dev/kmsg:/dev/k:r: access modes need the device cgroup"):
+        check_resources(_Spec(), [dev])
+    check_resources(_Spec(), [dict(dev, access="rw")])
+    s = _Spec()
+    s.domainname = "example.org"
+    with pytest.raises(NerdpyError, match="--domainname needs runc 1.2"):
+        check_resources(s, runc_release=lambda: (1, 1, 5))
+    check_resources(s, runc_release=lambda: (1, 2, 0))
+    s.uts = "host"
+    check_resources(s, runc_release=lambda: (1, 1, 5))  # refused elsewhere: the UTS mode conflicts
 
 
 def test_both_overlay_xattr_forms_are_reserved():
@@ -105,3 +122,17 @@ def test_snapshotter_choice_is_recorded_per_data_root(tmp_path):
     first = choose_snapshotter(s)  # probed (this kernel mounts overlayfs in a user namespace)
     assert first in ("overlayfs", "fuse-overlayfs")
     assert (tmp_path / "c" / "snapshotter").read_text().strip() == first
+
+
+def test_rootless_spec_binds_devices_and_the_hosts_proc():
+    dev = {"path": "/dev/null", "container_path": "/dev/xnull", "type": "c", "major": 1, "minor": 3}
+    spec = build_spec(SpecOptions(rootfs="/r", args=["true"], rootless=True, devices=[dev], pidns="host"))
+    assert spec["linux"]["devices"] == []  # a user namespace cannot make nodes
+    assert {"destination": "/dev/xnull", "type": "bind", "source": "/dev/null", "options": ["bind", "nosuid"]} \
+        in spec["mounts"]
+    proc = [m for m in spec["mounts"] if m["destination"] == "/proc"][0]
+    assert proc["type"] == "bind" and proc["source"] == "/proc"
+    # root: devices made by runc, a proc mount of the host's pid namespace
+    spec = build_spec(SpecOptions(rootfs="/r", args=["true"], devices=[dev], pidns="host"))
+    assert spec["linux"]["devices"][0]["path"] == "/dev/xnull"
+    assert [m for m in spec["mounts"] if m["destination"] == "/proc"][0]["type"] == "proc"

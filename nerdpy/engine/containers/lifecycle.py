@@ -33,7 +33,7 @@ from nerdpy.engine.containers.records import (
 from nerdpy.engine.containers.options import SIGNALS, check_spec, parse_restart, parse_signal, parse_size  # noqa: F401 (re-exported)
 from nerdpy.engine.containers.options import parse_device as _device
 from nerdpy.engine.containers.options import security_opts as _security_opts
-from nerdpy.engine.errors import Conflict, ContainerError, InvalidArgument, NerdpyError
+from nerdpy.engine.errors import Conflict, InvalidArgument, NerdpyError, RuncError
 from nerdpy.engine.runtime import cgroups
 from nerdpy.engine.runtime.monitor.wire import recv_line as _recv
 from nerdpy.engine.runtime.monitor.wire import send_line as _send
@@ -52,9 +52,12 @@ def create_container(store: Store, spec: ContainerSpec) -> Container:
 
     check_spec(spec)  # whoever built it (CLI, Client, compose): the same checks
     if store.settings.rootless_uid is not None:
+        from nerdpy.engine.containers.cdi import is_cdi_name
+        from nerdpy.engine.containers.options import parse_device
         from nerdpy.engine.runtime.rootless import check_resources
+        from nerdpy.engine.system.info import runc_release
 
-        check_resources(spec)
+        check_resources(spec, [parse_device(d) for d in spec.devices if not is_cdi_name(d)], runc_release)
 
     image = resolve_image(store, spec.image)
     config = image_config(store, image)
@@ -704,7 +707,7 @@ def stop_container(store: Store, c: Container, timeout: int | None = None, sig: 
         except NerdpyError:
             pass
         if not _await_exit(store, c, watch, 30):
-            raise ContainerError(f"cannot stop container {c.name}: its process {state.pid or '?'} is still running")
+            raise RuncError(f"cannot stop container {c.name}: its process {state.pid or '?'} is still running")
     if watch is None and not state.monitor_alive:
         _after_orphan(store, c)
     _event(store, c, "stop")

@@ -337,6 +337,17 @@ def build_spec(o: SpecOptions) -> dict:
             if m["destination"] == "/sys/fs/cgroup":
                 m.update({"type": "bind", "source": "/sys/fs/cgroup",
                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            elif m["destination"] == "/proc" and not any(n["type"] == "pid" for n in namespaces):
+                # --pid host: a user namespace may not mount the host's pid namespace's proc;
+                # the host's /proc is bound instead (as podman's rootless mode does)
+                m.update({"type": "bind", "source": "/proc", "options": ["rbind", "nosuid", "noexec", "nodev"]})
+        # a user namespace cannot make device nodes: each is bound from the host's node, to the
+        # path the container asked for (runc --rootless binds the node at its own path only);
+        # runc binds its own default ones (/dev/null, /dev/tty...) itself
+        mounts.extend({"destination": d.get("container_path") or d["path"], "type": "bind", "source": d["path"],
+                       "options": ["bind", "nosuid"]} for d in devices
+                      if not (d["path"] in _RUNC_DEVICES and (d.get("container_path") or d["path"]) == d["path"]))
+        linux["devices"] = []
     if o.cgroups_path:
         linux["cgroupsPath"] = o.cgroups_path
     sysctls = dict(o.sysctls)
@@ -369,6 +380,12 @@ def build_spec(o: SpecOptions) -> dict:
     if o.annotations:
         spec["annotations"] = dict(o.annotations)
     return spec
+
+
+# the device nodes runc gives every container (bound from the host's in rootless mode), and
+# /dev/ptmx, which runc makes a link to the container's own pts/ptmx
+_RUNC_DEVICES = frozenset({"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+                           "/dev/ptmx"})
 
 
 def _device_rules(o: SpecOptions) -> list[dict]:

@@ -253,6 +253,18 @@ def _join(pid: int, uid: int) -> None:
     except OSError:
         pass
     os.environ[ROOTLESS_ENV] = str(uid)
+    os.environ["PATH"] = tools_path()
+
+
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def tools_path() -> str:
+    """The PATH a rootless user's commands run root's tools (iptables, ip, nsenter, CNI plugins)
+    from inside the namespace: the user's, with the sbin directories a user's PATH (Debian's:
+    /usr/local/bin:/usr/bin:/bin:/usr/games) lacks."""
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join([p for p in path if p] + [d for d in _SBIN if d not in path])
 
 
 def stop_namespace(settings: Settings) -> bool:
@@ -281,8 +293,22 @@ def cgroups_delegated() -> bool:
     return False
 
 
-def check_resources(spec) -> None:
-    """Resource limits a rootless container cannot have: one clear error, before anything is made."""
+def check_resources(spec, devices: list[dict] = (), runc_release=lambda: ()) -> None:
+    """What a rootless container cannot have: one clear error, before anything is made. Cgroup
+    limits (without delegation), device access modes (`devices`: parsed --device entries; the
+    device cgroup enforces them, a user's container only gets the host's node bound, with its file
+    mode), and --domainname with a runc before 1.2 (`runc_release()`; older ones write
+    /proc/sys/kernel/domainname, a file of the host's root)."""
+    for d in devices:
+        if not {"r", "w"} <= set(d["access"]):
+            raise NerdpyError(f"--device {d['path']}:{d['container_path']}:{d['access']}: access modes need the "
+                              "device cgroup, which rootless containers do not have (the device's file mode decides)")
+    if spec.domainname and spec.uts != "host":
+        release = runc_release()
+        if release < (1, 2):
+            raise NerdpyError(f"--domainname needs runc 1.2 or later in rootless mode (runc "
+                              f"{'.'.join(map(str, release)) or '?'} sets it through /proc/sys, which belongs "
+                              "to the host's root)")
     if cgroups_delegated():
         return
     for attr, flag in _RESOURCE_FLAGS:

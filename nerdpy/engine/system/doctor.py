@@ -230,7 +230,12 @@ def check_cni(settings: Settings) -> Check:
 
 
 def check_iptables() -> Check:
-    path = shutil.which("iptables")
+    search = None
+    if os.geteuid() != 0:  # rootless: found as the user's namespace finds it
+        from nerdpy.engine.runtime.rootless import tools_path
+
+        search = tools_path()
+    path = shutil.which("iptables", path=search)
     if path is None:
         elsewhere = _off_path("iptables")
         if elsewhere:

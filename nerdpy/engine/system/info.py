@@ -55,6 +55,14 @@ def server_version(runc_binary: str) -> dict:
     }
 
 
+def runc_release(binary: str = "runc") -> tuple[int, ...]:
+    """runc's version as numbers, (1, 1, 5) for "1.1.5+ds1"; () when it cannot be told."""
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", _runc_version(binary)[1])
+    return tuple(int(x) for x in m.groups() if x is not None) if m else ()
+
+
 def _runc_version(binary: str) -> tuple[str, str, str]:
     """(path, version, commit) of runc; empty strings when it cannot be run."""
     import subprocess
