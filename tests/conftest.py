@@ -106,10 +106,9 @@ BRIDGE_SUBNET = f"10.{_SESSION_NET}.77.0/24"
 @pytest.fixture(scope="session", autouse=True)
 def _session_bridge():
     yield
-    subprocess.run(["ip", "link", "del", BRIDGE_NAME], capture_output=True)
-    from nerdpy.engine.network.localnet import remove_guard
+    from nerdpy.engine.network.networks import remove_bridge
 
-    remove_guard(BRIDGE_NAME)  # the loopback drop rule goes with the bridge
+    remove_bridge(BRIDGE_NAME)  # with its loopback drop rule and its isolation rules
 
 
 # -- zero leaks over the whole session (issue 8) -------------------------------------------------

@@ -480,16 +480,21 @@ def remove_host_state(store, net: Network) -> None:
     shutil.rmtree(os.path.join(lease_dir(store.data_root), net.cni_name), ignore_errors=True)
     if net.driver != "bridge":
         return
-    if os.environ.get(USERNET_ENV) or os.path.exists(f"/sys/class/net/{net.link}"):  # rootless: not our /sys
-        subprocess.run(wrap(["ip", "link", "delete", net.link, "type", "bridge"]), capture_output=True)
+    remove_bridge(net.link)
+
+
+def remove_bridge(link: str) -> None:
+    """A bridge and the rules made for it: the loopback guard, the firewall plugin's isolation rules."""
+    if os.environ.get(USERNET_ENV) or os.path.exists(f"/sys/class/net/{link}"):  # rootless: not our /sys
+        subprocess.run(wrap(["ip", "link", "delete", link, "type", "bridge"]), capture_output=True)
     from nerdpy.engine.network.localnet import remove_guard
 
-    remove_guard(net.link)
+    remove_guard(link)
     for chain in ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"):
         r = subprocess.run(wrap(["iptables", "-w", "-t", "filter", "-S", chain]), capture_output=True, text=True)
         for rule in r.stdout.splitlines():
             words = shlex.split(rule)
-            if rule.startswith("-A ") and net.link in words:
+            if rule.startswith("-A ") and link in words:
                 subprocess.run(wrap(["iptables", "-w", "-t", "filter", "-D", *words[1:]]), capture_output=True)
 
 
