@@ -16,29 +16,19 @@ from nerdpy.api.streams import finish, json_line
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _system_cpu_ns() -> int:
-    """The host's CPU time so far (docker's system_cpu_usage), from /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()[1:8]
-        return sum(int(x) for x in fields) * (1_000_000_000 // os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError):
-        return 0
-
-
 def _sample(store, cid: str) -> dict:
     """One reading: {} when the container does not run."""
     from nerdpy.engine.containers.records import container_state, find_container
     from nerdpy.engine.runtime.cgroups import container_path, read_stats
 
-    from nerdpy.engine.containers.stats import network_interfaces
+    from nerdpy.engine.containers.stats import network_interfaces, system_cpu_ns
 
     c = find_container(store, cid)
     state = container_state(store, c)
     if not state.running:
         return {}
     st = read_stats(container_path(store.namespace, c.id))
-    return {"stats": st, "system": _system_cpu_ns(), "networks": network_interfaces(state.pid) if state.pid else {},
+    return {"stats": st, "system": system_cpu_ns() or 0, "networks": network_interfaces(state.pid) if state.pid else {},
             "read": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 
 from nerdpy.engine.config import ROOTLESS_ENV, Settings
@@ -321,50 +319,9 @@ def check_resources(spec, devices: list[dict] = (), runc_release=lambda: ()) -> 
 def overlay_in_userns(base: str) -> str | None:
     """Mount a tiny overlay (option userxattr) in a fresh user namespace with its upper dir under
     `base`, delete a lower file through it: None when a whiteout appears, else what failed."""
-    tmp = tempfile.mkdtemp(prefix=".doctor-", dir=base)
-    try:
-        for d in ("lower", "upper", "work", "merged"):
-            os.mkdir(os.path.join(tmp, d))
-        with open(os.path.join(tmp, "lower", "f"), "w") as f:
-            f.write("x")
-        uid, gid = os.geteuid(), os.getegid()
-        import ctypes
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            msg = b""
-            try:
-                os.close(r)
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
-                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
-                for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-                    with open(f"/proc/self/{name}", "w") as f:
-                        f.write(text)
-                from nerdpy.engine.snapshots.mount import mount
+    from nerdpy.engine.snapshots.probe import overlay_whiteout_works
 
-                opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work,index=off,userxattr"
-                mount("overlay", os.path.join(tmp, "merged"), "overlay", 0, opts)
-                os.unlink(os.path.join(tmp, "merged", "f"))
-            except BaseException as e:
-                msg = str(e).encode() or type(e).__name__.encode()
-            finally:
-                os.write(w, msg)
-                os._exit(0)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            msg = f.read().decode(errors="replace")
-        os.waitpid(pid, 0)
-        if msg:
-            return msg
-        st = os.lstat(os.path.join(tmp, "upper", "f"))
-        if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0):
-            return "deleting a file did not leave an overlay whiteout in the upper dir"
-        return None
-    except OSError as e:
-        return f"{e.strerror or e}"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return overlay_whiteout_works(base, user_namespace=True)
 
 
 def choose_snapshotter(settings: Settings) -> str:

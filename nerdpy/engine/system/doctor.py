@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 
 from nerdpy.engine.config import Settings
@@ -28,7 +27,6 @@ CVE = "CVE-2024-21626"
 FIXED_UPSTREAM = (1, 1, 12)
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap", "firewall", "tuning")
 MIN_FREE_BYTES = 2 << 30
-CLONE_NEWNS = 0x00020000
 
 # statfs f_type -> name
 FS_TYPES = {
@@ -411,56 +409,6 @@ def fs_type(path: str) -> tuple[int, str]:
     return magic, FS_TYPES.get(magic, hex(magic))
 
 
-def overlay_upper_works(base: str) -> str | None:
-    """Mount a tiny overlay whose upper and work dirs live under `base` (in a private mount
-    namespace of a forked child) and delete a lower file through it, which needs a whiteout.
-    None when it works, else what went wrong."""
-    tmp = tempfile.mkdtemp(prefix=".doctor-", dir=base)
-    try:
-        for d in ("lower", "upper", "work", "merged"):
-            os.mkdir(os.path.join(tmp, d))
-        with open(os.path.join(tmp, "lower", "f"), "w") as f:
-            f.write("x")
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            msg = b""
-            try:
-                os.close(r)
-                from nerdpy.engine.snapshots.mount import MS_PRIVATE, MS_REC, mount
-
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.unshare(CLONE_NEWNS) != 0:
-                    raise OSError(ctypes.get_errno(), "unshare")
-                mount("none", "/", None, MS_REC | MS_PRIVATE)
-                opts = (f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work,index=off")
-                mount("overlay", os.path.join(tmp, "merged"), "overlay", 0, opts)
-                os.unlink(os.path.join(tmp, "merged", "f"))
-                with open(os.path.join(tmp, "merged", "g"), "w") as f:
-                    f.write("y")
-            except BaseException as e:
-                msg = str(e).encode() or type(e).__name__.encode()
-            finally:
-                os.write(w, msg)
-                os._exit(0)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            msg = f.read().decode(errors="replace")
-        os.waitpid(pid, 0)
-        if msg:
-            return msg
-        import stat as _stat
-
-        st = os.lstat(os.path.join(tmp, "upper", "f"))
-        if not (_stat.S_ISCHR(st.st_mode) and st.st_rdev == 0):
-            return "deleting a file did not leave an overlay whiteout in the upper dir"
-        return None
-    except OSError as e:
-        return f"{e.strerror or e}"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def check_data_root(settings: Settings) -> list[Check]:
     root = settings.data_root
     base = _existing(root)
@@ -481,7 +429,9 @@ def check_data_root(settings: Settings) -> list[Check]:
         else:
             checks.append(Check("data root", "warn", f"{where} is on {name}; not tried (needs root)"))
         return checks
-    err = overlay_upper_works(base)
+    from nerdpy.engine.snapshots.probe import overlay_whiteout_works
+
+    err = overlay_whiteout_works(base)
     if err:
         checks.append(Check("data root", "fail", f"{where} is on {name}, where an overlay upper dir does not "
                             f"work: {err}", fix))
