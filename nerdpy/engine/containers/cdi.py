@@ -164,17 +164,14 @@ def _node(d: dict) -> dict:
     kind, major, minor = d.get("type"), d.get("major"), d.get("minor")
     mode, uid, gid = d.get("fileMode"), d.get("uid"), d.get("gid")
     if kind is None or major is None or (minor is None and kind != "p"):
-        import stat as _stat
+        from nerdpy.engine.util.fs import device_kind
 
         try:
             st = os.stat(host)
         except OSError as e:
             raise InvalidArgument(f"CDI device node {host}: {e.strerror}") from None
-        if _stat.S_ISCHR(st.st_mode):
-            kind = "c"
-        elif _stat.S_ISBLK(st.st_mode):
-            kind = "b"
-        else:
+        kind = device_kind(st.st_mode)
+        if kind is None:
             raise InvalidArgument(f"CDI device node {host}: not a device")
         major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
         mode = st.st_mode & 0o777 if mode is None else mode

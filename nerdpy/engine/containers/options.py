@@ -731,8 +731,6 @@ def security_opts(opts: list[str]) -> tuple[str, bool]:
 
 def parse_device(text: str) -> dict:
     """--device HOST[:CONTAINER][:PERMISSIONS] (permissions a combination of r, w and m)."""
-    import stat as _stat
-
     parts = text.split(":")
     if len(parts) > 3 or not parts[0]:
         raise InvalidArgument(f"invalid device specification: {text}")
@@ -753,11 +751,10 @@ def parse_device(text: str) -> dict:
         st = os.stat(host)
     except OSError as e:
         raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: {e.strerror}") from None
-    if _stat.S_ISCHR(st.st_mode):
-        kind = "c"
-    elif _stat.S_ISBLK(st.st_mode):
-        kind = "b"
-    else:
+    from nerdpy.engine.util.fs import device_kind
+
+    kind = device_kind(st.st_mode)
+    if kind is None:
         raise InvalidArgument(f"error gathering device information while adding custom device {host!r}: not a device node")
     return {"path": host, "container_path": dest, "type": kind, "major": os.major(st.st_rdev),
             "minor": os.minor(st.st_rdev), "access": access, "mode": st.st_mode & 0o777,

@@ -108,3 +108,12 @@ def dir_size(path: str) -> int:
             except OSError:
                 pass
     return total
+
+
+def device_kind(mode: int) -> str | None:
+    """"c" for a character device node, "b" for a block device, None for anything else (st_mode)."""
+    if stat.S_ISCHR(mode):
+        return "c"
+    if stat.S_ISBLK(mode):
+        return "b"
+    return None
