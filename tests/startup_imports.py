@@ -72,7 +72,7 @@ PS = _STORE | {"nerdpy.commands.ps", "nerdpy.template"}
 
 EXEC = _STORE | {
     "nerdpy.commands.containers", "nerdpy.engine.containers.exec", "nerdpy.engine.runtime",
-    "nerdpy.engine.runtime.runc", "nerdpy.engine.system", "nerdpy.engine.system.events", "nerdpy.exitcodes",
+    "nerdpy.engine.runtime.runc", "nerdpy.engine.system", "nerdpy.engine.system.journal", "nerdpy.exitcodes",
 }
 
 RUN = _STORE | {
@@ -84,7 +84,7 @@ RUN = _STORE | {
     "nerdpy.engine.network.hosts", "nerdpy.engine.runtime", "nerdpy.engine.runtime.cgroups",
     "nerdpy.engine.runtime.monitor", "nerdpy.engine.runtime.monitor.handoff", "nerdpy.engine.runtime.monitor.spawn",
     "nerdpy.engine.runtime.monitor.wire", "nerdpy.engine.runtime.runc", "nerdpy.engine.system",
-    "nerdpy.engine.system.events", "nerdpy.engine.util._libc_ffi", "nerdpy.engine.util.fs",
+    "nerdpy.engine.system.journal", "nerdpy.engine.util._libc_ffi", "nerdpy.engine.util.fs",
 }
 
 

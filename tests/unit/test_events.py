@@ -7,6 +7,7 @@ import time
 import pytest
 
 from nerdpy.engine.system import events as ev
+from nerdpy.engine.system import journal
 from nerdpy.engine.errors import InvalidArgument
 
 
@@ -18,20 +19,20 @@ class FakeStore:
 
 def test_record_and_read(tmp_path):
     s = FakeStore(tmp_path)
-    e = ev.record_event(s, "container", "create", "abc123", {"image": "busybox", "name": "x"})
+    e = journal.record_event(s, "container", "create", "abc123", {"image": "busybox", "name": "x"})
     assert e["status"] == "create" and e["from"] == "busybox" and e["scope"] == "local"
-    ev.record_event(FakeStore(tmp_path, "other"), "image", "pull", "busybox:latest", {"name": "busybox:latest"})
+    journal.record_event(FakeStore(tmp_path, "other"), "image", "pull", "busybox:latest", {"name": "busybox:latest"})
     got = ev.read_events(s)
     assert [x["Action"] for x in got] == ["create"]
     assert len(ev.read_events(s, all_namespaces=True)) == 2
-    line = open(os.path.join(tmp_path, ev.EVENTS_FILE), "rb").read()
+    line = open(os.path.join(tmp_path, journal.EVENTS_FILE), "rb").read()
     assert line.count(b"\n") == 2 and json.loads(line.split(b"\n")[0])["Actor"]["ID"] == "abc123"
 
 
 def test_several_events_in_one_write_keep_their_order(tmp_path):
     s = FakeStore(tmp_path)
-    ev.record_events(s, "container", ["exec_create: true", "exec_start: true"], "abc", {"execID": "e1"})
-    ev.record_events(s, "container", ["long1", "long2"], "abc", {"x": "y" * 3000})  # too long for one write
+    journal.record_events(s, "container", ["exec_create: true", "exec_start: true"], "abc", {"execID": "e1"})
+    journal.record_events(s, "container", ["long1", "long2"], "abc", {"x": "y" * 3000})  # too long for one write
     got = ev.read_events(s)
     assert [x["Action"] for x in got] == ["exec_create: true", "exec_start: true", "long1", "long2"]
     assert got[0]["timeNano"] < got[1]["timeNano"] and got[0]["Actor"]["Attributes"]["execID"] == "e1"
@@ -39,9 +40,9 @@ def test_several_events_in_one_write_keep_their_order(tmp_path):
 
 def test_long_attributes_stay_one_atomic_line(tmp_path):
     s = FakeStore(tmp_path)
-    ev.record_event(s, "container", "exec_start: sh", "id", {"execID": "e" * 10_000, "name": "n"})
-    data = open(os.path.join(tmp_path, ev.EVENTS_FILE), "rb").read()
-    assert len(data) <= ev.MAX_LINE and data.endswith(b"\n")
+    journal.record_event(s, "container", "exec_start: sh", "id", {"execID": "e" * 10_000, "name": "n"})
+    data = open(os.path.join(tmp_path, journal.EVENTS_FILE), "rb").read()
+    assert len(data) <= journal.MAX_LINE and data.endswith(b"\n")
     assert json.loads(data)["Actor"]["Attributes"]["name"] == "n"
 
 
@@ -50,7 +51,7 @@ def test_concurrent_writers_never_interleave(tmp_path):
 
     def writer(n):
         for i in range(200):
-            ev.record_event(s, "container", "start", f"{n}-{i}", {"name": "x" * 500})
+            journal.record_event(s, "container", "start", f"{n}-{i}", {"name": "x" * 500})
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
     for t in threads:
@@ -63,8 +64,8 @@ def test_concurrent_writers_never_interleave(tmp_path):
 def test_rotation_keeps_the_previous_file(tmp_path):
     s = FakeStore(tmp_path)
     for i in range(50):
-        ev.append_event(s.data_root, ev.make_event("default", "container", "start", str(i)), max_bytes=4000)
-    assert os.path.exists(os.path.join(tmp_path, ev.EVENTS_FILE + ".1"))
+        journal.append_event(s.data_root, journal.make_event("default", "container", "start", str(i)), max_bytes=4000)
+    assert os.path.exists(os.path.join(tmp_path, journal.EVENTS_FILE + ".1"))
     got = [int(x["Actor"]["ID"]) for x in ev.read_events(s)]
     assert got == sorted(got) and got[-1] == 49 and len(got) < 50
 
@@ -85,11 +86,11 @@ def test_parse_time_arg():
 
 
 def test_filters():
-    c = ev.make_event("default", "container", "die", "a" * 64, {"image": "docker.io/library/busybox:latest",
+    c = journal.make_event("default", "container", "die", "a" * 64, {"image": "docker.io/library/busybox:latest",
                                                                "name": "web", "exitCode": "0", "com.x": "y"})
-    i = ev.make_event("default", "image", "pull", "docker.io/library/busybox:latest",
+    i = journal.make_event("default", "image", "pull", "docker.io/library/busybox:latest",
                       {"name": "docker.io/library/busybox:latest"})
-    v = ev.make_event("default", "volume", "create", "data", {"driver": "local"})
+    v = journal.make_event("default", "volume", "create", "data", {"driver": "local"})
 
     def match(items, e):
         return ev.EventFilter.parse(items).match(e)
@@ -111,7 +112,7 @@ def test_event_line(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     try:
-        e = ev.make_event("default", "container", "create", "abc", {"name": "x", "image": "busybox"},
+        e = journal.make_event("default", "container", "create", "abc", {"name": "x", "image": "busybox"},
                           now_ns=1_700_000_000_123_456_789)
         assert ev.event_line(e) == "2023-11-14T22:13:20.123456789Z container create abc (image=busybox, name=x)"
         assert "namespace" not in ev.public_event(e)
@@ -122,7 +123,7 @@ def test_event_line(monkeypatch):
 
 def test_follow_sees_new_events_and_stops(tmp_path):
     s = FakeStore(tmp_path)
-    ev.record_event(s, "container", "create", "old")
+    journal.record_event(s, "container", "create", "old")
     stop = threading.Event()
     seen = []
 
@@ -135,7 +136,7 @@ def test_follow_sees_new_events_and_stops(tmp_path):
     t = threading.Thread(target=follow)
     t.start()
     time.sleep(0.2)
-    ev.record_event(s, "container", "start", "new1")
-    ev.record_event(s, "container", "die", "new2")
+    journal.record_event(s, "container", "start", "new1")
+    journal.record_event(s, "container", "die", "new2")
     t.join(5)
     assert seen == ["new1", "new2"]

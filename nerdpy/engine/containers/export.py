@@ -150,7 +150,7 @@ def plain_chunks(stream: BinaryIO) -> Iterator[bytes]:
 def import_image(store: Store, source: str, reference: str | None = None, *, changes: list[str] | tuple = (),
                  message: str = "", platform: str | None = None, stdin: BinaryIO | None = None) -> NewImage:
     """docker import: the tarball at `source` as a one-layer image, named `reference` if given."""
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
     from nerdpy.engine.distribution.manifest import OCI_MANIFEST
     from nerdpy.engine.distribution.platforms import host_platform, parse_platform
 

@@ -847,7 +847,7 @@ def _remove_everything(store: Store, cid: str, volumes: bool = False, runc_delet
     with store.db.write() as cur:
         cur.execute("DELETE FROM containers WHERE namespace = ? AND id = ?", (store.namespace, cid))
     if row is not None:
-        from nerdpy.engine.system.events import record_event
+        from nerdpy.engine.system.journal import record_event
 
         record_event(store, "container", "destroy", cid, {**(spec.labels or {}), "image": spec.image, "name": spec.name})
     store.snapshots.remove_active(snapshot_key(store, cid))

@@ -467,7 +467,7 @@ def rename_container(store: Store, c: Container, new_name: str) -> None:
 def container_event(store: Store, c: Container, action: str | tuple[str, ...], **extra) -> None:
     """Record docker's container event `action` (attributes: image, name, and `extra`); a tuple
     of actions records each, in one write."""
-    from nerdpy.engine.system.events import record_events
+    from nerdpy.engine.system.journal import record_events
 
     labels = c.spec.labels or {}
     record_events(store, "container", [action] if isinstance(action, str) else list(action), c.id,

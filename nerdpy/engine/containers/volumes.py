@@ -112,7 +112,7 @@ def create_volume(store: Store, name: str | None = None, labels: dict | None = N
     with store.db.write() as cur:
         cur.execute("INSERT OR IGNORE INTO volumes(namespace, name, labels, anonymous, created_at) VALUES (?,?,?,?,?)",
                     (store.namespace, name, json.dumps(labels or {}), int(anonymous), time.time()))
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "volume", "create", name, {"driver": "local"})
     return get_volume(store, name)
@@ -164,7 +164,7 @@ def remove_volume(store: Store, name: str, force: bool = False) -> None:
             raise VolumeInUse(f"remove {name}: volume is in use - [{', '.join(users)}]")
         cur.execute("DELETE FROM volumes WHERE namespace = ? AND name = ?", (store.namespace, name))
     _rmtree(os.path.join(volumes_root(store), name))
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "volume", "destroy", name, {"driver": "local"})
 

@@ -134,7 +134,7 @@ def _pull(store: Store, client, ref, wanted, platform: str | None, all_platforms
         put_image(store, name, desc.digest, desc.media_type, desc.size, default_desc.digest, config_digest)
     # a new target, or the same index resolved to another platform's image
     updated = before is None or before.target != desc.digest or before.config != config_digest
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "image", "pull", name, {"name": name})
     return PullResult(reference=name, digest=desc.digest, image_id=config_digest, updated=updated)

@@ -274,7 +274,7 @@ def push_image(store: Store, image, ref, *, progress: ProgressFn | None = None) 
 
     record_blob_sources(store, ref.domain, ref.path, [d.digest for d in [*layers, *configs]]
                         + [doc.digest for doc, _ in manifests])
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "image", "push", str(ref), {"name": str(ref)})
     return PushResult(reference=str(ref), tag=ref.tag, digest=top.digest, size=len(top.data),

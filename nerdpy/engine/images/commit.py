@@ -511,7 +511,7 @@ def commit_container(store: Store, c, reference: str | None = None, *, changes: 
                      message: str = "", author: str = "", pause: bool = True) -> NewImage:
     """docker commit: the container's changes as a new image on top of its own image."""
     from nerdpy.engine.containers.records import container_state, pause_container, snapshot_key, unpause_container
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     name = normalise_target(reference)
     base, base_config = _base_image(store, c)

@@ -176,7 +176,7 @@ def tag_image(store: Store, source: str, target: str) -> Image:
     if ref.digest:
         raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
     put_image(store, str(ref), image.target, image.media_type, image.size, image.manifest, image.config)
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "image", "tag", image.config, {"name": str(ref)})
     return image
@@ -226,7 +226,7 @@ def remove_image(store: Store, query: str, force: bool = False, in_use: set[str]
                 lines.append(f"Untagged: {_familiar(i.name.rsplit(':', 1)[0])}@{i.target}")
     if not remaining:
         lines.append(f"Deleted: {image_id}")
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     for i in doomed:
         record_event(store, "image", "untag", image_id, {"name": i.name})

@@ -213,7 +213,7 @@ def save_images(store: Store, names: list[str], out: BinaryIO, *, fmt: str = "do
         if fmt == "docker-archive" and repositories:
             tw.data("repositories", json.dumps(repositories).encode())
         tw.close()
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     for e in entries:
         record_event(store, "image", "save", e.image.config, {"name": str(e.refs[0]) if e.refs else e.image.config})
@@ -644,7 +644,7 @@ def load_images(store: Store, stream: BinaryIO, *, progress: Callable[[LoadEvent
                 _unpack(store, plan, emit, created_chains)
             loaded = _name_images(store, plans)
         done = True
-        from nerdpy.engine.system.events import record_event
+        from nerdpy.engine.system.journal import record_event
 
         for li in loaded:
             record_event(store, "image", "load", li.image_id, {"name": li.name or li.image_id})

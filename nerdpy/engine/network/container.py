@@ -282,6 +282,6 @@ def disconnect_network(store: Store, c: Container, network: str, force: bool = F
 
 
 def _network_event(store: Store, net, action: str, cid: str) -> None:
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "network", action, net.id, {"container": cid, "name": net.name, "type": net.driver})

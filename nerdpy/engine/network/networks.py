@@ -268,7 +268,7 @@ def create_network(store, name: str, driver: str = "bridge", subnet: str | None 
         raise InvalidArgument(f"unsupported network driver {driver!r} (use one of {', '.join(DRIVERS)})")
     net = _create(store, name, driver, subnet=subnet, gateway=gateway, ip_range=ip_range,
                    internal=internal, labels=labels or {}, options=options or {})
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "network", "create", net.id, {"name": net.name, "type": net.driver})
     return net
@@ -466,7 +466,7 @@ def remove_network(store, query: str) -> Network:
             cur.execute("DELETE FROM networks WHERE name = ?", (net.name,))
         _unlink(conflist_path(store.settings.cni_netconfpath, net.name))
     remove_host_state(store, net)
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
 
     record_event(store, "network", "destroy", net.id, {"name": net.name, "type": net.driver})
     return net

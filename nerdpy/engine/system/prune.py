@@ -37,7 +37,7 @@ def prune_containers(store: Store, flt=None, report: PruneReport | None = None) 
     """docker container prune: remove the stopped containers a PruneFilter `flt` (labels, until)
     lets go. Returns (IDs, bytes of their writable layers); errors go to `report` when given."""
     from nerdpy.engine.containers.records import container_state, list_containers, snapshot_key
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
     from nerdpy.engine.containers.lifecycle import remove_container
 
     removed: list[str] = []
@@ -70,7 +70,7 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False,
     `all_images`, unused) images, with `volumes` unused anonymous volumes, and what crashes left
     (orphaned mounts, network namespaces and leases). `filters`: docker's label, label!, until."""
     from nerdpy.engine.errors import InvalidArgument
-    from nerdpy.engine.system.events import record_event
+    from nerdpy.engine.system.journal import record_event
     from nerdpy.engine.system.prunefilter import parse_prune_filters
     from nerdpy.engine.content.gc import collect_garbage, store_bytes
     from nerdpy.engine.images.image import prune_images

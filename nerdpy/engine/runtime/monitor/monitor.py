@@ -536,21 +536,22 @@ class Monitor:
         self.record_event("logs-dropped", dropped=count, since=since)
 
     def record_event(self, action, **attributes):
-        """One container event in the journal (events.py, a stdlib-only module, loaded by path)."""
+        """One container event in the journal (system/journal.py, which imports only what this
+        process has loaded already: loaded by path, it keeps the monitor small while it runs)."""
         ev = self.cfg.get("event") or {}
         if not ev:
             return
         try:
-            mod = sys.modules.get("_nerdpy_events")
+            mod = sys.modules.get("_nerdpy_journal")
             if mod is None:
                 import importlib.util
 
                 here = os.path.dirname(os.path.abspath(__file__))
-                spec = importlib.util.spec_from_file_location("_nerdpy_events",
-                                                              os.path.join(here, "..", "..", "system", "events.py"))
+                spec = importlib.util.spec_from_file_location("_nerdpy_journal",
+                                                              os.path.join(here, "..", "..", "system", "journal.py"))
                 mod = importlib.util.module_from_spec(spec)
-                sys.modules["_nerdpy_events"] = mod  # dataclasses look their module up there
                 spec.loader.exec_module(mod)
+                sys.modules["_nerdpy_journal"] = mod
             mod.append_event(ev["data_root"], mod.make_event(ev["namespace"], "container", action, self.cid,
                                                              dict(ev.get("attributes") or {}, **attributes)))
         except Exception:
