@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
+from nerdpy.engine.content.reserve import check_room
 from nerdpy.engine.errors import DigestMismatch, InvalidArgument, NotFound
 from nerdpy.engine.util.locks import flock_wait
 
@@ -54,6 +55,7 @@ class BlobWriter:
             raise DigestMismatch(
                 f"blob {self.expected} is larger than its descriptor ({self.expected_size} bytes)"
             )
+        check_room(self._path, len(data))
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)

@@ -29,6 +29,20 @@ def free_bytes(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def check_room(path: str, incoming: int) -> None:
+    """Refuse (ENOSPC) a write of `incoming` bytes that would leave less than LOW_WATER free on
+    `path`'s file system: what a command writes in bulk (blobs) must never take the last blocks,
+    which SQLite needs for the holes of its mapped WAL index (touched with none free: SIGBUS)."""
+    import errno
+
+    try:
+        free = free_bytes(path)
+    except OSError:
+        return
+    if free - incoming < LOW_WATER:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
 def release(data_root: str) -> bool:
     """Delete the reserve; True if there was one."""
     try:
