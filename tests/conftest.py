@@ -265,19 +265,28 @@ def nerdpy(request, tmp_path):
     run_root = str(base / "run")
     n = Nerdpy(data_root, str(home), run_root, netconf=str(tmp_path / "net.d"), user=user)
     yield n
-    # remove what a test left (that tears its networks down too), then stop and unmount whatever
-    # could not be removed
-    if os.path.exists(os.path.join(data_root, "meta.db")):
-        left = n("ps", "-a", "-q", "--no-trunc").stdout.split()
-        if left:
-            n("rm", "-f", *left)
-        n("network", "prune", "-f")
     if user is not None:
+        remove_everything(n)
         # everything of the user's goes: its monitors, slirp4netns and the pause process holding
         # the user namespace (with every mount of the test's data root in it)
         user.kill_processes()
         subprocess.run(["rm", "-rf", str(base)], capture_output=True)
         return
+    remove_everything(n, stop=True)
+    _unmount_under(str(tmp_path))
+
+
+def remove_everything(n: Nerdpy, stop: bool = False) -> None:
+    """What a test left in a store goes (its containers, which tears their networks down too,
+    and its networks); with `stop`, whatever could not be removed is stopped."""
+    if os.path.exists(os.path.join(n.data_root, "meta.db")):
+        left = n("ps", "-a", "-q", "--no-trunc").stdout.split()
+        if left:
+            n("rm", "-f", *left)
+        n("network", "prune", "-f")
+    if not stop:
+        return
+    run_root = n.run_root
     world.kill_monitors(run_root)
     runc_root = os.path.join(run_root, "runc")
     if os.path.isdir(runc_root):
@@ -285,4 +294,3 @@ def nerdpy(request, tmp_path):
             for cid in os.listdir(os.path.join(runc_root, ns)):
                 subprocess.run(["runc", "--root", os.path.join(runc_root, ns), "delete", "-f", cid],
                                capture_output=True)
-    _unmount_under(str(tmp_path))

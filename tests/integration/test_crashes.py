@@ -31,7 +31,7 @@ import pytest
 
 import hostleaks
 import world
-from conftest import Nerdpy
+from conftest import Nerdpy, remove_everything
 
 KILLS = int(os.environ.get("NERDPY_CRASH_KILLS", "20"))
 SEED = int(os.environ.get("NERDPY_CRASH_SEED", "8"))
@@ -339,6 +339,14 @@ def test_kill_9_at_random_points(crash_image, images, nerdpy, tmp_path):
         guard(crash_run_and_rm, nerdpy, images.busybox, ports, stats),
         guard(crash_compose, comp, images.busybox, world.free_port(), stats),
     ]
+    try:
+        _harness(threads, t0, stats, errors, nerdpy, comp)
+    finally:
+        # a failed run leaves no running containers, rules or bridges to a retry or the session
+        remove_everything(comp, stop=True)
+
+
+def _harness(threads, t0, stats, errors, nerdpy, comp) -> None:
     for t in threads:
         t.start()
     for t in threads:

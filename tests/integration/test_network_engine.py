@@ -579,3 +579,32 @@ def test_detach_after_the_namespace_vanished(store):
     assert not any(setup.primary.ip + "/32" in r for r in iptables_rules())
     remove_network(store, net.name)
     assert_undone(before, during, snapshot(store))
+
+
+def test_detach_after_a_crash_between_the_namespace_file_and_its_mount(store, monkeypatch):
+    """Killed after create_netns made the empty file it mounts the namespace on, before the
+    mount: the next start (or rm) must tear down through that plain file, whose path the CNI
+    plugins refuse as a namespace ("unknown FS magic"), and then attach afresh."""
+    import nerdpy.engine.network.attach as attach_mod
+    import nerdpy.engine.network.netns as netns_mod
+
+    net = new_net(store, 19)
+    before = snapshot(store)
+    c = cid()
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(netns_mod, "_loopback_up", killed)  # in the new namespace, before its mount
+    monkeypatch.setattr(attach_mod, "_teardown", lambda *a, **k: [])   # no cleanup: the process died
+    with pytest.raises(KeyboardInterrupt):
+        attach_container(store, c, [NetworkRequest(net.name)], parse_publish(f"{free_port()}:80"))
+    monkeypatch.undo()
+    path = netns_path(store.settings.run_root, "default", c)
+    assert os.path.isfile(path) and not is_netns(path)
+    setup = attach_container(store, c, [NetworkRequest(net.name)], parse_publish(f"{free_port()}:80"))
+    assert is_netns(setup.netns)
+    during = snapshot(store)
+    detach_container(store, c)
+    remove_network(store, net.name)
+    assert_undone(before, during, snapshot(store))

@@ -439,11 +439,14 @@ def _teardown(store, ns: str, cid: str) -> list[NetworkError]:
 def _del_one(store, ns: str, cid: str, netns: str, r) -> NetworkError | None:
     netlist = json.loads(r["conflist"])
     runtime = json.loads(r["runtime"])
-    rt = RuntimeConf(cid, netns, r["ifname"], [tuple(a) for a in runtime.get("args", [])], runtime.get("caps", {}),
-                     held_fds=_held.get())
+    had_netns = is_netns(netns)
+    # no namespace: DEL runs without one (CNI allows it for DEL) rather than on the path, where
+    # a crash between creating the file and mounting the namespace on it may have left a plain
+    # file that the plugins refuse ("unknown FS magic") while a missing path is fine to them
+    rt = RuntimeConf(cid, netns if had_netns else "", r["ifname"], [tuple(a) for a in runtime.get("args", [])],
+                     runtime.get("caps", {}), held_fds=_held.get())
     cached = json.loads(r["result"]) if r["result"] else _result_from_lease(store.data_root, netlist, cid, r["ifname"],
                                                                           netns)
-    had_netns = is_netns(netns)
     try:
         del_network_list(netlist, rt, list(store.settings.cni_path), cached)
     except NetworkError as e:
