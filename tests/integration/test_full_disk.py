@@ -6,7 +6,7 @@ gave SIGBUS) holds the data root, and a file `hog` fills it.
   (a warning in `logs`, a `logs-dropped` event) and the log resumes once there is room;
 - on a full disk `ps`, `inspect`, `logs` and `system check` work, `rm -f` frees the space, and
   no half-written temp file or mounted rootfs is left;
-- a pull that runs out of space leaves no blobs or snapshots behind;
+- a pull that runs out of space, downloading or unpacking, leaves no blobs or snapshots behind;
 - `save` to a full disk: one line, exit 1.
 """
 from __future__ import annotations
@@ -261,6 +261,28 @@ def test_a_pull_that_runs_out_of_space_leaves_nothing_behind(disk, registry):
     assert r.returncode == 0, r.stdout + r.stderr
     disk.release()
     n("pull", "-q", ref, check=True)  # with room, the same pull works
+
+
+def test_a_layer_that_fills_the_disk_while_unpacking_leaves_nothing_behind(disk, registry):
+    """The blobs fit, their unpacked layers do not: the unpacking stops before the disk's last
+    megabyte (SQLite's WAL index needs those blocks), says so in one line and leaves nothing."""
+    n = disk.nerdpy
+    ref = _big_image(registry)
+    n("images", check=True)
+    disk.leave(40 << 20)   # 25 MB of blobs, then 2 + 12 + 12 MB of layers
+    before = disk.free()
+    r = n("pull", ref)
+    assert r.returncode == 125   # as every other pull failure of nerdpy's (test_malicious)
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(": no space left on device"), r.stderr
+    assert "/snapshots/" in err[0], r.stderr   # while unpacking, not downloading
+    assert _store_files(n) == []
+    assert disk.free() >= before - (1 << 20)
+    assert n("images", "-q").stdout == ""
+    r = n("system", "check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    disk.release()
+    n("pull", "-q", ref, check=True)
 
 
 def test_save_to_a_full_disk(disk, images):

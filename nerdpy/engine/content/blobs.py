@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
-from nerdpy.engine.content.reserve import check_room
+from nerdpy.engine.content.reserve import Room
 from nerdpy.engine.errors import DigestMismatch, InvalidArgument, NotFound
 from nerdpy.engine.util.locks import flock_wait
 
@@ -49,13 +49,14 @@ class BlobWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self._hash = _sha256()
         self.offset = 0
+        self._room = Room(path)
 
     def write(self, data: bytes) -> None:
         if self.expected_size is not None and self.offset + len(data) > self.expected_size:
             raise DigestMismatch(
                 f"blob {self.expected} is larger than its descriptor ({self.expected_size} bytes)"
             )
-        check_room(self._path, len(data))
+        self._room.take(len(data))
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)

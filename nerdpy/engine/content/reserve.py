@@ -29,18 +29,34 @@ def free_bytes(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
-def check_room(path: str, incoming: int) -> None:
-    """Refuse (ENOSPC) a write of `incoming` bytes that would leave less than LOW_WATER free on
-    `path`'s file system: what a command writes in bulk (blobs) must never take the last blocks,
-    which SQLite needs for the holes of its mapped WAL index (touched with none free: SIGBUS)."""
-    import errno
+class Room:
+    """The room a bulk writer (a blob download, a layer being unpacked) may still take on `path`'s
+    file system before it would leave less than LOW_WATER free: such writes must never take the
+    last blocks, which SQLite needs for the holes of its mapped WAL index (touched with none free:
+    SIGBUS). `take(n)` before writing n bytes raises ENOSPC when they would not fit.
 
-    try:
-        free = free_bytes(path)
-    except OSError:
-        return
-    if free - incoming < LOW_WATER:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    statvfs is asked again once the writer has spent an eighth of the room it last saw (so a few
+    writers side by side cannot together overshoot it), and on every take once less than 64 MiB
+    is left: a few calls for a large pull, one per write near the end."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._budget = 0   # what may be written before asking again
+
+    def take(self, n: int) -> None:
+        if n <= self._budget:
+            self._budget -= n
+            return
+        try:
+            room = free_bytes(self.path) - LOW_WATER
+        except OSError:
+            self._budget = 0
+            return
+        if n > room:
+            import errno
+
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+        self._budget = max(0, room // 8 - n) if room > HIGH_WATER else 0
 
 
 def release(data_root: str) -> bool:

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
+from nerdpy.engine.content.reserve import Room
 from nerdpy.engine.errors import InvalidArgument, LayerError, UnsafeLayer
 from nerdpy.engine.snapshots.snapshotter import is_overlay_xattr, make_whiteout, opaque_xattr
 from nerdpy.engine.util.fs import resolve_in_root
@@ -159,6 +160,7 @@ class _Applier:
         self.dirs_removed = False
         self.size = 0
         self.entries = 0
+        self.room = Room(self.root)
 
     # path resolution inside the root
     def _clean(self, name: str) -> list[str]:
@@ -221,6 +223,8 @@ class _Applier:
             try:
                 self._entry(tf, m)
             except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # a full disk, reported as such wherever it hits
                 raise LayerError(f"layer entry {m.name!r}: {e.strerror or e}") from None
             except (OverflowError, ValueError) as e:  # out-of-range uid, gid, device numbers...
                 raise LayerError(f"layer entry {m.name!r}: {e}") from None
@@ -313,6 +317,7 @@ class _Applier:
                 if offset < end or numbytes < 0 or offset + numbytes > m.size:
                     raise LayerError(f"layer entry {m.name!r}: invalid sparse file map")
                 end = offset + numbytes
+        self.room.take(sum(n for _, n in sparse) if sparse is not None else m.size)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             src = tf.extractfile(m)
