@@ -116,6 +116,36 @@ def test_events_of_copies_exports_networks_and_image_transfers(nerdpy, bb, regis
     nerdpy("rmi", target, check=True)
 
 
+def test_events_of_networks_and_volumes_at_each_start_and_stop(nerdpy, bb):
+    """As docker: `network connect` and `volume mount` before each `start`, `network disconnect`
+    and `volume unmount` after each stop, once however many commands clean up."""
+    nerdpy("network", "create", "evn", check=True)
+    nerdpy("run", "-d", "--name", "nv", "--network", "evn", "-v", "evvol:/data", "-v", "evro:/ro:ro", bb,
+           "sleep", "60", check=True)
+    cid = _cid(nerdpy, "nv")
+    nerdpy("stop", "-t", "0", "nv", check=True)
+    nerdpy("start", "nv", check=True)
+    nerdpy("rm", "-f", "nv", check=True)
+    evs = [e for e in _events(nerdpy) if e["Actor"]["Attributes"].get("container") == cid or e["Actor"]["ID"] == cid]
+    seq = [(e["Type"], e["Action"]) for e in evs if e["Type"] != "container" or e["Action"] in ("start", "die")]
+    start_cycle = [("network", "connect"), ("volume", "mount"), ("volume", "mount"), ("container", "start")]
+    stop_cycle = [("container", "die"), ("network", "disconnect"), ("volume", "unmount"), ("volume", "unmount")]
+    assert seq == start_cycle + stop_cycle + start_cycle + stop_cycle, seq
+    net_id = json.loads(nerdpy("network", "inspect", "evn", check=True).stdout)[0]["Id"]
+    conn = next(e for e in evs if e["Action"] == "connect")
+    assert conn["Actor"]["ID"] == net_id and conn["Actor"]["Attributes"] == {"container": cid, "name": "evn",
+                                                                              "type": "bridge"}
+    mounts = {e["Actor"]["ID"]: e["Actor"]["Attributes"] for e in evs if e["Action"] == "mount"}
+    assert mounts["evvol"] == {"container": cid, "destination": "/data", "driver": "local", "propagation": "",
+                               "read/write": "true"}, mounts
+    assert mounts["evro"]["read/write"] == "false"
+    assert next(e for e in evs if e["Action"] == "unmount")["Actor"]["Attributes"] == {"container": cid,
+                                                                                     "driver": "local"}
+    assert {e["Actor"]["ID"] for e in _events(nerdpy, "--filter", "volume=evvol")} == {"evvol"}
+    nerdpy("volume", "rm", "evvol", "evro", check=True)
+    nerdpy("network", "rm", "evn", check=True)
+
+
 def test_events_attach(nerdpy, bb):
     nerdpy("run", "--name", "att", bb, "true", check=True)
     actions = [e["Action"] for e in _events(nerdpy, "--filter", "container=att")]

@@ -229,6 +229,7 @@ def prepare_start(store: Store, c: Container, monitor=None) -> StartHandle:
         from nerdpy.engine.network.container import setup_network
 
         netns = setup_network(store, c, _hostname(c), os.path.join(cdir, "hosts"))
+        _volume_events(store, c, "mount")
         spec = _build_spec(store, c, rootfs, netns)
         from nerdpy.engine.util.fs import write_json_atomic
 
@@ -782,17 +783,37 @@ def cleanup_container(store: Store, cid: str, after_failure: bool = False, runc_
         except NerdpyError:
             pass
     # unmount first: it needs no space, and a full disk may fail what writes the metadata
-    for point in mounted_under(os.path.join(container_dir(store, cid), "rootfs")):
+    points = mounted_under(os.path.join(container_dir(store, cid), "rootfs"))
+    for point in points:
         unmount(point, MNT_DETACH)
     from nerdpy.engine.network.container import teardown_network
 
     teardown_network(store, cid, c.spec if c is not None else None)
+    if points and c is not None:  # the first cleanup of this stop (the rootfs was mounted)
+        _volume_events(store, c, "unmount")
     for point in mounted_under(os.path.join(container_dir(store, cid), "shm")):  # --ipc shareable
         unmount(point, MNT_DETACH)
     # `--rm`: removed when it exits, and also when it could not be started (as docker does)
     if c is not None and c.spec.auto_remove:
         if after_failure or not monitor_busy_restarting(store, c):
             _remove_everything(store, c.id, volumes=True, runc_deleted=runc_deleted)
+
+
+def _volume_events(store: Store, c: Container, action: str) -> None:
+    """The `volume mount`/`unmount` events docker reports at each start and stop of a container,
+    one per volume (in one write)."""
+    vols = [m for m in c.spec.mounts or [] if m.type == "volume" and m.source]
+    if not vols:
+        return
+    from nerdpy.engine.system.journal import append_events, make_event
+
+    def attrs(m) -> dict:
+        if action == "unmount":
+            return {"container": c.id, "driver": "local"}
+        return {"container": c.id, "destination": m.target, "driver": "local", "propagation": "",
+                "read/write": "false" if m.readonly else "true"}
+
+    append_events(store.data_root, [make_event(store.namespace, "volume", action, m.source, attrs(m)) for m in vols])
 
 
 def monitor_busy_restarting(store: Store, c: Container) -> bool:

@@ -400,19 +400,22 @@ def _fresh(db, row):
 
 
 # detach -------------------------------------------------------------------------------------
-def detach_container(store, cid: str) -> None:
+def detach_container(store, cid: str) -> list[Attachment]:
     """CNI DEL for every network of the container (last attached first, each with the config
     and result of its ADD), then remove its network namespace and update its peers' /etc/hosts.
     Safe to call twice, for a container that was never attached, and after a crash at any
-    point of attach or detach. Raises NetworkError if a plugin failed; the rows whose DEL
-    failed are kept, so a later call (or reclaim_leaks) tries again."""
+    point of attach or detach. Returns the attachments this call released (none the second
+    time). Raises NetworkError if a plugin failed; the rows whose DEL failed are kept, so a
+    later call (or reclaim_leaks) tries again."""
+    released: list[Attachment] = []
     with _container_lock(store, store.namespace, cid):
-        errors = _teardown(store, store.namespace, cid)
+        errors = _teardown(store, store.namespace, cid, released)
     if errors:
         raise errors[0]
+    return released
 
 
-def _teardown(store, ns: str, cid: str) -> list[NetworkError]:
+def _teardown(store, ns: str, cid: str, released: list[Attachment] | None = None) -> list[NetworkError]:
     db = store.db
     sb = _sandbox(db, ns, cid)
     netns = sb["netns"] if sb is not None else netns_path(store.settings.run_root, ns, cid)
@@ -423,6 +426,8 @@ def _teardown(store, ns: str, cid: str) -> list[NetworkError]:
         e = _del_one(store, ns, cid, netns, r)
         if e is not None:
             errors.append(e)
+        elif released is not None:
+            released.append(_attachment(r))
     try:
         delete_netns(netns)
     except NetworkError as e:

@@ -122,6 +122,7 @@ def setup_network(store: Store, c: Container, hostname: str, hosts_path: str) ->
         except BaseException:
             teardown_network(store, c.id, c.spec)
             raise
+    _attachment_events(store, "connect", c.id, setup.attachments)
     return setup.netns
 
 
@@ -186,7 +187,7 @@ def teardown_network(store: Store, cid: str, spec: ContainerSpec | None = None) 
     from nerdpy.engine.network.attach import detach_container
 
     try:
-        detach_container(store, cid)
+        _attachment_events(store, "disconnect", cid, detach_container(store, cid))
     except NetworkError:
         pass
     if store.settings.rootless_uid is not None:
@@ -285,3 +286,15 @@ def _network_event(store: Store, net, action: str, cid: str) -> None:
     from nerdpy.engine.system.journal import record_event
 
     record_event(store, "network", action, net.id, {"container": cid, "name": net.name, "type": net.driver})
+
+
+def _attachment_events(store: Store, action: str, cid: str, attachments: list) -> None:
+    """The `network connect`/`disconnect` events docker reports at each start and stop of a
+    container, one per network (in one write)."""
+    if not attachments:
+        return
+    from nerdpy.engine.system.journal import append_events, make_event
+
+    append_events(store.data_root, [
+        make_event(store.namespace, "network", action, a.network_id, {"container": cid, "name": a.network, "type": a.driver})
+        for a in attachments])
