@@ -578,6 +578,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
                     await send(kind, e.get("log", "").encode())
         if not stream:
             return resp
+        from nerdpy.engine.containers.records import container_event
+
+        await eng.run(lambda store: container_event(store, c, "attach"))
         sock = None
         if st.running:
             try:

@@ -57,15 +57,15 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
         raise CommandError("the input device is not a TTY")
     stdin_fd = sys.stdin.fileno() if with_stdin else None
     size = terminal_size(sys.stdin.fileno()) if tty and sys.stdin.isatty() else None
+    from nerdpy.engine.containers.records import container_event
+
+    container_event(store, c, "attach")  # before the hello, whose terminal size is a `resize` event
     try:
         sock = connect(os.path.join(run_dir(store, c.id), "attach.sock"), stdin=with_stdin, size=size)
     except OSError:
         if not container_state(store, c).running:
             raise Conflict("You cannot attach to a stopped container, start it first") from None
         raise CommandError(f"cannot attach to container {c.name}: its monitor does not answer") from None
-    from nerdpy.engine.containers.records import container_event
-
-    container_event(store, c, "attach")
     if sig_proxy and not tty:
         def forward(signum, _frame):
             try:
@@ -80,6 +80,7 @@ def attach(ctx, no_stdin, sig_proxy, detach_keys, container):
     else:
         code = pump(sock, stdin_fd, tty=tty, detach_keys=keys, close_stdin_on_eof=not tty)
     if code == DETACHED:
+        container_event(store, c, "detach")
         click.echo("read escape sequence", err=True)
         sys.exit(0)
     if code == 0:

@@ -308,6 +308,9 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
 
     stdin_fd = sys.stdin.fileno() if interactive else None
     size = terminal_size(sys.stdin.fileno()) if tty and sys.stdin.isatty() else None
+    from nerdpy.engine.containers.records import container_event
+
+    container_event(store, c, "attach")  # before the hello, whose terminal size is a `resize` event
     try:
         out, err = streams or (True, True)
         sock = connect(os.path.join(run_dir(store, c.id), "attach.sock"), stdin=interactive, size=size,
@@ -315,9 +318,6 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
     except OSError:
         handle.abort()
         raise
-    from nerdpy.engine.containers.records import container_event
-
-    container_event(store, c, "attach")
     handle.start()
     if sig_proxy and not tty:
         def forward(signum, _frame):
@@ -342,6 +342,7 @@ def attach_and_start(store, c, handle, interactive: bool, tty: bool, sig_proxy: 
     else:
         code = pump(sock, stdin_fd, tty=tty, detach_keys=keys, cleanup=cleanup)
     if code == DETACHED:
+        container_event(store, c, "detach")
         return 0
     if code is None:  # no exit code from the monitor: ask the records
         final = wait_container(store, c, timeout=30)

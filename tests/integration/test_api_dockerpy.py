@@ -101,6 +101,10 @@ def test_create_start_attach_wait(client, images):
         c.start()
         assert b"".join(stream) == b"attached\n"
         assert c.wait()["StatusCode"] == 5
+        # the events docker reports: the attach, before the start
+        evs = client.events(since=0, until=int(time.time()) + 1, decode=True, filters={"container": c.id})
+        actions = [e["Action"] for e in evs]
+        assert actions[:3] == ["create", "attach", "start"], actions
     finally:
         c.remove(force=True)
 

@@ -1,12 +1,15 @@
 """`attach`, `top`, `rename`, `pause`/`unpause` and `container prune` against real containers."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
 import select
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -140,9 +143,11 @@ def test_attach_to_detached_container_streams_and_passes_exit_code(nerdpy, bb):
     assert r.returncode == 1 and "You cannot attach to a stopped container" in r.stderr
 
 
-def _pty_run(argv, env):
+def _pty_run(argv, env, size=None):
     pid, fd = pty.fork()
     if pid == 0:
+        if size:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
         os.environ.update(env)
         os.execvp(argv[0], argv)
     return pid, fd
@@ -179,16 +184,22 @@ def _wait_exit(pid, timeout=20.0) -> int | None:
 def test_attach_tty_detach_keys_and_exit_code(nerdpy, bb):
     nerdpy("run", "-dit", "--name", "sh", bb, "sh", check=True)
     argv = nerdpy.argv("attach", "sh")
-    pid, fd = _pty_run(argv, nerdpy.env)
+    pid, fd = _pty_run(argv, nerdpy.env, size=(31, 97))
     try:
         time.sleep(0.3)
-        os.write(fd, b"echo hi-$((40+2))\n")
-        assert b"hi-42" in _read_until(fd, b"hi-42")
+        os.write(fd, b"echo hi-$(stty size)\n")
+        assert b"hi-31 97" in _read_until(fd, b"hi-31 97")
         os.write(fd, b"\x10\x11")                     # ctrl-p ctrl-q
         assert _wait_exit(pid) == 0
     finally:
         os.close(fd)
     assert state(nerdpy, "sh")["Status"] == "running"
+    # docker's events: the client's terminal size is a `resize`, ctrl-p ctrl-q a `detach`
+    out = nerdpy("events", "--since", "0", "--until", "0s", "--filter", "container=sh", "--format",
+                 "{{.Action}} {{.Actor.Attributes.height}} {{.Actor.Attributes.width}}", check=True).stdout
+    actions = [line.split(" ")[0] for line in out.splitlines()]
+    assert actions[-3:] == ["attach", "resize", "detach"], out
+    assert "resize 31 97" in out.splitlines(), out
     # attach again, then the shell exits: its code is attach's
     pid, fd = _pty_run(argv, nerdpy.env)
     try:

@@ -262,12 +262,15 @@ class Monitor:
         except (OSError, ValueError):
             return 0, "runc did not report the container's pid"
 
-    def resize(self, rows, cols):
+    def resize(self, rows, cols, client=False):
+        """Set the terminal's size; one a client asked for is a `resize` event, as docker's."""
         if self.master is not None:
             try:
                 fcntl.ioctl(self.master, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             except OSError:
-                pass
+                return
+            if client:
+                self.record_event("resize", height=rows, width=cols)
 
     # -- clients --------------------------------------------------------------------------
     def accept(self, lsock):
@@ -286,7 +289,7 @@ class Monitor:
         conn.settimeout(10)
         client = Client(conn, opts)
         if opts.get("resize"):
-            self.resize(*opts["resize"])
+            self.resize(*opts["resize"], client=True)
         self.clients.append(client)
         try:
             conn.sendall(HELLO_OK)
@@ -318,7 +321,7 @@ class Monitor:
             elif kind == C_RESIZE:
                 try:
                     rows, cols = json.loads(payload)
-                    self.resize(rows, cols)
+                    self.resize(rows, cols, client=True)
                 except (ValueError, TypeError):
                     pass
             elif kind == C_CLOSE_STDIN and client.stdin:
