@@ -304,17 +304,19 @@ class RegistryClient:
                 return
             elif resp.status_code not in (200, 206):
                 raise RegistryError(f"registry answered {resp.status_code} for blob {desc.digest}: {_error_text(resp)}")
-            try:
-                for chunk in resp.iter_content(CHUNK):
-                    if writer.offset + len(chunk) > desc.size:
-                        raise DigestMismatch(f"blob {desc.digest} is larger than its descriptor ({desc.size} bytes)")
-                    writer.write(chunk)
-                    if on_progress:
-                        on_progress(writer.offset)
-            except (requests.exceptions.RequestException, ConnectionError, OSError) as e:
-                if isinstance(e, DigestMismatch):
-                    raise
-                raise _Retryable(f"connection dropped: {_short(e)}") from None
+            chunks = resp.iter_content(CHUNK)
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except (requests.exceptions.RequestException, ConnectionError, OSError) as e:
+                    raise _Retryable(f"connection dropped: {_short(e)}") from None
+                if chunk is None:
+                    break
+                if writer.offset + len(chunk) > desc.size:
+                    raise DigestMismatch(f"blob {desc.digest} is larger than its descriptor ({desc.size} bytes)")
+                writer.write(chunk)   # its errors are the disk's (a full one: ENOSPC), never retried
+                if on_progress:
+                    on_progress(writer.offset)
             if writer.offset < desc.size:
                 raise _Retryable(f"connection closed after {writer.offset} of {desc.size} bytes")
         finally:
