@@ -6,8 +6,8 @@ Each side runs `python -m nerdpy` from /tmp with `PYTHONPATH=<checkout>` (its ow
 nerdpy is installed) and its .pyc files cached under a `PYTHONPYCACHEPREFIX` of its own (written
 by a warm-up run, so neither side compiles; PYTHONDONTWRITEBYTECODE is dropped), on a data root
 of its own made by its own code: the test busybox image (tests/world.py's registry), 50 created
-containers and one running. Timed: `--version`, `run --rm --network none busybox true`,
-`exec C true`, `ps -a`. Each row: the medians (and minimum) of wall time and of CPU time (user +
+containers and one running, 30 tags of the image. Timed: `--version`, `run --rm --network none
+busybox true`, `exec C true`, `ps -a`, `images`. Each row: the medians (and minimum) of wall time and of CPU time (user +
 sys of the command and the processes it waited for) of each side, and the median of the paired
 differences (the two sides run back to back, in alternating order): the steadiest figure on a
 loaded machine. Everything it made is removed at the end.
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from bench._util import remove_work_dir  # noqa: E402
 
-WORKS = ("--version", "run --rm --network none busybox true", "exec C true", "ps -a")
+WORKS = ("--version", "run --rm --network none busybox true", "exec C true", "ps -a", "images")
 
 
 def main() -> None:
@@ -66,11 +66,14 @@ def main() -> None:
             for _ in range(50):
                 call(side, "create", image, "true")
             cids[side] = call(side, "run", "-d", "--network", "none", image, "sleep", "100000").stdout.strip()
+            for n in range(29):
+                call(side, "tag", image, f"{image.rsplit(':', 1)[0]}:t{n}")
         argvs = {
             "--version": lambda s: [sys.executable, "-m", "nerdpy", "--version"],
             "run --rm --network none busybox true": lambda s: np(s) + ["run", "--rm", "--network", "none", image, "true"],
             "exec C true": lambda s: np(s) + ["exec", cids[s], "true"],
             "ps -a": lambda s: np(s) + ["ps", "-a"],
+            "images": lambda s: np(s) + ["images"],
         }
         works = [w for w in WORKS if not a.only or any(o in w for o in a.only.split(","))]
         for w in works:  # warm-up: the .pyc files

@@ -59,14 +59,14 @@ def is_whiteout(st: os.stat_result) -> bool:
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """The OCI ChainIDs of a layer stack: ChainID(L0) = DiffID(L0);
     ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))."""
-    import hashlib  # (here: commands that never hash do not load OpenSSL)
+    from nerdpy.engine.content.blobs import sha256_digest  # (here: commands that never hash load nothing)
 
     out: list[str] = []
     for diff_id in diff_ids:
         if not out:
             out.append(diff_id)
         else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+            out.append(sha256_digest(f"{out[-1]} {diff_id}".encode()))
     return out
 
 
