@@ -445,39 +445,11 @@ async def remove(request: web.Request) -> web.Response:
 
 def _prune(store, filters: dict) -> dict:
     from nerdpy.api.common import filters_as_flags
-    from nerdpy.commands.ps import _filter, container_rows
-    from nerdpy.engine.containers.lifecycle import remove_container
-    from nerdpy.engine.containers.records import list_containers
-    from nerdpy.engine.util.fs import dir_size
+    from nerdpy.engine.system.prune import prune_containers
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
 
-    flags = filters_as_flags(filters)
-    for f in flags:
-        if not f.startswith(("label=", "label!=", "until=")):
-            raise bad_request(f"invalid filter {f.partition('=')[0]!r}")
-    rows = container_rows(store, list_containers(store), True, False)
-    rows = [r for r in rows if r["_state"].status not in ("running", "paused", "restarting")]
-    until = [f.partition("=")[2] for f in flags if f.startswith("until=")]
-    rows = _filter(store, rows, [f for f in flags if f.startswith("label=")])
-    for f in flags:
-        if f.startswith("label!="):
-            k, eq, v = f[len("label!="):].partition("=")
-            rows = [r for r in rows if not (k in r["_labels"] and (not eq or r["_labels"][k] == v))]
-    if until:
-        from nerdpy.engine.system.events import parse_time_arg
-
-        t = parse_time_arg(until[0])
-        rows = [r for r in rows if r["_c"].created_at < t]
-    deleted, space = [], 0
-    for r in rows:
-        c = r["_c"]
-        try:
-            from nerdpy.engine.containers.records import snapshot_key
-
-            space += dir_size(store.snapshots.upper_dir(snapshot_key(store, c.id)))
-        except Exception:  # noqa: BLE001
-            pass
-        remove_container(store, c)
-        deleted.append(c.id)
+    flt = parse_prune_filters(filters_as_flags(filters), "container")  # the CLI's filters, checked alike
+    deleted, space = prune_containers(store, flt)
     return {"ContainersDeleted": deleted or None, "SpaceReclaimed": space}
 
 

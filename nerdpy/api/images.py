@@ -1,5 +1,6 @@
 """Image endpoints: create (pull, with docker's JSON progress stream), list, inspect, history, tag,
-remove, push (progress stream), get (save tar) and load, prune, and the 404 that tells clients
+remove, push (progress stream), get (save tar) and load, prune, commit (a container's changes as
+an image), and the 404 that tells clients
 to pull before they create a container."""
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 
 from aiohttp import web
 
-from nerdpy.api.common import ApiError, bad_request, engine_of, filters_as_flags, qbool, qfilters
+from nerdpy.api.common import ApiError, bad_request, engine_of, filters_as_flags, json_body, qbool, qfilters
 from nerdpy.api.streams import BodyReader, Cancelled, ResponseWriter, error_line, finish, json_line
 
 def _progress_doc(ev) -> dict:
@@ -225,6 +226,33 @@ async def tag(request: web.Request) -> web.Response:
     return web.Response(status=201)
 
 
+async def commit(request: web.Request) -> web.Response:
+    """docker commit: `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`. A
+    container config in the body (docker-py's `conf`) would be merged into the image's: not
+    supported, so refused unless empty (`changes` sets the same things)."""
+    from nerdpy.engine.containers.records import find_container
+    from nerdpy.engine.images.commit import commit_container
+
+    q = request.query
+    if not q.get("container"):
+        raise bad_request("container is required")
+    body = await json_body(request, required=False)
+    if any(v not in (None, "", [], {}) for v in body.values()):
+        raise bad_request("a container config in the commit request is not supported: use changes")
+    repo, t = q.get("repo") or "", q.get("tag") or ""
+    if t and not repo:
+        raise bad_request("a tag needs a repo")
+    reference = (f"{repo}:{t}" if t else repo) or None
+
+    def run(store):
+        c = find_container(store, q["container"])
+        return commit_container(store, c, reference, changes=q.getall("changes", []), message=q.get("comment", ""),
+                                author=q.get("author", ""), pause=qbool(request, "pause", True))
+
+    result = await engine_of(request).run(run)
+    return web.json_response({"Id": result.image_id}, status=201)
+
+
 def _remove(store, name: str, force: bool, prune: bool) -> list[dict]:
     from nerdpy.commands.images import containers_using_images
     from nerdpy.engine.content.gc import collect_garbage
@@ -248,12 +276,11 @@ async def remove(request: web.Request) -> web.Response:
 def _prune(store, filters: dict) -> dict:
     from nerdpy.commands.images import containers_using_images
     from nerdpy.engine.images.image import prune_images
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
 
-    dangling = (filters.get("dangling") or ["true"])[0].lower() in ("true", "1")
-    for k in filters:
-        if k != "dangling":
-            raise bad_request(f"invalid filter {k!r}")
-    lines, space = prune_images(store, all_images=not dangling, in_use=containers_using_images(store))
+    # the CLI's filters, checked alike; the API prunes dangling images unless dangling=false
+    flt = parse_prune_filters(filters_as_flags(filters), "image")
+    lines, space = prune_images(store, in_use=containers_using_images(store), flt=flt)
     out = []
     for line in lines:
         k, _, v = line.partition(": ")
@@ -340,6 +367,7 @@ async def search(request: web.Request) -> web.Response:
 
 
 ROUTES = [
+    ("POST", "/commit", commit),
     ("POST", "/images/create", create),
     ("GET", "/images/json", list_),
     ("POST", "/images/prune", prune),

@@ -130,17 +130,10 @@ async def disconnect(request: web.Request) -> web.Response:
 
 def _prune(store, filters: dict) -> dict:
     from nerdpy.engine.network.networks import prune_networks
-    from nerdpy.engine.network.views import filter_network_rows, network_rows
+    from nerdpy.engine.system.prunefilter import parse_prune_filters
 
-    only = None
-    flags = filters_as_flags(filters)
-    if flags:
-        for f in flags:
-            if not f.startswith(("label=", "until=")):
-                raise bad_request(f"invalid filter {f.partition('=')[0]!r}")
-        only = {r["Name"] for r in filter_network_rows(store, network_rows(store),
-                                                        [f for f in flags if f.startswith("label=")])}
-    return {"NetworksDeleted": prune_networks(store, only) or None}
+    flt = parse_prune_filters(filters_as_flags(filters), "network")  # the CLI's filters, checked alike
+    return {"NetworksDeleted": prune_networks(store, flt) or None}
 
 
 async def prune(request: web.Request) -> web.Response:

@@ -147,7 +147,6 @@ def prune(ctx, force, filters):
     """Remove all unused networks (and what crashed containers left behind)."""
     from nerdpy.engine.network.attach import reclaim_leaks
     from nerdpy.engine.network.networks import prune_networks
-    from nerdpy.engine.network.views import network_rows
     from nerdpy.engine.system.prunefilter import parse_prune_filters
 
     flt = parse_prune_filters(filters, "network")
@@ -160,10 +159,7 @@ def prune(ctx, force, filters):
             return
     store = store_of(ctx)
     reclaim_leaks(store)
-    only = None
-    if filters:
-        only = {r["Name"] for r in network_rows(store) if flt.match(r["Labels"], r["Created"])}
-    names = prune_networks(store, only=only)
+    names = prune_networks(store, flt)
     if names:
         click.echo("Deleted Networks:")
         for n in names:

@@ -1,6 +1,6 @@
 """The docker CLI itself (20.10, Debian's docker.io package, used only as a client: its dockerd
 is never started) against a real `nerdpy system service`: run, ps, logs, exec, cp, pull, images,
-inspect, network and volume commands.
+inspect, commit, network and volume commands.
 
 The client is looked for at $NERDPY_DOCKER_CLI, then /opt/docker-io/usr/bin/docker (where
 `apt-get download docker.io && dpkg-deb -x docker.io_*.deb /opt/docker-io` puts it)."""
@@ -92,6 +92,12 @@ def test_detached_ps_logs_exec_cp_inspect(docker, images, svc, tmp_path):
         assert docker("exec", "cli-box", "cat", "/tmp/h.txt").stdout == "hello cp\n"
         docker("cp", "cli-box:/tmp/h.txt", str(tmp_path / "back.txt"))
         assert (tmp_path / "back.txt").read_text() == "hello cp\n"
+        # docker commit (POST /commit): the copied file and the --change are in the new image
+        docker("commit", "-c", "ENV FROM=cli", "-m", "cli commit", "cli-box", "cli/committed:1")
+        assert docker("run", "--rm", "--network", "none", "cli/committed:1", "sh", "-c",
+                      "cat /tmp/h.txt; echo $FROM").stdout == "hello cp\ncli\n"
+        assert "cli commit" in docker("history", "cli/committed:1").stdout
+        docker("rmi", "cli/committed:1")
         assert docker("inspect", "-f", "{{.State.Status}} {{.Id}}", "cli-box").stdout.split() == ["running", cid]
         docker("stop", "-t", "1", "cli-box")
         assert docker("inspect", "-f", "{{.State.Status}}", "cli-box").stdout.strip() == "exited"

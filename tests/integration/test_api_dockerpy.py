@@ -325,3 +325,55 @@ def test_update_and_changes(client, images, svc):
         assert {"Path": "/bin", "Kind": 0} in changes
     finally:
         c.remove(force=True)
+
+
+def test_commit(client, images):
+    """container.commit: the engine's commit (changes, message, author), and a container config
+    in the body, which nerdpy does not merge, refused rather than ignored."""
+    c = client.containers.run(images.busybox, ["sh", "-c", "echo kept > /made; sleep 600"], detach=True,
+                              name="dp-commit", network_mode="none")
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and c.exec_run(["cat", "/made"]).output != b"kept\n":
+            time.sleep(0.1)
+        img = c.commit("dp/committed", "v1", message="by docker-py", author="tester",
+                       changes=["ENV FROM_COMMIT=yes", 'CMD ["cat", "/made"]'])
+        assert img.id.startswith("sha256:")
+        img = client.images.get("dp/committed:v1")
+        assert img.attrs["Comment"] == "by docker-py" and img.attrs["Author"] == "tester"
+        assert "FROM_COMMIT=yes" in img.attrs["Config"]["Env"]
+        assert client.containers.run("dp/committed:v1", remove=True, network_mode="none") == b"kept\n"
+        with pytest.raises(docker.errors.APIError) as e:
+            c.commit("dp/committed", "v2", conf={"Env": ["X=1"]})
+        assert e.value.status_code == 400 and "not supported" in str(e.value)
+        with pytest.raises(docker.errors.NotFound):
+            client.images.get("dp/committed:v2")
+    finally:
+        c.remove(force=True)
+        for ref in ("dp/committed:v1", "dp/committed:v2"):
+            try:
+                client.images.remove(ref)
+            except docker.errors.ImageNotFound:
+                pass
+
+
+def test_prune_filters_are_the_clis(client, svc):
+    """The API's prunes take the CLI's filters through the same parser: `until` is honoured (a
+    network made now survives until=1h), and a filter nerdpy does not know is a 400, never ignored."""
+    net = client.networks.create("dp-young", labels={"keep": "no"})
+    try:
+        assert client.networks.prune(filters={"until": "1h"})["NetworksDeleted"] is None
+        assert client.networks.prune(filters={"label": ["keep=yes"]})["NetworksDeleted"] is None
+        client.networks.get(net.id)
+        for prune, bad in ((client.networks.prune, {"bogus": "1"}), (client.containers.prune, {"bogus": "1"}),
+                           (client.images.prune, {"until": "soon"}), (client.volumes.prune, {"until": "1h"})):
+            with pytest.raises(docker.errors.APIError) as e:
+                prune(filters=bad)
+            assert e.value.status_code == 400, (prune, bad)
+            assert svc.cli("network", "ls", "-q", "--filter", "name=dp-young").stdout.strip(), (prune, bad)
+        assert client.networks.prune(filters={"label": ["keep=no"]})["NetworksDeleted"] == ["dp-young"]
+    finally:
+        try:
+            net.remove()
+        except docker.errors.NotFound:
+            pass

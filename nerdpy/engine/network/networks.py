@@ -505,11 +505,12 @@ def _unlink(path: str) -> None:
         pass
 
 
-def prune_networks(store, only: set[str] | None = None) -> list[str]:
-    """Remove every user network no container uses (of those named in `only`); their names."""
+def prune_networks(store, flt=None) -> list[str]:
+    """Remove every user network no container uses (those a PruneFilter `flt`, labels and until,
+    lets go); their names."""
     removed = []
     for net in list_networks(store):
-        if net.name in PREDEFINED or (only is not None and net.name not in only):
+        if net.name in PREDEFINED or (flt is not None and not flt.match(net.labels, net.created_at)):
             continue
         try:
             remove_network(store, net.name)

@@ -88,12 +88,7 @@ def prune_system(store: Store, all_images: bool = False, volumes: bool = False,
         prune_networks = None
     if prune_networks is not None:
         try:
-            only = None
-            if not flt.empty():
-                from nerdpy.engine.network.views import network_rows
-
-                only = {r["Name"] for r in network_rows(store) if flt.match(r["Labels"], r["Created"])}
-            report.networks = prune_networks(store, only=only)
+            report.networks = prune_networks(store, flt)
         except NerdpyError as e:
             report.errors.append(f"networks: {e}")
         record_event(store, "network", "prune", "", {"reclaimed": "0"})
