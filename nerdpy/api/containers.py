@@ -95,15 +95,10 @@ def _list(store, all_: bool, limit: int | None, size: bool, filters: dict) -> li
         rows = [r for r in rows if r["_state"].status in ("running", "paused", "restarting")]
     flags = []
     for f in filters_as_flags(filters):
-        if f.startswith("network="):
-            net = f.partition("=")[2]
-            rows = [r for r in rows if (r["_c"].spec.network == net
-                                        or any(a.get("name") == net for a in r["_c"].spec.networks or []))]
-            continue
         if f.startswith("name="):
             f = "name=" + f[5:].lstrip("/")
         flags.append(f)
-    rows = _filter(store, rows, flags)
+    rows = _filter(store, rows, flags)  # the CLI's filters
     out = []
     for r in rows:
         s = container_summary(store, r["_c"], r["_state"])

@@ -130,9 +130,72 @@ def _filter(store, rows, filters):
                                            for m in r["_c"].spec.mounts or [])]
         elif key == "health":
             rows = [r for r in rows if (r["_state"].health or {}).get("Status", "none") == value]
+        elif key == "network":
+            rows = [r for r in rows if _on_network(store, r["_c"], value)]
+        elif key in ("publish", "expose"):
+            want = _port_filter(key, value)
+            rows = [r for r in rows if want & (_published(r["_c"]) if key == "publish" else _exposed(r["_c"]))]
+        elif key in ("before", "since"):
+            from nerdpy.engine.containers.records import find_container
+
+            ref = find_container(store, value)
+            rows = [r for r in rows if (r["_c"].created_at < ref.created_at if key == "before"
+                                        else r["_c"].created_at > ref.created_at)]
+        elif key == "is-task":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise click.UsageError(f"invalid filter 'is-task={value}'")
+            if value.lower() in ("true", "1"):  # swarm tasks: nerdpy has none
+                rows = []
         else:
             raise click.UsageError(f"invalid filter '{key}'")
     return rows
+
+
+def _on_network(store, c, value: str) -> bool:
+    """docker's network filter: a network the container is connected to, by name or ID prefix."""
+    from nerdpy.engine.network.container import _attachments
+
+    names = {a.get("name") for a in _attachments(c.spec)}
+    if value in names:
+        return True
+    from nerdpy.engine.errors import InvalidArgument, NetworkNotFound
+    from nerdpy.engine.network.networks import find_network
+
+    try:
+        net = find_network(store, value)
+    except (NetworkNotFound, InvalidArgument):  # none, or an ambiguous ID prefix: no match (docker)
+        return False
+    return net.name in names
+
+
+def _port_filter(key: str, value: str) -> set[str]:
+    """`80`, `80/udp`, `8000-8080/tcp` -> {"80/tcp", ...}, as docker's publish and expose filters."""
+    port, _, proto = value.partition("/")
+    proto = (proto or "tcp").lower()
+    lo, _, hi = port.partition("-")
+    try:
+        first, last = int(lo), int(hi or lo)
+    except ValueError:
+        raise click.UsageError(f"invalid filter '{key}={value}'") from None
+    if proto not in ("tcp", "udp", "sctp") or not 0 < first <= last <= 65535 or last - first > 65535:
+        raise click.UsageError(f"invalid filter '{key}={value}'")
+    return {f"{p}/{proto}" for p in range(first, last + 1)}
+
+
+def _published(c) -> set[str]:
+    """The container ports it publishes (-p, and -P's exposed ports)."""
+    from nerdpy.engine.network.container import _port_mappings
+
+    try:
+        return {f"{m.container_port}/{m.protocol}" for m in _port_mappings(c.spec, c.spec.image_config or {})}
+    except Exception:  # noqa: BLE001 - a record from before a format change: nothing published
+        return set()
+
+
+def _exposed(c) -> set[str]:
+    """The ports it exposes: the image's and --expose (in its config), and those it publishes."""
+    exposed = set(((c.spec.image_config or {}).get("ExposedPorts") or {}).keys())
+    return {p if "/" in p else p + "/tcp" for p in exposed} | _published(c)
 
 
 @click.command("ps")
@@ -142,7 +205,9 @@ def _filter(store, rows, filters):
 @click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states)")
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter output based on conditions provided (id, name, label, status, exited, ancestor, volume, "
+                   "health, network, publish, expose, before, since, is-task)")
 @click.option("--format", "fmt", help="Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
 @click.pass_context
 def ps(ctx, all_, quiet, last, latest, size, no_trunc, filters, fmt):

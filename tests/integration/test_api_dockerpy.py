@@ -160,6 +160,11 @@ def test_networks(client, images):
             assert out == b"pong\n"
             net.reload()
             assert server.id in net.attrs["Containers"]
+            # the CLI's ps filters: by network (name or ID), by the container port it listens on
+            for value in ("dp-net", net.id[:10]):
+                assert [c.id for c in client.containers.list(filters={"network": value})] == [server.id]
+            assert client.containers.list(filters={"network": "bridge", "name": "dp-server"}) == []
+            assert client.containers.list(filters={"expose": "80", "name": "dp-server"})[0].id == server.id
             with pytest.raises(docker.errors.APIError) as e:
                 net.remove()
             assert e.value.status_code == 409

@@ -351,6 +351,37 @@ def test_ps_filters_and_formats(nerdpy, bb):
     assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
 
 
+def test_ps_filters_by_network_port_and_order(nerdpy, bb):
+    """docker's network, publish, expose, before, since and is-task filters (only created
+    containers: the filters read the stored settings, as docker's do)."""
+    nerdpy("network", "create", "psnet", check=True)
+    nerdpy("create", "--name", "f1", "--network", "psnet", "-p", "8080:80", bb, "true", check=True)
+    nerdpy("create", "--name", "f2", "--expose", "53/udp", bb, "true", check=True)
+    nerdpy("create", "--name", "f3", "-p", "9000-9001:9000-9001/udp", bb, "true", check=True)
+
+    def names(*filters):
+        args = [a for f in filters for a in ("--filter", f)]
+        return sorted(nerdpy("ps", "-a", "--format", "{{.Names}}", *args, check=True).stdout.split())
+
+    net_id = nerdpy("network", "inspect", "-f", "{{.Id}}", "psnet", check=True).stdout.strip()
+    assert names("network=psnet") == ["f1"] and names(f"network={net_id[:8]}") == ["f1"]
+    assert names("network=bridge") == ["f2", "f3"] and names("network=nosuch") == []
+    assert names("publish=80") == ["f1"] and names("publish=8080") == []   # the container's port
+    assert names("publish=9001/udp") == ["f3"] and names("publish=9000-9005/udp") == ["f3"]
+    # exposed: the image's 80/tcp (tests/world.py) for all, --expose and published ports too
+    assert names("expose=80") == ["f1", "f2", "f3"] and names("expose=53/udp") == ["f2"]
+    assert names("expose=9000/udp") == ["f3"] and names("expose=81") == []
+    assert names("before=f2") == ["f1"] and names("since=f2") == ["f3"]
+    assert names("is-task=false") == ["f1", "f2", "f3"] and names("is-task=true") == []
+    for bad in ("publish=x", "expose=80/bogus", "is-task=maybe"):
+        r = nerdpy("ps", "-a", "--filter", bad)
+        assert r.returncode != 0 and f"invalid filter '{bad}'" in r.stderr, (bad, r.stderr)
+    r = nerdpy("ps", "-a", "--filter", "before=nosuch")
+    assert r.returncode != 0 and "No such container: nosuch" in r.stderr
+    nerdpy("rm", "f1", "f2", "f3", check=True)
+    nerdpy("network", "rm", "psnet", check=True)
+
+
 def test_inspect_shape(nerdpy, bb):
     nerdpy("run", "-d", "--name", "insp", "-e", "A=1", bb, "sleep", "300", check=True)
     doc = json.loads(nerdpy("inspect", "insp", check=True).stdout)
