@@ -137,6 +137,29 @@ class Waiter:
         self.future: asyncio.Future = asyncio.get_running_loop().create_future()
 
 
+def _register(eng, cid: str, w: Waiter) -> None:
+    """Queue `w` for the container's next start through this service (start pops the queue)."""
+    eng.pending_attach.setdefault(cid, []).append(w)
+
+
+async def _missed_start(eng, c, st, w: Waiter):
+    """After `_register`: the container's state now when a start began between the read of `st`
+    and the registration (that start popped the queue without `w`, whose future is then never
+    set: `w` is withdrawn), else None. A start pops the queue before it changes the state, so a
+    changed state with `w` still queued means the start missed it."""
+    from nerdpy.engine.errors import NotFound
+
+    try:
+        _, now = await eng.run(_state, c.id)
+    except NotFound:
+        now = None
+    queue = eng.pending_attach.get(c.id) or []
+    if w not in queue or (now is not None and (now.status, now.started_at) == (st.status, st.started_at)):
+        return None
+    queue.remove(w)
+    return now if now is not None else st
+
+
 def _monitor_socket(store, c):
     from nerdpy.engine.containers.records import run_dir
 
@@ -379,15 +402,23 @@ async def wait(request: web.Request) -> web.StreamResponse:
         else:
             # not running yet: the start of this service connects us before the process runs
             w = Waiter(hello)
-            eng.pending_attach.setdefault(c.id, []).append(w)
-            try:
-                sock = await w.future
-            except Exception:  # noqa: BLE001 (start failed: the state says what happened)
-                sock = None
-            finally:
-                lst = eng.pending_attach.get(c.id) or []
-                if w in lst:
-                    lst.remove(w)
+            _register(eng, c.id, w)
+            missed = await _missed_start(eng, c, st, w)
+            sock = None
+            if missed is not None and missed.running:  # started without us: join it now
+                try:
+                    sock = await eng.run(lambda store: _connect(store, c, hello))
+                except OSError:
+                    sock = None
+            elif missed is None:
+                try:
+                    sock = await w.future
+                except Exception:  # noqa: BLE001 (start failed: the state says what happened)
+                    sock = None
+                finally:
+                    lst = eng.pending_attach.get(c.id) or []
+                    if w in lst:
+                        lst.remove(w)
             if sock is not None:
                 code = await _read_exit(sock)
         # the final state (the monitor records it before it closes the connection)
@@ -529,12 +560,17 @@ async def attach(request: web.Request) -> web.StreamResponse:
         want_in = False
     hello = {"stdin": want_in, "stdout": want_out, "stderr": want_err}
     resp = Hijacked(wants_upgrade(request), RAW if tty else MULTIPLEXED)
-    await resp.prepare(request)
+    # queued for the start before the upgrade goes out (the client starts the container once it
+    # has it): reading logs or recording the event first would let a quick start go by without us
+    w = Waiter(hello) if stream and not st.running else None
+    if w is not None:
+        _register(eng, c.id, w)
 
     async def send(kind: int, data: bytes) -> None:
         await resp.write(data if tty else frame(kind, data))
 
     try:
+        await resp.prepare(request)
         if with_logs:
             from nerdpy.engine.containers.logs import read_logs
 
@@ -549,14 +585,13 @@ async def attach(request: web.Request) -> web.StreamResponse:
 
         await eng.run(lambda store: container_event(store, c, "attach"))
         sock = None
-        if st.running:
+        missed = await _missed_start(eng, c, st, w) if w is not None else None
+        if st.running or (missed is not None and missed.running):
             try:
                 sock = await eng.run(lambda store: _connect(store, c, hello))
             except OSError:
                 sock = None
-        else:
-            w = Waiter(hello)
-            eng.pending_attach.setdefault(c.id, []).append(w)
+        elif missed is None:
             reader_task = asyncio.ensure_future(resp.read()) if want_in else None
             try:
                 if reader_task is not None:
@@ -581,6 +616,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
             return resp
         return await _pump(resp, sock, tty, want_in)
     finally:
+        if w is not None:
+            lst = eng.pending_attach.get(c.id) or []
+            if w in lst:
+                lst.remove(w)
         resp.close_connection(request)
 
 
