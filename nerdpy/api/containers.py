@@ -160,6 +160,26 @@ async def _missed_start(eng, c, st, w: Waiter):
     return now if now is not None else st
 
 
+async def _await_start(eng, c, st, w: Waiter, hello: dict):
+    """The monitor connection for queued `w` once the container starts: through this service's
+    start (which sets w's future) or, looked for every second, a start elsewhere (`nerdpy start`)
+    or one that went by before `w` was queued; then `w` is withdrawn and the running container
+    joined. None when it ran and exited meanwhile. A failed start of this service raises."""
+    while True:
+        missed = await _missed_start(eng, c, st, w)
+        if missed is not None:
+            if not missed.running:
+                return None
+            try:
+                return await eng.run(lambda store: _connect(store, c, hello))
+            except OSError:
+                return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(w.future), 1.0)
+        except asyncio.TimeoutError:
+            continue
+
+
 def _monitor_socket(store, c):
     from nerdpy.engine.containers.records import run_dir
 
@@ -403,22 +423,14 @@ async def wait(request: web.Request) -> web.StreamResponse:
             # not running yet: the start of this service connects us before the process runs
             w = Waiter(hello)
             _register(eng, c.id, w)
-            missed = await _missed_start(eng, c, st, w)
-            sock = None
-            if missed is not None and missed.running:  # started without us: join it now
-                try:
-                    sock = await eng.run(lambda store: _connect(store, c, hello))
-                except OSError:
-                    sock = None
-            elif missed is None:
-                try:
-                    sock = await w.future
-                except Exception:  # noqa: BLE001 (start failed: the state says what happened)
-                    sock = None
-                finally:
-                    lst = eng.pending_attach.get(c.id) or []
-                    if w in lst:
-                        lst.remove(w)
+            try:
+                sock = await _await_start(eng, c, st, w, hello)
+            except Exception:  # noqa: BLE001 (start failed: the state says what happened)
+                sock = None
+            finally:
+                lst = eng.pending_attach.get(c.id) or []
+                if w in lst:
+                    lst.remove(w)
             if sock is not None:
                 code = await _read_exit(sock)
         # the final state (the monitor records it before it closes the connection)
@@ -585,31 +597,35 @@ async def attach(request: web.Request) -> web.StreamResponse:
 
         await eng.run(lambda store: container_event(store, c, "attach"))
         sock = None
-        missed = await _missed_start(eng, c, st, w) if w is not None else None
-        if st.running or (missed is not None and missed.running):
+        if w is None:
             try:
                 sock = await eng.run(lambda store: _connect(store, c, hello))
             except OSError:
                 sock = None
-        elif missed is None:
+        else:
+            started = asyncio.ensure_future(_await_start(eng, c, st, w, hello))
             reader_task = asyncio.ensure_future(resp.read()) if want_in else None
             try:
                 if reader_task is not None:
                     # the client may hang up while we wait for the start
-                    done, _ = await asyncio.wait({w.future, reader_task}, return_when=asyncio.FIRST_COMPLETED)
-                    if w.future not in done:
+                    done, _ = await asyncio.wait({started, reader_task}, return_when=asyncio.FIRST_COMPLETED)
+                    if started not in done:
                         # input before the start (or its end: `docker-compose run` closes stdin
                         # at once), kept for the container
                         first = reader_task.result()
-                        sock = await w.future
+                        sock = await started
+                        if sock is None:
+                            return resp
                         return await _pump(resp, sock, tty, want_in, first, stdin_ended=not first)
-                sock = await w.future
+                sock = await started
             except Exception:  # noqa: BLE001 (the start failed)
                 sock = None
             finally:
                 lst = eng.pending_attach.get(c.id) or []
                 if w in lst:
                     lst.remove(w)
+                if not started.done():
+                    started.cancel()
                 if reader_task is not None and not reader_task.done():
                     reader_task.cancel()
         if sock is None:

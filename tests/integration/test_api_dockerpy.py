@@ -382,3 +382,34 @@ def test_prune_filters_are_the_clis(client, svc):
             net.remove()
         except docker.errors.NotFound:
             pass
+
+
+def test_wait_and_attach_see_a_start_made_outside_the_service(client, images, svc):
+    """A client waiting for a created container (wait next-exit, attach) is served when the
+    container is started by `nerdpy start` rather than through the API."""
+    import threading
+
+    c = client.containers.create(images.busybox, ["sh", "-c", "sleep 1; echo from-cli-start; exit 3"],
+                                 name="dp-outside", network_mode="none")
+    try:
+        got: dict = {}
+        stream = c.attach(stream=True, logs=False)
+
+        def wait():
+            got["wait"] = c.wait(condition="next-exit", timeout=30)
+
+        def read():
+            got["out"] = b"".join(stream)
+
+        threads = [threading.Thread(target=wait), threading.Thread(target=read)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        svc.cli("start", "dp-outside", check=True)
+        for t in threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads), got
+        assert got["wait"]["StatusCode"] == 3, got
+        assert got["out"] == b"from-cli-start\n", got
+    finally:
+        c.remove(force=True)
