@@ -103,6 +103,13 @@ def create_options(body: dict, name: str | None) -> tuple[str, list[str], dict, 
         unknown.append("VolumesFrom")
     if host.get("OomKillDisable"):
         unknown.append("OomKillDisable")
+    # docker's own lists (what its inspect shows; tools that copy a container send them back) or
+    # none; other masked or read-only paths would be ignored, so they are refused
+    from nerdpy.engine.containers.oci import MASKED_PATHS, READONLY_PATHS
+
+    for key, default in (("MaskedPaths", MASKED_PATHS), ("ReadonlyPaths", READONLY_PATHS)):
+        if host.get(key) is not None and sorted(_strs(host[key], key)) not in ([], sorted(default)):
+            unknown.append(key)
     if unknown:
         raise bad_request(f"unsupported HostConfig field(s): {', '.join(sorted(set(unknown)))}")
     o = cli_defaults()

@@ -229,7 +229,9 @@ def test_bad_input_refused_as_the_cli_refuses_it(client, images, svc):
     for host_config, words in (({"Memory": 1024}, "minimum memory"),
                                ({"Binds": ["relative:dir:/x"]}, "must be an absolute path"),
                                ({"RestartPolicy": {"Name": "sometimes"}}, "restart"),
-                               ({"UTSMode": "host"}, "UTSMode")):
+                               ({"UTSMode": "host"}, "UTSMode"),
+                               ({"MaskedPaths": ["/proc/kcore", "/etc/secret"]}, "MaskedPaths"),
+                               ({"ReadonlyPaths": ["/data"]}, "ReadonlyPaths")):
         with pytest.raises(docker.errors.APIError) as e:
             api.create_container(images.busybox, ["true"], host_config=host_config)
         assert e.value.status_code == 400, host_config
@@ -238,6 +240,12 @@ def test_bad_input_refused_as_the_cli_refuses_it(client, images, svc):
         client.containers.get("no-such-container")
     # nothing half-made
     assert svc.cli("ps", "-a", "-q").stdout.strip() == ""
+    # docker's own masked and read-only paths (as a copy of an inspected container sends them): fine
+    from nerdpy.engine.containers.oci import MASKED_PATHS, READONLY_PATHS
+
+    cid = api.create_container(images.busybox, ["true"], host_config={
+        "MaskedPaths": list(MASKED_PATHS), "ReadonlyPaths": list(READONLY_PATHS)})["Id"]
+    api.remove_container(cid)
 
 
 def test_events_and_df(client, images):
