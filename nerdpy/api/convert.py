@@ -123,6 +123,8 @@ def create_options(body: dict, name: str | None) -> tuple[str, list[str], dict, 
     o["user"] = body.get("User") or None
     o["tty"] = bool(body.get("Tty"))
     o["interactive"] = bool(body.get("OpenStdin"))
+    if body.get("OpenStdin") and body.get("StdinOnce"):
+        extra["stdin_once"] = True   # stdin closes when the attached client goes (docker run -i)
     o["env"] = tuple(_strs(body.get("Env"), "Env"))
     o["workdir"] = body.get("WorkingDir") or None
     o["label"] = tuple(f"{k}={v}" for k, v in _dict(body.get("Labels"), "Labels").items())
@@ -181,6 +183,8 @@ def create_options(body: dict, name: str | None) -> tuple[str, list[str], dict, 
         o[flag] = str(v) if v else None
     swap = _int(host.get("MemorySwap"), "MemorySwap")
     o["memory_swap"] = str(swap) if swap else None
+    swappiness = _int(host.get("MemorySwappiness"), "MemorySwappiness")
+    o["memory_swappiness"] = str(swappiness) if swappiness is not None and swappiness != -1 else None  # -1: unset
     o["sysctl"] = tuple(f"{k}={v}" for k, v in _dict(host.get("Sysctls"), "Sysctls").items())
     shares = _int(host.get("CpuShares"), "CpuShares")
     o["cpu_shares"] = str(shares) if shares else None

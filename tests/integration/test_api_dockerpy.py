@@ -312,6 +312,26 @@ def test_pause_rename_restart_prune(client, images):
             pass
 
 
+def test_swappiness_and_stdin_once_are_honoured(client, images):
+    """Two fields clients send that were accepted and dropped: MemorySwappiness (docker-py's
+    mem_swappiness; -1 is docker's "unset") and StdinOnce (docker run -i)."""
+    api = client.api
+    cid = api.create_container(images.busybox, ["cat"], stdin_open=True,  # docker-py sends StdinOnce with it
+                               host_config=api.create_host_config(mem_swappiness=10))["Id"]
+    try:
+        doc = api.inspect_container(cid)
+        assert doc["HostConfig"]["MemorySwappiness"] == 10
+        assert doc["Config"]["StdinOnce"] is True and doc["Config"]["OpenStdin"] is True
+    finally:
+        api.remove_container(cid)
+    cid = api.create_container(images.busybox, ["true"], host_config={"MemorySwappiness": -1})["Id"]
+    try:
+        assert api.inspect_container(cid)["HostConfig"].get("MemorySwappiness") in (None, -1)
+        assert api.inspect_container(cid)["Config"]["StdinOnce"] is False
+    finally:
+        api.remove_container(cid)
+
+
 def test_update_and_changes(client, images, svc):
     """container.update and container.diff: the same engine as `nerdpy update` and `nerdpy diff`."""
     c = client.containers.run(images.busybox, ["sh", "-c", "touch /made; rm /bin/true; sleep 600"],
