@@ -67,6 +67,8 @@ async def create(request: web.Request) -> web.Response:
         raise bad_request("invalid IPAM config")
     if cfg.get("AuxiliaryAddresses"):
         raise bad_request("IPAM AuxiliaryAddresses are not supported")
+    if ipam.get("Options"):  # the default driver takes none (the CLI has no --ipam-opt either)
+        raise bad_request("IPAM options are not supported")
     labels = body.get("Labels") or {}
     options = body.get("Options") or {}
     if not isinstance(labels, dict) or not isinstance(options, dict):

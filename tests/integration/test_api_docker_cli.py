@@ -108,6 +108,8 @@ def test_detached_ps_logs_exec_cp_inspect(docker, images, svc, tmp_path):
 
 
 def test_networks_and_volumes(docker, images):
+    r = docker("network", "create", "--ipam-opt", "x=y", "cli-ipam", check=False)  # never accepted and ignored
+    assert r.returncode == 1 and "IPAM options are not supported" in r.stderr, r.stderr
     docker("network", "create", "cli-net")
     docker("volume", "create", "cli-vol")
     try:
