@@ -134,6 +134,14 @@ async def create(request: web.Request) -> web.StreamResponse:
     return await _stream_job(request, job)
 
 
+def _target(request: web.Request) -> str | None:
+    """The `repo` and `tag` query parameters (tag, import, commit) as one name; None without repo."""
+    repo, tag = request.query.get("repo") or "", request.query.get("tag") or ""
+    if tag and not repo:
+        raise bad_request("a tag needs a repo")
+    return (f"{repo}:{tag}" if tag else repo) or None
+
+
 async def _import(request: web.Request, src: str) -> web.Response:
     """docker import: the request body (`fromSrc=-`) or a URL as a one-layer image. Never a path
     on the service's host: docker takes anything else for a URL too (http:// when it has no scheme)."""
@@ -143,8 +151,7 @@ async def _import(request: web.Request, src: str) -> web.Response:
         src = "http://" + src
     if src != "-" and not src.startswith(("http://", "https://")):
         raise bad_request(f"fromSrc: unsupported URL {src!r} (- for the request body, or an http(s) URL)")
-    repo, tag = request.query.get("repo") or "", request.query.get("tag") or ""
-    reference = (f"{repo}:{tag}" if tag else repo) or None
+    reference = _target(request)
     changes = request.query.getall("changes", [])
     body = BodyReader(request, asyncio.get_running_loop()) if src == "-" else None
     result = await engine_of(request).run(
@@ -217,12 +224,9 @@ async def history(request: web.Request) -> web.Response:
 async def tag(request: web.Request) -> web.Response:
     from nerdpy.engine.images.image import tag_image
 
-    repo = request.query.get("repo")
-    if not repo:
+    if not request.query.get("repo"):
         raise bad_request("repo is required")
-    t = request.query.get("tag") or ""
-    target = f"{repo}:{t}" if t else repo
-    await engine_of(request).run(tag_image, request.match_info["name"], target)
+    await engine_of(request).run(tag_image, request.match_info["name"], _target(request))
     return web.Response(status=201)
 
 
@@ -239,10 +243,7 @@ async def commit(request: web.Request) -> web.Response:
     body = await json_body(request, required=False)
     if any(v not in (None, "", [], {}) for v in body.values()):
         raise bad_request("a container config in the commit request is not supported: use changes")
-    repo, t = q.get("repo") or "", q.get("tag") or ""
-    if t and not repo:
-        raise bad_request("a tag needs a repo")
-    reference = (f"{repo}:{t}" if t else repo) or None
+    reference = _target(request)
 
     def run(store):
         c = find_container(store, q["container"])

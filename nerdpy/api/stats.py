@@ -19,9 +19,8 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"
 def _sample(store, cid: str) -> dict:
     """One reading: {} when the container does not run."""
     from nerdpy.engine.containers.records import container_state, find_container
-    from nerdpy.engine.runtime.cgroups import container_path, read_stats
-
     from nerdpy.engine.containers.stats import network_interfaces, system_cpu_ns
+    from nerdpy.engine.runtime.cgroups import container_path, read_stats
 
     c = find_container(store, cid)
     state = container_state(store, c)

@@ -170,16 +170,15 @@ def _on_network(store, c, value: str) -> bool:
 
 def _port_filter(key: str, value: str) -> set[str]:
     """`80`, `80/udp`, `8000-8080/tcp` -> {"80/tcp", ...}, as docker's publish and expose filters."""
-    port, _, proto = value.partition("/")
-    proto = (proto or "tcp").lower()
-    lo, _, hi = port.partition("-")
+    from nerdpy.engine.network import InvalidPort
+    from nerdpy.engine.network.ports import parse_publish
+
     try:
-        first, last = int(lo), int(hi or lo)
-    except ValueError:
+        if ":" in value:  # a container port (range), never a host part
+            raise InvalidPort(value)
+        return {f"{m.container_port}/{m.protocol}" for m in parse_publish(value)}
+    except InvalidPort:
         raise click.UsageError(f"invalid filter '{key}={value}'") from None
-    if proto not in ("tcp", "udp", "sctp") or not 0 < first <= last <= 65535 or last - first > 65535:
-        raise click.UsageError(f"invalid filter '{key}={value}'")
-    return {f"{p}/{proto}" for p in range(first, last + 1)}
 
 
 def _published(c) -> set[str]:

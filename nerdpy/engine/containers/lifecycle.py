@@ -805,7 +805,7 @@ def _volume_events(store: Store, c: Container, action: str) -> None:
     vols = [m for m in c.spec.mounts or [] if m.type == "volume" and m.source]
     if not vols:
         return
-    from nerdpy.engine.system.journal import append_events, make_event
+    from nerdpy.engine.system.journal import record_actor_events
 
     def attrs(m) -> dict:
         if action == "unmount":
@@ -813,7 +813,7 @@ def _volume_events(store: Store, c: Container, action: str) -> None:
         return {"container": c.id, "destination": m.target, "driver": "local", "propagation": "",
                 "read/write": "false" if m.readonly else "true"}
 
-    append_events(store.data_root, [make_event(store.namespace, "volume", action, m.source, attrs(m)) for m in vols])
+    record_actor_events(store, "volume", action, [(m.source, attrs(m)) for m in vols])
 
 
 def monitor_busy_restarting(store: Store, c: Container) -> bool:

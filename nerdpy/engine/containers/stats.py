@@ -79,8 +79,12 @@ def parse_net_dev_interfaces(text: str) -> dict[str, dict[str, int]]:
 
 def parse_net_dev(text: str) -> tuple[int, int]:
     """/proc/<pid>/net/dev: bytes (received, transmitted) over every interface but lo (pure)."""
-    ifaces = parse_net_dev_interfaces(text).values()
-    return sum(i["rx_bytes"] for i in ifaces), sum(i["tx_bytes"] for i in ifaces)
+    return net_totals(parse_net_dev_interfaces(text))
+
+
+def net_totals(interfaces: dict[str, dict[str, int]]) -> tuple[int, int]:
+    """Bytes (received, transmitted) over the interfaces of parse_net_dev_interfaces."""
+    return (sum(i["rx_bytes"] for i in interfaces.values()), sum(i["tx_bytes"] for i in interfaces.values()))
 
 
 def network_interfaces(pid: int) -> dict[str, dict[str, int]]:
@@ -119,8 +123,7 @@ def sample(store: Store, c: Container) -> Sample:
     host = _host_memory()
     if limit is None or (host and limit > host):
         limit = host
-    ifaces = network_interfaces(state.pid).values()
-    rx, tx = sum(i["rx_bytes"] for i in ifaces), sum(i["tx_bytes"] for i in ifaces)
+    rx, tx = net_totals(network_interfaces(state.pid))
     return Sample(running=True, cpu_ns=st.cpu_usage_ns, system_ns=system_cpu_ns(), mem_usage=memory_used(st),
                   mem_limit=limit or 0, net_rx=rx, net_tx=tx, blk_read=st.blkio_read or 0,
                   blk_write=st.blkio_write or 0, pids=st.pids_current or 0)

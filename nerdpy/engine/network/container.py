@@ -283,18 +283,17 @@ def disconnect_network(store: Store, c: Container, network: str, force: bool = F
 
 
 def _network_event(store: Store, net, action: str, cid: str) -> None:
-    from nerdpy.engine.system.journal import record_event
-
-    record_event(store, "network", action, net.id, {"container": cid, "name": net.name, "type": net.driver})
+    _network_events(store, action, cid, [(net.id, net.name, net.driver)])
 
 
 def _attachment_events(store: Store, action: str, cid: str, attachments: list) -> None:
     """The `network connect`/`disconnect` events docker reports at each start and stop of a
     container, one per network (in one write)."""
-    if not attachments:
-        return
-    from nerdpy.engine.system.journal import append_events, make_event
+    _network_events(store, action, cid, [(a.network_id, a.network, a.driver) for a in attachments])
 
-    append_events(store.data_root, [
-        make_event(store.namespace, "network", action, a.network_id, {"container": cid, "name": a.network, "type": a.driver})
-        for a in attachments])
+
+def _network_events(store: Store, action: str, cid: str, networks: list[tuple[str, str, str]]) -> None:
+    from nerdpy.engine.system.journal import record_actor_events
+
+    record_actor_events(store, "network", action, [(net_id, {"container": cid, "name": name, "type": driver})
+                                                   for net_id, name, driver in networks])

@@ -46,6 +46,15 @@ def record_events(store: "Store", type_: str, actions: list[str], actor_id: str,
                                     for i, action in enumerate(actions)])
 
 
+def record_actor_events(store: "Store", type_: str, action: str, actors: list) -> None:
+    """Record one action of several actors at once (one write): `actors` is [(actor_id,
+    attributes)], e.g. the networks a container joined at its start."""
+    now = time.time_ns()
+    if actors:
+        append_events(store.data_root, [make_event(store.namespace, type_, action, actor_id, attrs, now + i)
+                                        for i, (actor_id, attrs) in enumerate(actors)])
+
+
 def make_event(namespace: str, type_: str, action: str, actor_id: str, attributes: dict | None = None,
                now_ns: int | None = None) -> dict:
     """docker's events.Message as a dict (plus `namespace`)."""
